@@ -1,0 +1,52 @@
+"""`ros2 launch locus_ros mapping.launch.py map:=/path/to/new_map`
+
+Starts the LoCUS node in mapping mode: camera poses come from TF (map→camera, e.g. from a SLAM
+system) and keyframes are inserted into the landmark map, which is saved on request
+(~/save_map) and on shutdown.
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description() -> LaunchDescription:
+    args = [
+        DeclareLaunchArgument("map", description="where to save the landmark map"),
+        DeclareLaunchArgument("model", default_value="default", description="checkpoint path, or 'default'"),
+        DeclareLaunchArgument(
+            "params_file",
+            default_value=PathJoinSubstitution([FindPackageShare("locus_ros"), "config", "localize.yaml"]),
+            description="ROS parameters file",
+        ),
+        DeclareLaunchArgument("namespace", default_value=""),
+        DeclareLaunchArgument("use_sim_time", default_value="false"),
+        DeclareLaunchArgument("rgb_topic", default_value="/camera/color/image_raw"),
+        DeclareLaunchArgument("depth_topic", default_value="/camera/aligned_depth_to_color/image_raw"),
+        DeclareLaunchArgument("camera_info_topic", default_value="/camera/color/camera_info"),
+    ]
+    node = Node(
+        package="locus_ros",
+        executable="locus_localizer",
+        name="locus_localizer",
+        namespace=LaunchConfiguration("namespace"),
+        output="screen",
+        emulate_tty=True,
+        parameters=[
+            LaunchConfiguration("params_file"),
+            {
+                "mode": "mapping",
+                "map_path": LaunchConfiguration("map"),
+                "model": LaunchConfiguration("model"),
+                "use_sim_time": LaunchConfiguration("use_sim_time"),
+            },
+        ],
+        remappings=[
+            ("rgb/image", LaunchConfiguration("rgb_topic")),
+            ("depth/image", LaunchConfiguration("depth_topic")),
+            ("rgb/camera_info", LaunchConfiguration("camera_info_topic")),
+        ],
+    )
+    return LaunchDescription([*args, node])

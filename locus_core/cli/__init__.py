@@ -1,0 +1,1 @@
+"""The ``locus`` command: one thin module per subcommand, each with ``add_parser`` and ``run``."""

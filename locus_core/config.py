@@ -1,0 +1,188 @@
+"""Frozen dataclass configs: defaults in code, overridden by YAML, overridden by ``key=value`` flags.
+
+Every component (dataset, model, trainer, map, localizer, ...) has one frozen dataclass. This module
+loads, overrides, validates types of and saves them, so that the resolved config can be written next
+to every checkpoint, map and report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+from locus_core.errors import ConfigError
+
+C = TypeVar("C")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A plain dict (nested dataclasses, tuples as lists) that ``yaml.safe_dump`` accepts."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return plain(config)
+
+
+def config_from_dict(
+    cls: type[C], data: Mapping[str, Any], *, source: str = "config", prefix: str = ""
+) -> C:
+    """Build ``cls`` from a mapping, checking keys and coercing values to the declared types.
+
+    ``prefix`` is the dotted path of a nested config (``"inner."``), so errors name the full key.
+
+    Raises:
+        ConfigError: naming ``source`` and the key, for unknown keys and values of the wrong type.
+    """
+    if not isinstance(data, Mapping):
+        where = f"{source}: {prefix.rstrip('.')}" if prefix else source
+        raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {', '.join(prefix + u for u in unknown)} for {cls.__name__}; "
+            f"valid keys: {', '.join(sorted(fields))}"
+        )
+    kwargs = {
+        name: _coerce(hints[name], value, source, f"{prefix}{name}") for name, value in data.items()
+    }
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}") from exc
+
+
+def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    where = f"{source}: {key}"
+    if dataclasses.is_dataclass(hint):
+        return config_from_dict(hint, value, source=source, prefix=f"{key}.")
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, source, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, source, key) for v in value)
+        if origin is tuple and args:
+            if len(args) != len(value):
+                raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+            return tuple(_coerce(a, v, source, key) for a, v in zip(args, value))
+        return list(value) if origin is list else tuple(value)
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            number = hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}") from None
+        if hint is int and isinstance(value, float) and value != number:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return number
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    if hint is Path:
+        return Path(value)
+    return value
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=[1, 2]"]`` → ``{"a": {"b": 1}, "c": [1, 2]}``; values are parsed as YAML."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {pair!r}: expected key=value")
+        node = result
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw) if raw else ""
+    return result
+
+
+def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``update`` wins."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_config(
+    cls: type[C], path: Path | None = None, overrides: list[str] | Mapping[str, Any] | None = None
+) -> C:
+    """Defaults of ``cls``, then the YAML file at ``path``, then ``overrides`` (``key=value`` strings)."""
+    data: dict[str, Any] = config_to_dict(cls()) if _has_defaults(cls) else {}
+    source = str(path) if path else cls.__name__
+    if path is not None:
+        data = merge(data, read_yaml(path))
+    if overrides:
+        extra = parse_overrides(list(overrides)) if not isinstance(overrides, Mapping) else overrides
+        data = merge(data, extra)
+        source += " + overrides"
+    return config_from_dict(cls, data, source=source)
+
+
+def save_config(config: Any, path: Path) -> None:
+    """Write the resolved config as YAML (what was actually run, defaults included)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def _has_defaults(cls: type) -> bool:
+    return all(
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+    )

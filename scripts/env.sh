@@ -1,0 +1,10 @@
+# Source this (bash or sh) to use the project's environment: the venv, the colcon-built ROS
+# package (locus.msg, ament index) and this checkout first on the Python path, so that edits to
+# locus_core/locus_ros take effect without a rebuild.
+_locus_root=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)
+. "$_locus_root/.venv/bin/activate"
+if [ -f "$_locus_root/install/setup.sh" ]; then
+  COLCON_CURRENT_PREFIX="$_locus_root/install" . "$_locus_root/install/setup.sh"
+fi
+export PYTHONPATH="$_locus_root${PYTHONPATH:+:$PYTHONPATH}"
+unset _locus_root

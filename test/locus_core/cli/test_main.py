@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from locus_core.cli.main import COMMANDS, build_parser
+
+
+def test_help_lists_every_subcommand() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "locus_core.cli.main", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for name in COMMANDS:
+        assert name in out
+
+
+def test_help_does_not_import_torch() -> None:
+    # `locus --help` must answer at once, so subcommand modules keep heavy imports inside run().
+    code = "import sys; from locus_core.cli.main import build_parser; build_parser(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_every_command_parses_its_help() -> None:
+    parser = build_parser()
+    for name in COMMANDS:
+        try:
+            parser.parse_args([name, "--help"])
+        except SystemExit as exc:
+            assert exc.code == 0

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from locus_core.config import config_to_dict, load_config, parse_overrides, save_config
+from locus_core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Inner:
+    radius: float = 0.2
+    sizes: tuple[int, ...] = (256, 320)
+
+
+@dataclass(frozen=True)
+class Outer:
+    name: str = "xfeat"
+    steps: int = 10
+    mode: Literal["a", "b"] = "a"
+    verbose: bool = False
+    weights: Path | None = None
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_defaults_yaml_then_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 20\ninner:\n  radius: 0.6\n")
+    config = load_config(Outer, path, ["steps=30", "inner.sizes=[128, 160]", "weights=/w.pt"])
+    assert config == Outer(steps=30, weights=Path("/w.pt"), inner=Inner(radius=0.6, sizes=(128, 160)))
+
+
+def test_save_and_reload_round_trip(tmp_path: Path) -> None:
+    config = Outer(name="dino", mode="b", verbose=True, inner=Inner(sizes=(1, 2, 3)))
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(Outer, tmp_path / "config.yaml") == config
+
+
+@given(steps=st.integers(0, 10**6), radius=st.floats(0.01, 100.0))
+def test_dict_round_trip(steps: int, radius: float) -> None:
+    config = Outer(steps=steps, inner=Inner(radius=radius))
+    assert load_config(Outer, None, config_to_dict(config)) == config
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("stepz=3", "unknown key.*stepz.*valid keys"),
+        ("steps=many", "steps: expected int"),
+        ("mode=c", "mode: 'c' is not one of"),
+        ("verbose=maybe", "verbose: expected true or false"),
+        ("inner.sizes=[1.5]", "inner.sizes: expected an integer"),
+        ("novalue", "expected key=value"),
+    ],
+)
+def test_bad_values_name_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(Outer, None, [override])
+
+
+def test_missing_and_broken_files_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing.yaml: config file not found"):
+        load_config(Outer, tmp_path / "missing.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("steps: [1,\n")
+    with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
+        load_config(Outer, broken)
+
+
+def test_parse_overrides_nests_keys() -> None:
+    assert parse_overrides(["a.b.c=1", "a.d=x"]) == {"a": {"b": {"c": 1}, "d": "x"}}
