@@ -1,0 +1,51 @@
+"""The record every front end produces and every algorithm consumes: one posed RGB-D frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class PosedFrame:
+    """One RGB-D frame with its calibration and (where known) its camera pose.
+
+    Attributes:
+        rgb: (H, W, 3) uint8, RGB order.
+        depth: (H, W) float32 metres, NaN where invalid; None when the source has no depth.
+        K: (3, 3) float64 pinhole intrinsics of ``rgb`` (depth is registered to it).
+        T_world_cam: (4, 4) float64 camera-to-world pose, OpenCV camera axes (x right, y down,
+            z forward); None when unknown (a query frame on a robot).
+        frame_id: a name for messages and errors, e.g. ``frame-000600``.
+        index: the frame's index in its source sequence (what ``--frames A:B:S`` selects on).
+        stamp: time in seconds.
+        semantic: (H, W) int32 class ids, 0 = background or unlabelled; None when unlabelled.
+        instance: (H, W) int32 instance ids, 0 = none; None when unlabelled.
+    """
+
+    rgb: np.ndarray
+    depth: np.ndarray | None
+    K: np.ndarray
+    T_world_cam: np.ndarray | None
+    frame_id: str
+    index: int = 0
+    stamp: float = 0.0
+    semantic: np.ndarray | None = None
+    instance: np.ndarray | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def has_depth(self) -> bool:
+        return self.depth is not None
+
+    @property
+    def has_pose(self) -> bool:
+        return self.T_world_cam is not None
