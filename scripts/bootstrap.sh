@@ -13,7 +13,10 @@ REQ="$ROOT/requirements"
 
 say() { printf '[bootstrap] %s\n' "$*"; }
 die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
-hash_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
+# Anything that fails without its own message still says where, never a silent half-done setup.
+trap 'die "unexpected failure at line $LINENO: $BASH_COMMAND"' ERR
+# Hash of the files a step was made from (missing ones count as empty: the hash still changes).
+hash_of() { { cat "$@" 2>/dev/null || true; } | sha256sum | cut -c1-16; }
 
 # ---- which ROS and which Python -------------------------------------------------------------
 SYSTEM_ROS=""
