@@ -1,0 +1,71 @@
+"""The approximate time synchroniser used when message_filters is not importable."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from locus_ros.sync import ApproximateTimeSynchronizer
+
+
+def _sync(streams: int = 3, max_interval: float = 0.02, queue: int = 5):
+    out: list[tuple] = []
+    return ApproximateTimeSynchronizer(streams, max_interval, queue, lambda *m: out.append(m)), out
+
+
+def test_matches_closest_within_interval_in_any_arrival_order() -> None:
+    sync, out = _sync()
+    sync.add(0, 1.000, "rgb1")
+    sync.add(1, 0.990, "depth_old")
+    sync.add(1, 1.005, "depth1")
+    assert out == []
+    sync.add(2, 1.001, "info1")
+    assert out == [("rgb1", "depth1", "info1")]
+    assert sync.stats.emitted == 1 and sync.stats.dropped == 1  # depth_old can never be used
+
+
+def test_sets_wider_than_the_interval_are_not_emitted_and_overflow_is_counted() -> None:
+    sync, out = _sync(streams=2, max_interval=0.01, queue=2)
+    for i in range(4):
+        sync.add(0, float(i), f"rgb{i}")
+    sync.add(1, 10.0, "depth")
+    assert out == [] and sync.stats.dropped == 2 and len(sync._queues[0]) == 2
+
+
+def test_duplicate_stamps_replace_and_time_jumps_reset() -> None:
+    sync, out = _sync(streams=2)
+    sync.add(0, 5.0, "a")
+    sync.add(0, 5.0, "a2")
+    sync.add(1, 5.0, "b")
+    assert out == [("a2", "b")]
+    sync.add(0, 1.0, "looped")  # the bag restarted
+    assert sync.stats.time_jumps == 1
+    sync.add(1, 1.0, "looped_b")
+    assert out[-1] == ("looped", "looped_b")
+
+
+def test_invalid_arguments() -> None:
+    with pytest.raises(ValueError, match="streams"):
+        ApproximateTimeSynchronizer(0, 0.1, 1, print)
+    with pytest.raises(ValueError, match="max_interval"):
+        ApproximateTimeSynchronizer(2, -0.1, 1, print)
+    with pytest.raises(ValueError, match="queue_size"):
+        ApproximateTimeSynchronizer(2, 0.1, 0, print)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    jitter=st.lists(st.tuples(st.floats(-0.004, 0.004), st.floats(-0.004, 0.004)), min_size=1, max_size=30),
+    depth_first=st.booleans(),
+)
+def test_regular_streams_with_jitter_all_match(jitter: list[tuple[float, float]], depth_first: bool) -> None:
+    """30 Hz camera, depth stamped within 4 ms of colour: every frame is matched, in order, once."""
+    sync, out = _sync(streams=2, max_interval=0.01)
+    for i, (jr, jd) in enumerate(jitter):
+        t = i / 30.0
+        events = [(0, t + jr, ("rgb", i)), (1, t + jd, ("depth", i))]
+        for stream, stamp, msg in events[::-1] if depth_first else events:
+            sync.add(stream, stamp, msg)
+    assert [(a[1], b[1]) for a, b in out] == [(i, i) for i in range(len(jitter))]
+    assert sync.stats.dropped == 0

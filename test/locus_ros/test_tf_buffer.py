@@ -1,0 +1,108 @@
+"""The fallback transform buffer: chains, interpolation, static edges, extrapolation errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.spatial.transform import Rotation
+
+from locus_ros.errors import ExtrapolationError, LookupTransformError, TransformError
+from locus_ros.tf_buffer import TransformBuffer
+
+
+def _T(rotvec=(0.0, 0.0, 0.0), t=(0.0, 0.0, 0.0)) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_rotvec(rotvec).as_matrix()
+    T[:3, 3] = t
+    return T
+
+
+@pytest.fixture
+def tree() -> TransformBuffer:
+    """map -> odom (dynamic) -> base_link (dynamic) -> camera (static); map -> landmark (static)."""
+    buf = TransformBuffer()
+    buf.set_transform("map", "odom", _T(t=(1, 0, 0)), 0.0)
+    buf.set_transform("map", "odom", _T(t=(1, 0, 0)), 10.0)
+    buf.set_transform("odom", "base_link", _T(t=(0, 0, 0)), 1.0)
+    buf.set_transform("odom", "base_link", _T((0, 0, np.pi / 2), (2, 0, 0)), 3.0)
+    buf.set_transform("/base_link", "camera", _T((-np.pi / 2, 0, 0), (0, 0, 0.5)), 0.0, static=True)
+    buf.set_transform("map", "landmark", _T(t=(0, 5, 0)), 0.0, static=True)
+    return buf
+
+
+def test_chain_and_interpolation(tree: TransformBuffer) -> None:
+    T = tree.lookup("map", "base_link", 2.0)  # halfway: 45 degrees, x = 1
+    np.testing.assert_allclose(T, _T((0, 0, np.pi / 4), (2, 0, 0)), atol=1e-12)
+    expected = _T(t=(1, 0, 0)) @ _T((0, 0, np.pi / 4), (1, 0, 0)) @ _T((-np.pi / 2, 0, 0), (0, 0, 0.5))
+    np.testing.assert_allclose(tree.lookup("map", "camera", 2.0), expected, atol=1e-12)
+    # Through the common ancestor `map`, and the inverse direction.
+    T_landmark_camera = tree.lookup("landmark", "camera", 2.0)
+    np.testing.assert_allclose(T_landmark_camera, np.linalg.inv(_T(t=(0, 5, 0))) @ expected, atol=1e-12)
+    np.testing.assert_allclose(tree.lookup("camera", "landmark", 2.0), np.linalg.inv(T_landmark_camera), atol=1e-12)
+    np.testing.assert_array_equal(tree.lookup("odom", "odom", 99.0), np.eye(4))
+
+
+def test_latest_common_time(tree: TransformBuffer) -> None:
+    # odom->base_link ends at 3 s, map->odom at 10 s: the latest time the whole chain is known is 3.
+    np.testing.assert_allclose(tree.lookup("map", "base_link"), tree.lookup("map", "base_link", 3.0))
+    np.testing.assert_allclose(tree.lookup("base_link", "camera"), _T((-np.pi / 2, 0, 0), (0, 0, 0.5)), atol=1e-12)
+
+
+def test_extrapolation_and_missing_frames(tree: TransformBuffer) -> None:
+    with pytest.raises(ExtrapolationError, match=r"odom -> base_link at t=4.000000 would extrapolate into the future"):
+        tree.lookup("map", "camera", 4.0)
+    with pytest.raises(ExtrapolationError, match="into the past"):
+        tree.lookup("map", "base_link", 0.5)
+    with pytest.raises(LookupTransformError, match="frame 'nowhere' does not exist"):
+        tree.lookup("map", "nowhere", 2.0)
+    tree.set_transform("world", "gps", _T(), 0.0, static=True)
+    with pytest.raises(LookupTransformError, match="not connected"):
+        tree.lookup("gps", "camera", 2.0)
+    assert not tree.can_transform("map", "camera", 5.0) and tree.can_transform("map", "camera", 2.5)
+    with pytest.raises(TransformError, match="must be non-empty and differ"):
+        tree.set_transform("a", "a", _T(), 0.0)
+    with pytest.raises(TransformError, match="finite"):
+        tree.set_transform("a", "b", np.full((4, 4), np.nan), 0.0)
+
+
+def test_cache_window_and_clear(tree: TransformBuffer) -> None:
+    buf = TransformBuffer(cache_time=1.0)
+    for i in range(20):
+        buf.set_transform("odom", "base_link", _T(t=(i, 0, 0)), i * 0.5)
+    with pytest.raises(ExtrapolationError, match="buffered from 8.500000 to 9.500000"):
+        buf.lookup("odom", "base_link", 5.0)
+    tree.clear()
+    assert tree.frames == {"base_link", "camera", "map", "landmark"}
+    with pytest.raises(ValueError, match="cache_time"):
+        TransformBuffer(cache_time=0)
+
+
+def test_reparenting_discards_old_history() -> None:
+    buf = TransformBuffer()
+    buf.set_transform("odom", "base_link", _T(t=(1, 0, 0)), 0.0)
+    buf.set_transform("map", "base_link", _T(t=(2, 0, 0)), 1.0)
+    assert "odom" not in buf.frames
+    np.testing.assert_allclose(buf.lookup("map", "base_link", 1.0), _T(t=(2, 0, 0)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    poses=st.lists(
+        st.tuples(st.lists(st.floats(-1.5, 1.5), min_size=3, max_size=3), st.lists(st.floats(-5, 5), min_size=3, max_size=3)),
+        min_size=2, max_size=6,
+    ),
+    alpha=st.floats(0.0, 1.0),
+)
+def test_interpolation_hits_samples_and_stays_rigid(poses, alpha: float) -> None:
+    buf = TransformBuffer()
+    mats = [_T(r, t) for r, t in poses]
+    for i, T in enumerate(mats):
+        buf.set_transform("odom", "base_link", T, float(i))
+    for i, T in enumerate(mats):
+        np.testing.assert_allclose(buf.lookup("odom", "base_link", float(i)), T, atol=1e-9)
+    T = buf.lookup("base_link", "odom", alpha)
+    np.testing.assert_allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-9)
+    translation = np.linalg.inv(T)[:3, 3]
+    np.testing.assert_allclose(translation, (1 - alpha) * mats[0][:3, 3] + alpha * mats[1][:3, 3], atol=1e-9)
