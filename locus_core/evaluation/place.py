@@ -1,0 +1,73 @@
+"""Task 2: image-level place recognition by patch voting; recall@k with co-visibility hits.
+
+Each query frame's patches vote for the database frame of their nearest database patch (weighted by
+the similarity); database frames are ranked by their votes. A database frame is a hit for a query
+when they share at least ``min_covisibility`` of the query's view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class PlaceResult:
+    recall: dict[int, float]  # k -> recall@k over the queries that have at least one possible hit
+    num_queries: int  # queries with a possible hit (the denominator)
+    ranking: np.ndarray  # (Q, max k) database frame positions, best first
+
+
+def recall_at_k(ranking: np.ndarray, hits: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> tuple[dict[int, float], int]:
+    """Fraction of queries with a hit among their top k, over queries that have any hit at all.
+
+    Args:
+        ranking: (Q, K) database indices per query, best first (K >= max(ks)).
+        hits: (Q, N_db) bool, which database entries count as correct for each query.
+    Returns:
+        ({k: recall}, number of queries counted). Recall is NaN when no query can be answered.
+    """
+    ranking = np.asarray(ranking)
+    hits = np.asarray(hits, dtype=bool)
+    if ranking.ndim != 2 or hits.ndim != 2 or ranking.shape[0] != hits.shape[0]:
+        raise ValueError(f"ranking (Q,K) and hits (Q,N) expected, got {ranking.shape}, {hits.shape}")
+    if ranking.shape[1] < max(ks):
+        raise ValueError(f"ranking has {ranking.shape[1]} columns, fewer than k={max(ks)}")
+    answerable = hits.any(1)
+    found = np.take_along_axis(hits, ranking, axis=1)
+    out = {}
+    for k in ks:
+        got = found[:, :k].any(1)[answerable]
+        out[k] = float(got.mean()) if len(got) else float("nan")
+    return out, int(answerable.sum())
+
+
+def vote_ranking(
+    query_features: list[torch.Tensor], database_features: list[torch.Tensor], top: int = 5
+) -> np.ndarray:
+    """Rank database frames for every query frame by nearest-patch voting (exact search, faiss).
+
+    Args:
+        query_features: Q tensors (P_q, D), L2-normalised patch features of each query frame.
+        database_features: N tensors (P_n, D), the same for each database frame.
+        top: how many frames to return per query.
+    Returns:
+        (Q, min(top, N)) database positions, best first.
+    """
+    import faiss
+
+    if not database_features:
+        raise ValueError("empty database")
+    db = torch.cat(database_features).float().numpy()
+    owner = np.repeat(np.arange(len(database_features)), [len(f) for f in database_features])
+    index = faiss.IndexFlatIP(db.shape[1])
+    index.add(np.ascontiguousarray(db))
+    top = min(top, len(database_features))
+    ranking = np.zeros((len(query_features), top), dtype=np.int64)
+    for q, feats in enumerate(query_features):
+        sim, nn = index.search(np.ascontiguousarray(feats.float().numpy()), 1)
+        votes = np.bincount(owner[nn[:, 0]], weights=np.clip(sim[:, 0], 0, None), minlength=len(database_features))
+        ranking[q] = np.argsort(-votes, kind="stable")[:top]
+    return ranking

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from locus_core.evaluation.place import recall_at_k, vote_ranking
+
+
+def test_recall_at_k_counts_answerable_queries_only() -> None:
+    ranking = np.array([[0, 1], [1, 0], [0, 1]])
+    hits = np.array([[True, False], [True, False], [False, False]])
+    recall, n = recall_at_k(ranking, hits, ks=(1, 2))
+    assert n == 2
+    assert recall == {1: 0.5, 2: 1.0}
+
+
+def test_recall_needs_enough_columns() -> None:
+    with pytest.raises(ValueError, match="fewer than k=5"):
+        recall_at_k(np.zeros((1, 2), int), np.zeros((1, 3), bool))
+
+
+def test_vote_ranking_finds_the_frame_with_the_same_patches() -> None:
+    gen = torch.Generator().manual_seed(0)
+    db = [torch.nn.functional.normalize(torch.randn(30, 16, generator=gen), dim=-1) for _ in range(4)]
+    queries = [db[2] + 0.01 * torch.randn(30, 16, generator=gen), db[0]]
+    ranking = vote_ranking([torch.nn.functional.normalize(q, dim=-1) for q in queries], db, top=3)
+    assert ranking.shape == (2, 3)
+    assert ranking[:, 0].tolist() == [2, 0]
