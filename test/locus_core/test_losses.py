@@ -47,7 +47,7 @@ def random_problem(
     patches = torch.nn.functional.normalize(torch.randn(m, d, generator=gen, dtype=dtype), dim=1)
     candidates = torch.rand(n, m, generator=gen) < p_cand
     positive = (torch.rand(n, m, generator=gen) < p_pos) & candidates
-    positive[0, candidates[0].nonzero()[0]] = True  # at least one positive pair
+    candidates[0, 0] = positive[0, 0] = True  # at least one positive pair
     return landmarks, patches, positive, candidates
 
 
