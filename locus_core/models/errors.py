@@ -15,3 +15,7 @@ class UnknownBackboneError(ModelError):
 
 class WeightsNotFoundError(ModelError):
     """Pretrained weights that are not on this machine (the message says which file and where)."""
+
+
+class ModelConfigError(ModelError, ValueError):
+    """A bad ``ModelConfig`` value. Also a ValueError, so that config loaders add the file name."""

@@ -1,0 +1,278 @@
+"""``LocusModel`` = frozen backbone + LoCUS head; its config, hash, checkpoints and ``load_model``.
+
+Checkpoints hold plain types and tensors only (``torch.load(weights_only=True)`` reads them): the
+format version, the resolved config, the backbone name, the head's state dict, the hash and free
+metadata (e.g. a training summary). The backbone's weights are not stored: they come from the
+backbone registry, so a checkpoint is a few MB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from locus_core.config import config_from_dict, config_to_dict, save_config
+from locus_core.models.backbones import Backbone, available_backbones, create_backbone
+from locus_core.models.errors import ModelConfigError, ModelError
+from locus_core.models.head import LocusHead, NormalizeHead
+
+FORMAT_VERSION = 1
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "locus_xfeat.pt"
+BACKBONE_SPEC_PREFIX = "backbone:"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model: which backbone, which positive radii (one output scale each), the head's size.
+
+    Attributes:
+        backbone: registry name (see ``available_backbones()``).
+        radii: positive radius ρ in metres of each output scale, e.g. (0.2, 0.6).
+        input_size: (H, W) frames are resized to before extraction.
+        dim: descriptor dimension per scale.
+        hidden, layers, heads: the head's transformer width, depth and attention heads.
+    """
+
+    backbone: str = "xfeat"
+    radii: tuple[float, ...] = (0.2,)
+    input_size: tuple[int, int] = (256, 320)
+    dim: int = 64
+    hidden: int = 128
+    layers: int = 2
+    heads: int = 4
+
+    def __post_init__(self) -> None:
+        if self.backbone not in available_backbones():
+            raise ModelConfigError(
+                f"backbone: unknown {self.backbone!r}; valid: {', '.join(available_backbones())}"
+            )
+        if not self.radii or any(not r > 0 for r in self.radii) or len(set(self.radii)) != len(self.radii):
+            raise ModelConfigError(f"radii: need distinct positive metres, got {list(self.radii)}")
+        if len(self.input_size) != 2 or min(self.input_size) < 8:
+            raise ModelConfigError(f"input_size: need (H, W) of at least 8 pixels, got {self.input_size}")
+        for key in ("dim", "hidden", "layers", "heads"):
+            if getattr(self, key) < 1:
+                raise ModelConfigError(f"{key}: must be positive, got {getattr(self, key)}")
+        if self.hidden % self.heads or self.hidden % 4:
+            raise ModelConfigError(
+                f"hidden: {self.hidden} must be divisible by heads ({self.heads}) and by 4"
+            )
+
+
+class LocusModel(nn.Module):
+    """Frozen backbone + head: (B,3,H,W) RGB in [0,1] → (B, S, D, H//stride, W//stride), unit norm on D.
+
+    ``head`` is an ``nn.Module`` with the contract ``head(feats (B,C,h,w)) -> (B,S,D,h,w)``, so
+    training can run it on cached backbone features. A model made by :meth:`from_backbone` has no
+    learned head: raw backbone features, L2-normalised, S = 1 (the paper's baseline).
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig | None = None,
+        *,
+        backbone: Backbone | None = None,
+        backbone_weights: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config or ModelConfig()
+        if backbone is None:
+            backbone = create_backbone(
+                self.config.backbone, backbone_weights, img_size=self.config.input_size
+            )
+        elif backbone.info.name != self.config.backbone:
+            raise ModelError(
+                f"backbone {backbone.info.name} given for a model configured with {self.config.backbone}"
+            )
+        self.backbone = backbone
+        self.head: nn.Module = LocusHead(
+            backbone.info.dim,
+            dim=self.config.dim,
+            hidden=self.config.hidden,
+            layers=self.config.layers,
+            heads=self.config.heads,
+            scales=len(self.config.radii),
+        )
+        self.metadata: dict[str, Any] = {}
+
+    @classmethod
+    def from_backbone(cls, name: str, *, weights: str | Path | None = None) -> LocusModel:
+        """Raw backbone features, L2-normalised, S = 1: ``load_model("backbone:NAME")``."""
+        model = cls.__new__(cls)
+        nn.Module.__init__(model)
+        model.backbone = create_backbone(name, weights, img_size=ModelConfig().input_size)
+        model.config = ModelConfig(backbone=name, dim=model.backbone.info.dim)
+        model.head = NormalizeHead()
+        model.metadata = {}
+        return model
+
+    @property
+    def is_raw(self) -> bool:
+        """True for a bare backbone (no learned head)."""
+        return isinstance(self.head, NormalizeHead)
+
+    @property
+    def stride(self) -> int:
+        return self.backbone.info.stride
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.config.input_size)  # type: ignore[return-value]
+
+    @property
+    def scales(self) -> int:
+        """S, the number of output scales (one per radius)."""
+        return 1 if self.is_raw else len(self.config.radii)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    @property
+    def hash(self) -> str:
+        """12 hex chars of sha256 over the config and the head's weights ("backbone-NAME" when raw)."""
+        if self.is_raw:
+            return f"backbone-{self.config.backbone}"
+        digest = hashlib.sha256(json.dumps(config_to_dict(self.config), sort_keys=True).encode())
+        for key, tensor in sorted(self.head.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:12]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B,3,H,W) float RGB in [0,1] → (B, S, D, H//stride, W//stride), unit norm along D."""
+        return self.head(self.backbone(images))
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def to_checkpoint(self, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The checkpoint dict (plain types + tensors), e.g. to embed in a training checkpoint."""
+        if self.is_raw:
+            raise ModelError(f"model {self.hash} has no learned weights to save")
+        metadata = {**self.metadata, **(metadata or {})}
+        try:
+            json.dumps(metadata)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"checkpoint metadata must be plain JSON types: {exc}") from None
+        return {
+            "format_version": FORMAT_VERSION,
+            "config": config_to_dict(self.config),
+            "backbone": self.config.backbone,
+            "head": {k: v.detach().cpu().clone() for k, v in self.head.state_dict().items()},
+            "hash": self.hash,
+            "metadata": metadata,
+        }
+
+    def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+        """Write the checkpoint to ``path`` (atomically) and the resolved ``config.yaml`` beside it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint = self.to_checkpoint(metadata)
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)  # a run killed mid-save never leaves a truncated checkpoint
+        save_config(self.config, path.parent / "config.yaml")
+        return path
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: Any,
+        *,
+        source: str = "checkpoint",
+        backbone: str | None = None,
+        backbone_weights: str | Path | None = None,
+    ) -> LocusModel:
+        """Rebuild a model from :meth:`to_checkpoint`'s dict; ``source`` names it in errors.
+
+        Args:
+            backbone: when given, the checkpoint must be for this backbone.
+
+        Raises:
+            ModelError: not a LoCUS checkpoint, another format version or backbone, damaged weights.
+        """
+        if not isinstance(checkpoint, dict) or "format_version" not in checkpoint:
+            raise ModelError(f"{source}: not a LoCUS model checkpoint (no format_version)")
+        version = checkpoint["format_version"]
+        if version != FORMAT_VERSION:
+            age = "an older" if isinstance(version, int) and version < FORMAT_VERSION else "another"
+            raise ModelError(
+                f"{source}: {age} checkpoint format (version {version}); this version of locus "
+                f"reads version {FORMAT_VERSION} — retrain the model or use the matching locus version"
+            )
+        missing = {"config", "backbone", "head", "hash"} - set(checkpoint)
+        if missing:
+            raise ModelError(f"{source}: damaged checkpoint, missing {', '.join(sorted(missing))}")
+        name = checkpoint["backbone"]
+        if backbone is not None and name != backbone:
+            raise ModelError(f"{source}: checkpoint is for backbone {name}, expected {backbone}")
+        config = config_from_dict(ModelConfig, checkpoint["config"], source=source)
+        if config.backbone != name:
+            raise ModelError(f"{source}: damaged checkpoint, config backbone {config.backbone} != {name}")
+        model = cls(config, backbone_weights=backbone_weights)
+        try:
+            model.head.load_state_dict(checkpoint["head"])
+        except (RuntimeError, TypeError, AttributeError) as exc:
+            raise ModelError(
+                f"{source}: head weights do not fit config ({str(exc).splitlines()[0]})"
+            ) from None
+        if model.hash != checkpoint["hash"]:
+            raise ModelError(
+                f"{source}: weights do not match the recorded hash {checkpoint['hash']} "
+                f"(got {model.hash}): the file was modified or is corrupt"
+            )
+        model.metadata = dict(checkpoint.get("metadata") or {})
+        return model
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        backbone: str | None = None,
+        backbone_weights: str | Path | None = None,
+    ) -> LocusModel:
+        """Read a checkpoint written by :meth:`save` (``weights_only=True``: no code is unpickled)."""
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: model checkpoint not found")
+        try:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated zip, foreign pickle, ...: all mean "not our file"
+            raise ModelError(
+                f"{path}: not a readable model checkpoint ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else 'corrupt'})"
+            ) from None
+        return cls.from_checkpoint(
+            checkpoint, source=str(path), backbone=backbone, backbone_weights=backbone_weights
+        )
+
+
+def load_model(spec: str) -> LocusModel:
+    """``"default"`` (the shipped checkpoint), ``"backbone:NAME"`` (raw features) or a checkpoint path.
+
+    Raises:
+        ModelError: naming the spec or file when it cannot be loaded.
+    """
+    if spec == "default":
+        if not DEFAULT_CHECKPOINT.is_file():
+            raise ModelError(
+                f"{DEFAULT_CHECKPOINT}: the default model is not in this checkout; train it with "
+                f"`locus train` (see the README, Training) and save it there, or pass a checkpoint path"
+            )
+        return LocusModel.load(DEFAULT_CHECKPOINT)
+    if spec.startswith(BACKBONE_SPEC_PREFIX):
+        return LocusModel.from_backbone(spec[len(BACKBONE_SPEC_PREFIX) :])
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ModelError(
+            f"{spec}: model checkpoint not found (expected 'default', 'backbone:NAME' or a file)"
+        )
+    return LocusModel.load(path)

@@ -1,0 +1,142 @@
+"""LocusModel: forward contract, hash, checkpoint round trip, load_model specs and bad checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from locus_core.config import load_config
+from locus_core.errors import ConfigError
+from locus_core.models import model as model_module
+from locus_core.models.errors import ModelError, UnknownBackboneError
+from locus_core.models.model import FORMAT_VERSION, LocusModel, ModelConfig, load_model
+
+CONFIG = ModelConfig(backbone="test", radii=(0.2, 0.6), input_size=(64, 80), dim=8, hidden=32)
+
+
+def small_model(seed: int = 0) -> LocusModel:
+    torch.manual_seed(seed)
+    return LocusModel(CONFIG).eval()
+
+
+def test_forward_contract() -> None:
+    model = small_model()
+    out = model(torch.rand(2, 3, 64, 80))
+    assert out.shape == (2, 2, 8, 8, 10)
+    torch.testing.assert_close(out.norm(dim=2), torch.ones(2, 2, 8, 10))
+    assert model.stride == 8 and model.input_size == (64, 80) and model.scales == 2
+    feats = model.backbone(torch.rand(1, 3, 64, 80))
+    assert model.head(feats).shape == (1, 2, 8, 8, 10)
+
+
+def test_only_the_head_trains() -> None:
+    model = small_model()
+    model.train()
+    model(torch.rand(1, 3, 32, 32)).sum().backward()
+    assert not model.backbone.training
+    assert all(p.grad is None for p in model.backbone.parameters())
+    assert all(p.grad is not None for p in model.head.parameters())
+
+
+def test_hash_identifies_config_and_weights() -> None:
+    a, b = small_model(0), small_model(0)
+    assert a.hash == b.hash and len(a.hash) == 12 and int(a.hash, 16) >= 0
+    assert small_model(1).hash != a.hash
+    torch.manual_seed(0)
+    assert LocusModel(ModelConfig(backbone="test", radii=(0.2, 0.6), input_size=(64, 96), dim=8, hidden=32)).hash != a.hash
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    model = small_model()
+    path = model.save(tmp_path / "ckpt" / "model.pt", metadata={"steps": 3, "ap": [0.4]})
+    assert (tmp_path / "ckpt" / "config.yaml").is_file()
+    assert load_config(ModelConfig, tmp_path / "ckpt" / "config.yaml") == CONFIG
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["format_version"] == FORMAT_VERSION and checkpoint["backbone"] == "test"
+    loaded = LocusModel.load(path).eval()
+    assert loaded.hash == model.hash and loaded.config == CONFIG
+    assert loaded.metadata == {"steps": 3, "ap": [0.4]}
+    images = torch.rand(1, 3, 64, 80)
+    with torch.inference_mode():
+        assert torch.equal(loaded(images), model(images))
+    assert load_model(str(path)).hash == model.hash
+
+
+def test_backbone_spec_gives_raw_normalised_features() -> None:
+    raw = load_model("backbone:test")
+    out = raw(torch.rand(1, 3, 32, 48))
+    assert out.shape == (1, 1, 16, 4, 6) and raw.hash == "backbone-test" and raw.scales == 1
+    torch.testing.assert_close(out.norm(dim=2), torch.ones(1, 1, 4, 6))
+    with pytest.raises(ModelError, match="no learned weights"):
+        raw.save("unused.pt")
+    with pytest.raises(UnknownBackboneError, match="valid: xfeat"):
+        load_model("backbone:nope")
+
+
+def test_default_model_missing_says_how_to_get_it(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(model_module, "DEFAULT_CHECKPOINT", tmp_path / "locus_xfeat.pt")
+    with pytest.raises(ModelError, match="locus_xfeat.pt: the default model is not in this checkout.*locus train"):
+        load_model("default")
+
+
+def test_default_model_loads_when_present(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(model_module, "DEFAULT_CHECKPOINT", small_model().save(tmp_path / "d.pt"))
+    assert load_model("default").hash == small_model().hash
+
+
+def test_bad_checkpoints_are_named(tmp_path: Path) -> None:
+    model = small_model()
+    good = model.to_checkpoint()
+    with pytest.raises(ModelError, match="nothing.pt: model checkpoint not found"):
+        LocusModel.load(tmp_path / "nothing.pt")
+    with pytest.raises(ModelError, match="expected 'default', 'backbone:NAME'"):
+        load_model(str(tmp_path / "nothing.pt"))
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(model.save(tmp_path / "ok.pt").read_bytes()[:500])
+    with pytest.raises(ModelError, match="corrupt.pt: not a readable model checkpoint"):
+        LocusModel.load(corrupt)
+
+    def write(name: str, data: object) -> Path:
+        torch.save(data, tmp_path / name)
+        return tmp_path / name
+
+    with pytest.raises(ModelError, match="plain.pt: not a LoCUS model checkpoint"):
+        LocusModel.load(write("plain.pt", {"weight": torch.zeros(2)}))
+    with pytest.raises(ModelError, match="old.pt: an older checkpoint format \\(version 0\\)"):
+        LocusModel.load(write("old.pt", {**good, "format_version": 0}))
+    with pytest.raises(ModelError, match="ok.pt: checkpoint is for backbone test, expected xfeat"):
+        LocusModel.load(tmp_path / "ok.pt", backbone="xfeat")
+    tampered = {**good, "head": {k: v + 1 for k, v in good["head"].items()}}
+    with pytest.raises(ModelError, match="tampered.pt: weights do not match the recorded hash"):
+        LocusModel.load(write("tampered.pt", tampered))
+    wrong_shape = {**good, "config": {**good["config"], "hidden": 64}}
+    with pytest.raises(ModelError, match="shape.pt: head weights do not fit config"):
+        LocusModel.load(write("shape.pt", wrong_shape))
+    with pytest.raises(ConfigError, match="bad.pt.*radii"):
+        LocusModel.load(write("bad.pt", {**good, "config": {**good["config"], "radii": [-1.0]}}))
+
+
+def test_metadata_must_be_plain(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="plain JSON types"):
+        small_model().save(tmp_path / "m.pt", metadata={"when": object()})
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("backbone=resnet", "unknown 'resnet'"),
+        ("radii=[]", "radii"),
+        ("radii=[0.2, 0.2]", "distinct"),
+        ("input_size=[4, 4]", "input_size"),
+        ("hidden=30", "divisible by heads"),
+    ],
+)
+def test_bad_config_values_name_the_key(tmp_path: Path, override: str, message: str) -> None:
+    path = tmp_path / "model.yaml"
+    path.write_text(yaml.safe_dump({"dim": 64}))
+    with pytest.raises(ConfigError, match=f"model.yaml.*{message}"):
+        load_config(ModelConfig, path, [override])
