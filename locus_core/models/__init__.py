@@ -2,6 +2,7 @@
 
 from locus_core.models.backbones import Backbone, BackboneInfo, available_backbones, create_backbone
 from locus_core.models.errors import ModelError, UnknownBackboneError, WeightsNotFoundError
+from locus_core.models.extract import extract_features, extract_features_batch
 from locus_core.models.head import LocusHead
 from locus_core.models.model import DEFAULT_CHECKPOINT, LocusModel, ModelConfig, load_model
 
@@ -17,5 +18,7 @@ __all__ = [
     "WeightsNotFoundError",
     "available_backbones",
     "create_backbone",
+    "extract_features",
+    "extract_features_batch",
     "load_model",
 ]
