@@ -45,6 +45,8 @@ def generate_launch_description() -> LaunchDescription:
         ],
         remappings=[
             ("rgb/image", LaunchConfiguration("rgb_topic")),
+            # Used instead of rgb/image when the params file sets rgb_transport: compressed.
+            ("rgb/image/compressed", [LaunchConfiguration("rgb_topic"), "/compressed"]),
             ("depth/image", LaunchConfiguration("depth_topic")),
             ("rgb/camera_info", LaunchConfiguration("camera_info_topic")),
         ],

@@ -87,6 +87,7 @@ class TransformBuffer:
         self.cache_time = cache_time
         self._edges: dict[str, _Edge] = {}
         self._lock = threading.Lock()
+        self.time_jumps = 0  # dynamic edges reset because their time went backwards
 
     def set_transform(self, parent: str, child: str, T_parent_child: np.ndarray, stamp: float, *, static: bool = False) -> None:
         """Add the pose of ``child`` in ``parent`` at ``stamp`` (seconds).
@@ -107,6 +108,11 @@ class TransformBuffer:
                 edge = self._edges[child] = _Edge(parent=parent, static=static)
             elif edge.parent != parent:
                 edge = self._edges[child] = _Edge(parent=parent, static=static)  # re-parented: old history is void
+            elif not static and stamp < edge.stamps[-1] - self.cache_time:
+                # Time went backwards (a looped bag, a restarted simulator): the old history would
+                # make every new stamp look stale, so this edge starts over.
+                edge = self._edges[child] = _Edge(parent=parent, static=static)
+                self.time_jumps += 1
             edge.insert(float(stamp), T)
             if not static:
                 edge.prune(edge.stamps[-1] - self.cache_time)

@@ -79,6 +79,18 @@ def test_cache_window_and_clear(tree: TransformBuffer) -> None:
         TransformBuffer(cache_time=0)
 
 
+def test_time_going_backwards_restarts_the_edge() -> None:
+    buf = TransformBuffer(cache_time=2.0)
+    for t in (100.0, 101.0, 102.0):
+        buf.set_transform("odom", "base_link", _T(t=(t, 0, 0)), t)
+    buf.set_transform("odom", "base_link", _T(t=(1, 0, 0)), 1.0)  # the bag looped
+    buf.set_transform("odom", "base_link", _T(t=(2, 0, 0)), 2.0)
+    assert buf.time_jumps == 1
+    np.testing.assert_allclose(buf.lookup("odom", "base_link", 1.5)[:3, 3], [1.5, 0, 0])
+    with pytest.raises(ExtrapolationError):
+        buf.lookup("odom", "base_link", 101.0)
+
+
 def test_reparenting_discards_old_history() -> None:
     buf = TransformBuffer()
     buf.set_transform("odom", "base_link", _T(t=(1, 0, 0)), 0.0)

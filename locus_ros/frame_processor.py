@@ -1,0 +1,112 @@
+"""The core objects behind the node (model, landmark map, localizer), without rclpy.
+
+The node converts messages to ``PosedFrame`` at its edge and hands them here; everything that
+touches torch or the map happens in this class, under one lock, so that services (save, load,
+set mode) and the worker thread never see a half-updated map.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from locus_core.data.frame import PosedFrame
+from locus_ros.errors import RosError
+
+
+def resolve_device(requested: str, *, cuda_available: bool) -> tuple[str, str]:
+    """The torch device to run on and, when it differs from the request, why (for the log)."""
+    if requested == "auto":
+        return ("cuda" if cuda_available else "cpu"), ""
+    if requested == "cpu":
+        return "cpu", ""
+    fallback = "cuda" if cuda_available else "cpu"
+    if requested == "cuda":
+        return ("cuda", "") if cuda_available else ("cpu", "device 'cuda' requested but CUDA is not available: using cpu")
+    if requested == "tensorrt":
+        return fallback, f"device 'tensorrt': this build runs the model through PyTorch, no TensorRT engine: using {fallback}"
+    raise RosError(f"unknown device {requested!r} (auto, cpu, cuda, tensorrt)")
+
+
+class FrameProcessor:
+    """Loads the model once; holds the current map and a localizer over it.
+
+    Args:
+        model_spec: what ``locus_core.models.load_model`` accepts ("default", a path, "backbone:NAME").
+        device: a resolved torch device ("cpu", "cuda").
+        localizer_config: YAML file of LocalizerConfig overrides, or "" for the defaults.
+    """
+
+    def __init__(self, model_spec: str, device: str, localizer_config: str = "") -> None:
+        from locus_core.config import load_config
+        from locus_core.mapping import LocalizerConfig
+        from locus_core.models import load_model
+
+        self.lock = threading.RLock()
+        self.model = load_model(model_spec).to(device).eval()
+        self.device = device
+        self.config = load_config(LocalizerConfig, Path(localizer_config) if localizer_config else None)
+        self.map = None
+        self.map_path: Path | None = None
+        self._localizer = None
+
+    @property
+    def has_map(self) -> bool:
+        return self.map is not None
+
+    def load_map(self, path: str | Path) -> None:
+        """Replace the map by the one at ``path``; on failure the current map stays (LocusError raised)."""
+        from locus_core.mapping import LandmarkMap, Localizer
+
+        new_map = LandmarkMap.load(Path(path))
+        localizer = Localizer(new_map, self.model, self.config)
+        with self.lock:
+            self.map, self._localizer, self.map_path = new_map, localizer, Path(path)
+
+    def new_map(self) -> None:
+        """An empty map for mapping mode (keyframes are inserted as posed frames arrive)."""
+        from locus_core.mapping import LandmarkMap, Localizer, MapConfig
+
+        empty = LandmarkMap.empty(self.model, MapConfig())
+        with self.lock:
+            self.map, self._localizer, self.map_path = empty, Localizer(empty, self.model, self.config), None
+
+    def save_map(self, path: str | Path) -> Path:
+        with self.lock:
+            if self.map is None:
+                raise RosError("no map to save: load one or switch to mapping mode first")
+            self.map.save(Path(path))
+            self.map_path = Path(path)
+            return self.map_path
+
+    def localize(self, frame: PosedFrame):
+        """``locus_core.mapping.Localization`` of ``frame`` (never raises for a bad image)."""
+        with self.lock:
+            if self._localizer is None:
+                raise RosError("no map loaded: set map_path or call ~/load_map")
+            return self._localizer.localize(frame)
+
+    def insert_keyframe(self, frame: PosedFrame) -> bool:
+        with self.lock:
+            if self._localizer is None:
+                raise RosError("no map to insert into")
+            return bool(self._localizer.insert_keyframe(frame))
+
+    def counts(self) -> tuple[int, int]:
+        """(keyframes, landmarks) of the current map; zeros without one."""
+        with self.lock:
+            if self.map is None:
+                return 0, 0
+            return int(self.map.num_keyframes), int(self.map.num_landmarks)
+
+    def geometry(self, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+        """Landmark positions (<= max_points, evenly subsampled) and keyframe positions, map frame."""
+        with self.lock:
+            if self.map is None:
+                return np.zeros((0, 3)), np.zeros((0, 3))
+            points = np.asarray(self.map.landmark_positions(), dtype=np.float64)
+            keyframes = np.asarray(self.map.keyframe_poses(), dtype=np.float64).reshape(-1, 4, 4)[:, :3, 3]
+        step = max(1, int(np.ceil(len(points) / max_points)))
+        return points[::step], keyframes

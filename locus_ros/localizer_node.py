@@ -1,0 +1,515 @@
+"""`locus_localizer`: the ROS 2 node. A thin adapter: parameters → core objects, messages → arrays
+at the edge, the core's results → messages.
+
+Threads: the executor runs subscriptions, services and timers; one worker thread runs inference on
+the newest synchronised frame (a bounded queue: a newer frame replaces the oldest waiting one, and
+the replaced one is counted as dropped). Nothing a message or a transform can contain stops the
+node: bad input is skipped, counted and reported on /diagnostics and ~/status.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Point, PoseWithCovarianceStamped, TransformStamped
+from locus.msg import LocalizerStatus, PlaceMatch, PlaceMatchArray
+from locus.srv import LoadMap, SaveMap, SetMode
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import ColorRGBA, Header
+from std_srvs.srv import Trigger
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import Marker, MarkerArray
+
+from locus_core.data.frame import PosedFrame
+from locus_core.errors import LocusError
+from locus_ros import conversions as conv
+from locus_ros import params as node_params
+from locus_ros.diagnostics import NodeStats, render
+from locus_ros.errors import ConversionError, ParameterError, TransformError
+from locus_ros.sync import ApproximateTimeSynchronizer
+from locus_ros.tf_buffer import TransformBuffer
+
+MAX_MARKER_POINTS = 20000
+
+
+class TfSource:
+    """Transform lookups through tf2_ros when it is importable, else through our TransformBuffer fed
+    by /tf and /tf_static subscriptions. ``lookup`` returns T_target_source (4x4) or raises
+    TransformError."""
+
+    def __init__(self, node: Node, stats: NodeStats) -> None:
+        self._stats = stats
+        try:
+            import tf2_ros  # noqa: F401  (absent from the PyPI wheels; present in a ROS install)
+
+            self._tf2 = tf2_ros
+            self._buffer = tf2_ros.Buffer(node=node)
+            self._listener = tf2_ros.TransformListener(self._buffer, node, spin_thread=False)
+            self.backend = "tf2_ros"
+        except ImportError:
+            self._tf2 = None
+            self._buffer = TransformBuffer()
+            dynamic = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+            static = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            node.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), dynamic)
+            node.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), static)
+            self.backend = "locus_ros.tf_buffer"
+
+    def _on_tf(self, msg: TFMessage, static: bool) -> None:
+        for t in msg.transforms:
+            try:
+                T = conv.transform_to_matrix(t.transform, what=f"/tf {t.header.frame_id} -> {t.child_frame_id}")
+                self._buffer.set_transform(t.header.frame_id, t.child_frame_id, T, conv.stamp_to_seconds(t.header.stamp), static=static)
+            except LocusError as exc:
+                self._stats.skip("bad_tf", str(exc))
+
+    def lookup(self, target: str, source: str, stamp: float) -> np.ndarray:
+        if self._tf2 is None:
+            return self._buffer.lookup(target, source, stamp)
+        try:
+            t = self._buffer.lookup_transform(target, source, rclpy.time.Time(seconds=stamp))
+        except self._tf2.TransformException as exc:  # lookup, connectivity, extrapolation
+            raise TransformError(f"{target} <- {source} at t={stamp:.6f}: {exc}") from exc
+        return conv.transform_to_matrix(t.transform)
+
+    def clear(self) -> None:
+        self._buffer.clear()
+
+    @property
+    def time_jumps(self) -> int:
+        return getattr(self._buffer, "time_jumps", 0)
+
+
+@dataclasses.dataclass
+class _Frame:
+    rgb: Any
+    depth: Image
+    info: CameraInfo
+    received: float  # time.monotonic() when the set was complete
+
+
+class LocalizerNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("locus_localizer", **kwargs)
+        self.stats = NodeStats()
+        self.params = self._declare_parameters()
+        p = self.params
+        self._state_error = "loading the model"
+        self._processor = None
+        self._device_note = ""
+        self._last_stamp: float | None = None
+        self._distortion_warned = False
+        self._last_inliers = 0
+
+        # Outputs.
+        self._pub_matches = self.create_publisher(PlaceMatchArray, "~/place_matches", 10)
+        self._pub_pose = self.create_publisher(PoseWithCovarianceStamped, "~/pose", 10)
+        self._pub_status = self.create_publisher(LocalizerStatus, "~/status", 10)
+        self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._pub_landmarks = self.create_publisher(MarkerArray, "~/landmarks", latched)
+        self._pub_tf = self.create_publisher(TFMessage, "/tf", QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+
+        # Inputs: rgb, depth and camera_info, approximately synchronised.
+        self.tf = TfSource(self, self.stats)
+        qos = qos_profile_sensor_data if p.image_qos == "sensor_data" else QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        rgb_type, rgb_topic = (Image, "rgb/image") if p.rgb_transport == "raw" else (CompressedImage, "rgb/image/compressed")
+        topics = [(rgb_type, rgb_topic), (Image, "depth/image"), (CameraInfo, "rgb/camera_info")]
+        self._input_names = [self.resolve_topic_name(name) for _, name in topics]
+        self._sync = ApproximateTimeSynchronizer(len(topics), p.sync_max_interval, p.sync_queue_size, self._on_synced)
+        for index, (msg_type, name) in enumerate(topics):
+            self.create_subscription(msg_type, name, self._input_callback(index, self._input_names[index]), qos)
+
+        # Services get their own callback group: saving a large map must not stall the inputs.
+        services = MutuallyExclusiveCallbackGroup()
+        self.create_service(SaveMap, "~/save_map", self._on_save_map, callback_group=services)
+        self.create_service(LoadMap, "~/load_map", self._on_load_map, callback_group=services)
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
+        self.create_service(SetMode, "~/set_mode", self._on_set_mode, callback_group=services)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        # Worker: newest-wins queue of synchronised frames.
+        self._queue: collections.deque[_Frame] = collections.deque()
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._worker = threading.Thread(target=self._work, name="locus_worker", daemon=True)
+        self._worker.start()
+        self.create_timer(p.diagnostics_period, self._publish_diagnostics)
+        self.get_logger().info(
+            f"mode {p.mode}, inputs {', '.join(self._input_names)} ({p.image_qos} QoS), TF via {self.tf.backend}"
+        )
+
+    # ---------------------------------------------------------------- parameters
+    def _declare_parameters(self) -> node_params.NodeParams:
+        values = {}
+        for name, default in node_params.defaults().items():
+            description, _, read_only = node_params.SPEC[name]
+            try:
+                self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=read_only))
+            except Exception as exc:  # rclpy raises InvalidParameterTypeException for a YAML value of the wrong type
+                raise ParameterError(f"parameter {name}: {exc}") from exc
+            values[name] = self.get_parameter(name).value
+        return node_params.from_mapping(values)
+
+    def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
+        updates = {}
+        for change in changes:
+            if change.name not in node_params.SPEC:
+                continue
+            reason = node_params.check(change.name, change.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+            updates[change.name] = change.value
+        if "mode" in updates and updates["mode"] != self.params.mode:
+            reason = self._switch_mode(updates["mode"])
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+        self.params = node_params.from_mapping({**dataclasses.asdict(self.params), **updates})
+        return SetParametersResult(successful=True)
+
+    # ---------------------------------------------------------------- inputs
+    def _input_callback(self, index: int, topic: str):
+        def callback(msg: Any) -> None:
+            self.stats.message_in(topic)
+            self._sync.add(index, conv.stamp_to_seconds(msg.header.stamp), msg)
+
+        return callback
+
+    def _on_synced(self, rgb: Any, depth: Image, info: CameraInfo) -> None:
+        self.stats.count("frames_received")
+        with self._wake:
+            if len(self._queue) >= self.params.worker_queue_size:
+                self._queue.popleft()
+                self.stats.count("frames_dropped")
+            self._queue.append(_Frame(rgb, depth, info, time.monotonic()))
+            self._wake.notify()
+
+    # ---------------------------------------------------------------- worker
+    def _work(self) -> None:
+        self._start_core()
+        while True:
+            with self._wake:
+                while not self._queue and not self._stopping:
+                    self._wake.wait()
+                if self._stopping:
+                    return
+                item = self._queue.popleft()
+            try:
+                self._process(item)
+            except (LocusError, ValueError) as exc:  # a bad frame never stops the worker
+                kind = "tf" if isinstance(exc, TransformError) else "bad_message" if isinstance(exc, ConversionError) else "processing"
+                self.stats.skip(kind, str(exc))
+                self.stats.processed(localized=False, reason=str(exc), latency_ms=1e3 * (time.monotonic() - item.received))
+                self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=5.0)
+                self._publish_status(item.rgb.header.stamp)
+            except Exception as exc:  # noqa: BLE001  a bug in the core must be reported, not kill the robot's node
+                self.stats.skip("internal", f"{type(exc).__name__}: {exc}")
+                self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
+
+    def _start_core(self) -> None:
+        from locus_ros.frame_processor import FrameProcessor, resolve_device
+
+        p = self.params
+        try:
+            import torch
+
+            device, note = resolve_device(p.device, cuda_available=torch.cuda.is_available())
+            if note:
+                self.get_logger().warning(note)
+            self._device_note = note
+            processor = FrameProcessor(p.model, device, p.localizer_config)
+            self.get_logger().info(f"model {p.model} (hash {processor.model.hash}) on {device}")
+        except Exception as exc:  # noqa: BLE001  reported on /diagnostics; services still answer
+            self._state_error = f"model {p.model!r} could not be loaded: {exc}"
+            self.get_logger().error(self._state_error)
+            return
+        self._processor = processor
+        self._state_error = ""
+        map_path = Path(p.map_path) if p.map_path else None
+        try:
+            if map_path is not None and (p.mode == "localization" or (map_path / "manifest.json").exists()):
+                processor.load_map(map_path)
+                self.get_logger().info(f"map {map_path}: {processor.counts()[0]} keyframes, {processor.counts()[1]} landmarks")
+            elif p.mode == "mapping":
+                processor.new_map()
+            self._publish_landmarks()
+        except LocusError as exc:
+            self.get_logger().error(f"map {map_path}: {exc}")
+        self._refresh_state_error()
+
+    def _refresh_state_error(self) -> None:
+        if self._processor is None:
+            return
+        if not self._processor.has_map:
+            self._state_error = "no map loaded: set map_path or call ~/load_map"
+        else:
+            self._state_error = ""
+
+    def _to_frame(self, item: _Frame) -> tuple[PosedFrame, str, float]:
+        rgb_msg = item.rgb
+        camera_frame = rgb_msg.header.frame_id.lstrip("/")
+        if not camera_frame:
+            raise ConversionError("rgb image has an empty header.frame_id: cannot place the camera in TF")
+        stamp = conv.stamp_to_seconds(rgb_msg.header.stamp)
+        if isinstance(rgb_msg, CompressedImage):
+            rgb = conv.rgb_from_compressed(rgb_msg, what=self._input_names[0])
+        else:
+            rgb = conv.rgb_from_image(rgb_msg, what=self._input_names[0])
+        depth = conv.depth_from_image(item.depth, what=self._input_names[1])
+        K = conv.intrinsics_from_camera_info(item.info, what=self._input_names[2])
+        if depth.shape != rgb.shape[:2]:
+            raise ConversionError(f"size mismatch: rgb {rgb.shape[1]}x{rgb.shape[0]}, depth {depth.shape[1]}x{depth.shape[0]} (register depth to colour)")
+        if (item.info.height, item.info.width) != rgb.shape[:2]:
+            raise ConversionError(f"size mismatch: rgb {rgb.shape[1]}x{rgb.shape[0]}, camera_info {item.info.width}x{item.info.height}")
+        warning = conv.distortion_warning(item.info)
+        if warning and not self._distortion_warned:
+            self._distortion_warned = True
+            self.get_logger().warning(warning)
+        frame = PosedFrame(rgb=rgb, depth=depth, K=K, T_world_cam=None, frame_id=f"{camera_frame}@{stamp:.6f}", stamp=stamp)
+        return frame, camera_frame, stamp
+
+    def _lookup_waiting(self, target: str, source: str, stamp: float) -> np.ndarray:
+        """TF lookup that waits up to tf_timeout for transforms arriving after the image."""
+        deadline = time.monotonic() + self.params.tf_timeout
+        while True:
+            try:
+                return self.tf.lookup(target, source, stamp)
+            except TransformError:
+                if time.monotonic() >= deadline or self._stopping:
+                    raise
+                time.sleep(0.01)
+
+    def _process(self, item: _Frame) -> None:
+        frame, camera_frame, stamp = self._to_frame(item)  # first, so bad input is reported as such
+        if self._processor is None or self._state_error:
+            raise LocusError(self._state_error or "not ready")
+        if self._last_stamp is not None and stamp < self._last_stamp:
+            self.get_logger().warning(f"time went backwards ({self._last_stamp:.3f} -> {stamp:.3f} s): TF history cleared")
+            self.tf.clear()
+            self.stats.skip("time_jump", f"time went backwards from {self._last_stamp:.3f} to {stamp:.3f} s")
+        self._last_stamp = stamp
+        p = self.params
+        header = Header(stamp=item.rgb.header.stamp, frame_id=p.map_frame)
+        if p.mode == "mapping":
+            fixed = p.mapping_frame or p.map_frame
+            T_world_cam = self._lookup_waiting(fixed, camera_frame, stamp)
+            inserted = self._processor.insert_keyframe(dataclasses.replace(frame, T_world_cam=T_world_cam))
+            if inserted:
+                self.stats.count("keyframes_inserted")
+                self._publish_landmarks()
+            self.stats.processed(localized=False, reason="", latency_ms=1e3 * (time.monotonic() - item.received))
+            self._publish_status(item.rgb.header.stamp)
+            return
+        result = self._processor.localize(frame)
+        self._publish_matches(header, result.matches[: p.max_matches])
+        tf_reason = ""
+        if result.localized:
+            self._publish_pose(header, result.T_map_cam, result.covariance)
+            if p.publish_tf:
+                try:
+                    T_odom_cam = self._lookup_waiting(p.odom_frame, camera_frame, stamp)
+                    self._publish_map_to_odom(stamp, result.T_map_cam @ np.linalg.inv(T_odom_cam))
+                except TransformError as exc:
+                    tf_reason = f"map->odom not published: {exc}"
+                    self.stats.skip("tf", tf_reason)
+        self.stats.processed(
+            localized=bool(result.localized), reason=result.reason or tf_reason, latency_ms=1e3 * (time.monotonic() - item.received)
+        )
+        self._publish_status(item.rgb.header.stamp, inliers=int(result.inliers))
+
+    # ---------------------------------------------------------------- outputs
+    def _publish_matches(self, header: Header, matches: list) -> None:
+        msg = PlaceMatchArray(header=header)
+        msg.matches = [
+            PlaceMatch(
+                keyframe_id=int(m.keyframe_id), score=float(m.score), inliers=int(m.inliers),
+                relative_pose=conv.matrix_to_pose(m.T_keyframe_query), keyframe_pose=conv.matrix_to_pose(m.T_map_keyframe),
+            )
+            for m in matches
+        ]
+        self._pub_matches.publish(msg)
+
+    def _publish_pose(self, header: Header, T_map_cam: np.ndarray, covariance: np.ndarray | None) -> None:
+        msg = PoseWithCovarianceStamped(header=header)
+        msg.pose.pose = conv.matrix_to_pose(T_map_cam)
+        if covariance is not None:
+            msg.pose.covariance = np.asarray(covariance, dtype=np.float64).reshape(36).tolist()
+        self._pub_pose.publish(msg)
+
+    def _publish_map_to_odom(self, stamp: float, T_map_odom: np.ndarray) -> None:
+        p = self.params
+        t = TransformStamped(header=Header(stamp=conv.seconds_to_stamp(stamp + p.transform_tolerance), frame_id=p.map_frame))
+        t.child_frame_id = p.odom_frame
+        t.transform = conv.matrix_to_transform(T_map_odom)
+        self._pub_tf.publish(TFMessage(transforms=[t]))
+
+    def _publish_landmarks(self) -> None:
+        if self._processor is None:
+            return
+        points, keyframes = self._processor.geometry(MAX_MARKER_POINTS)
+        header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.params.map_frame)
+
+        def marker(ns: str, kind: int, xyz: np.ndarray, scale: float, color: tuple[float, float, float]) -> Marker:
+            m = Marker(header=header, ns=ns, id=0, type=kind, action=Marker.ADD)
+            m.pose.orientation.w = 1.0
+            m.scale.x = m.scale.y = m.scale.z = scale
+            m.color = ColorRGBA(r=color[0], g=color[1], b=color[2], a=1.0)
+            m.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
+            return m
+
+        self._pub_landmarks.publish(
+            MarkerArray(
+                markers=[
+                    marker("landmarks", Marker.POINTS, points, 0.01, (0.1, 0.6, 1.0)),
+                    marker("keyframes", Marker.SPHERE_LIST, keyframes, 0.05, (1.0, 0.5, 0.0)),
+                ]
+            )
+        )
+
+    def _state(self) -> dict:
+        keyframes, landmarks = self._processor.counts() if self._processor else (0, 0)
+        p = self.params
+        return {
+            "mode": p.mode, "map_path": p.map_path, "model": p.model, "device_note": self._device_note,
+            "keyframes": keyframes, "landmarks": landmarks, "tf_backend": self.tf.backend, "error": self._state_error,
+        }
+
+    def _publish_status(self, stamp: Any = None, *, inliers: int | None = None) -> None:
+        if inliers is not None:
+            self._last_inliers = inliers
+        s = self.stats.snapshot()
+        state = self._state()
+        msg = LocalizerStatus(
+            header=Header(stamp=stamp if stamp is not None else self.get_clock().now().to_msg(), frame_id=self.params.map_frame),
+            mode=state["mode"], localized=bool(s["localized"]), inliers=self._last_inliers,
+            keyframes=state["keyframes"], landmarks=state["landmarks"],
+            latency_ms=s["last_latency_ms"],
+            frames_received=s["frames_received"], frames_processed=s["frames_processed"], frames_dropped=s["frames_dropped"],
+            message=state["error"] or s["last_reason"],
+        )
+        self._pub_status.publish(msg)
+
+    def _publish_diagnostics(self) -> None:
+        sync = dataclasses.asdict(self._sync.stats)
+        sync["tf_time_jumps"] = self.tf.time_jumps
+        statuses = render(self.stats.snapshot(), node_name=self.get_name(), inputs=self._input_names, sync=sync, state=self._state())
+        self._pub_diag.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=statuses))
+        self._publish_status()
+
+    # ---------------------------------------------------------------- services
+    def _on_save_map(self, request: SaveMap.Request, response: SaveMap.Response) -> SaveMap.Response:
+        path = request.path or self.params.map_path
+        try:
+            if not path:
+                raise ParameterError("no path given and map_path is empty")
+            if self._processor is None:
+                raise LocusError(self._state_error)
+            saved = self._processor.save_map(path)
+            response.success, response.message = True, f"saved to {saved}"
+        except LocusError as exc:
+            response.success, response.message = False, str(exc)
+        self.get_logger().info(f"save_map: {response.message}")
+        return response
+
+    def _on_load_map(self, request: LoadMap.Request, response: LoadMap.Response) -> LoadMap.Response:
+        try:
+            path = request.path or self.params.map_path
+            if not path:
+                raise ParameterError("no path given and map_path is empty")
+            if self._processor is None:
+                raise LocusError(self._state_error)
+            self._processor.load_map(path)
+            self.params = dataclasses.replace(self.params, map_path=str(path))
+            self._refresh_state_error()
+            self._publish_landmarks()
+            keyframes, landmarks = self._processor.counts()
+            response.success, response.message = True, f"loaded {path}: {keyframes} keyframes, {landmarks} landmarks"
+        except LocusError as exc:
+            response.success, response.message = False, str(exc)
+        self.get_logger().info(f"load_map: {response.message}")
+        return response
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """Forget transient state (queued frames, synchroniser, TF history, last stamp); keeps the map."""
+        with self._wake:
+            self.stats.count("frames_dropped", len(self._queue))
+            self._queue.clear()
+        self._sync.reset()
+        self.tf.clear()
+        self._last_stamp = None
+        response.success, response.message = True, "queues, synchroniser and TF history cleared; map kept"
+        return response
+
+    def _on_set_mode(self, request: SetMode.Request, response: SetMode.Response) -> SetMode.Response:
+        result = self.set_parameters([Parameter("mode", value=request.mode)])[0]
+        response.success = result.successful
+        response.message = f"mode {request.mode}" if result.successful else result.reason
+        return response
+
+    def _switch_mode(self, mode: str) -> str:
+        """Why the switch is refused; empty when done."""
+        if self._processor is None:
+            return f"cannot switch mode: {self._state_error}"
+        if mode == "mapping" and not self._processor.has_map:
+            self._processor.new_map()
+        if mode == "localization" and self._processor.counts()[0] == 0:
+            return "cannot localize: the map has no keyframes (load one or map first)"
+        self._refresh_state_error()
+        self.get_logger().info(f"mode: {mode}")
+        return ""
+
+    # ---------------------------------------------------------------- shutdown
+    def shutdown(self) -> None:
+        """Stop the worker; in mapping mode save the map to map_path (what a robot expects on Ctrl-C)."""
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._worker.join(timeout=30.0)
+        if self.params.mode == "mapping" and self._processor is not None and self._processor.has_map:
+            if not self.params.map_path:
+                self.get_logger().warning("mapping mode without map_path: the map is not saved")
+                return
+            try:
+                saved = self._processor.save_map(self.params.map_path)
+                self.get_logger().info(f"map saved to {saved} ({self._processor.counts()[0]} keyframes)")
+            except LocusError as exc:
+                self.get_logger().error(f"saving the map failed: {exc}")
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = LocalizerNode()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ParameterError as exc:
+        rclpy.logging.get_logger("locus_localizer").fatal(str(exc))
+        return 2
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
