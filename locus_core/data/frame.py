@@ -49,3 +49,33 @@ class PosedFrame:
     @property
     def has_pose(self) -> bool:
         return self.T_world_cam is not None
+
+    def validate(self) -> PosedFrame:
+        """Check dtypes, shapes, intrinsics, pose rigidity and that some depth is valid.
+
+        Returns self, so readers can ``return PosedFrame(...).validate()``.
+        Raises:
+            FrameError: naming ``frame_id`` and what is wrong.
+        """
+        from locus_core.data.errors import FrameError
+        from locus_core.data.poses import check_pose
+
+        name = self.frame_id
+        if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
+            raise FrameError(f"{name}: rgb must be (H, W, 3) uint8, got {self.rgb.shape} {self.rgb.dtype}")
+        size = self.rgb.shape[:2]
+        for label, image in (("depth", self.depth), ("semantic", self.semantic), ("instance", self.instance)):
+            if image is not None and image.shape != size:
+                raise FrameError(f"{name}: {label} is {image.shape[1]}x{image.shape[0]} but rgb is "
+                                 f"{size[1]}x{size[0]}")
+        if self.depth is not None:
+            if self.depth.dtype != np.float32:
+                raise FrameError(f"{name}: depth must be float32 metres, got {self.depth.dtype}")
+            if not np.isfinite(self.depth).any():
+                raise FrameError(f"{name}: depth has no valid pixel")
+        K = self.K
+        if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+            raise FrameError(f"{name}: intrinsics must be a finite 3x3 with positive focal lengths, got {K!r}")
+        if self.T_world_cam is not None:
+            check_pose(self.T_world_cam, name)
+        return self

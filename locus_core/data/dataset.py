@@ -1,0 +1,99 @@
+"""``PosedDataset``: a lazy sequence of posed RGB-D frames, the same for every source format."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import overload
+
+import numpy as np
+
+from locus_core.data.errors import DataError
+from locus_core.data.frame import PosedFrame
+
+FrameLoader = Callable[[int], PosedFrame]
+
+
+class PosedDataset(Sequence[PosedFrame]):
+    """Frames of one sequence; images are read on ``__getitem__``, poses and intrinsics up front.
+
+    Attributes:
+        path: the folder or bag file it was opened from.
+        name: a short name (the folder or file stem).
+        format: the detected format ("7scenes", "labelfusion", "synthetic", "slambook", "tum",
+            "scannet", "matterport", "rosbag").
+        indices: source frame index of each item (what ``frames="A:B:S"`` selected on).
+    """
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        name: str,
+        format: str,
+        indices: Sequence[int],
+        poses: np.ndarray | None,
+        intrinsics: np.ndarray,
+        image_size: tuple[int, int],
+        loader: FrameLoader,
+    ) -> None:
+        """``loader(k)`` reads the k-th item (0 <= k < len(indices)); poses (N,4,4) or None,
+        intrinsics (N,3,3) or (3,3) when shared; image_size (H, W) of every frame."""
+        self.path = Path(path)
+        self.name = name
+        self.format = format
+        self.indices = [int(i) for i in indices]
+        n = len(self.indices)
+        self._poses = None if poses is None else np.asarray(poses, dtype=np.float64).reshape(n, 4, 4)
+        K = np.asarray(intrinsics, dtype=np.float64)
+        self._intrinsics = np.broadcast_to(K, (n, 3, 3)) if K.shape == (3, 3) else K.reshape(n, 3, 3)
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self._loader = loader
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @overload
+    def __getitem__(self, item: int) -> PosedFrame: ...
+    @overload
+    def __getitem__(self, item: slice) -> PosedDataset: ...
+
+    def __getitem__(self, item: int | slice) -> PosedFrame | PosedDataset:
+        if isinstance(item, slice):
+            return self.subset(range(len(self))[item])
+        k = int(item)
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(f"{self.name}: item {item} out of range for {len(self)} frames")
+        return self._loader(k)
+
+    def subset(self, positions: Sequence[int]) -> PosedDataset:
+        """A dataset of the items at ``positions`` (sharing this one's reader)."""
+        positions = list(positions)
+        loader = self._loader
+        return PosedDataset(
+            path=self.path, name=self.name, format=self.format,
+            indices=[self.indices[p] for p in positions],
+            poses=None if self._poses is None else self._poses[positions],
+            intrinsics=self._intrinsics[positions], image_size=self.image_size,
+            loader=lambda k: loader(positions[k]),
+        )
+
+    def poses(self) -> np.ndarray:
+        """(N, 4, 4) float64 camera-to-world poses, without reading any image."""
+        if self._poses is None:
+            raise DataError(f"{self.path}: this {self.format} data set has no camera poses")
+        return self._poses.copy()
+
+    @property
+    def has_poses(self) -> bool:
+        return self._poses is not None
+
+    def intrinsics(self, i: int) -> np.ndarray:
+        """(3, 3) float64 K of item i (at ``image_size``)."""
+        return self._intrinsics[i].copy()
+
+    def __repr__(self) -> str:
+        h, w = self.image_size
+        return f"PosedDataset({self.format}, {self.path}, {len(self)} frames, {w}x{h})"

@@ -1,0 +1,25 @@
+"""Errors of the data layer; every message names the file, frame or value at fault."""
+
+from __future__ import annotations
+
+from locus_core.errors import LocusError
+
+
+class DataError(LocusError):
+    """A data set cannot be used as given."""
+
+
+class DataFileError(DataError):
+    """A file a data set needs is missing or cannot be read."""
+
+
+class FormatError(DataError):
+    """A folder or file is not in any known format, or breaks the rules of its format."""
+
+
+class SelectionError(DataError):
+    """A ``--frames START:STOP[:STEP]`` selection is malformed or selects nothing."""
+
+
+class FrameError(DataError):
+    """A frame's content is unusable: sizes disagree, no valid depth, a NaN or non-rigid pose."""

@@ -1,0 +1,46 @@
+"""Small helpers the format readers share."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from locus_core.data.errors import FormatError
+from locus_core.data.io import parse_intrinsics_option, read_intrinsics
+
+
+def check_options(options: Mapping[str, Any], allowed: Iterable[str], source: str) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise FormatError(f"{source}: unknown option(s) {', '.join(unknown)}; "
+                          f"this format accepts: {', '.join(sorted(allowed)) or 'none'}")
+
+
+def numbered(files: Iterable[Path], pattern: str) -> dict[int, Path]:
+    """{index: path} for files whose name matches ``pattern`` (one integer group)."""
+    regex = re.compile(pattern)
+    out: dict[int, Path] = {}
+    for f in files:
+        m = regex.fullmatch(f.name)
+        if m:
+            out[int(m.group(1))] = f
+    return out
+
+
+def find_intrinsics(folder: Path, names: Iterable[str], option: Any = None,
+                    default: np.ndarray | None = None) -> np.ndarray:
+    """K from the ``intrinsics=`` option, else the first of ``names`` present, else ``default``."""
+    if option is not None:
+        return parse_intrinsics_option(option)
+    names = list(names)
+    for name in names:
+        if (folder / name).is_file():
+            return read_intrinsics(folder / name)
+    if default is not None:
+        return default
+    raise FormatError(f"{folder}: no intrinsics file (looked for {', '.join(names)}); "
+                      "pass intrinsics='fx,fy,cx,cy' or a file")

@@ -1,0 +1,258 @@
+"""ROS bags (rosbag2 sqlite3/MCAP and ROS 1) read with ``rosbags``.
+
+Colour: ``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8) or ``CompressedImage``; depth:
+``Image`` 16UC1/mono16 (millimetres) or 32FC1 (metres), or ``compressedDepth`` PNG, registered to
+the colour camera (e.g. RealSense ``aligned_depth_to_color``); intrinsics from ``CameraInfo``;
+camera poses from ``/tf`` + ``/tf_static``: the colour image's ``header.frame_id`` (its optical
+frame) in the fixed frame (``map``, else ``world``, or as given), interpolated at the image stamp.
+Topics are found from message types and encodings unless given. One pass over the bag at open
+indexes stamps and TF; images are read again when a frame is asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from locus_core.data.dataset import PosedDataset
+from locus_core.data.errors import DataFileError, FormatError
+from locus_core.data.formats.common import check_options
+from locus_core.data.formats.tf import TfTree
+from locus_core.data.frame import PosedFrame
+from locus_core.data.io import depth_from_raw
+from locus_core.data.poses import check_pose
+from locus_core.data.selection import select
+
+log = logging.getLogger(__name__)
+
+BAG_SUFFIXES = (".bag", ".mcap", ".db3")
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+TF = "tf2_msgs/msg/TFMessage"
+COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+DEPTH_ENCODINGS = ("16uc1", "mono16", "32fc1")
+FIXED_FRAMES = ("map", "world")
+OPTIONS = ("rgb_topic", "depth_topic", "camera_info_topic", "fixed_frame", "camera_frame", "max_dt")
+
+
+def detect(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix in BAG_SUFFIXES
+    return path.is_dir() and (path / "metadata.yaml").is_file()
+
+
+def stamp_of(msg: Any) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def _tq(transform: Any) -> np.ndarray:
+    t, q = transform.translation, transform.rotation
+    return np.array([t.x, t.y, t.z, q.x, q.y, q.z, q.w], dtype=np.float64)
+
+
+def _raw_pixels(msg: Any, dtype: np.dtype, channels: int) -> np.ndarray:
+    dtype = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
+    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)
+    pixels = rows[:, : msg.width * channels * dtype.itemsize].copy().view(dtype)
+    return pixels.reshape(msg.height, msg.width, channels).astype(dtype.newbyteorder("="))
+
+
+def decode_color(msg: Any, where: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from an Image or CompressedImage message."""
+    import cv2
+
+    if hasattr(msg, "format"):
+        image = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataFileError(f"{where}: cannot decode compressed image ({msg.format})")
+        return np.ascontiguousarray(image[:, :, ::-1])
+    encoding = msg.encoding.lower()
+    if encoding not in COLOR_ENCODINGS:
+        raise FormatError(f"{where}: colour encoding {msg.encoding!r} not supported ({', '.join(COLOR_ENCODINGS)})")
+    channels = 1 if encoding == "mono8" else len(encoding) - 1
+    pixels = _raw_pixels(msg, np.uint8, channels)
+    if encoding == "mono8":
+        return np.repeat(pixels, 3, axis=2)
+    if encoding.startswith("bgr"):
+        pixels = pixels[:, :, 2::-1]
+    return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def decode_depth(msg: Any, where: str) -> np.ndarray:
+    """(H, W) float32 metres, NaN invalid, from a 16UC1/mono16 (mm), 32FC1 (m) or compressedDepth message."""
+    import cv2
+
+    if hasattr(msg, "format"):
+        if "compresseddepth" not in msg.format.lower() or "16uc1" not in msg.format.lower():
+            raise FormatError(f"{where}: compressed depth {msg.format!r} not supported (16UC1 compressedDepth only)")
+        # compressedDepth prefixes the PNG with a 12-byte config header.
+        raw = cv2.imdecode(np.frombuffer(bytes(msg.data)[12:], np.uint8), cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise DataFileError(f"{where}: cannot decode compressedDepth PNG")
+        return depth_from_raw(raw, 1000.0)
+    encoding = msg.encoding.lower()
+    if encoding in ("16uc1", "mono16"):
+        return depth_from_raw(_raw_pixels(msg, np.uint16, 1)[:, :, 0], 1000.0)
+    if encoding == "32fc1":
+        depth = _raw_pixels(msg, np.float32, 1)[:, :, 0]
+        return np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
+    raise FormatError(f"{where}: depth encoding {msg.encoding!r} not supported (16UC1, mono16, 32FC1)")
+
+
+@dataclass(frozen=True)
+class _Stamped:
+    stamp: float  # header stamp, s
+    bag_time: int  # bag timestamp, ns (to find the message again)
+    frame_id: str
+
+
+def _choose(candidates: list[str], prefer: tuple[str, ...], what: str, option: str, path: Path) -> str:
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise FormatError(f"{path}: no {what} topic found")
+    for word in prefer:
+        hits = [c for c in candidates if word in c]
+        if len(hits) == 1:
+            return hits[0]
+    raise FormatError(f"{path}: several {what} topics ({', '.join(candidates)}); choose one with {option}=")
+
+
+def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
+    """Options: ``rgb_topic``, ``depth_topic``, ``camera_info_topic``, ``fixed_frame``, ``camera_frame``
+    (override the image's ``header.frame_id``), ``max_dt`` (s, rgb-depth stamp gap, default 0.03)."""
+    from rosbags.highlevel import AnyReader
+
+    check_options(options, OPTIONS, str(path))
+    max_dt = float(options.get("max_dt", 0.03))
+    try:
+        reader = AnyReader([path])
+        reader.open()
+    except Exception as exc:  # rosbags raises several unrelated types for unreadable bags
+        raise DataFileError(f"{path}: cannot open bag ({exc})") from None
+    by_topic = {c.topic: c for c in reader.connections}
+    topics = ", ".join(f"{c.topic} [{c.msgtype}]" for c in reader.connections) or "none"
+
+    def first(topic: str) -> Any:
+        conn = by_topic[topic]
+        for c, _, raw in reader.messages([conn]):
+            return reader.deserialize(raw, c.msgtype)
+        return None
+
+    def kind(topic: str) -> str:
+        conn = by_topic[topic]
+        if conn.msgtype not in (IMAGE, COMPRESSED):
+            return ""
+        msg = first(topic)
+        if msg is None:
+            return ""
+        label = (msg.format if conn.msgtype == COMPRESSED else msg.encoding).lower()
+        if "compresseddepth" in label or label in DEPTH_ENCODINGS:
+            return "depth"
+        return "rgb" if conn.msgtype == COMPRESSED or label in COLOR_ENCODINGS else ""
+
+    rgb_topic, depth_topic = options.get("rgb_topic"), options.get("depth_topic")
+    for given in (rgb_topic, depth_topic, options.get("camera_info_topic")):
+        if given is not None and given not in by_topic:
+            raise FormatError(f"{path}: topic {given!r} not in the bag (topics: {topics})")
+    if rgb_topic is None or depth_topic is None:
+        kinds = {t: kind(t) for t in by_topic}
+        if rgb_topic is None:
+            candidates = [t for t, k in kinds.items() if k == "rgb"]
+            if not candidates:
+                raise FormatError(f"{path}: no colour image topic (topics: {topics})")
+            rgb_topic = _choose(candidates, ("color", "rgb"), "colour image", "rgb_topic", path)
+        if depth_topic is None:
+            candidates = [t for t, k in kinds.items() if k == "depth"]
+            if not candidates:
+                raise FormatError(f"{path}: no depth image topic (topics: {topics})")
+            depth_topic = _choose(candidates, ("aligned", "registered", "depth"), "depth image", "depth_topic", path)
+    info_topic = options.get("camera_info_topic")
+    if info_topic is None:
+        infos = [t for t, c in by_topic.items() if c.msgtype == CAMERA_INFO]
+        sibling = rgb_topic.rsplit("/", 1)[0] + "/camera_info"
+        info_topic = sibling if sibling in infos else _choose(infos, ("color", "rgb"), "CameraInfo", "camera_info_topic", path)
+
+    tree = TfTree()
+    rgbs: list[_Stamped] = []
+    depths: list[_Stamped] = []
+    info = None
+    wanted = [by_topic[t] for t in (rgb_topic, depth_topic, info_topic)]
+    wanted += [c for c in reader.connections if c.msgtype == TF and c.topic in ("/tf", "/tf_static")]
+    for conn, bag_time, raw in reader.messages(wanted):
+        msg = reader.deserialize(raw, conn.msgtype)
+        if conn.msgtype == TF:
+            for tr in msg.transforms:
+                tree.add(tr.header.frame_id, tr.child_frame_id, stamp_of(tr), _tq(tr.transform),
+                         static=conn.topic == "/tf_static")
+        elif conn.topic == info_topic:
+            info = info if info is not None else msg
+        elif conn.topic == rgb_topic:
+            rgbs.append(_Stamped(stamp_of(msg), bag_time, msg.header.frame_id))
+        if conn.topic == depth_topic:
+            depths.append(_Stamped(stamp_of(msg), bag_time, msg.header.frame_id))
+    if info is None:
+        raise FormatError(f"{path}: no message on CameraInfo topic {info_topic}")
+    K = np.array(info.k, dtype=np.float64).reshape(3, 3)
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise FormatError(f"{path}: {info_topic} has no calibration (K = {K.ravel().tolist()})")
+    if not rgbs or not depths:
+        raise FormatError(f"{path}: no messages on {rgb_topic if not rgbs else depth_topic}")
+
+    depth_stamps = np.array([d.stamp for d in depths])
+    order = np.argsort(depth_stamps)
+    sorted_depth = depth_stamps[order]
+    fixed = options.get("fixed_frame") or next((f for f in FIXED_FRAMES if f in tree.frames), None)
+    if fixed is not None and fixed not in tree.frames:
+        raise FormatError(f"{path}: fixed frame {fixed!r} not in TF (frames: {', '.join(sorted(tree.frames))})")
+    if fixed is None:
+        log.info("%s: no 'map' or 'world' frame in TF; frames have no poses", path)
+
+    kept: list[tuple[int, _Stamped, _Stamped, np.ndarray | None]] = []
+    for i, rgb in enumerate(rgbs):
+        j = int(np.searchsorted(sorted_depth, rgb.stamp))
+        near = [n for n in (j - 1, j) if 0 <= n < len(sorted_depth)]
+        best = min(near, key=lambda n: abs(sorted_depth[n] - rgb.stamp))
+        if abs(sorted_depth[best] - rgb.stamp) > max_dt:
+            continue
+        T = None
+        if fixed is not None:
+            T = tree.lookup(fixed, options.get("camera_frame") or rgb.frame_id, rgb.stamp)
+            if T is None:
+                continue
+            T = check_pose(T, f"{path}: TF {fixed} <- {rgb.frame_id} at {rgb.stamp:.3f}")
+        kept.append((i, rgb, depths[order[best]], T))
+    if len(kept) < len(rgbs):
+        log.info("%s: %d of %d colour images lack depth within %.3f s or a TF pose; skipped",
+                 path, len(rgbs) - len(kept), len(rgbs), max_dt)
+    if not kept:
+        raise FormatError(f"{path}: no colour image on {rgb_topic} has depth on {depth_topic} within "
+                          f"{max_dt} s and a pose in {fixed!r}")
+    positions = select([k[0] for k in kept], frames, source=str(path))
+    chosen = [kept[p] for p in positions]
+    rgb_conn, depth_conn = by_topic[rgb_topic], by_topic[depth_topic]
+
+    def read(conn: Any, item: _Stamped) -> Any:
+        for c, _, raw in reader.messages([conn], start=item.bag_time, stop=item.bag_time + 1):
+            msg = reader.deserialize(raw, c.msgtype)
+            if abs(stamp_of(msg) - item.stamp) < 1e-9:
+                return msg
+        raise DataFileError(f"{path}: message at {item.bag_time} ns on {conn.topic} vanished")
+
+    def load(k: int) -> PosedFrame:
+        i, rgb, depth, T = chosen[k]
+        where = f"{path}:{rgb_topic}@{rgb.stamp:.6f}"
+        return PosedFrame(
+            rgb=decode_color(read(rgb_conn, rgb), where),
+            depth=decode_depth(read(depth_conn, depth), f"{path}:{depth_topic}@{depth.stamp:.6f}"),
+            K=K, T_world_cam=T, frame_id=f"{path.stem}/{i:06d}", index=i, stamp=rgb.stamp,
+        ).validate()
+
+    poses = None if fixed is None else np.stack([c[3] for c in chosen])
+    return PosedDataset(path=path, name=path.stem, format="rosbag", indices=[c[0] for c in chosen],
+                        poses=poses, intrinsics=K, image_size=(int(info.height), int(info.width)), loader=load)

@@ -1,0 +1,106 @@
+"""The 7-Scenes / tsdf-fusion layout and its variants (label-fusion depth, synthetic scenes).
+
+``frame-N.color.{png,jpg}``, ``frame-N.depth.png``, ``frame-N.pose.txt`` (4x4 camera-to-world),
+optional ``frame-N.segm.png`` (class ids) and ``frame-N.instance.png``, and one intrinsics file.
+Depth is uint16 millimetres (0 and 65535 invalid), except in label-fusion exports where metres =
+``(raw >> 3) / 1e4`` and values under 0.3 m are invalid. That encoding is recognised from the
+data itself: its raw values are multiples of 8 (millimetre depth only by chance, ~1 in 8) and
+decode to a median of at least 0.3 m (a millimetre image would need a median over 24 m).
+A ``scene.json`` marks a scene written by :func:`locus_core.data.synthetic.generate_scene`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from locus_core.data.dataset import PosedDataset
+from locus_core.data.errors import DataFileError, FormatError
+from locus_core.data.formats.common import check_options, find_intrinsics, numbered
+from locus_core.data.frame import PosedFrame
+from locus_core.data.io import depth_from_raw, read_labels, read_matrix, read_raw, read_rgb
+from locus_core.data.poses import check_pose
+from locus_core.data.selection import select
+
+INTRINSICS_FILES = ("camera-intrinsics.txt", "intrinsics.K.txt", "camera-intrinsics.color.txt",
+                    "intrinsics.txt")
+ENCODINGS = ("mm", "labelfusion")
+# Fraction of valid raw depth values that are multiples of 8 above which the encoding is
+# label-fusion's (measured: 0.97 on labelfusion-shelf, 0.11-0.16 on millimetre sets, ~1/8 expected).
+LABELFUSION_MULTIPLE_OF_8 = 0.9
+# These layouts carry no timestamps; Kinect-class sensors run at 30 Hz.
+NOMINAL_RATE_HZ = 30.0
+
+
+def detect(path: Path) -> bool:
+    return path.is_dir() and next(path.glob("frame-*.pose.txt"), None) is not None
+
+
+def detect_encoding(depth_file: Path) -> str:
+    raw = read_raw(depth_file)
+    valid = raw[(raw > 0) & (raw < 65535)]
+    if valid.size < 100:
+        return "mm"
+    multiples_of_8 = np.mean(valid % 8 == 0) > LABELFUSION_MULTIPLE_OF_8
+    return "labelfusion" if multiples_of_8 and np.median(valid >> 3) >= 3000 else "mm"
+
+
+def decode_depth(raw: np.ndarray, encoding: str) -> np.ndarray:
+    if encoding == "labelfusion":
+        return depth_from_raw(raw >> 3, 1e4, invalid=(0,), min_depth=0.3)
+    return depth_from_raw(raw, 1000.0, invalid=(0, 65535))
+
+
+def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
+    """Options: ``intrinsics`` (file or "fx,fy,cx,cy"), ``depth_encoding`` ("mm" | "labelfusion")."""
+    check_options(options, ("intrinsics", "depth_encoding"), str(path))
+    files = list(path.iterdir())
+    poses_files = numbered(files, r"frame-(\d+)\.pose\.txt")
+    all_indices = sorted(poses_files)
+    positions = select(all_indices, frames, source=str(path))
+    indices = [all_indices[p] for p in positions]
+
+    def color_file(i: int) -> Path:
+        for ext in ("png", "jpg", "jpeg"):
+            f = path / f"frame-{i:06d}.color.{ext}"
+            if f.is_file():
+                return f
+        raise DataFileError(f"{path / f'frame-{i:06d}.color.png'}: file not found (nor .jpg)")
+
+    colors = [color_file(i) for i in indices]
+    depths = [path / f"frame-{i:06d}.depth.png" for i in indices]
+    for f in depths:
+        if not f.is_file():
+            raise DataFileError(f"{f}: file not found")
+    poses = np.stack([check_pose(read_matrix(poses_files[i], (4, 4)), str(poses_files[i])) for i in indices])
+    K = find_intrinsics(path, INTRINSICS_FILES, options.get("intrinsics"))
+
+    synthetic = (path / "scene.json").is_file()
+    if synthetic:
+        try:
+            json.loads((path / "scene.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"{path / 'scene.json'}: not valid JSON ({exc})") from None
+    encoding = options.get("depth_encoding") or ("mm" if synthetic else detect_encoding(depths[0]))
+    if encoding not in ENCODINGS:
+        raise FormatError(f"{path}: depth_encoding {encoding!r} is not one of {', '.join(ENCODINGS)}")
+    fmt = "synthetic" if synthetic else ("labelfusion" if encoding == "labelfusion" else "7scenes")
+    H, W = read_raw(depths[0]).shape
+
+    def load(k: int) -> PosedFrame:
+        i = indices[k]
+        rgb = read_rgb(colors[k])
+        depth = decode_depth(read_raw(depths[k]), encoding)
+        segm, inst = path / f"frame-{i:06d}.segm.png", path / f"frame-{i:06d}.instance.png"
+        frame = PosedFrame(
+            rgb=rgb, depth=depth, K=K, T_world_cam=poses[k], frame_id=f"{path.name}/frame-{i:06d}",
+            index=i, stamp=i / NOMINAL_RATE_HZ, semantic=read_labels(segm) if segm.is_file() else None,
+            instance=read_labels(inst) if inst.is_file() else None,
+        )
+        return frame.validate()
+
+    return PosedDataset(path=path, name=path.name, format=fmt, indices=indices, poses=poses,
+                        intrinsics=K, image_size=(H, W), loader=load)

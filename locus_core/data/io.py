@@ -1,0 +1,98 @@
+"""Reading images and small text files, with errors that name the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from locus_core.data.errors import DataFileError, FormatError
+
+
+def _imread(path: Path, flags: int) -> np.ndarray:
+    import cv2
+
+    if not path.is_file():
+        raise DataFileError(f"{path}: file not found")
+    image = cv2.imread(str(path), flags)
+    if image is None:
+        raise DataFileError(f"{path}: cannot read image (corrupt or unsupported)")
+    return image
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from any image OpenCV reads (grey images are replicated)."""
+    import cv2
+
+    image = _imread(Path(path), cv2.IMREAD_COLOR)
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def read_raw(path: Path) -> np.ndarray:
+    """Pixel values as stored (e.g. uint16 depth or labels), single channel."""
+    import cv2
+
+    image = _imread(Path(path), cv2.IMREAD_UNCHANGED)
+    if image.ndim == 3:
+        raise DataFileError(f"{path}: expected a single-channel image, got {image.shape[2]} channels")
+    return image
+
+
+def depth_from_raw(raw: np.ndarray, scale: float, *, invalid: tuple[int, ...] = (0,),
+                   min_depth: float = 0.0) -> np.ndarray:
+    """Integer depth image → float32 metres (``raw / scale``), NaN at ``invalid`` codes or < min_depth."""
+    depth = raw.astype(np.float32) / np.float32(scale)
+    bad = np.isin(raw, invalid) | (depth < min_depth) | ~np.isfinite(depth)
+    depth[bad] = np.nan
+    return depth
+
+
+def read_labels(path: Path) -> np.ndarray:
+    """(H, W) int32 label image (uint8 or uint16 PNG)."""
+    return read_raw(path).astype(np.int32)
+
+
+def read_matrix(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A whitespace-separated numeric matrix of ``shape`` (float64)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: file not found")
+    try:
+        values = np.array(path.read_text().split(), dtype=np.float64)
+    except ValueError as exc:
+        raise FormatError(f"{path}: not a numeric matrix ({exc})") from None
+    if values.size != shape[0] * shape[1]:
+        raise FormatError(f"{path}: expected {shape[0]}x{shape[1]} numbers, found {values.size}")
+    return values.reshape(shape)
+
+
+def read_intrinsics(path: Path) -> np.ndarray:
+    """3x3 K from a text file holding a 3x3 or 4x4 matrix (ScanNet writes 4x4)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: file not found")
+    count = len(path.read_text().split())
+    K = read_matrix(path, (4, 4) if count == 16 else (3, 3))[:3, :3]
+    if K[0, 0] <= 0 or K[1, 1] <= 0 or K[2, 2] != 1:
+        raise FormatError(f"{path}: not a pinhole intrinsics matrix: {K.tolist()}")
+    return K
+
+
+def intrinsics_from_values(fx: float, fy: float, cx: float, cy: float) -> np.ndarray:
+    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
+
+
+def parse_intrinsics_option(value: str | Path | np.ndarray) -> np.ndarray:
+    """The ``intrinsics=`` option: a 3x3 array, a file path, or ``"fx,fy,cx,cy"``."""
+    if isinstance(value, np.ndarray):
+        return np.asarray(value, dtype=np.float64).reshape(3, 3)
+    text = str(value)
+    parts = text.replace(" ", "").split(",")
+    if len(parts) == 4:
+        try:
+            return intrinsics_from_values(*map(float, parts))
+        except ValueError:
+            pass
+    if Path(text).is_file():
+        return read_intrinsics(Path(text))
+    raise FormatError(f"intrinsics {text!r}: expected a file or fx,fy,cx,cy")

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from locus_core.data import (
+    DataError,
+    DataFileError,
+    FormatError,
+    FrameError,
+    SelectionError,
+    open_dataset,
+)
+from locus_core.data.consistency import reprojection_median
+from rgbd_scene import make_scene, write_matrix, write_png, write_tsdf
+
+
+def test_reads_frames_poses_and_intrinsics(tmp_path: Path) -> None:
+    scene = make_scene()
+    ds = open_dataset(write_tsdf(tmp_path / "seq", scene, first=10, step=2))
+    assert ds.format == "7scenes" and ds.name == "seq" and len(ds) == 6
+    assert ds.indices == [10, 12, 14, 16, 18, 20] and ds.image_size == (48, 64)
+    np.testing.assert_allclose(ds.poses(), np.stack(scene.poses), atol=1e-12)
+    np.testing.assert_allclose(ds.intrinsics(3), scene.K)
+    frame = ds[-1]
+    assert frame.index == 20 and frame.frame_id == "seq/frame-000020" and frame.semantic is None
+    assert frame.rgb.dtype == np.uint8 and np.array_equal(frame.rgb, scene.rgb[5])
+    assert frame.depth.dtype == np.float32
+    np.testing.assert_allclose(frame.depth, scene.depth[5], atol=5e-4)
+    assert reprojection_median(list(ds)) < 2e-3
+
+
+def test_frame_selection_by_index_value(tmp_path: Path) -> None:
+    scene = make_scene()
+    path = write_tsdf(tmp_path / "seq", scene, first=10, step=2)
+    assert open_dataset(path, "12:18").indices == [12, 14, 16]
+    assert open_dataset(path, "10::4").indices == [10, 14, 18]
+    sub = open_dataset(path)[1:4]
+    assert sub.indices == [12, 14, 16] and sub[0].index == 12 and sub.poses().shape == (3, 4, 4)
+    with pytest.raises(SelectionError, match=r"'100:200' select nothing \(frame indices present: 10..20\)"):
+        open_dataset(path, "100:200")
+    with pytest.raises(SelectionError, match="START:STOP"):
+        open_dataset(path, "5")
+
+
+def test_labelfusion_encoding_detected_from_data(tmp_path: Path) -> None:
+    scene = make_scene(plane_z=0.6)
+    scene.depth[0][:4] = 0.25  # under 0.3 m: invalid in this encoding
+    ds = open_dataset(write_tsdf(tmp_path / "shelf", scene, labelfusion=True,
+                                 intrinsics_name="camera-intrinsics.color.txt"))
+    assert ds.format == "labelfusion"
+    frame = ds[0]
+    assert np.isnan(frame.depth[:4]).all()
+    np.testing.assert_allclose(frame.depth[4:], scene.depth[0][4:], atol=2e-4)
+    assert frame.semantic.dtype == np.int32 and (frame.semantic == 48).all()
+    # Forcing the other encoding reads the same files as millimetres.
+    assert open_dataset(tmp_path / "shelf", depth_encoding="mm").format == "7scenes"
+
+
+def test_synthetic_layout_has_labels(tmp_path: Path) -> None:
+    scene = make_scene()
+    path = write_tsdf(tmp_path / "syn", scene)
+    (path / "scene.json").write_text('{"generator": "test", "classes": {"1": "chair"}}')
+    for k in range(len(scene.rgb)):
+        write_png(path / f"frame-{k:06d}.segm.png", np.full((48, 64), 1, np.uint16))
+        write_png(path / f"frame-{k:06d}.instance.png", np.full((48, 64), 7, np.uint16))
+    ds = open_dataset(path)
+    assert ds.format == "synthetic"
+    assert (ds[2].semantic == 1).all() and (ds[2].instance == 7).all()
+
+
+def test_invalid_depth_codes(tmp_path: Path) -> None:
+    scene = make_scene()
+    path = write_tsdf(tmp_path / "seq", scene)
+    raw = np.full((48, 64), 1500, np.uint16)
+    raw[0, :3] = [0, 65535, 1]
+    write_png(path / "frame-000000.depth.png", raw)
+    depth = open_dataset(path)[0].depth
+    assert np.isnan(depth[0, :2]).all() and depth[0, 2] == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "error", "message"),
+    [
+        (lambda p: (p / "frame-000002.depth.png").unlink(), DataFileError, r"frame-000002\.depth\.png: file not found"),
+        (lambda p: (p / "frame-000002.color.png").unlink(), DataFileError, r"frame-000002\.color\.png: file not found"),
+        (lambda p: (p / "camera-intrinsics.txt").unlink(), FormatError, "no intrinsics file"),
+        (lambda p: (p / "frame-000003.pose.txt").write_text("1 2 3\n"), FormatError, r"frame-000003\.pose\.txt: expected 4x4"),
+        (lambda p: write_matrix(p / "frame-000003.pose.txt", np.full((4, 4), np.nan)), FrameError,
+         r"frame-000003\.pose\.txt: pose has NaN"),
+        (lambda p: write_matrix(p / "frame-000003.pose.txt", np.diag([2.0, 1, 1, 1])), FrameError,
+         r"frame-000003\.pose\.txt: pose is not rigid"),
+    ],
+)
+def test_bad_input_fails_at_open(tmp_path: Path, breakage, error, message) -> None:
+    scene = make_scene()
+    path = write_tsdf(tmp_path / "seq", scene)
+    breakage(path)
+    with pytest.raises(error, match=message):
+        open_dataset(path)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "error", "message"),
+    [
+        (lambda p: (p / "frame-000001.color.png").write_bytes(b"not a png"), DataFileError,
+         r"frame-000001\.color\.png: cannot read image"),
+        (lambda p: write_png(p / "frame-000001.depth.png", np.zeros((48, 64), np.uint16)), FrameError,
+         "frame-000001: depth has no valid pixel"),
+        (lambda p: write_png(p / "frame-000001.depth.png", np.ones((24, 64), np.uint16)), FrameError,
+         "frame-000001: depth is 64x24 but rgb is 64x48"),
+    ],
+)
+def test_bad_frame_fails_when_read(tmp_path: Path, breakage, error, message) -> None:
+    scene = make_scene()
+    path = write_tsdf(tmp_path / "seq", scene)
+    breakage(path)
+    ds = open_dataset(path)
+    ds[0]
+    with pytest.raises(error, match=message):
+        ds[1]
+
+
+def test_unknown_format_and_options(tmp_path: Path) -> None:
+    scene = make_scene()
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("x")
+    with pytest.raises(FormatError, match=r"junk: unknown data format \(contents: notes.txt\)"):
+        open_dataset(tmp_path / "junk")
+    with pytest.raises(DataFileError, match="no such file or folder"):
+        open_dataset(tmp_path / "missing")
+    path = write_tsdf(tmp_path / "seq", scene)
+    with pytest.raises(FormatError, match="unknown option.*colour"):
+        open_dataset(path, colour=True)
+    with pytest.raises(FormatError, match="format 'kitti': unknown"):
+        open_dataset(path, format="kitti")
+    with pytest.raises(DataError, match="intrinsics 'abc'"):
+        open_dataset(path, intrinsics="abc")
+    assert open_dataset(path, intrinsics="100,100,32,24").intrinsics(0)[0, 0] == 100
