@@ -138,11 +138,28 @@ class ViTBackbone(Backbone):
         if self.fixed_size is not None and min(self.fixed_size) < p:
             raise ModelError(f"backbone {spec.name}: img_size {img_size} is smaller than the patch {p}")
         kwargs = {"img_size": self.fixed_size} if self.fixed_size else {"dynamic_img_size": True}
-        self.vit = timm.create_model(spec.arch, pretrained=False, num_classes=0, **kwargs)
-        if weights != RANDOM:
-            self._load(Path(weights) if weights is not None else find_weights(spec))
+        path = None if weights == RANDOM else Path(weights) if weights else find_weights(spec)
+        # timm's own init takes seconds for ViT-B and is overwritten by the file anyway.
+        with torch.device("meta"):
+            self.vit = timm.create_model(spec.arch, pretrained=False, num_classes=0, **kwargs)
+        self.vit.to_empty(device="cpu")
+        if path is None:
+            self._init_random()
+        else:
+            self._load(path)
         self.vit.prune_intermediate_layers(indices=[spec.blocks - 1], prune_norm=True, prune_head=True)
         self.freeze()
+
+    @torch.no_grad()
+    def _init_random(self) -> None:
+        """Quick random weights (tests, benchmarks): N(0, 0.02) matrices, unit norms, zero biases."""
+        for name, param in self.vit.named_parameters():
+            if param.ndim > 1:
+                param.normal_(0.0, 0.02)
+            elif name.endswith("weight") or name.endswith("gamma"):
+                param.fill_(1.0)
+            else:
+                param.zero_()
 
     def _load(self, path: Path) -> None:
         from timm.models.vision_transformer import checkpoint_filter_fn
