@@ -16,8 +16,19 @@ import sys
 from locus_core import __version__
 from locus_core.errors import LocusError
 
-# Order is the order `locus --help` lists them in.
-COMMANDS = ("train",)
+# Every module of locus_core.cli but this one is a subcommand, found at start-up, so adding a
+# command is adding a file. The known ones are listed in the order a user meets them.
+_ORDER = ("data", "train", "eval", "map", "bag", "export", "bench")
+
+
+def _discover() -> tuple[str, ...]:
+    import locus_core.cli as package
+
+    names = {m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "main" and not m.name.startswith("_")}
+    return tuple(sorted(names, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n)))
+
+
+COMMANDS = _discover()
 
 
 def build_parser() -> argparse.ArgumentParser:
