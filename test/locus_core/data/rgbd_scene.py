@@ -71,3 +71,74 @@ def write_tsdf(folder: Path, scene: Scene, *, labelfusion: bool = False, first: 
         if labelfusion:
             write_png(Path(f"{stem}.segm.png"), np.full(depth.shape, 48, np.uint8))
     return folder
+
+
+def tq_of(T: np.ndarray) -> np.ndarray:
+    """``tx ty tz qx qy qz qw`` of a rigid transform."""
+    from scipy.spatial.transform import Rotation
+
+    return np.concatenate([T[:3, 3], Rotation.from_matrix(T[:3, :3]).as_quat()])
+
+
+def write_slambook(folder: Path, scene: Scene) -> Path:
+    for k, (rgb, depth) in enumerate(zip(scene.rgb, scene.depth), 1):
+        write_png(folder / "color" / f"{k}.png", rgb)
+        write_png(folder / "depth" / f"{k}.pgm", mm(depth))
+    np.savetxt(folder / "pose.txt", np.stack([tq_of(T) for T in scene.poses]))
+    return folder
+
+
+def write_tum(folder: Path, scene: Scene) -> Path:
+    """rgb at 30 Hz, depth 5 ms later, ground truth at 100 Hz (linear in time between frames)."""
+    rgb_lines, depth_lines, gt_lines = ["# rgb"], ["# depth"], ["# ground truth"]
+    for k, (rgb, depth) in enumerate(zip(scene.rgb, scene.depth)):
+        t = 100.0 + k / 30
+        write_png(folder / "rgb" / f"{t:.6f}.png", rgb)
+        write_png(folder / "depth" / f"{t + 0.005:.6f}.png",
+                  np.nan_to_num(np.round(depth * 5000), nan=0).astype(np.uint16))
+        rgb_lines.append(f"{t:.6f} rgb/{t:.6f}.png")
+        depth_lines.append(f"{t + 0.005:.6f} depth/{t + 0.005:.6f}.png")
+    for k, T in enumerate(scene.poses):  # exact samples at the rgb stamps plus one between
+        t = 100.0 + k / 30
+        gt_lines.append(f"{t:.6f} " + " ".join(map(str, tq_of(T))))
+    (folder / "rgb.txt").write_text("\n".join(rgb_lines) + "\n")
+    (folder / "depth.txt").write_text("\n".join(depth_lines) + "\n")
+    (folder / "groundtruth.txt").write_text("\n".join(gt_lines) + "\n")
+    return folder
+
+
+def write_scannet(folder: Path, scene: Scene) -> Path:
+    """Colour at twice the depth size, as ScanNet's 1296x968 vs 640x480."""
+    import cv2
+
+    K4 = np.eye(4)
+    K4[:3, :3] = scene.K
+    write_matrix(folder / "intrinsic" / "intrinsic_depth.txt", K4)
+    write_matrix(folder / "intrinsic" / "intrinsic_color.txt", K4 * [[2], [2], [1], [1]])
+    for k, (rgb, depth, T) in enumerate(zip(scene.rgb, scene.depth, scene.poses)):
+        big = cv2.resize(rgb, (rgb.shape[1] * 2, rgb.shape[0] * 2), interpolation=cv2.INTER_NEAREST)
+        write_png(folder / "color" / f"{k}.png", big)
+        write_png(folder / "depth" / f"{k}.png", mm(depth))
+        write_matrix(folder / "pose" / f"{k}.txt", T)
+    return folder
+
+
+def write_matterport(folder: Path, scene: Scene, scan: str = "17DRP5sb8fy") -> Path:
+    """The official zips' nesting: <scan>/undistorted_*/<scan>/undistorted_*/files."""
+    lines = ["dataset matterport", f"n_images {len(scene.rgb)}",
+             "depth_directory undistorted_depth_images", "color_directory undistorted_color_images"]
+    gl = np.diag([1.0, -1.0, -1.0, 1.0])
+    for k, (rgb, depth, T) in enumerate(zip(scene.rgb, scene.depth, scene.poses)):
+        if k % 3 == 0:
+            K = scene.K
+            lines.append("intrinsics_matrix " + " ".join(f"{v:g}" for v in K.ravel()))
+        pano, cam = f"{k // 3:032x}", k % 3
+        depth_name, color_name = f"{pano}_d{cam}_0.png", f"{pano}_i{cam}_0.jpg"
+        write_png(folder / "undistorted_depth_images" / scan / "undistorted_depth_images" / depth_name,
+                  np.nan_to_num(np.round(depth * 4000), nan=0).astype(np.uint16))
+        write_png(folder / "undistorted_color_images" / scan / "undistorted_color_images" / color_name, rgb)
+        lines.append(f"scan {depth_name} {color_name} " + " ".join(f"{v:.12g}" for v in (T @ gl).ravel()))
+    conf = folder / "undistorted_camera_parameters" / scan / "undistorted_camera_parameters" / f"{scan}.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text("\n".join(lines) + "\n")
+    return folder

@@ -1,0 +1,73 @@
+"""slambook, TUM RGB-D, ScanNet export and Matterport3D trees written in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rgbd_scene import make_scene, write_matterport, write_scannet, write_slambook, write_tum
+
+from locus_core.data import DataFileError, FormatError, open_dataset
+from locus_core.data.consistency import reprojection_median
+
+
+def check(ds, scene, *, depth_atol: float, rgb_exact: bool = True) -> None:
+    np.testing.assert_allclose(ds.poses(), np.stack(scene.poses)[: len(ds)], atol=1e-6)
+    frame = ds[1]
+    np.testing.assert_allclose(frame.depth, scene.depth[1], atol=depth_atol)
+    if rgb_exact:
+        assert np.array_equal(frame.rgb, scene.rgb[1])
+    assert reprojection_median(list(ds)) < 3e-3
+
+
+def test_slambook(tmp_path: Path) -> None:
+    scene = make_scene(n=5)
+    path = write_slambook(tmp_path / "room", scene)
+    ds = open_dataset(path, intrinsics="60,62,31.5,23.5")
+    assert ds.format == "slambook" and ds.indices == [1, 2, 3, 4, 5]
+    check(ds, scene, depth_atol=5e-4)
+    np.testing.assert_allclose(open_dataset(path).intrinsics(0), [[518, 0, 325.5], [0, 519, 253.5], [0, 0, 1]])
+    (path / "depth" / "3.pgm").unlink()
+    with pytest.raises(DataFileError, match=r"depth/3\.pgm: file not found"):
+        open_dataset(path)
+
+
+def test_tum(tmp_path: Path) -> None:
+    scene = make_scene()
+    path = write_tum(tmp_path / "rgbd_dataset_freiburg1_desk", scene)
+    ds = open_dataset(path, intrinsics="60,62,31.5,23.5")
+    assert ds.format == "tum" and ds.indices == list(range(6))
+    assert ds[2].stamp == pytest.approx(100 + 2 / 30)
+    check(ds, scene, depth_atol=2e-4)
+    # Named after a Freiburg sensor: its published calibration is the default.
+    assert open_dataset(path).intrinsics(0)[0, 0] == pytest.approx(517.3)
+    # A frame between ground-truth samples more than max_dt apart is skipped, not guessed.
+    assert open_dataset(path, max_dt=0.01).indices == list(range(6))
+    lines = (path / "groundtruth.txt").read_text().splitlines()
+    (path / "groundtruth.txt").write_text("\n".join(lines[:3] + lines[4:]) + "\n")
+    assert 2 not in open_dataset(path).indices
+
+
+def test_scannet_resizes_colour_to_depth(tmp_path: Path) -> None:
+    scene = make_scene()
+    path = write_scannet(tmp_path / "scene0000_00", scene)
+    (path / "pose" / "5.txt").write_text("-inf " * 16)
+    ds = open_dataset(path)
+    assert ds.format == "scannet" and ds.indices == [0, 1, 2, 3, 4]  # lost tracking: skipped
+    assert ds[0].rgb.shape == (48, 64, 3)
+    np.testing.assert_allclose(ds.intrinsics(0), scene.K)
+    check(ds, scene, depth_atol=5e-4, rgb_exact=False)
+
+
+def test_matterport(tmp_path: Path) -> None:
+    scene = make_scene()
+    path = write_matterport(tmp_path / "17DRP5sb8fy", scene)
+    ds = open_dataset(path)
+    assert ds.format == "matterport" and len(ds) == 6
+    assert ds[4].frame_id.endswith("_i1_0")
+    check(ds, scene, depth_atol=2e-4, rgb_exact=False)  # JPEG colour
+    conf = next(path.rglob("*.conf"))
+    conf.write_text(conf.read_text().replace("intrinsics_matrix", "intrinsics_matrix x", 1))
+    with pytest.raises(FormatError, match=r"17DRP5sb8fy\.conf:5: malformed line"):
+        open_dataset(path)
