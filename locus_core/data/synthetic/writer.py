@@ -1,0 +1,86 @@
+"""Write a synthetic scene to disk in the 7-Scenes-style layout the data loaders read."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from locus_core.data.synthetic.config import SceneConfig
+from locus_core.data.synthetic.errors import SyntheticError
+from locus_core.data.synthetic.scene import GENERATOR, SyntheticScene, check_size
+
+FRAME_FILE = re.compile(r"frame-\d{6}\.(color\.png|depth\.png|pose\.txt|segm\.png|instance\.png)")
+DEPTH_SCALE = 1000.0  # depth PNG units per metre (uint16 millimetres, 0 = invalid)
+
+
+def generate_scene(out_dir: str | os.PathLike[str], *, seed: int = 0, rooms: int = 3, frames: int = 120,
+                   size: tuple[int, int] = (240, 320), config: SceneConfig | None = None) -> Path:
+    """Render ``frames`` views along the scene's loop into ``out_dir`` and return it.
+
+    Files: ``camera-intrinsics.txt`` (3x3), per frame ``frame-%06d.color.png`` (RGB),
+    ``.depth.png`` (uint16 mm, 0 = invalid), ``.pose.txt`` (4x4 camera-to-world, OpenCV axes),
+    ``.segm.png`` (uint16 class ids) and ``.instance.png`` (uint16 instance ids, 0 = none), and
+    ``scene.json`` written last (a folder without it is incomplete). ``seed`` and ``rooms``
+    override those of ``config``. An existing synthetic scene in ``out_dir`` is replaced; any
+    other non-empty folder is refused.
+
+    Raises:
+        SyntheticError: bad rooms/frames/size, or ``out_dir`` holds something else.
+    """
+    import cv2
+
+    if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
+        raise SyntheticError(f"frames must be a positive integer, got {frames!r}")
+    H, W = check_size(size)
+    out = Path(out_dir)
+    scene = SyntheticScene(seed, rooms, config)
+    _prepare(out)
+    K = scene.intrinsics((H, W))
+    np.savetxt(out / "camera-intrinsics.txt", K, fmt="%.10f")
+    png = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    for i, T in enumerate(scene.trajectory(frames)):
+        rgb, depth, semantic, instance = scene.render(T, K, (H, W))
+        stem = out / f"frame-{i:06d}"
+        millimetres = np.nan_to_num(depth * DEPTH_SCALE, nan=0.0)
+        millimetres = np.where(millimetres < 65535.5, np.round(millimetres), 0).astype(np.uint16)
+        for suffix, image in ((".color.png", np.ascontiguousarray(rgb[..., ::-1])),
+                              (".depth.png", millimetres),
+                              (".segm.png", semantic.astype(np.uint16)),
+                              (".instance.png", instance.astype(np.uint16))):
+            if not cv2.imwrite(f"{stem}{suffix}", image, png):
+                raise SyntheticError(f"{stem}{suffix}: could not write the image")
+        np.savetxt(f"{stem}.pose.txt", T, fmt="%.10f")
+    meta = scene.describe() | {"frames": int(frames), "size": [H, W], "depth_scale": DEPTH_SCALE,
+                               "intrinsics": K.tolist()}
+    tmp = out / "scene.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp, out / "scene.json")
+    return out
+
+
+def _prepare(out: Path) -> None:
+    """Make ``out`` an empty-enough folder: new, empty, or a previous synthetic scene (cleared)."""
+    if out.exists() and not out.is_dir():
+        raise SyntheticError(f"{out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    names = {p.name for p in out.iterdir()}
+    if not names:
+        return
+    meta = out / "scene.json"
+    ours = False
+    if meta.exists():
+        try:
+            ours = json.loads(meta.read_text()).get("generator") == GENERATOR
+        except (OSError, ValueError, AttributeError):
+            ours = False
+    if not ours and "scene.json.tmp" not in names:
+        raise SyntheticError(f"{out}: folder is not empty and holds no synthetic scene; "
+                             "choose a new or empty folder")
+    meta.unlink(missing_ok=True)  # first: a half-rewritten folder must not look complete
+    for name in names:
+        if FRAME_FILE.fullmatch(name) or name in ("camera-intrinsics.txt", "scene.json.tmp"):
+            (out / name).unlink()
