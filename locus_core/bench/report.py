@@ -1,0 +1,36 @@
+"""Benchmark output: an aligned table for people, one JSON object per line for machines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from locus_core.bench import BenchResult
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _extra(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def format_table(results: Iterable[BenchResult]) -> str:
+    """Columns: benchmark, p50/p95 (ms), baseline and its p50, speedup, then the extra figures."""
+    header = ("benchmark", "p50 ms", "p95 ms", "baseline", "baseline p50 ms", "speedup", "notes")
+    rows = [header]
+    for r in results:
+        notes = ", ".join(f"{k}={_extra(v)}" for k, v in r.extra.items())
+        speedup = "-" if r.speedup is None else f"{r.speedup:.2f}x"
+        rows.append((r.name, _number(r.p50_ms), _number(r.p95_ms), r.baseline or "-",
+                     _number(r.baseline_p50_ms), speedup, notes))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def format_json_lines(results: Iterable[BenchResult]) -> str:
+    """One JSON object per benchmark result, one per line."""
+    return "\n".join(json.dumps(r.to_json(), sort_keys=False) for r in results)

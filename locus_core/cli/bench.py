@@ -1,0 +1,36 @@
+"""``locus bench NAME [--json]``: latency (and memory) against a baseline measured in the same run.
+
+One sub-subcommand per module in :mod:`locus_core.bench` that defines ``add_arguments`` and ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from locus_core.bench import benchmark_modules
+
+    p = sub.add_parser("bench", help="benchmarks: p50/p95 latency and speedup against a baseline")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="one JSON object per result instead of a table")
+    common.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch intra-op threads (default: torch's choice)")
+    names = p.add_subparsers(dest="benchmark", metavar="NAME", required=True)
+    for name, module in benchmark_modules().items():
+        doc = (module.__doc__ or name).strip().splitlines()[0]
+        q = names.add_parser(name, parents=[common], help=doc, description=doc)
+        module.add_arguments(q)
+        q.set_defaults(func=run, bench_run=module.run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from locus_core.bench.report import format_json_lines, format_table
+
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    results = args.bench_run(args)
+    print(format_json_lines(results) if args.json else format_table(results), flush=True)
+    return 0

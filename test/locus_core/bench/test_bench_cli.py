@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from locus_core.cli import bench
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="locus")
+    bench.add_parser(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+TINY = ["--landmarks", "4", "--patches", "256", "--large-landmarks", "0", "--warmup", "0", "--repeats", "1"]
+
+
+def test_bench_loss_json_prints_one_object_per_result(capsys: pytest.CaptureFixture[str]) -> None:
+    # The current count: --threads sets torch's process-wide setting, which other tests share.
+    args = parse(["bench", "loss", "--json", "--threads", str(torch.get_num_threads()), *TINY])
+    assert args.func(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    obj = json.loads(lines[0])
+    assert {"name", "p50_ms", "p95_ms", "baseline", "baseline_p50_ms", "speedup"} <= set(obj)
+
+
+def test_bench_loss_table(capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse(["bench", "loss", *TINY])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "benchmark" in out and "loss fwd+bwd 4x256" in out and "memory_ratio=" in out
+
+
+def test_unknown_benchmark_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse(["bench", "nosuch"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'nosuch'" in capsys.readouterr().err
+
+
+def test_building_the_parser_does_not_import_torch() -> None:
+    code = ("import sys, argparse; from locus_core.cli import bench; "
+            "bench.add_parser(argparse.ArgumentParser().add_subparsers()); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
