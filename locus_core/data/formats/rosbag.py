@@ -135,6 +135,15 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
         reader.open()
     except Exception as exc:  # rosbags raises several unrelated types for unreadable bags
         raise DataFileError(f"{path}: cannot open bag ({exc})") from None
+    try:
+        return _index(reader, path, frames, options, max_dt)
+    except BaseException:
+        reader.close()
+        raise
+
+
+def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any], max_dt: float) -> PosedDataset:
+    """One pass over the bag: choose topics, collect stamps and TF, pair depth and poses."""
     by_topic = {c.topic: c for c in reader.connections}
     topics = ", ".join(f"{c.topic} [{c.msgtype}]" for c in reader.connections) or "none"
 
@@ -198,7 +207,7 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
             depths.append(_Stamped(stamp_of(msg), bag_time, msg.header.frame_id))
     if info is None:
         raise FormatError(f"{path}: no message on CameraInfo topic {info_topic}")
-    K = np.array(info.k, dtype=np.float64).reshape(3, 3)
+    K = np.array(info.k if hasattr(info, "k") else info.K, dtype=np.float64).reshape(3, 3)  # ROS 1: K
     if K[0, 0] <= 0 or K[1, 1] <= 0:
         raise FormatError(f"{path}: {info_topic} has no calibration (K = {K.ravel().tolist()})")
     if not rgbs or not depths:

@@ -44,37 +44,34 @@ class TfTree:
         value = interpolate_tq(stamps, tq, t, self.max_gap)
         return None if value is None else pose_from_tq(value)
 
-    def _to_root(self, frame: str, t: float) -> tuple[list[str], list[np.ndarray]] | None:
-        chain, transforms = [frame], []
+    def _ancestors(self, frame: str) -> list[str]:
+        chain = [frame]
         while chain[-1] in self._parent:
-            T = self._edge(chain[-1], t)
-            if T is None:
-                return None
-            transforms.append(T)
             chain.append(self._parent[chain[-1]])
             if len(chain) > 256:
                 raise ValueError(f"TF tree has a cycle through {frame!r}")
-        return chain, transforms
+        return chain
+
+    def _up_to(self, chain: list[str], common: str, t: float) -> np.ndarray | None:
+        """T_common_frame for chain[0], composing only the edges below ``common``."""
+        T = np.eye(4)
+        for frame in chain[: chain.index(common)]:
+            edge = self._edge(frame, t)
+            if edge is None:
+                return None
+            T = edge @ T
+        return T
 
     def lookup(self, target: str, source: str, t: float) -> np.ndarray | None:
         """``T_target_source`` (4, 4) at time t (pose of ``source`` in ``target``), or None when the
-        frames are not connected or a dynamic edge has no samples around t."""
-        target, source = target.lstrip("/"), source.lstrip("/")
-        up_source, up_target = self._to_root(source, t), self._to_root(target, t)
-        if up_source is None or up_target is None:
-            return None
-        common = next((f for f in up_source[0] if f in set(up_target[0])), None)
+        frames are not connected or a dynamic edge between them has no samples around t."""
+        up_source = self._ancestors(source.lstrip("/"))
+        up_target = self._ancestors(target.lstrip("/"))
+        common = next((f for f in up_source if f in set(up_target)), None)
         if common is None:
             return None
-
-        def to_common(chain: list[str], transforms: list[np.ndarray]) -> np.ndarray:
-            T = np.eye(4)
-            for frame, edge in zip(chain, transforms):
-                if frame == common:
-                    break
-                T = edge @ T
-            return T
-
-        T_common_source = to_common(*up_source)
-        T_common_target = to_common(*up_target)
+        T_common_source = self._up_to(up_source, common, t)
+        T_common_target = self._up_to(up_target, common, t)
+        if T_common_source is None or T_common_target is None:
+            return None
         return np.linalg.solve(T_common_target, T_common_source)

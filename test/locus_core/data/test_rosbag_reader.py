@@ -1,0 +1,146 @@
+"""ROS bags written here with rosbags (rosbag2 MCAP and sqlite3, ROS 1), and TF on the real bag."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rgbd_scene import Scene, make_scene, tq_of
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+from locus_core.data import FormatError, open_dataset
+from locus_core.data.consistency import reprojection_median
+from locus_core.data.formats.tf import TfTree
+from locus_core.data.poses import pose_from_tq
+
+T_BASE_CAM = pose_from_tq(np.array([0.1, 0.0, 0.3, -0.5, 0.5, -0.5, 0.5]))  # optical frame on a robot
+T_MAP_ODOM = pose_from_tq(np.array([1.0, -2.0, 0.0, 0.0, 0.0, 0.2588190, 0.9659258]))
+
+
+def write_bag(path: Path, scene: Scene, kind: str, *, depth_encoding: str = "16UC1") -> Path:
+    ros1 = kind == "ros1"
+    store = get_typestore(Stores.ROS1_NOETIC if ros1 else Stores.ROS2_HUMBLE)
+    if ros1:  # the noetic store lacks tf2_msgs
+        store.register(get_types_from_msg("geometry_msgs/TransformStamped[] transforms", "tf2_msgs/msg/TFMessage"))
+    T = store.types
+    Header, Time = T["std_msgs/msg/Header"], T["builtin_interfaces/msg/Time"]
+
+    def header(t: float, frame: str):
+        stamp = Time(sec=int(t), nanosec=int(round((t % 1) * 1e9)))
+        return Header(seq=0, stamp=stamp, frame_id=frame) if ros1 else Header(stamp=stamp, frame_id=frame)
+
+    def transform(t: float, parent: str, child: str, M: np.ndarray):
+        tx, ty, tz, qx, qy, qz, qw = tq_of(M)
+        return T["geometry_msgs/msg/TransformStamped"](
+            header=header(t, parent), child_frame_id=child,
+            transform=T["geometry_msgs/msg/Transform"](
+                translation=T["geometry_msgs/msg/Vector3"](x=tx, y=ty, z=tz),
+                rotation=T["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw)))
+
+    H, W = scene.depth[0].shape
+    if ros1:
+        from rosbags.rosbag1 import Writer
+
+        writer = Writer(path)
+    else:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        writer = Writer(path, version=8, storage_plugin=StoragePlugin.MCAP if kind == "mcap" else StoragePlugin.SQLITE3)
+    serialize = store.serialize_ros1 if ros1 else store.serialize_cdr
+    with writer:
+        conns = {
+            topic: writer.add_connection(topic, msgtype, typestore=store)
+            for topic, msgtype in [
+                ("/camera/color/image_raw", "sensor_msgs/msg/Image"),
+                ("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image"),
+                ("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo"),
+                ("/tf", "tf2_msgs/msg/TFMessage"),
+                ("/tf_static", "tf2_msgs/msg/TFMessage"),
+            ]
+        }
+
+        def write(topic: str, t: float, msg) -> None:
+            writer.write(conns[topic], int(t * 1e9), serialize(msg, msg.__msgtype__))
+
+        write("/tf_static", 9.0, T["tf2_msgs/msg/TFMessage"](transforms=[
+            transform(9.0, "base_link", "camera_color_optical_frame", T_BASE_CAM)]))
+        Image = T["sensor_msgs/msg/Image"]
+        for k, (rgb, depth, pose) in enumerate(zip(scene.rgb, scene.depth, scene.poses)):
+            t = 10.0 + k / 10
+            # The robot pose that puts the optical frame at the scene's camera pose, sampled around t.
+            T_odom_base = np.linalg.inv(T_MAP_ODOM) @ pose @ np.linalg.inv(T_BASE_CAM)
+            write("/tf", t, T["tf2_msgs/msg/TFMessage"](transforms=[
+                transform(t, "map", "odom", T_MAP_ODOM), transform(t, "odom", "base_link", T_odom_base)]))
+            calibration = {"d": np.zeros(5), "k": scene.K.ravel(), "r": np.eye(3).ravel(), "p": np.zeros(12)}
+            write("/camera/color/camera_info", t, T["sensor_msgs/msg/CameraInfo"](
+                header=header(t, "camera_color_optical_frame"), height=H, width=W, distortion_model="plumb_bob",
+                **{key.upper() if ros1 else key: value for key, value in calibration.items()}, binning_x=0, binning_y=0,
+                roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)))
+            bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+            write("/camera/color/image_raw", t, Image(
+                header=header(t, "camera_color_optical_frame"), height=H, width=W, encoding="bgr8", is_bigendian=0,
+                step=W * 3, data=bgr.ravel()))
+            if depth_encoding == "16UC1":
+                raw = np.nan_to_num(np.round(depth * 1000), nan=0).astype("<u2")
+            else:
+                raw = np.nan_to_num(depth, nan=0).astype("<f4")
+            write("/camera/aligned_depth_to_color/image_raw", t + 0.004, Image(
+                header=header(t + 0.004, "camera_color_optical_frame"), height=H, width=W, encoding=depth_encoding,
+                is_bigendian=0, step=W * raw.itemsize, data=raw.view(np.uint8).ravel()))
+    return path
+
+
+@pytest.mark.parametrize(("kind", "name", "encoding"),
+                         [("mcap", "bag2", "16UC1"), ("sqlite3", "bag2", "32FC1"), ("ros1", "robot.bag", "16UC1")])
+def test_bag_frames_poses_and_depth(tmp_path: Path, kind: str, name: str, encoding: str) -> None:
+    scene = make_scene(n=5)
+    path = write_bag(tmp_path / name, scene, kind, depth_encoding=encoding)
+    ds = open_dataset(path)
+    assert ds.format == "rosbag" and ds.indices == [0, 1, 2, 3, 4] and ds.image_size == (48, 64)
+    np.testing.assert_allclose(ds.poses(), np.stack(scene.poses), atol=1e-6)
+    np.testing.assert_allclose(ds.intrinsics(0), scene.K)
+    frame = ds[3]
+    assert frame.stamp == pytest.approx(10.3) and np.array_equal(frame.rgb, scene.rgb[3])
+    np.testing.assert_allclose(frame.depth, scene.depth[3], atol=5e-4 if encoding == "16UC1" else 1e-6)
+    assert reprojection_median(list(ds)) < 2e-3
+    assert open_dataset(path, "1:3").indices == [1, 2]
+
+
+def test_bag_options_and_errors(tmp_path: Path) -> None:
+    path = write_bag(tmp_path / "bag2", make_scene(n=3), "mcap")
+    ds = open_dataset(path, fixed_frame="odom", rgb_topic="/camera/color/image_raw")
+    np.testing.assert_allclose(ds.poses()[0], np.linalg.inv(T_MAP_ODOM) @ make_scene(n=3).poses[0], atol=1e-6)
+    with pytest.raises(FormatError, match="fixed frame 'earth' not in TF"):
+        open_dataset(path, fixed_frame="earth")
+    with pytest.raises(FormatError, match="topic '/nope' not in the bag"):
+        open_dataset(path, depth_topic="/nope")
+    with pytest.raises(FormatError, match="no colour image on .* has depth"):
+        open_dataset(path, max_dt=0.001)
+
+
+def test_tf_tree_on_real_bag(shared_data: Path) -> None:
+    """The camera's optical frame in 'map' from the TurtleBot bag equals the chain composed by hand."""
+    from rosbags.highlevel import AnyReader
+
+    tree, edges = TfTree(), {}
+    with AnyReader([shared_data / "bags" / "nav2_turtlebot.mcap"]) as reader:
+        conns = [c for c in reader.connections if c.topic in ("/tf", "/tf_static")]
+        for conn, _, raw in reader.messages(conns):
+            for tr in reader.deserialize(raw, conn.msgtype).transforms:
+                t, r = tr.transform.translation, tr.transform.rotation
+                tq = np.array([t.x, t.y, t.z, r.x, r.y, r.z, r.w])
+                stamp = tr.header.stamp.sec + tr.header.stamp.nanosec * 1e-9
+                tree.add(tr.header.frame_id, tr.child_frame_id, stamp, tq, static=conn.topic == "/tf_static")
+                edges.setdefault(tr.child_frame_id, (tr.header.frame_id, stamp, tq))
+    _, t0, tq = edges["base_link"]  # odom -> base_link, first sample: no interpolation involved
+    T = tree.lookup("odom", "oakd_rgb_camera_optical_frame", t0)
+    chain = ["oakd_rgb_camera_optical_frame", "oakd_rgb_camera_frame", "oakd_link", "oakd_camera_bracket",
+             "shell_link", "base_link"]
+    expected = np.eye(4)
+    for child in chain:
+        expected = pose_from_tq(edges[child][2]) @ expected
+    np.testing.assert_allclose(T, expected, atol=1e-9)
+    assert tree.lookup("map", "oakd_rgb_camera_optical_frame", t0 + 30) is not None
+    assert tree.lookup("map", "base_link", t0 - 100) is None  # before the first sample: no guess
+    assert tree.lookup("map", "nowhere", t0) is None
