@@ -1,0 +1,117 @@
+"""Feature inference per frame: each runtime against eager PyTorch on the same input, in one run."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from locus_core.bench import BenchResult
+from locus_core.bench.errors import BenchError
+
+# Speed does not depend on weight values, so ViTs whose pretrained weights are absent are timed
+# with random weights (the record says so).
+VIT_BACKBONES = ("dino_vits8", "dinov2_vits14", "dino_vitb8")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", action="append", default=None, metavar="SPEC",
+                        help="'default', a checkpoint or 'backbone:NAME' (repeatable; default: the default model "
+                             "or backbone:xfeat where it is absent)")
+    parser.add_argument("--vit", action="store_true",
+                        help=f"also time the ViT backbones raw ({', '.join(VIT_BACKBONES)})")
+    parser.add_argument("--runtime", action="append", default=None, choices=("onnxruntime", "cuda", "tensorrt"),
+                        help="runtimes to compare with eager PyTorch on the CPU (default: onnxruntime)")
+    parser.add_argument("--int8", action="store_true", help="also time ONNX Runtime with int8 dynamic quantisation")
+    parser.add_argument("--size", type=int, nargs=2, default=(256, 320), metavar=("H", "W"))
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=20)
+
+
+def _load(spec: str, size: tuple[int, int]):  # noqa: ANN202 - returns a LocusModel
+    from dataclasses import replace
+
+    from locus_core.models import LocusModel, ModelError, load_model
+    from locus_core.models.backbones import RANDOM
+
+    if spec.startswith("backbone:"):
+        name = spec.split(":", 1)[1]
+        try:
+            model = LocusModel.from_backbone(name)
+        except ModelError:
+            if name not in VIT_BACKBONES:
+                raise
+            model = LocusModel.from_backbone(name, weights=RANDOM)
+        model.config = replace(model.config, input_size=size)
+        return model.eval()
+    model = load_model(spec)
+    if tuple(model.input_size) != size:
+        model = LocusModel.from_checkpoint(
+            {**model.to_checkpoint(), "config": {**model.to_checkpoint()["config"], "input_size": list(size)}}
+        )
+    return model.eval()
+
+
+def _default_specs() -> list[str]:
+    from locus_core.models import DEFAULT_CHECKPOINT
+
+    return ["default" if DEFAULT_CHECKPOINT.is_file() else "backbone:xfeat"]
+
+
+def run(args: argparse.Namespace) -> list[BenchResult]:
+    import torch
+
+    from locus_core.bench.timing import measure_pair
+    from locus_core.runtime import create_engine, parity
+
+    if args.warmup < 0 or args.repeats < 1:
+        raise BenchError(f"need --warmup >= 0 and --repeats >= 1, got {args.warmup} and {args.repeats}")
+    size = tuple(args.size)
+    specs = list(args.model or _default_specs())
+    if args.vit:
+        specs += [f"backbone:{name}" for name in VIT_BACKBONES]
+    runtimes = args.runtime or ["onnxruntime"]
+    images = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
+    results = []
+    for spec in specs:
+        model = _load(spec, size)
+        label = spec if spec.startswith("backbone:") else f"{spec} ({model.hash})"
+        with torch.inference_mode():
+            reference = model(images)
+
+            def eager() -> object:
+                return model(images)
+
+            for runtime in runtimes:
+                engine = create_engine(model, runtime)
+                if engine.name != runtime:
+                    results.append(BenchResult(f"{label} {runtime}", float("nan"), float("nan"),
+                                               extra={"skipped": "; ".join(engine.fallbacks)}))
+                    continue
+                gpu_images = images.to(engine.device)
+                ours, base = measure_pair(lambda: engine(gpu_images), eager, warmup=args.warmup, repeats=args.repeats)
+                results.append(BenchResult.from_timings(
+                    f"{label} {runtime}", ours, baseline="pytorch eager cpu", baseline_timing=base,
+                    extra={"parity": parity(reference, engine(gpu_images).cpu()), "size": f"{size[0]}x{size[1]}"},
+                ))
+            if args.int8:
+                results.append(_int8(model, images, reference, eager, args))
+    return results
+
+
+def _int8(model, images, reference, eager, args: argparse.Namespace) -> BenchResult:  # noqa: ANN001
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from locus_core.bench.timing import measure_pair
+    from locus_core.runtime import parity
+    from locus_core.runtime.engines import OnnxEngine, cached_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        quantized = Path(tmp) / "int8.onnx"
+        quantize_dynamic(str(cached_onnx(model)), str(quantized), weight_type=QuantType.QInt8)
+        engine = OnnxEngine(model, quantized)
+        ours, base = measure_pair(lambda: engine(images), eager, warmup=args.warmup, repeats=args.repeats)
+        return BenchResult.from_timings(
+            f"{model.hash} onnxruntime int8", ours, baseline="pytorch eager cpu", baseline_timing=base,
+            extra={"parity": parity(reference, engine(images))},
+        )
