@@ -99,11 +99,13 @@ class Renderer:
                        ) -> dict[int, tuple[int, int, int, int]]:
         """Room -> the image rectangle it can be seen in (its doorways' projections, chained)."""
         full = (0, W, 0, H)
-        start = {r.index for r in self.rooms if r.contains(o)}
+        # Only a camera well inside a room sees out of it through doorways alone: from (almost) on
+        # a wall, rays would slip through the wall before NEAR, so then everything is drawn.
+        start = {r.index for r in self.rooms if r.contains(o, margin=-0.02)}
         for door, rect in zip(self.doors, door_rects):
             lo, hi = door.box()
             if np.all(o >= lo - 1e-4) and np.all(o <= hi + 1e-4):
-                start.update(door.rooms)
+                return {r.index: full for r in self.rooms}
         if not start:  # outside every room (a user's pose): draw everything everywhere
             return {r.index: full for r in self.rooms}
         seen = {r: full for r in start}
@@ -264,7 +266,7 @@ def _rects(corners: np.ndarray, R: np.ndarray, o: np.ndarray, K: np.ndarray, H: 
 
     Boxes crossing the near plane are clipped to it first, so the rectangle stays conservative.
     """
-    near = 0.01
+    near = NEAR
     cam = (corners - o) @ R  # (N, 8, 3) camera frame
     z = cam[..., 2]
     a, b = cam[:, _EDGES[:, 0]], cam[:, _EDGES[:, 1]]

@@ -9,7 +9,7 @@ import numpy as np
 from locus_core.data.synthetic.layout import Door, Room
 
 EYE_HEIGHT = 1.5
-LOOP_RADIUS = 0.7  # radius of the walk around each room's centre (metres)
+LOOP_RADIUS = (0.22, 0.6, 1.5)  # walk round each room's centre: this fraction of its short side, clipped
 APPROACH = 0.9  # waypoints this far either side of a doorway, so the path crosses it squarely
 SWAY_PERIOD = 5.0  # metres of path per left-right look-around
 
@@ -55,7 +55,10 @@ def _loop(room: Room, enter: float, leave: float, full: bool) -> list[np.ndarray
     angles = enter + np.pi / 2 + np.arange(0, span - 3 * np.pi / 4 + 1e-9, np.pi / 2)
     if len(angles) == 0:
         angles = np.array([enter + span / 2])
-    return list(room.centre + LOOP_RADIUS * np.stack([np.cos(angles), np.sin(angles)], 1))
+    fraction, smallest, largest = LOOP_RADIUS
+    short_side = min(room.hi[0] - room.lo[0], room.hi[1] - room.lo[1])
+    radius = float(np.clip(fraction * short_side, smallest, largest))
+    return list(room.centre + radius * np.stack([np.cos(angles), np.sin(angles)], 1))
 
 
 def _catmull_rom(points: np.ndarray, per_segment: int) -> np.ndarray:
