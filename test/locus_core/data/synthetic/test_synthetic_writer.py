@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from locus_core.config import load_config
 from locus_core.data.synthetic import SceneConfig, SyntheticError, SyntheticScene, generate_scene
 
 CONFIG = SceneConfig(texture_size=32)
@@ -68,7 +69,17 @@ def test_scene_json_is_written_last(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(SyntheticScene, "render", failing)
     with pytest.raises(KeyboardInterrupt):
         generate_scene(out, frames=3, size=(32, 40), config=CONFIG)
-    assert (out / "frame-000000.color.png").exists() and not (out / "scene.json").exists()
+    assert list(out.glob("frame-*.color.png")) and not (out / "scene.json").exists()
+
+
+def test_config_loads_from_yaml_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "scene.yaml"
+    path.write_text("rooms: 4\nroom_size: [4.0, 5.0]\ntextures: [tiles, wood]\n")
+    config = load_config(SceneConfig, path, ["seed=9", "objects_per_room=[1, 2]"])
+    assert (config.rooms, config.seed, config.room_size, config.objects_per_room) == (4, 9, (4.0, 5.0), (1, 2))
+    assert config.textures == ("tiles", "wood")
+    with pytest.raises(SyntheticError, match="textures"):
+        load_config(SceneConfig, None, ["textures=[plaid]"])
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
