@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from locus_core.data.synthetic.furniture import BOX, Part
+from locus_core.data.synthetic.furniture import Part
 
 # cos and sin of 0, 90, 180, 270 degrees, exact
 QUARTER_COS = np.array([1, 0, -1, 0], np.float32)
@@ -84,6 +84,3 @@ class Primitives:
     def radius(self) -> np.ndarray:
         """Radius of cylinders and spheres (half the x extent); meaningless for boxes."""
         return (self.hi[:, 0] - self.lo[:, 0]) / 2
-
-    def is_box(self) -> np.ndarray:
-        return self.kind == BOX

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -201,4 +203,15 @@ def test_culling_is_exact_from_any_pose(scene: SyntheticScene, x: float, y: floa
             np.array([0, W, 0, H]), (len(corners), 1)))
         slow = scene.render(T, K, (32, 40))
     for a, b in zip(fast, slow):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_in_memory_frames_match_renders(scene: SyntheticScene) -> None:
+    frames = SyntheticScene.from_config(dataclasses.replace(SMALL, seed=3)).frames(3, (32, 40))
+    T = scene.trajectory(3)[2]
+    rgb, depth, semantic, instance = scene.render(T, scene.intrinsics((32, 40)), (32, 40))
+    f = frames[2]
+    assert (f.index, f.frame_id, f.height, f.width) == (2, "frame-000002", 32, 40)
+    np.testing.assert_array_equal(f.T_world_cam, T)
+    for a, b in ((f.rgb, rgb), (f.depth, depth), (f.semantic, semantic), (f.instance, instance)):
         np.testing.assert_array_equal(a, b)
