@@ -1,0 +1,226 @@
+"""Building a map: keyframe selection, landmark selection by distinctiveness, merging of repeated
+observations. ``MapBuilder`` is incremental, so the same code serves offline ``build_map`` and the
+localizer's mapping mode (``Localizer.insert_keyframe``)."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from locus_core.data.frame import PosedFrame
+from locus_core.mapping.config import MapConfig
+from locus_core.mapping.errors import MapError
+from locus_core.mapping.keyframes import is_new_viewpoint
+from locus_core.mapping.landmark_map import LandmarkMap
+from locus_core.mapping.landmarks import distinctiveness, match_for_merge
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PatchGeometry:
+    """The patches of one resized frame: pixel centres (n, 2), camera-frame points (n, 3) (NaN where
+    the patch has no valid depth in range) and map-frame points (n, 3) (NaN likewise, or all NaN
+    when the frame has no pose)."""
+
+    uv: np.ndarray
+    points_cam: np.ndarray
+    points_map: np.ndarray
+
+    @property
+    def valid(self) -> np.ndarray:
+        return np.isfinite(self.points_cam).all(1)
+
+
+def patch_geometry(frame: PosedFrame, stride: int, min_depth: float = 0.0, max_depth: float = np.inf) -> PatchGeometry:
+    """Lift the stride-``stride`` patch centres of ``frame`` (already at the model input size)."""
+    from locus_core.geometry import lift_patches, patch_centers, transform_points
+
+    uv = patch_centers(frame.height, frame.width, stride, dtype=torch.float64).numpy()
+    if frame.depth is None:
+        nan = np.full((len(uv), 3), np.nan)
+        return PatchGeometry(uv, nan, nan)
+    depth = torch.from_numpy(np.asarray(frame.depth, np.float64))[None]
+    K = torch.from_numpy(np.asarray(frame.K, np.float64))[None]
+    cam = lift_patches(depth, K, torch.eye(4, dtype=torch.float64)[None], stride)[0]
+    z = cam[:, 2]
+    cam[~((z >= min_depth) & (z <= max_depth))] = float("nan")
+    if frame.T_world_cam is None:
+        world = torch.full_like(cam, float("nan"))
+    else:
+        world = transform_points(torch.from_numpy(np.asarray(frame.T_world_cam, np.float64))[None], cam[None])[0]
+    return PatchGeometry(uv, cam.numpy(), world.numpy())
+
+
+@dataclass
+class _Recent:
+    """A recent keyframe: its valid patches and landmarks, for distinctiveness, merging, co-visibility."""
+
+    keyframe: int
+    features: np.ndarray
+    points: np.ndarray
+    frame: PosedFrame
+    landmark_ids: np.ndarray
+    landmark_features: np.ndarray
+
+
+class MapBuilder:
+    """Adds posed RGB-D frames (at the model input size, with their features) to a map."""
+
+    def __init__(self, landmark_map: LandmarkMap, stride: int) -> None:
+        self.map = landmark_map
+        self.stride = stride
+        self.config: MapConfig = landmark_map.config
+        self.recent: deque[_Recent] = deque(maxlen=max(1, self.config.neighbour_keyframes))
+
+    def wants(self, frame: PosedFrame, geometry: PatchGeometry | None = None) -> bool:
+        """Whether ``frame`` (resized, posed, with depth) would become a keyframe."""
+        if frame.T_world_cam is None or frame.depth is None:
+            return False
+        cfg = self.config
+        if is_new_viewpoint(self.map.keyframes, frame.T_world_cam, cfg.keyframe_translation_m, cfg.keyframe_rotation_deg):
+            return True
+        if not self.recent or cfg.keyframe_min_covisibility <= 0:
+            return False
+        geometry = geometry or patch_geometry(frame, self.stride, cfg.min_depth_m, cfg.max_depth_m)
+        centres = np.stack([r.frame.T_world_cam[:3, 3] for r in self.recent])
+        nearest = self.recent[int(np.argmin(np.linalg.norm(centres - frame.T_world_cam[:3, 3], axis=1)))]
+        return covisibility(geometry.points_map, nearest.frame) < cfg.keyframe_min_covisibility
+
+    def add(self, features: torch.Tensor | np.ndarray, frame: PosedFrame) -> bool:
+        """Make ``frame`` a keyframe if ``wants`` says so; returns whether it did.
+
+        Args:
+            features: (D, h, w) unit features of ``frame`` (the resized frame ``extract_features`` returns).
+            frame: posed RGB-D frame at the model input size.
+        """
+        if frame.T_world_cam is None or frame.depth is None:
+            raise MapError(f"frame {frame.frame_id}: mapping needs depth and a pose in the map frame")
+        cfg = self.config
+        geometry = patch_geometry(frame, self.stride, cfg.min_depth_m, cfg.max_depth_m)
+        if not self.wants(frame, geometry):
+            return False
+        F = _flatten(features)
+        if len(F) != len(geometry.uv):
+            raise MapError(f"frame {frame.frame_id}: {len(F)} features for {len(geometry.uv)} patches (stride {self.stride})")
+        valid = geometry.valid
+        feats, points, uv = F[valid], geometry.points_map[valid], geometry.uv[valid]
+        kf = self.map.keyframes.append(frame.T_world_cam, frame.K, frame.frame_id, frame.index, frame.stamp)
+        nb_feats = np.concatenate([np.zeros((0, F.shape[1]), np.float32)] + [r.features for r in self.recent])
+        nb_points = np.concatenate([np.zeros((0, 3))] + [r.points for r in self.recent])
+        scores = distinctiveness(
+            feats, points, nb_feats, nb_points,
+            positive_radius=cfg.positive_radius_m, negative_radius=cfg.negative_radius_m,
+        )
+        order = np.argsort(-scores, kind="stable")[: cfg.landmarks_per_keyframe]
+        chosen = order[scores[order] > cfg.min_distinctiveness]
+        ids, descs = self._merge_or_add(kf, feats[chosen], points[chosen], uv[chosen])
+        self.recent.append(_Recent(kf, feats, points, frame, ids, descs))
+        return True
+
+    def _merge_or_add(self, kf: int, feats: np.ndarray, points: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cfg = self.config
+        known_ids = np.concatenate([np.zeros(0, np.int64)] + [r.landmark_ids for r in self.recent])
+        known_feats = np.concatenate([np.zeros((0, feats.shape[1]), np.float32)] + [r.landmark_features for r in self.recent])
+        known_ids, first = np.unique(known_ids, return_index=True)
+        known_feats = known_feats[first]
+        alive = self.map.landmarks.anchor[known_ids] != np.iinfo(np.uint32).max
+        known_ids, known_feats = known_ids[alive], known_feats[alive]
+        match = match_for_merge(
+            feats, points, known_feats, self.map.positions(known_ids),
+            radius=cfg.merge_radius_m, min_similarity=cfg.merge_min_similarity,
+        )
+        merged = match >= 0
+        self.map.landmarks.observe(known_ids[match[merged]], points[merged], kf, uv[merged], self.map.keyframes.centres)
+        new_ids = self.map.add_landmarks(feats[~merged], points[~merged], kf, uv[~merged]) if (~merged).any() else np.zeros(0, np.int64)
+        ids = np.concatenate([known_ids[match[merged]], new_ids])
+        descs = np.concatenate([known_feats[match[merged]], feats[~merged]])
+        return ids, descs
+
+
+def covisibility(points_map: np.ndarray, view: PosedFrame, tolerance: float = 0.05) -> float:
+    """Fraction of the finite ``points_map`` (n, 3) that ``view`` (posed, with depth) sees."""
+    from locus_core.geometry import visible
+
+    pts = points_map[np.isfinite(points_map).all(1)]
+    if len(pts) == 0:
+        return 0.0
+    seen = visible(
+        torch.from_numpy(pts)[None],
+        torch.from_numpy(np.asarray(view.depth, np.float64))[None],
+        torch.from_numpy(np.asarray(view.K, np.float64))[None],
+        torch.from_numpy(np.asarray(view.T_world_cam, np.float64))[None],
+        tolerance,
+    )
+    return float(seen.double().mean())
+
+
+def build_map(
+    model: Any,
+    dataset: Sequence[PosedFrame],
+    config: MapConfig | None = None,
+    *,
+    source: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> LandmarkMap:
+    """A landmark map of the posed RGB-D frames of ``dataset`` with ``model``'s features.
+
+    Args:
+        model: a ``LocusModel`` (``load_model(spec)``).
+        dataset: posed RGB-D frames (a ``PosedDataset`` or any sequence), map frame = their world frame.
+        source: provenance recorded in the map (defaults to the data set's path/name if it has them).
+    """
+    from locus_core.config import config_to_dict
+    from locus_core.data.resize import resize_frame
+    from locus_core.models.extract import extract_features
+
+    config = config or MapConfig()
+    landmark_map = LandmarkMap(
+        model_hash=model.hash, dim=int(model.config.dim), config=config,
+        model_info={"backbone": model.config.backbone, "config": config_to_dict(model.config)},
+    )
+    builder = MapBuilder(landmark_map, model.stride)
+    skipped = 0
+    for i in range(len(dataset)):
+        frame = dataset[i]
+        if frame.T_world_cam is None or frame.depth is None:
+            skipped += 1
+            continue
+        resized = resize_frame(frame, model.input_size)
+        if builder.wants(resized):
+            features, resized = extract_features(model, resized, config.scale)
+            builder.add(features, resized)
+        if progress:
+            progress(i + 1, len(dataset))
+    if skipped:
+        log.warning("skipped %d frame(s) without depth or pose", skipped)
+    if len(landmark_map.keyframes) == 0:
+        raise MapError(f"no keyframes: none of the {len(dataset)} frames has both depth and a pose")
+    landmark_map.reindex()
+    landmark_map.sources.append(source if source is not None else _describe(dataset))
+    return landmark_map
+
+
+def _describe(dataset: Any) -> dict[str, Any]:
+    indices = list(getattr(dataset, "indices", []))
+    return {
+        "path": str(getattr(dataset, "path", "")),
+        "name": str(getattr(dataset, "name", "")),
+        "format": str(getattr(dataset, "format", "")),
+        "frames": f"{indices[0]}:{indices[-1] + 1}" if indices else "",
+        "count": len(dataset),
+    }
+
+
+def _flatten(features: torch.Tensor | np.ndarray) -> np.ndarray:
+    """(D, h, w) → (h*w, D) float32, row-major like ``patch_centers``."""
+    if isinstance(features, torch.Tensor):
+        features = features.detach().float().cpu().numpy()
+    if features.ndim != 3:
+        raise MapError(f"features must be (D, h, w), got shape {features.shape}")
+    return np.ascontiguousarray(features.reshape(features.shape[0], -1).T, dtype=np.float32)

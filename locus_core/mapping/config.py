@@ -1,0 +1,82 @@
+"""Configs of the landmark map (how it is built and indexed) and of the localizer (how it decides)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MapConfig:
+    """How a landmark map is built from posed RGB-D frames.
+
+    A frame becomes a keyframe when no existing keyframe is within ``keyframe_translation_m`` and
+    ``keyframe_rotation_deg`` of it, or when it sees less than ``keyframe_min_covisibility`` of what
+    the nearest recent keyframe sees (something moved in front of the camera).
+    Landmarks are the ``landmarks_per_keyframe`` most distinctive patches of each keyframe: the margin
+    between the best similarity to a patch of the same 3D neighbourhood (within
+    ``positive_radius_m``, seen by one of the ``neighbour_keyframes`` previous keyframes) and the best
+    similarity to any patch farther than ``negative_radius_m`` (the paper's retrieval criterion,
+    cheap form). A candidate within ``merge_radius_m`` of a recent landmark and at least
+    ``merge_min_similarity`` similar to it becomes a new observation of that landmark.
+    """
+
+    scale: int = 0
+    keyframe_translation_m: float = 0.10
+    keyframe_rotation_deg: float = 10.0
+    keyframe_min_covisibility: float = 0.5
+    landmarks_per_keyframe: int = 400
+    min_distinctiveness: float = 0.0
+    positive_radius_m: float = 0.10
+    negative_radius_m: float = 0.30
+    neighbour_keyframes: int = 4
+    merge_radius_m: float = 0.05
+    merge_min_similarity: float = 0.85
+    min_depth_m: float = 0.1
+    max_depth_m: float = 8.0
+    index_exact_max: int = 200_000
+    index_nlist: int = 0
+    index_nprobe: int = 12
+
+    def __post_init__(self) -> None:
+        if self.landmarks_per_keyframe < 1:
+            raise ValueError(f"landmarks_per_keyframe must be >= 1, got {self.landmarks_per_keyframe}")
+        if not 0 < self.positive_radius_m < self.negative_radius_m:
+            raise ValueError(
+                f"need 0 < positive_radius_m ({self.positive_radius_m}) < negative_radius_m "
+                f"({self.negative_radius_m})"
+            )
+        if self.index_nprobe < 1:
+            raise ValueError(f"index_nprobe must be >= 1, got {self.index_nprobe}")
+
+
+@dataclass(frozen=True)
+class LocalizerConfig:
+    """How a query frame is matched against the map and when a pose is trusted.
+
+    A pose is output only when the best keyframe's verified inliers reach ``min_inliers`` and
+    ``min_inlier_ratio`` of its candidate matches, and no other place with a pose farther than
+    ``consistency_translation_m`` / ``consistency_rotation_deg`` reaches ``ambiguity_ratio`` of its
+    inlier count (a robot must say "not localized" rather than guess).
+    """
+
+    knn: int = 3
+    min_similarity: float = 0.5
+    top_keyframes: int = 5
+    ransac_threshold_m: float = 0.05
+    ransac_threshold_relative: float = 0.02
+    pnp_threshold_px: float = 8.0
+    ransac_iterations: int = 500
+    min_inliers: int = 20
+    min_inlier_ratio: float = 0.25
+    ambiguity_ratio: float = 0.8
+    consistency_translation_m: float = 0.25
+    consistency_rotation_deg: float = 10.0
+    max_position_std_m: float = 0.05
+    blank_std: float = 2.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.knn < 1 or self.top_keyframes < 1:
+            raise ValueError(f"knn ({self.knn}) and top_keyframes ({self.top_keyframes}) must be >= 1")
+        if self.min_inliers < 3:
+            raise ValueError(f"min_inliers must be >= 3 (a rigid pose needs 3 points), got {self.min_inliers}")

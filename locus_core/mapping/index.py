@@ -1,0 +1,162 @@
+"""Nearest-neighbour search over landmark descriptors (faiss, inner product on unit vectors).
+
+Small maps use exact search (``IndexIDMap2`` over ``IndexFlatIP``); large ones an inverted file with
+8-bit scalar-quantised codes (``IndexIVFScalarQuantizer``): 64 bytes + an 8-byte id per 64-d
+landmark, and a search that visits ``nprobe`` of ``nlist`` cells. Both take ids on insertion and
+support removal, so a map grows and shrinks without renumbering its landmarks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+
+from locus_core.mapping.errors import MapError
+
+IndexKind = Literal["flat", "ivf_sq8"]
+
+
+def choose_kind(count: int, exact_max: int) -> IndexKind:
+    """Exact search while it is affordable, the quantised inverted file above ``exact_max``."""
+    return "flat" if count <= exact_max else "ivf_sq8"
+
+
+def default_nlist(count: int) -> int:
+    """About 4 sqrt(n) cells, a power of two (faiss' rule of thumb), at least 16."""
+    return int(2 ** round(math.log2(max(16.0, 4.0 * math.sqrt(max(count, 1))))))
+
+
+class LandmarkIndex:
+    """A faiss index of unit-norm float32 descriptors keyed by int64 landmark ids."""
+
+    def __init__(self, index: object, kind: IndexKind, nprobe: int = 12) -> None:
+        self._index = index
+        self.kind: IndexKind = kind
+        self.set_nprobe(nprobe)
+
+    @classmethod
+    def build(
+        cls,
+        descriptors: np.ndarray,
+        ids: np.ndarray,
+        *,
+        kind: IndexKind,
+        nlist: int = 0,
+        nprobe: int = 12,
+        seed: int = 0,
+    ) -> LandmarkIndex:
+        """Index ``descriptors`` (N, D) under ``ids`` (N,); the IVF kind trains its cells on them."""
+        import faiss
+
+        x = _as_float32(descriptors)
+        dim = x.shape[1]
+        if kind == "flat":
+            index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        elif kind == "ivf_sq8":
+            nlist = nlist or default_nlist(len(x))
+            if len(x) < nlist:
+                raise MapError(f"ivf_sq8 index: {len(x)} descriptors cannot train {nlist} cells")
+            quantizer = faiss.IndexFlatIP(dim)
+            index = faiss.IndexIVFScalarQuantizer(
+                quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+            )
+            index.cp.seed = seed
+            sample = x if len(x) <= 256 * nlist else x[np.random.default_rng(seed).choice(len(x), 256 * nlist, replace=False)]
+            index.train(sample)
+        else:
+            raise MapError(f"unknown index kind {kind!r}; expected flat or ivf_sq8")
+        out = cls(index, kind, nprobe)
+        out.add(x, ids)
+        return out
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self._index.d)
+
+    def set_nprobe(self, nprobe: int) -> None:
+        if self.kind == "ivf_sq8":
+            self._index.nprobe = int(nprobe)
+
+    def add(self, descriptors: np.ndarray, ids: np.ndarray) -> None:
+        """Insert (N, D) descriptors under (N,) ids (ids must not be in the index already)."""
+        x = _as_float32(descriptors)
+        if x.shape[1] != self.dim:
+            raise MapError(f"descriptor dimension {x.shape[1]} does not match the index ({self.dim})")
+        self._index.add_with_ids(x, np.ascontiguousarray(ids, dtype=np.int64))
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove the given ids; returns how many were present."""
+        import faiss
+
+        sel = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
+        return int(self._index.remove_ids(sel))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(Q, D) queries → similarities (Q, k) float32 and ids (Q, k) int64 (-1 where fewer exist)."""
+        if self.ntotal == 0:
+            q = len(queries)
+            return np.full((q, k), -np.inf, np.float32), np.full((q, k), -1, np.int64)
+        sims, ids = self._index.search(_as_float32(queries), k)
+        return sims, ids
+
+    def reconstruct_all(self) -> tuple[np.ndarray, np.ndarray]:
+        """All (decoded) descriptors and their ids, e.g. to merge two maps or change the index kind."""
+        import faiss
+
+        if self.kind == "flat":
+            ids = faiss.vector_to_array(self._index.id_map).astype(np.int64)
+            flat = faiss.downcast_index(self._index.index)
+            return faiss.rev_swig_ptr(flat.get_xb(), self.ntotal * self.dim).reshape(-1, self.dim).copy(), ids
+        invlists = self._index.invlists
+        ids = np.concatenate(
+            [np.zeros(0, np.int64)]
+            + [
+                faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
+                for i in range(invlists.nlist)
+                if invlists.list_size(i)
+            ]
+        )
+        self._index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        vecs = self._index.reconstruct_batch(ids) if len(ids) else np.zeros((0, self.dim), np.float32)
+        self._index.set_direct_map_type(faiss.DirectMap.NoMap)
+        return np.asarray(vecs, dtype=np.float32), ids
+
+    def to_bytes(self) -> bytes:
+        import faiss
+
+        return faiss.serialize_index(self._index).tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, nprobe: int = 12, source: str = "index") -> LandmarkIndex:
+        import faiss
+
+        try:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except RuntimeError as exc:
+            raise MapError(f"{source}: not a readable faiss index ({str(exc).splitlines()[0]})") from None
+        if isinstance(index, faiss.IndexIDMap2):
+            kind: IndexKind = "flat"
+        elif isinstance(index, faiss.IndexIVFScalarQuantizer):
+            kind = "ivf_sq8"
+        else:
+            raise MapError(f"{source}: unsupported faiss index type {type(index).__name__}")
+        return cls(index, kind, nprobe)
+
+    def memory_bytes(self) -> int:
+        """Bytes the index holds (its serialised size: codes, ids, cells)."""
+        import faiss
+
+        return int(faiss.serialize_index(self._index).size)
+
+
+def _as_float32(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise MapError(f"descriptors must be (N, D), got shape {x.shape}")
+    return x

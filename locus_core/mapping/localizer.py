@@ -1,0 +1,225 @@
+"""Localizing a frame against a landmark map: place recognition, then a verified metric pose.
+
+frame → features → k-NN landmarks → keyframe voting → per-keyframe geometric verification (3D–3D
+RANSAC when the query has depth, PnP RANSAC otherwise) → refinement on the inliers of all matches →
+decision. The decision is deliberately strict: a wrong pose is worse than none for a robot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from locus_core.data.frame import PosedFrame
+from locus_core.mapping.build import MapBuilder, _flatten, patch_geometry
+from locus_core.mapping.config import LocalizerConfig
+from locus_core.mapping.errors import MapError
+from locus_core.mapping.landmark_map import LandmarkMap
+from locus_core.mapping.ransac import RigidFit, kabsch, pnp_ransac, pose_covariance, ransac_rigid
+
+
+@dataclass(frozen=True)
+class PlaceMatch:
+    """A verified candidate place: a keyframe, its vote score, inliers and the poses it implies."""
+
+    keyframe_id: int
+    score: float
+    inliers: int
+    T_keyframe_query: np.ndarray | None
+    T_map_keyframe: np.ndarray
+
+
+@dataclass(frozen=True)
+class Localization:
+    """Result of ``Localizer.localize``.
+
+    T_map_cam: camera-to-map pose (4,4) when localized. covariance: 6x6 over (x, y, z, rot_x, rot_y,
+    rot_z) (see ``ransac``). matches: verified places, best first. inliers: inliers of the final fit.
+    latency_ms: end to end; latency_breakdown: ms per stage (features, search, verify).
+    method: "3d-3d" or "pnp" (how the pose was verified). reason: why not localized ("" when localized).
+    """
+
+    localized: bool
+    T_map_cam: np.ndarray | None
+    covariance: np.ndarray | None
+    matches: list[PlaceMatch]
+    inliers: int
+    latency_ms: float
+    reason: str = ""
+    method: str = ""
+    latency_breakdown: dict[str, float] = field(default_factory=dict)
+
+
+class Localizer:
+    """Localizes frames against ``landmark_map`` with ``model`` (the model the map was built with)."""
+
+    def __init__(self, landmark_map: LandmarkMap, model: Any, config: LocalizerConfig | None = None) -> None:
+        if model.hash != landmark_map.model_hash:
+            raise MapError(
+                f"map was built with model {landmark_map.model_hash}, but the model in use is {model.hash}; "
+                "rebuild the map with this model"
+            )
+        self.map = landmark_map
+        self.model = model
+        self.config = config or LocalizerConfig()
+        self._builder: MapBuilder | None = None
+
+    def localize(self, frame: PosedFrame) -> Localization:
+        """Pose of ``frame`` in the map frame, or "not localized" with the reason. Never raises for
+        image content (blank, black, no depth, no matches); ``frame.T_world_cam`` is ignored."""
+        from locus_core.models.extract import extract_features
+
+        cfg = self.config
+        start = time.perf_counter()
+        times: dict[str, float] = {}
+
+        def done(reason: str, **kw: Any) -> Localization:
+            total = (time.perf_counter() - start) * 1e3
+            kw.setdefault("matches", [])
+            kw.setdefault("inliers", 0)
+            return Localization(
+                localized=not reason, T_map_cam=kw.pop("T", None), covariance=kw.pop("cov", None),
+                latency_ms=total, reason=reason, latency_breakdown=times, **kw,
+            )
+
+        spread = float(np.asarray(frame.rgb, np.float32).std())
+        if spread < cfg.blank_std:
+            return done(f"blank frame (intensity std {spread:.2f} < {cfg.blank_std})")
+        if self.map.index is None or self.map.index.ntotal == 0:
+            return done("map has no landmarks")
+
+        t = time.perf_counter()
+        features, resized = extract_features(self.model, frame, self.map.config.scale)
+        F = _flatten(features)
+        geometry = patch_geometry(resized, self.model.stride, self.map.config.min_depth_m, self.map.config.max_depth_m)
+        use_depth = int(geometry.valid.sum()) >= cfg.min_inliers
+        query = np.flatnonzero(geometry.valid) if use_depth else np.arange(len(F))
+        times["features"] = (time.perf_counter() - t) * 1e3
+
+        t = time.perf_counter()
+        sims, ids = self.map.search(F[query], cfg.knn)
+        times["search"] = (time.perf_counter() - t) * 1e3
+
+        t = time.perf_counter()
+        good = (ids >= 0) & (sims >= cfg.min_similarity)
+        q_rows = np.repeat(np.arange(len(query)), cfg.knn)[good.ravel()]
+        q = query[q_rows]
+        lm = ids.ravel()[good.ravel()]
+        sim = sims.ravel()[good.ravel()]
+        if len(lm) < cfg.min_inliers:
+            times["verify"] = (time.perf_counter() - t) * 1e3
+            return done(f"too few feature matches ({len(lm)} < {cfg.min_inliers})")
+        landmark_pos = self.map.positions(lm)
+        votes, pair_match, pair_kf = self._vote(q, lm, sim)
+        candidates = np.argsort(-votes, kind="stable")[: cfg.top_keyframes]
+        candidates = candidates[votes[candidates] > 0]
+        fits: list[tuple[int, RigidFit, int]] = []
+        for kf in candidates:
+            m = pair_match[pair_kf == kf]
+            fit = self._verify(geometry, resized.K, q[m], landmark_pos[m], use_depth)
+            if fit is not None:
+                fits.append((int(kf), fit, int(np.unique(q[m][fit.inliers]).size)))
+        fits.sort(key=lambda f: -f[2])
+        matches = [
+            PlaceMatch(kf, float(votes[kf]), n, np.linalg.inv(self.map.keyframes.T_map_kf[kf]) @ fit.T, self.map.keyframes.T_map_kf[kf])
+            for kf, fit, n in fits
+        ]
+        method = "3d-3d" if use_depth else "pnp"
+        if not fits:
+            times["verify"] = (time.perf_counter() - t) * 1e3
+            return done("no candidate place passed geometric verification", method=method)
+        kf, fit, n = fits[0]
+        candidate_count = int(np.unique(q[pair_match[pair_kf == kf]]).size)
+        T, inliers, cov = self._refine(geometry, resized.K, q, landmark_pos, fit.T, use_depth)
+        matches[0] = dataclasses.replace(matches[0], T_keyframe_query=np.linalg.inv(matches[0].T_map_keyframe) @ T)
+        times["verify"] = (time.perf_counter() - t) * 1e3
+        result = dict(matches=matches, inliers=inliers, method=method, T=T, cov=cov)
+        if n < cfg.min_inliers:
+            return done(f"too few inliers ({n} < {cfg.min_inliers})", **{**result, "T": None, "cov": None})
+        if n < cfg.min_inlier_ratio * candidate_count:
+            return done(f"inlier ratio {n / candidate_count:.2f} < {cfg.min_inlier_ratio}", **{**result, "T": None, "cov": None})
+        for other_kf, other, other_n in fits[1:]:
+            if other_n < cfg.ambiguity_ratio * n:
+                break
+            dt, dr = _pose_distance(other.T, fit.T)
+            if dt > cfg.consistency_translation_m or dr > cfg.consistency_rotation_deg:
+                return done(
+                    f"ambiguous: keyframes {kf} ({n} inliers) and {other_kf} ({other_n}) disagree by {dt:.2f} m, {dr:.1f} deg",
+                    **{**result, "T": None, "cov": None},
+                )
+        if cov is None or not np.all(np.isfinite(cov)):
+            return done("pose covariance is undetermined", **{**result, "T": None, "cov": None})
+        std = float(np.sqrt(np.max(np.diag(cov)[:3])))
+        if std > cfg.max_position_std_m:
+            return done(f"uncertain pose (position std {std:.3f} m > {cfg.max_position_std_m})", **{**result, "T": None, "cov": None})
+        return done("", **result)
+
+    def insert_keyframe(self, frame: PosedFrame) -> bool:
+        """Mapping mode: add ``frame`` (depth, and ``T_world_cam`` = its pose in the map frame) as a
+        keyframe when it shows a new viewpoint; returns whether it was added."""
+        from locus_core.data.resize import resize_frame
+        from locus_core.models.extract import extract_features
+
+        if self._builder is None:
+            self._builder = MapBuilder(self.map, self.model.stride)
+        resized = resize_frame(frame, self.model.input_size)
+        if not self._builder.wants(resized):
+            return False
+        features, resized = extract_features(self.model, resized, self.map.config.scale)
+        return self._builder.add(features, resized)
+
+    def _vote(self, q: np.ndarray, lm: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keyframe votes: each query patch gives each keyframe its best similarity among its matches
+        to landmarks that keyframe observes. Returns votes (K,), and (match index, keyframe) pairs."""
+        n_kf = len(self.map.keyframes)
+        rows, kfs = self.map.landmarks.keyframes_of(lm)
+        order = np.argsort(-sim[rows], kind="stable")
+        key = q[rows[order]] * n_kf + kfs[order]
+        _, first = np.unique(key, return_index=True)
+        best = order[first]
+        votes = np.bincount(kfs[best], weights=sim[rows[best]], minlength=n_kf)
+        return votes, rows, kfs
+
+    def _verify(self, geometry: Any, K: np.ndarray, q: np.ndarray, landmark_pos: np.ndarray, use_depth: bool) -> RigidFit | None:
+        cfg = self.config
+        if use_depth:
+            pts = geometry.points_cam[q]
+            thr = np.maximum(cfg.ransac_threshold_m, cfg.ransac_threshold_relative * pts[:, 2])
+            return ransac_rigid(pts, landmark_pos, thr, iterations=cfg.ransac_iterations, seed=cfg.seed, min_inliers=3)
+        return pnp_ransac(landmark_pos, geometry.uv[q], K, cfg.pnp_threshold_px, iterations=cfg.ransac_iterations, seed=cfg.seed)
+
+    def _refine(
+        self, geometry: Any, K: np.ndarray, q: np.ndarray, landmark_pos: np.ndarray, T: np.ndarray, use_depth: bool
+    ) -> tuple[np.ndarray, int, np.ndarray | None]:
+        """Refit on the inliers among all matches (not just the best keyframe's): pose, inlier count
+        (distinct query patches), covariance."""
+        cfg = self.config
+        if not use_depth:
+            fit = pnp_ransac(landmark_pos, geometry.uv[q], K, cfg.pnp_threshold_px, iterations=cfg.ransac_iterations, seed=cfg.seed)
+            if fit is None or _pose_distance(fit.T, T)[0] > cfg.consistency_translation_m:
+                return T, 0, None
+            return fit.T, int(np.unique(q[fit.inliers]).size), fit.covariance
+        pts = geometry.points_cam[q]
+        thr = np.maximum(cfg.ransac_threshold_m, cfg.ransac_threshold_relative * pts[:, 2])
+        inliers = np.zeros(len(q), bool)
+        for _ in range(5):
+            new = np.linalg.norm(pts @ T[:3, :3].T + T[:3, 3] - landmark_pos, axis=1) < thr
+            if new.sum() < 3 or np.array_equal(new, inliers):
+                break
+            inliers = new
+            T = kabsch(pts[inliers], landmark_pos[inliers])
+        if inliers.sum() < 3:
+            return T, 0, None
+        src, dst = pts[inliers], landmark_pos[inliers]
+        cov = pose_covariance(lambda T_: (src @ T_[:3, :3].T + T_[:3, 3] - dst).ravel(), T)
+        return T, int(np.unique(q[inliers]).size), cov
+
+
+def _pose_distance(T_a: np.ndarray, T_b: np.ndarray) -> tuple[float, float]:
+    from locus_core.evaluation.pose import pose_error
+
+    return pose_error(T_a, T_b)

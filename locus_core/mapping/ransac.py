@@ -1,0 +1,204 @@
+"""Robust rigid pose from correspondences: 3D–3D (Kabsch + RANSAC) and 2D–3D (OpenCV PnP RANSAC),
+refined on the inliers, with a covariance from the residuals and Jacobian of the final fit.
+
+Covariance convention (as ROS ``PoseWithCovariance``): 6x6 over (x, y, z, rot_x, rot_y, rot_z) where
+the position perturbation moves the camera centre in the map frame and the rotation perturbation
+rotates the camera about map-frame axes through its own centre.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RigidFit:
+    """T (4,4) maps source points to target points (``target ≈ R @ source + t``); inliers (N,) bool;
+    covariance (6,6) of T's camera centre and rotation, None when under-determined."""
+
+    T: np.ndarray
+    inliers: np.ndarray
+    covariance: np.ndarray | None
+
+    @property
+    def num_inliers(self) -> int:
+        return int(self.inliers.sum())
+
+
+def kabsch(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Least-squares rotation + translation (no scale) with ``target ≈ R source + t``.
+
+    Args:
+        source, target: (..., N, 3) with N >= 3.
+        weights: (..., N) non-negative, or None for uniform.
+    Returns:
+        (..., 4, 4) rigid transforms.
+    """
+    if source.shape != target.shape or source.shape[-1] != 3 or source.shape[-2] < 3:
+        raise ValueError(f"kabsch: need matching (..., N>=3, 3) arrays, got {source.shape} and {target.shape}")
+    w = np.ones(source.shape[:-1]) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / np.maximum(w.sum(-1, keepdims=True), 1e-12)
+    p_mean = (w[..., None] * source).sum(-2)
+    q_mean = (w[..., None] * target).sum(-2)
+    H = np.einsum("...n,...ni,...nj->...ij", w, source - p_mean[..., None, :], target - q_mean[..., None, :])
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(np.swapaxes(Vt, -1, -2) @ np.swapaxes(U, -1, -2)))
+    D = np.broadcast_to(np.eye(3), H.shape).copy()
+    D[..., 2, 2] = np.where(d == 0, 1.0, d)
+    R = np.swapaxes(Vt, -1, -2) @ D @ np.swapaxes(U, -1, -2)
+    T = np.broadcast_to(np.eye(4), H.shape[:-2] + (4, 4)).copy()
+    T[..., :3, :3] = R
+    T[..., :3, 3] = q_mean - np.einsum("...ij,...j->...i", R, p_mean)
+    return T
+
+
+def ransac_rigid(
+    source: np.ndarray,
+    target: np.ndarray,
+    threshold: float | np.ndarray,
+    *,
+    iterations: int = 500,
+    seed: int = 0,
+    min_inliers: int = 3,
+) -> RigidFit | None:
+    """RANSAC over minimal 3-point samples, then iterative refinement on the inliers.
+
+    Args:
+        source: (N, 3) points (e.g. query camera frame); target: (N, 3) (e.g. map frame).
+        threshold: inlier distance in metres, scalar or per correspondence (N,).
+    Returns:
+        The fit, or None when fewer than ``min_inliers`` (and 3) correspondences agree.
+    """
+    source = np.asarray(source, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    n = len(source)
+    if n < max(3, min_inliers):
+        return None
+    thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (n,))
+    rng = np.random.default_rng(seed)
+    samples = np.argsort(rng.random((iterations, n)), axis=1)[:, :3] if n < 64 else rng.integers(0, n, (iterations, 3))
+    P, Q = source[samples], target[samples]
+    # Reject degenerate (near-collinear or repeated) samples and samples whose two triangles differ in
+    # shape: a rigid motion preserves side lengths, so such a sample cannot be all inliers.
+    area = np.linalg.norm(np.cross(P[:, 1] - P[:, 0], P[:, 2] - P[:, 0]), axis=-1)
+    sides_p = np.linalg.norm(P - np.roll(P, 1, axis=1), axis=-1)
+    sides_q = np.linalg.norm(Q - np.roll(Q, 1, axis=1), axis=-1)
+    ok = (area > 1e-4) & (np.abs(sides_p - sides_q).max(-1) < 2 * thr[samples].max(-1))
+    if not ok.any():
+        return None
+    hyps = kabsch(P[ok], Q[ok])
+    moved = np.einsum("bij,nj->bni", hyps[:, :3, :3], source) + hyps[:, None, :3, 3]
+    err = np.linalg.norm(moved - target, axis=-1)
+    counts = (err < thr).sum(-1)
+    best = int(np.argmax(counts))
+    if counts[best] < max(3, min_inliers):
+        return None
+    inliers = err[best] < thr
+    T = hyps[best]
+    for _ in range(5):
+        T = kabsch(source[inliers], target[inliers])
+        new = np.linalg.norm(source @ T[:3, :3].T + T[:3, 3] - target, axis=-1) < thr
+        if new.sum() < 3:
+            break
+        if np.array_equal(new, inliers):
+            break
+        inliers = new
+    if inliers.sum() < max(3, min_inliers):
+        return None
+
+    def residuals(T_: np.ndarray) -> np.ndarray:
+        return (source[inliers] @ T_[:3, :3].T + T_[:3, 3] - target[inliers]).ravel()
+
+    return RigidFit(T, inliers, pose_covariance(residuals, T))
+
+
+def pnp_ransac(
+    points: np.ndarray,
+    uv: np.ndarray,
+    K: np.ndarray,
+    threshold_px: float,
+    *,
+    iterations: int = 500,
+    seed: int = 0,
+    min_inliers: int = 6,
+) -> RigidFit | None:
+    """Camera pose from map points (N, 3) and their pixels (N, 2) in an image with intrinsics K.
+
+    Returns a fit whose ``T`` is camera-to-map (T_map_cam), or None when RANSAC finds no pose with
+    ``min_inliers`` (at least 6) inliers.
+    """
+    import cv2
+
+    n = len(points)
+    if n < max(6, min_inliers):
+        return None
+    obj = np.ascontiguousarray(points, dtype=np.float64)
+    img = np.ascontiguousarray(uv, dtype=np.float64)
+    cv2.setRNGSeed(seed)
+    ok, rvec, tvec, idx = cv2.solvePnPRansac(
+        obj, img, K, None, iterationsCount=iterations, reprojectionError=float(threshold_px),
+        confidence=0.999, flags=cv2.SOLVEPNP_EPNP,
+    )
+    if not ok or idx is None or len(idx) < max(6, min_inliers):
+        return None
+    inliers = np.zeros(n, bool)
+    inliers[idx.ravel()] = True
+    rvec, tvec = cv2.solvePnPRefineLM(obj[inliers], img[inliers], K, None, rvec, tvec)
+    T_cam_map = np.eye(4)
+    T_cam_map[:3, :3] = cv2.Rodrigues(rvec)[0]
+    T_cam_map[:3, 3] = tvec.ravel()
+    T = np.linalg.inv(T_cam_map)
+
+    def reprojection(T_map_cam: np.ndarray) -> np.ndarray:
+        R = T_map_cam[:3, :3].T
+        cam = (obj - T_map_cam[:3, 3]) @ R.T
+        z = np.maximum(cam[:, 2], 1e-6)
+        return (np.stack([cam[:, 0] / z, cam[:, 1] / z, np.ones(n)], -1) @ K.T)[:, :2] - img
+
+    err = np.linalg.norm(reprojection(T), axis=-1)
+    inliers = (err < threshold_px) & ((obj - T[:3, 3]) @ T[:3, :3] @ np.array([0, 0, 1.0]) > 0)
+    if inliers.sum() < max(6, min_inliers):
+        return None
+    return RigidFit(T, inliers, pose_covariance(lambda T_: reprojection(T_)[inliers].ravel(), T))
+
+
+def pose_covariance(residuals, T: np.ndarray, eps: float = 1e-6) -> np.ndarray | None:
+    """σ² (JᵀJ)⁻¹ for the pose T (4,4) minimising ``residuals(T) -> (M,)``; σ² from the residuals.
+
+    J is taken numerically over (position, rotation) perturbations in the convention of this module.
+    Returns None when M <= 6 or JᵀJ is singular.
+    """
+    r0 = residuals(T)
+    m = r0.size
+    if m <= 6:
+        return None
+    J = np.empty((m, 6))
+    for k in range(6):
+        delta = np.zeros(6)
+        delta[k] = eps
+        J[:, k] = (residuals(perturb(T, delta)) - r0) / eps
+    JtJ = J.T @ J
+    if np.linalg.cond(JtJ) > 1e12:
+        return None
+    sigma2 = float(r0 @ r0) / (m - 6)
+    return sigma2 * np.linalg.inv(JtJ)
+
+
+def perturb(T: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Move T's centre by delta[:3] (map frame) and rotate it by exp(delta[3:]) about map axes."""
+    out = T.copy()
+    out[:3, :3] = so3_exp(delta[3:]) @ T[:3, :3]
+    out[:3, 3] = T[:3, 3] + delta[:3]
+    return out
+
+
+def so3_exp(w: np.ndarray) -> np.ndarray:
+    """Rodrigues: rotation matrix of the rotation vector w (3,)."""
+    theta = float(np.linalg.norm(w))
+    W = np.array([[0, -w[2], w[1]], [w[2], 0, -w[0]], [-w[1], w[0], 0]])
+    if theta < 1e-12:
+        return np.eye(3) + W
+    return np.eye(3) + np.sin(theta) / theta * W + (1 - np.cos(theta)) / theta**2 * (W @ W)
+

@@ -1,0 +1,274 @@
+"""Map persistence: a versioned directory, written atomically, verified on load.
+
+Layout of ``MAP/``::
+
+    manifest.json   format name + version, model hash and info, counts, sha256 + size of every file
+    index.faiss     the faiss index (descriptors keyed by landmark id)
+    landmarks.npz   LandmarkTable arrays (no pickle)
+    keyframes.npz   Keyframes arrays (no pickle)
+    config.yaml     the resolved MapConfig
+
+Saving writes ``MAP.tmp-<pid>/``, fsyncs every file and the directory, then swaps it with ``MAP`` in
+one ``renameat2(RENAME_EXCHANGE)`` where the file system has it; elsewhere it renames ``MAP`` to
+``MAP.old-<pid>`` first and ``load_map`` falls back to that copy if a crash left no ``MAP``. Either
+way a complete map is readable at every moment.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from locus_core.config import config_from_dict, config_to_dict
+from locus_core.errors import ConfigError
+from locus_core.mapping.config import MapConfig
+from locus_core.mapping.errors import MapError
+from locus_core.mapping.index import LandmarkIndex
+from locus_core.mapping.keyframes import Keyframes
+from locus_core.mapping.landmark_map import LandmarkMap
+from locus_core.mapping.landmarks import LandmarkTable
+
+FORMAT = "locus-landmark-map"
+FORMAT_VERSION = 1
+FILES = ("index.faiss", "landmarks.npz", "keyframes.npz", "config.yaml")
+log = logging.getLogger(__name__)
+
+
+def save_map(landmark_map: LandmarkMap, directory: Path) -> Path:
+    """Write ``landmark_map`` to ``directory`` atomically; returns the directory."""
+    import yaml
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(directory)
+    tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    payload = {
+        "index.faiss": landmark_map.index.to_bytes() if landmark_map.index is not None else b"",
+        "landmarks.npz": _npz(landmark_map.landmarks.arrays()),
+        "keyframes.npz": _npz(landmark_map.keyframes.arrays()),
+        "config.yaml": yaml.safe_dump(config_to_dict(landmark_map.config), sort_keys=False).encode(),
+    }
+    files = {}
+    for name, data in payload.items():
+        _write_synced(tmp / name, data)
+        files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": {"hash": landmark_map.model_hash, **landmark_map.model_info},
+        "dim": landmark_map.dim,
+        "counts": {
+            "keyframes": len(landmark_map.keyframes),
+            "landmarks": landmark_map.num_landmarks,
+            "landmark_rows": len(landmark_map.landmarks),
+            "observations": landmark_map.landmarks.num_observations,
+        },
+        "index": {"kind": landmark_map.index.kind if landmark_map.index else None},
+        "sources": landmark_map.sources,
+        "files": files,
+    }
+    _write_synced(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
+    _fsync_dir(tmp)
+    _swap_into_place(tmp, directory)
+    return directory
+
+
+def load_map(directory: Path, *, expected_model_hash: str | None = None) -> LandmarkMap:
+    """Read and verify a map directory.
+
+    Raises:
+        MapError: naming the file, for a missing directory or file, a checksum or size mismatch
+            (truncated or corrupted), an unknown format or version, or a model other than expected.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        fallback = _interrupted_swap_copy(directory)
+        if fallback is None:
+            raise MapError(f"{directory}: no map directory here")
+        log.warning("%s missing; loading %s left by an interrupted save", directory, fallback)
+        directory = fallback
+    manifest = _read_manifest(directory / "manifest.json")
+    model_hash = str(manifest["model"].get("hash", ""))
+    if expected_model_hash is not None and model_hash != expected_model_hash:
+        raise MapError(
+            f"{directory / 'manifest.json'}: map was built with model {model_hash}, "
+            f"but the model in use is {expected_model_hash}; rebuild the map with this model"
+        )
+    data = {name: _read_verified(directory / name, manifest["files"].get(name)) for name in FILES}
+    try:
+        landmarks = LandmarkTable.from_arrays(_load_npz(data["landmarks.npz"], directory / "landmarks.npz"))
+    except KeyError as exc:
+        raise MapError(f"{directory / 'landmarks.npz'}: lacks array {exc}") from None
+    try:
+        keyframes = Keyframes(**_load_npz(data["keyframes.npz"], directory / "keyframes.npz"))
+    except TypeError as exc:
+        raise MapError(f"{directory / 'keyframes.npz'}: unexpected arrays ({exc})") from None
+    config = _load_config(data["config.yaml"], directory / "config.yaml")
+    index = None
+    if data["index.faiss"]:
+        index = LandmarkIndex.from_bytes(data["index.faiss"], nprobe=config.index_nprobe, source=str(directory / "index.faiss"))
+    info = {k: v for k, v in manifest["model"].items() if k != "hash"}
+    out = LandmarkMap(
+        model_hash=model_hash, dim=int(manifest["dim"]), config=config, model_info=info,
+        keyframes=keyframes, landmarks=landmarks, index=index, sources=list(manifest.get("sources", [])),
+    )
+    _check_consistent(out, directory)
+    return out
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise MapError(f"{path}: missing (not a map directory, or an incomplete copy)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MapError(f"{path}: corrupt manifest ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise MapError(f"{path}: not a LoCUS landmark map (format {manifest.get('format') if isinstance(manifest, dict) else None!r})")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise MapError(
+            f"{path}: map format version {version!r} is not supported (this build reads version "
+            f"{FORMAT_VERSION}); rebuild the map with `locus map build`"
+        )
+    for key in ("model", "dim", "files"):
+        if key not in manifest:
+            raise MapError(f"{path}: manifest lacks {key!r}")
+    return manifest
+
+
+def _read_verified(path: Path, expected: dict[str, Any] | None) -> bytes:
+    if expected is None:
+        raise MapError(f"{path}: not listed in manifest.json")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MapError(f"{path}: missing") from None
+    if len(data) != expected["bytes"]:
+        raise MapError(f"{path}: {len(data)} bytes, manifest says {expected['bytes']} (truncated or replaced)")
+    if hashlib.sha256(data).hexdigest() != expected["sha256"]:
+        raise MapError(f"{path}: checksum mismatch (file corrupted)")
+    return data
+
+
+def _load_npz(data: bytes, path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, KeyError) as exc:
+        raise MapError(f"{path}: unreadable arrays ({exc})") from None
+
+
+def _load_config(data: bytes, path: Path) -> MapConfig:
+    import yaml
+
+    try:
+        return config_from_dict(MapConfig, yaml.safe_load(data) or {}, source=str(path))
+    except (yaml.YAMLError, ConfigError) as exc:
+        raise MapError(f"{path}: {exc}") from None
+
+
+def _check_consistent(m: LandmarkMap, directory: Path) -> None:
+    n_kf = len(m.keyframes)
+    lm = m.landmarks
+    active = lm.anchor[lm.anchor != np.iinfo(np.uint32).max]
+    if (len(active) and active.max() >= n_kf) or (len(lm.extra_keyframe) and lm.extra_keyframe.max() >= n_kf):
+        raise MapError(f"{directory / 'landmarks.npz'}: observations refer to keyframes beyond the {n_kf} stored")
+    ntotal = m.index.ntotal if m.index is not None else 0
+    if ntotal != lm.num_active:
+        raise MapError(f"{directory / 'index.faiss'}: holds {ntotal} descriptors for {lm.num_active} landmarks")
+
+
+def _npz(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise MapError(f"{b}: cannot replace the map ({os.strerror(err)})")
+
+
+def _swap_into_place(tmp: Path, directory: Path) -> None:
+    if not directory.exists():
+        os.rename(tmp, directory)
+    elif _exchange(tmp, directory):
+        shutil.rmtree(tmp)  # now holds the previous map
+    else:
+        old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(directory, old)
+        os.rename(tmp, directory)
+        shutil.rmtree(old)
+    _fsync_dir(directory.parent)
+
+
+def _interrupted_swap_copy(directory: Path) -> Path | None:
+    candidates = sorted(directory.parent.glob(f"{directory.name}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return next((c for c in candidates if (c / "manifest.json").is_file()), None)
+
+
+def _remove_stale(directory: Path) -> None:
+    """Delete temporary directories of saves whose process is gone (killed mid-save)."""
+    for pattern in (".tmp-", ".old-"):
+        for path in directory.parent.glob(f"{directory.name}{pattern}*"):
+            pid = path.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)) and not (pattern == ".old-" and not directory.exists()):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

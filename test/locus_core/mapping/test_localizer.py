@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from locus_core.data import open_dataset
+from locus_core.evaluation.pose import pose_error
+from locus_core.mapping import LandmarkMap, Localizer, LocalizerConfig, MapConfig, MapError, build_map
+
+
+def test_map_has_keyframes_landmarks_and_observations(built_map: LandmarkMap) -> None:
+    assert len(built_map.keyframes) >= 5
+    assert built_map.num_landmarks > 0 and built_map.index.ntotal == built_map.num_landmarks
+    assert built_map.landmarks.num_observations >= built_map.num_landmarks
+    assert np.isfinite(built_map.positions(np.arange(len(built_map.landmarks)))).all()
+
+
+def test_localizes_a_mapped_view(scene: Path, model, built_map: LandmarkMap) -> None:
+    frames = open_dataset(scene, frames="0:48:2")
+    localizer = Localizer(built_map, model)
+    frame = frames[4]
+    result = localizer.localize(frame)
+    assert result.localized, result.reason
+    dt, dr = pose_error(result.T_map_cam, frame.T_world_cam)
+    assert dt < 0.05 and dr < 2.0
+    assert result.method == "3d-3d" and result.inliers >= 20 and result.covariance.shape == (6, 6)
+    best = result.matches[0]
+    np.testing.assert_allclose(best.T_map_keyframe @ best.T_keyframe_query, result.T_map_cam, atol=1e-9)
+    assert set(result.latency_breakdown) == {"features", "search", "verify"}
+
+
+def test_pnp_fallback_without_depth(scene: Path, model, built_map: LandmarkMap) -> None:
+    frame = open_dataset(scene, frames="0:48:2")[4]
+    result = Localizer(built_map, model).localize(dataclasses.replace(frame, depth=None))
+    assert result.method == "pnp"
+    if result.localized:
+        dt, dr = pose_error(result.T_map_cam, frame.T_world_cam)
+        assert dt < 0.15 and dr < 5.0
+    assert Localizer(built_map, model).localize(dataclasses.replace(frame, depth=np.full_like(frame.depth, np.nan))).method in ("pnp", "")
+
+
+@pytest.mark.parametrize("value", [0, 128, 255])
+def test_blank_frame_is_not_localized(scene: Path, model, built_map: LandmarkMap, value: int) -> None:
+    frame = open_dataset(scene, frames="0:1")[0]
+    blank = dataclasses.replace(frame, rgb=np.full_like(frame.rgb, value))
+    result = Localizer(built_map, model).localize(blank)
+    assert not result.localized and "blank" in result.reason and result.T_map_cam is None
+
+
+def test_model_mismatch_is_refused(built_map: LandmarkMap, model) -> None:
+    other = dataclasses.replace(built_map.config)
+    wrong = LandmarkMap(model_hash="abc123", dim=built_map.dim, config=other)
+    with pytest.raises(MapError, match="built with model abc123"):
+        Localizer(wrong, model)
+
+
+def test_insert_keyframe_grows_the_map(scene: Path, model) -> None:
+    frames = open_dataset(scene, frames="0:48:2")
+    landmark_map = build_map(model, [frames[i] for i in range(4)], MapConfig(landmarks_per_keyframe=100))
+    localizer = Localizer(landmark_map, model, LocalizerConfig())
+    n_kf, n_lm = len(landmark_map.keyframes), landmark_map.num_landmarks
+    assert not localizer.insert_keyframe(frames[0])  # already mapped
+    assert localizer.insert_keyframe(frames[10])
+    assert len(landmark_map.keyframes) == n_kf + 1 and landmark_map.num_landmarks > n_lm
+    assert landmark_map.index.ntotal == landmark_map.num_landmarks
+    landmark_map.remove_landmarks(np.arange(5))
+    assert landmark_map.index.ntotal == landmark_map.num_landmarks == len(landmark_map.landmarks) - 5
+
+
+@pytest.mark.slow
+def test_real_redkitchen_frames(shared_data: Path) -> None:
+    from locus_core.models.model import load_model
+
+    path = shared_data / "7scenes-redkitchen"
+    if not path.is_dir():
+        pytest.skip(f"real data set not found at {path}")
+    xfeat = load_model("backbone:xfeat")
+    landmark_map = build_map(xfeat, open_dataset(path, frames="0:40"), MapConfig())
+    frame = open_dataset(path, frames="24:25")[0]
+    result = Localizer(landmark_map, xfeat).localize(frame)
+    assert result.localized, result.reason
+    dt, dr = pose_error(result.T_map_cam, frame.T_world_cam)
+    assert dt < 0.05 and dr < 2.0

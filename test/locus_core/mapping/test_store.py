@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from locus_core.mapping import LandmarkMap, MapError
+from locus_core.mapping.store import FILES
+
+
+def assert_same(a: LandmarkMap, b: LandmarkMap) -> None:
+    assert a.model_hash == b.model_hash and a.config == b.config and a.sources == b.sources
+    for x, y in ((a.keyframes.arrays(), b.keyframes.arrays()), (a.landmarks.arrays(), b.landmarks.arrays())):
+        assert x.keys() == y.keys()
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k])
+    np.testing.assert_array_equal(a.index.reconstruct_all()[1], b.index.reconstruct_all()[1])
+
+
+def test_round_trip(built_map: LandmarkMap, tmp_path: Path) -> None:
+    built_map.save(tmp_path / "m")
+    loaded = LandmarkMap.load(tmp_path / "m", expected_model_hash=built_map.model_hash)
+    assert_same(built_map, loaded)
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["format_version"] == 1 and set(manifest["files"]) == set(FILES)
+    assert manifest["counts"]["landmarks"] == built_map.num_landmarks > 0
+    # saving over an existing map replaces it and leaves no temporary directories
+    built_map.save(tmp_path / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_truncated_or_corrupt_file_is_named(built_map: LandmarkMap, tmp_path: Path, name: str) -> None:
+    built_map.save(tmp_path / "m")
+    path = tmp_path / "m" / name
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MapError, match=f"{name}.*truncated"):
+        LandmarkMap.load(tmp_path / "m")
+    path.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    with pytest.raises(MapError, match=f"{name}: checksum mismatch"):
+        LandmarkMap.load(tmp_path / "m")
+    path.unlink()
+    with pytest.raises(MapError, match=f"{name}: missing"):
+        LandmarkMap.load(tmp_path / "m")
+
+
+def test_version_model_and_manifest_errors(built_map: LandmarkMap, tmp_path: Path) -> None:
+    built_map.save(tmp_path / "m")
+    with pytest.raises(MapError, match="built with model backbone-test.*other"):
+        LandmarkMap.load(tmp_path / "m", expected_model_hash="other")
+    manifest = tmp_path / "m" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**data, "format_version": 99}))
+    with pytest.raises(MapError, match="manifest.json: map format version 99 is not supported"):
+        LandmarkMap.load(tmp_path / "m")
+    manifest.write_text("{not json")
+    with pytest.raises(MapError, match="manifest.json: corrupt manifest"):
+        LandmarkMap.load(tmp_path / "m")
+    with pytest.raises(MapError, match="no map directory"):
+        LandmarkMap.load(tmp_path / "absent")
+
+
+SAVER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from locus_core.mapping import LandmarkMap
+    m = LandmarkMap.load(sys.argv[1])
+    # grow the map so that each save takes a while, then save over the original forever
+    rng = np.random.default_rng(0)
+    n = 50_000
+    d = rng.normal(size=(n, m.dim)).astype(np.float32)
+    m.add_landmarks(d / np.linalg.norm(d, axis=1, keepdims=True), rng.normal(size=(n, 3)), 0, np.zeros((n, 2)))
+    print("ready", flush=True)
+    while True:
+        m.save(sys.argv[1])
+    """
+)
+
+
+def test_kill_mid_save_leaves_a_loadable_map(built_map: LandmarkMap, tmp_path: Path) -> None:
+    target = tmp_path / "m"
+    built_map.save(target)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    for delay in (0.0, 0.02, 0.05, 0.1, 0.2):
+        proc = subprocess.Popen([sys.executable, "-c", SAVER, str(target)], stdout=subprocess.PIPE, env=env)
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        loaded = LandmarkMap.load(target)  # either the previous map or the new one, never a broken one
+        assert (loaded.num_landmarks - built_map.num_landmarks) % 50_000 == 0
+    built_map.save(target)  # the next save cleans up after the killed ones
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_merge_two_sessions(built_map: LandmarkMap, tmp_path: Path) -> None:
+    merged = LandmarkMap.merge(built_map, built_map)
+    n_kf, n_lm = len(built_map.keyframes), built_map.num_landmarks
+    assert len(merged.keyframes) == 2 * n_kf and merged.num_landmarks == 2 * n_lm
+    ids = np.arange(n_lm, 2 * n_lm)
+    np.testing.assert_allclose(merged.positions(ids), built_map.positions(ids - n_lm), atol=1e-6)
+    assert merged.landmarks.anchor[ids].min() >= n_kf
+    rows, kfs = merged.landmarks.keyframes_of(ids)
+    assert kfs.min() >= n_kf
+    merged.save(tmp_path / "c")
+    assert LandmarkMap.load(tmp_path / "c").num_landmarks == 2 * n_lm
+    other = LandmarkMap(model_hash="other", dim=built_map.dim)
+    with pytest.raises(MapError, match="different models"):
+        LandmarkMap.merge(built_map, other)
