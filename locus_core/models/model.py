@@ -8,6 +8,8 @@ backbone registry, so a checkpoint is a few MB.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -149,6 +151,20 @@ class LocusModel(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B,3,H,W) float RGB in [0,1] → (B, S, D, H//stride, W//stride), unit norm along D."""
         return self.head(self.backbone(images))
+
+    def with_input_size(self, size: tuple[int, int]) -> LocusModel:
+        """This model (same backbone and head weights) for frames resized to ``size`` (H, W).
+
+        The input size is part of the config, hence of the hash: features at another size are
+        other features. Backbones with a fixed-size position embedding are resampled to ``size``.
+        """
+        config = dataclasses.replace(self.config, input_size=(int(size[0]), int(size[1])))
+        other = copy.copy(self)
+        other._modules = dict(self._modules)
+        other.config = config
+        other.backbone = self.backbone.resized(config.input_size)
+        other.metadata = dict(self.metadata)
+        return other
 
     # -- checkpoints ---------------------------------------------------------------------------
 

@@ -58,6 +58,10 @@ class Backbone(nn.Module):
         # Frozen: batch-norm statistics and dropout must not change when a parent module trains.
         return super().train(False)
 
+    def resized(self, img_size: tuple[int, int]) -> Backbone:
+        """This backbone for another input size; convolutional backbones take any size: itself."""
+        return self
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """(B,3,H,W) float RGB in [0,1] → (B,1|3,H',W') normalised, H', W' multiples of the stride."""
         if images.ndim != 4 or images.shape[1] != 3:

@@ -13,6 +13,7 @@ exports to ONNX/TorchScript. With ``img_size=None`` the embedding is interpolate
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,18 +138,39 @@ class ViTBackbone(Backbone):
         self.fixed_size = None if img_size is None else (img_size[0] // p * p, img_size[1] // p * p)
         if self.fixed_size is not None and min(self.fixed_size) < p:
             raise ModelError(f"backbone {spec.name}: img_size {img_size} is smaller than the patch {p}")
-        kwargs = {"img_size": self.fixed_size} if self.fixed_size else {"dynamic_img_size": True}
         path = None if weights == RANDOM else Path(weights) if weights else find_weights(spec)
-        # timm's own init takes seconds for ViT-B and is overwritten by the file anyway.
+        # Built at the architecture's own size, so that a file's position embedding loads as is;
+        # timm's own init takes seconds for ViT-B and is overwritten anyway.
         with torch.device("meta"):
-            self.vit = timm.create_model(spec.arch, pretrained=False, num_classes=0, **kwargs)
+            self.vit = timm.create_model(
+                spec.arch, pretrained=False, num_classes=0, dynamic_img_size=img_size is None
+            )
         self.vit.to_empty(device="cpu")
         if path is None:
             self._init_random()
         else:
             self._load(path)
         self.vit.prune_intermediate_layers(indices=[spec.blocks - 1], prune_norm=True, prune_head=True)
+        # Kept to resample from the original grid whenever the input size changes (see resized).
+        self._source_size = tuple(self.vit.patch_embed.img_size)
+        self._source_pos = self.vit.pos_embed.detach().clone()
+        if self.fixed_size is not None:
+            self.vit.set_input_size(img_size=self.fixed_size)
         self.freeze()
+
+    def resized(self, img_size: tuple[int, int]) -> ViTBackbone:
+        """The same weights at another fixed input size (a dynamic-size backbone returns itself)."""
+        p = self.spec.patch
+        if self.fixed_size is None:
+            return self
+        if min(img_size) < p:
+            raise ModelError(f"backbone {self.spec.name}: img_size {img_size} is smaller than the patch {p}")
+        other = copy.deepcopy(self)
+        other.vit.patch_embed.set_input_size(img_size=self._source_size)
+        other.vit.pos_embed = torch.nn.Parameter(self._source_pos.clone(), requires_grad=False)
+        other.fixed_size = (img_size[0] // p * p, img_size[1] // p * p)
+        other.vit.set_input_size(img_size=other.fixed_size)
+        return other
 
     @torch.no_grad()
     def _init_random(self) -> None:

@@ -140,3 +140,28 @@ def test_bad_config_values_name_the_key(tmp_path: Path, override: str, message: 
     path.write_text(yaml.safe_dump({"dim": 64}))
     with pytest.raises(ConfigError, match=f"model.yaml.*{message}"):
         load_config(ModelConfig, path, [override])
+
+
+def test_with_input_size_shares_weights_and_changes_hash(tmp_path: Path) -> None:
+    model = small_model()
+    other = model.with_input_size((32, 48))
+    assert other.input_size == (32, 48) and model.input_size == (64, 80)
+    assert other.hash != model.hash and other.head is model.head
+    assert LocusModel.load(other.save(tmp_path / "m.pt")).hash == other.hash
+    raw = load_model("backbone:test").with_input_size((32, 48))
+    assert raw.hash == "backbone-test" and raw.input_size == (32, 48)
+
+
+def test_vit_model_with_input_size_resamples_positions() -> None:
+    from locus_core.models.backbones import create_backbone
+
+    config = ModelConfig(backbone="dinov2_vits14", input_size=(28, 42), dim=8, hidden=32)
+    model = LocusModel(config, backbone=create_backbone("dinov2_vits14", "random", img_size=(28, 42)))
+    assert model(torch.rand(1, 3, 28, 42)).shape == (1, 1, 8, 2, 3)
+    bigger = model.with_input_size((56, 70))
+    assert bigger(torch.rand(1, 3, 56, 70)).shape == (1, 1, 8, 4, 5)
+    back = bigger.with_input_size((28, 42))
+    images = torch.rand(1, 3, 28, 42)
+    torch.testing.assert_close(back(images), model(images))
+    with pytest.raises(ModelError, match="built for 56x70 input, got 28x42"):
+        bigger(images)
