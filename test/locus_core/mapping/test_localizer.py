@@ -20,7 +20,8 @@ def test_map_has_keyframes_landmarks_and_observations(built_map: LandmarkMap) ->
 
 def test_localizes_a_mapped_view(scene: Path, model, built_map: LandmarkMap) -> None:
     frames = open_dataset(scene, frames="0:48:2")
-    localizer = Localizer(built_map, model)
+    # the random 16-d test features match poorly, so accept a lower inlier ratio than real models need
+    localizer = Localizer(built_map, model, LocalizerConfig(min_inlier_ratio=0.05))
     frame = frames[4]
     result = localizer.localize(frame)
     assert result.localized, result.reason
