@@ -29,6 +29,20 @@ def average_precision(scores: torch.Tensor, positive: torch.Tensor, candidates: 
     Returns:
         (n,) float64 AP; NaN for a query without any positive.
     """
+    return ranking_metrics(scores, positive, candidates)[0]
+
+
+def interpolated_pr(scores: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor) -> np.ndarray:
+    """(n, len(RECALL_GRID)) interpolated precision (max precision at recall >= r) per query, with a
+    threshold at each positive's score (ties ranked together); NaN rows for queries without positives.
+    Averaged over queries it gives the PR curve of the figures."""
+    return ranking_metrics(scores, positive, candidates)[1]
+
+
+def ranking_metrics(
+    scores: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor
+) -> tuple[torch.Tensor, np.ndarray]:
+    """``average_precision`` and ``interpolated_pr`` from one sort per query (O(m log m))."""
     if scores.ndim != 2 or positive.shape != scores.shape or candidates.shape != scores.shape:
         raise ValueError(
             f"scores, positive, candidates must share an (n, m) shape, got {tuple(scores.shape)}, "
@@ -36,50 +50,30 @@ def average_precision(scores: torch.Tensor, positive: torch.Tensor, candidates: 
         )
     if not torch.isfinite(scores).all():
         raise ValueError("scores must be finite")
-    precision, positive = _precision_at_positives(scores, positive, candidates)
+    n, m = scores.shape
+    positive = positive & candidates
     num_pos = positive.sum(1)
-    ap = (precision * positive).sum(1).double() / num_pos.clamp(min=1).double()
-    return torch.where(num_pos > 0, ap, torch.full_like(ap, float("nan")))
-
-
-def _precision_at_positives(
-    scores: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n, m) precision at each positive's rank (0 elsewhere; the paper's formula, ties in the query's
-    favour) and the positives restricted to candidates."""
-    positive = positive & candidates
-    m = scores.shape[1]
-    neg_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
-    sorted_cand = torch.where(candidates, scores, neg_inf).sort(dim=1).values
-    sorted_pos = torch.where(positive, scores, neg_inf).sort(dim=1).values
-    above_cand = m - torch.searchsorted(sorted_cand, scores.contiguous(), right=True)
-    rank_pos = 1 + m - torch.searchsorted(sorted_pos, scores.contiguous(), right=True)
-    precision = rank_pos.float() / (1 + above_cand).float()
-    return torch.where(positive, precision, torch.zeros_like(precision)), positive
-
-
-def interpolated_pr(scores: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor) -> np.ndarray:
-    """(n, len(RECALL_GRID)) interpolated precision (max precision at recall >= r) per query; NaN rows
-    for queries without positives. Thresholds at each positive's score (ties ranked together).
-    Averaged over queries it gives the PR curve of the figures."""
-    positive = positive & candidates
-    m = scores.shape[1]
+    kmax = max(int(num_pos.max()) if n else 0, 1)
     neg_inf = torch.tensor(float("-inf"), dtype=scores.dtype)
-    sorted_cand = torch.where(candidates, scores, neg_inf).sort(dim=1).values
-    sorted_pos = torch.where(positive, scores, neg_inf).sort(dim=1).values
-    at_least_cand = m - torch.searchsorted(sorted_cand, scores.contiguous(), right=False)
-    at_least_pos = m - torch.searchsorted(sorted_pos, scores.contiguous(), right=False)
-    out = np.full((scores.shape[0], len(RECALL_GRID)), np.nan)
-    for q in range(scores.shape[0]):
-        mask = positive[q]
-        if not mask.any():
-            continue
-        hits = at_least_pos[q][mask].numpy()
-        prec = hits / at_least_cand[q][mask].numpy()
-        recall = hits / mask.sum().item()
-        reached = recall[None, :] >= RECALL_GRID[:, None] - 1e-12
-        out[q] = np.where(reached, prec[None, :], 0.0).max(axis=1)
-    return out
+    # Positive scores of each query, descending, padded with -inf (only the first num_pos are real).
+    pos = torch.where(positive, scores, neg_inf).topk(kmax, dim=1).values
+    real = torch.arange(kmax)[None] < num_pos[:, None]
+    pos_asc = pos.flip(1).contiguous()
+    cand_asc = torch.where(candidates, scores, neg_inf).sort(dim=1).values
+    above_cand = m - torch.searchsorted(cand_asc, pos, right=True)
+    above_pos = kmax - torch.searchsorted(pos_asc, pos, right=True)
+    precision = (1 + above_pos).double() / (1 + above_cand).double()
+    ap = torch.where(real, precision, 0.0).sum(1) / num_pos.clamp(min=1).double()
+    ap = torch.where(num_pos > 0, ap, torch.full_like(ap, float("nan")))
+    # PR curve: thresholds at each positive's score, ties included.
+    hits = (kmax - torch.searchsorted(pos_asc, pos, right=False)).double()
+    retrieved = (m - torch.searchsorted(cand_asc, pos, right=False)).double()
+    recall = (hits / num_pos.clamp(min=1)[:, None]).numpy()
+    prec = (hits / retrieved.clamp(min=1)).numpy()
+    reached = (recall[:, :, None] >= RECALL_GRID[None, None] - 1e-12) & real.numpy()[:, :, None]
+    curve = np.where(reached, prec[:, :, None], 0.0).max(axis=1)
+    curve[num_pos.numpy() == 0] = np.nan
+    return ap, curve
 
 
 @dataclass(frozen=True)
@@ -137,8 +131,9 @@ def patch_retrieval(
         dist = torch.cdist(pts_filled[q], pts_filled)
         cand = (dist < kappa) & valid[None] & (frame[None] != frame[q][:, None])
         pos = cand & (dist < rho)
-        aps.append(average_precision(scores, pos, cand))
-        curves.append(interpolated_pr(scores, pos, cand))
+        ap, curve = ranking_metrics(scores, pos, cand)
+        aps.append(ap)
+        curves.append(curve)
     per_query = torch.cat(aps).numpy() if aps else np.zeros(0)
     curve = np.concatenate(curves) if curves else np.zeros((0, len(RECALL_GRID)))
     ok = ~np.isnan(per_query)

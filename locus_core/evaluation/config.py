@@ -1,0 +1,64 @@
+"""``EvalConfig``: every knob of ``locus eval`` (YAML + ``--set`` overridable, saved beside the report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from locus_core.evaluation.errors import EvaluationError
+
+TASKS = ("retrieval", "place", "pose", "segmentation", "consistency")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What ``locus eval`` runs and with which parameters.
+
+    Attributes:
+        tasks: tasks to run; empty = every task the data supports (others are listed as skipped).
+        frames: evaluated selection ("START:STOP[:STEP]" on source indices), None = all frames.
+        train_frames: place-recognition database / labelled frames for segmentation; None = no place
+            task, and segmentation labels every other evaluated frame.
+        rho, kappa: retrieval positive / candidate radii (m).
+        retrieval_queries: query patches sampled (seeded, the same for every model).
+        place_min_covisibility: a database frame is a hit when this share of the query is visible in it.
+        place_query_step, place_database_step: use every n-th patch (row-major) of query / database frames.
+        pose_bins: co-visibility bin edges of the pose pairs (min of both directions).
+        pose_pairs_per_bin: random pairs per bin (seeded).
+        rigid_threshold_m, pnp_threshold_px: RANSAC inlier thresholds (3D–3D, 2D–3D).
+        success_trans_m, success_rot_deg: a pose is a success below both.
+        lighterglue_keypoints: XFeat keypoints per image for the LighterGlue baseline.
+        knn: neighbours of the k-NN label transfer.
+        seed: sampling seed of queries and pairs.
+    """
+
+    tasks: tuple[str, ...] = ()
+    frames: str | None = None
+    train_frames: str | None = None
+    rho: float = 0.2
+    kappa: float = 10.0
+    retrieval_queries: int = 300
+    place_min_covisibility: float = 0.3
+    place_query_step: int = 4
+    place_database_step: int = 2
+    pose_bins: tuple[float, ...] = (0.1, 0.4, 0.7, 1.0)
+    pose_pairs_per_bin: int = 40
+    rigid_threshold_m: float = 0.05
+    pnp_threshold_px: float = 8.0
+    success_trans_m: float = 0.1
+    success_rot_deg: float = 5.0
+    lighterglue_keypoints: int = 1024
+    knn: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown:
+            raise EvaluationError(f"tasks: unknown {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+        if not 0 < self.rho < self.kappa:
+            raise EvaluationError(f"rho ({self.rho}) must be positive and below kappa ({self.kappa})")
+        if len(self.pose_bins) < 2 or list(self.pose_bins) != sorted(self.pose_bins):
+            raise EvaluationError(f"pose_bins: need at least two increasing edges, got {self.pose_bins}")
+        for name in ("retrieval_queries", "place_query_step", "place_database_step", "knn",
+                     "lighterglue_keypoints"):
+            if getattr(self, name) < 1:
+                raise EvaluationError(f"{name}: must be at least 1, got {getattr(self, name)}")

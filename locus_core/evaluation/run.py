@@ -1,0 +1,410 @@
+"""``evaluate``: check the inputs, extract features once per model, run the tasks, write the results.
+
+Every task compares the evaluated model with the raw features of its backbone (the paper's baseline)
+on the same frames, pairs and queries; relative pose also compares with XFeat + LighterGlue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from locus_core.config import save_config
+from locus_core.data.frame import PosedFrame
+from locus_core.evaluation import consistency, place, pose, retrieval, segmentation
+from locus_core.evaluation.config import TASKS, EvalConfig
+from locus_core.evaluation.errors import EvaluationError
+
+log = logging.getLogger(__name__)
+
+NEEDS = {  # what each task needs from the data
+    "retrieval": ("depth", "pose"),
+    "place": ("depth", "pose", "train"),
+    "pose": ("depth", "pose"),
+    "segmentation": ("semantic",),
+    "consistency": ("depth", "pose"),
+}
+
+
+@dataclass
+class FeatureSet:
+    """One model's features on a list of frames, with the resized frames and their 3D patch points."""
+
+    features: torch.Tensor  # (N, D, h, w)
+    frames: list[PosedFrame]  # resized to the model's input size
+    cam_points: torch.Tensor  # (N, h*w, 3) camera-frame patch centres, NaN = no depth
+    world_points: torch.Tensor  # (N, h*w, 3), NaN = no depth or no pose
+    stride: int
+
+    def flat(self) -> torch.Tensor:
+        """(N, h*w, D) row-major patch features."""
+        return self.features.flatten(2).transpose(1, 2)
+
+
+@dataclass
+class Evaluated:
+    """What ``evaluate`` produced: metrics (nested dict) and the files written."""
+
+    metrics: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+
+
+def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str | Path) -> Evaluated:
+    """Run ``config.tasks`` on ``data`` for ``model_spec`` and its baselines; write metrics.json,
+    report.md, config.yaml and figures into ``out_dir``.
+
+    Raises:
+        EvaluationError (or another LocusError from data/models) before any work when the model,
+        the data or the selection cannot be evaluated.
+    """
+    from locus_core.data import open_dataset
+    from locus_core.models.model import load_model
+
+    started = time.perf_counter()
+    out = Path(out_dir)
+    dataset = open_dataset(data, config.frames)
+    if len(dataset) == 0:
+        raise EvaluationError(f"{data}: the selection {config.frames!r} holds no frames")
+    train = open_dataset(data, config.train_frames) if config.train_frames else None
+    if train is not None and len(train) == 0:
+        raise EvaluationError(f"{data}: the train selection {config.train_frames!r} holds no frames")
+    tasks, skipped = _plan_tasks(config, dataset[0], train, data)
+    if len(dataset) < 2 and set(tasks) & {"retrieval", "pose", "consistency", "segmentation"}:
+        raise EvaluationError(f"{data}: {tasks} need at least two frames, the selection has {len(dataset)}")
+    model = load_model(model_spec)
+    backbone_spec = f"backbone:{model.config.backbone}"
+    baseline = model if model.is_raw else load_model(backbone_spec)
+    models = {"model": model, "backbone": baseline}
+    out.mkdir(parents=True, exist_ok=True)
+    config = replace(config, tasks=tuple(tasks))
+    save_config(config, out / "config.yaml")
+
+    timings: dict[str, float] = {}
+    with _timed(timings, "features"):
+        feats = {name: extract(m, dataset, f"features ({name})") for name, m in _unique(models).items()}
+        feats = {name: feats[name if name in feats else "model"] for name in models}
+    metrics: dict[str, Any] = {
+        "model": {"spec": model_spec, "hash": model.hash, "backbone": model.config.backbone,
+                  "raw": model.is_raw, "baseline": backbone_spec},
+        "data": {"path": str(data), "name": dataset.name, "format": dataset.format, "frames": len(dataset),
+                 "selection": config.frames, "train_selection": config.train_frames},
+        "skipped": skipped,
+        "timings_s": timings,
+    }
+    figures: dict[str, Any] = {}
+    if "retrieval" in tasks:
+        with _timed(timings, "retrieval"):
+            metrics["retrieval"], figures["retrieval"] = run_retrieval(feats, config)
+    train_feats = None
+    if train is not None and {"place", "segmentation"} & set(tasks):
+        with _timed(timings, "train_features"):
+            train_feats = {name: extract(m, train, f"train frames ({name})") for name, m in _unique(models).items()}
+            train_feats = {name: train_feats[name if name in train_feats else "model"] for name in models}
+    if "place" in tasks:
+        with _timed(timings, "place"):
+            metrics["place"] = run_place(feats, train_feats, dataset, train, data, config)
+    pairs: list[pose.PosePair] = []
+    if "pose" in tasks or "consistency" in tasks:
+        from locus_core.data.covisibility import covisibility_matrix
+
+        with _timed(timings, "covisibility"):
+            pairs = pose.select_pairs(covisibility_matrix(dataset), config.pose_bins, config.pose_pairs_per_bin,
+                                      config.seed)
+    if "pose" in tasks:
+        with _timed(timings, "pose"):
+            metrics["pose"], figures["pose"] = run_pose(feats, pairs, config)
+    if "consistency" in tasks:
+        with _timed(timings, "consistency"):
+            metrics["consistency"] = run_consistency(feats, pairs)
+    if "segmentation" in tasks:
+        with _timed(timings, "segmentation"):
+            metrics["segmentation"] = run_segmentation(feats, train_feats, config)
+    metrics["wall_time_s"] = round(time.perf_counter() - started, 1)
+
+    from locus_core.evaluation import figures as fig
+    from locus_core.evaluation.report import write_report
+
+    files = fig.write_figures(out, feats, figures)
+    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, allow_nan=True))
+    files += [out / "metrics.json", out / "config.yaml"]
+    files.append(write_report(out / "report.md", metrics, config, [f for f in files if f.suffix == ".png"]))
+    return Evaluated(metrics, files)
+
+
+def _plan_tasks(config: EvalConfig, first: PosedFrame, train: Any, data: str | Path) -> tuple[list[str], dict[str, str]]:
+    """The tasks to run and, for automatic selection, the skipped ones with the reason."""
+    have = {"depth": first.has_depth, "pose": first.has_pose, "semantic": first.semantic is not None,
+            "train": train is not None}
+    why = {"depth": "no depth", "pose": "no camera poses", "semantic": "no semantic labels",
+           "train": "no --train-frames (database) given"}
+    tasks, skipped = [], {}
+    for task in config.tasks or TASKS:
+        missing = [why[n] for n in NEEDS[task] if not have[n]]
+        if not missing:
+            tasks.append(task)
+        elif config.tasks:
+            raise EvaluationError(f"{data}: task {task} cannot run: {', '.join(missing)} ({first.frame_id})")
+        else:
+            skipped[task] = ", ".join(missing)
+    if not tasks:
+        raise EvaluationError(f"{data}: no task can run ({'; '.join(f'{k}: {v}' for k, v in skipped.items())})")
+    return tasks, skipped
+
+
+@contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[key] = round(time.perf_counter() - start, 1)
+
+
+def _unique(models: dict[str, Any]) -> dict[str, Any]:
+    seen: dict[int, str] = {}
+    return {name: m for name, m in models.items() if seen.setdefault(id(m), name) == name}
+
+
+def extract(model: Any, frames: Any, desc: str, batch: int = 8) -> FeatureSet:
+    """Features (scale 0) of every frame, the resized frames and their lifted patch centres."""
+    from locus_core.geometry import lift_patches, transform_points
+    from locus_core.models.extract import extract_features_batch
+
+    maps, resized = [], []
+    with tqdm(total=len(frames), desc=desc, unit="frame", leave=False) as bar:
+        for start in range(0, len(frames), batch):
+            chunk = [frames[k] for k in range(start, min(start + batch, len(frames)))]
+            fmap, small = extract_features_batch(model, chunk, 0, batch_size=batch)
+            maps.append(fmap.float().cpu())
+            resized += small
+            bar.update(len(chunk))
+    features = torch.cat(maps)
+    nan = torch.full((features.shape[2] * features.shape[3], 3), float("nan"))
+    cams, worlds = [], []
+    for small in resized:
+        cam = nan
+        if small.depth is not None:
+            cam = lift_patches(torch.from_numpy(small.depth)[None].float(), torch.from_numpy(small.K)[None].float(),
+                               torch.eye(4)[None], model.stride)[0]
+        cams.append(cam)
+        pose_ = small.T_world_cam
+        worlds.append(transform_points(torch.from_numpy(pose_).float(), cam) if pose_ is not None else nan)
+    return FeatureSet(features, resized, torch.stack(cams), torch.stack(worlds), model.stride)
+
+
+def run_retrieval(feats: dict[str, FeatureSet], config: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    queries = retrieval.sample_queries(feats["model"].world_points, config.retrieval_queries, config.seed)
+    done: dict[int, retrieval.RetrievalResult] = {}
+    for fs in tqdm(_unique(feats).values(), desc="retrieval", leave=False):
+        done[id(fs)] = retrieval.patch_retrieval(fs.flat(), fs.world_points, queries, rho=config.rho,
+                                                 kappa=config.kappa)
+    results = {name: done[id(fs)] for name, fs in feats.items()}
+    m, b = results["model"], results["backbone"]
+    metrics = {"ap": m.ap, "ap_backbone": b.ap, "ratio": m.ap / b.ap if b.ap > 0 else float("nan"),
+               "queries": m.num_queries, "rho_m": config.rho, "kappa_m": config.kappa}
+    return metrics, {"recall": retrieval.RECALL_GRID, "curves": {n: r.pr_curve for n, r in results.items()},
+                     "ap": {n: r.ap for n, r in results.items()}}
+
+
+def run_place(feats: dict[str, FeatureSet], train_feats: dict[str, FeatureSet], dataset: Any, train: Any,
+              data: str | Path, config: EvalConfig) -> dict[str, Any]:
+    from locus_core.data import open_dataset
+    from locus_core.data.covisibility import covisibility_matrix
+
+    lo = min(dataset.indices[0], train.indices[0])
+    hi = max(dataset.indices[-1], train.indices[-1]) + 1
+    union = open_dataset(data, f"{lo}:{hi}")
+    where = {idx: k for k, idx in enumerate(union.indices)}
+    cov = covisibility_matrix(union)
+    q = [where[i] for i in dataset.indices]
+    d = [where[i] for i in train.indices]
+    hits = cov[np.ix_(q, d)] >= config.place_min_covisibility
+    per_model = {}
+    for name in _unique(feats):
+        qf = [f[:: config.place_query_step] for f in feats[name].flat()]
+        df = [f[:: config.place_database_step] for f in train_feats[name].flat()]
+        ranking = place.vote_ranking(qf, df, top=5)
+        top = min(5, ranking.shape[1])
+        recall, answerable = place.recall_at_k(ranking, hits, ks=(1, top))
+        per_model[name] = {"recall_at_1": recall[1], "recall_at_5": recall[top]}
+    return {**_suffixed(per_model, feats), "queries": answerable, "queries_without_hit": len(dataset) - answerable,
+            "min_covisibility": config.place_min_covisibility, "database_frames": len(train)}
+
+
+def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig) -> tuple[tuple[float, float], tuple[float, float], dict]:
+    """Rigid and PnP errors of one model on pair (a, b), and the rigid matches (for the figure)."""
+    from locus_core.mapping.ransac import pnp_ransac, ransac_rigid
+
+    fa, fb = fs.flat()[a], fs.flat()[b]
+    pa, pb = fs.cam_points[a], fs.cam_points[b]
+    va, vb = torch.isfinite(pa).all(-1), torch.isfinite(pb).all(-1)
+    T_gt = np.linalg.inv(fs.frames[a].T_world_cam) @ fs.frames[b].T_world_cam
+    ia, ib = pose.mutual_nearest(fa[va], fb[vb])
+    ia, ib = va.nonzero()[:, 0][ia], vb.nonzero()[:, 0][ib]
+    fit = ransac_rigid(pb[ib].numpy(), pa[ia].numpy(), config.rigid_threshold_m, seed=config.seed)
+    rigid = pose.pose_error(fit.T if fit else None, T_gt)
+    ja, jb = pose.mutual_nearest(fa[va], fb)
+    ja = va.nonzero()[:, 0][ja]
+    h, w = fs.features.shape[2:]
+    from locus_core.geometry import patch_centers
+
+    uv = patch_centers(h * fs.stride, w * fs.stride, fs.stride)
+    pnp = pnp_ransac(pa[ja].numpy(), uv[jb].numpy(), fs.frames[b].K, config.pnp_threshold_px, seed=config.seed)
+    pnp_err = pose.pose_error(pnp.T if pnp else None, T_gt)
+    matches = {"uv_a": uv[ia].numpy(), "uv_b": uv[ib].numpy(),
+               "inliers": fit.inliers if fit else np.zeros(len(ia), bool)}
+    return rigid, pnp_err, matches
+
+
+def _lighterglue_pair(matcher: Any, keypoints: dict, frames: list[PosedFrame], a: int, b: int,
+                      config: EvalConfig) -> tuple[tuple[float, float], tuple[float, float]]:
+    from locus_core.geometry import unproject
+    from locus_core.mapping.ransac import pnp_ransac, ransac_rigid
+
+    for k in (a, b):
+        if k not in keypoints:
+            keypoints[k] = matcher.detect(frames[k].rgb)
+    ua, ub = matcher.match(keypoints[a], keypoints[b])
+    T_gt = np.linalg.inv(frames[a].T_world_cam) @ frames[b].T_world_cam
+
+    def lift(frame: PosedFrame, uv: np.ndarray) -> np.ndarray:
+        px = np.clip(np.round(uv).astype(int), 0, [frame.width - 1, frame.height - 1])
+        z = frame.depth[px[:, 1], px[:, 0]]
+        return unproject(torch.from_numpy(uv).double(), torch.from_numpy(z).double(),
+                         torch.from_numpy(frame.K).double()).numpy()
+
+    pa, pb = lift(frames[a], ua), lift(frames[b], ub)
+    both = np.isfinite(pa).all(1) & np.isfinite(pb).all(1)
+    fit = ransac_rigid(pb[both], pa[both], config.rigid_threshold_m, seed=config.seed)
+    okay = np.isfinite(pa).all(1)
+    pnp = pnp_ransac(pa[okay], ub[okay], frames[b].K, config.pnp_threshold_px, seed=config.seed)
+    return pose.pose_error(fit.T if fit else None, T_gt), pose.pose_error(pnp.T if pnp else None, T_gt)
+
+
+def run_pose(feats: dict[str, FeatureSet], pairs: list[pose.PosePair], config: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    from locus_core.evaluation.lighterglue import LighterGlueMatcher
+
+    if not pairs:
+        raise EvaluationError(f"no frame pairs with co-visibility in {config.pose_bins[0]}–{config.pose_bins[-1]}")
+    matcher = LighterGlueMatcher(config.lighterglue_keypoints)
+    errors: dict[str, dict[str, list]] = {n: {"rigid": [], "pnp": []} for n in (*feats, "lighterglue")}
+    keypoints: dict[int, Any] = {}
+    example: dict[str, Any] = {}
+    hardest = min(pairs, key=lambda p: p.covisibility)
+    for p in tqdm(pairs, desc="relative pose", unit="pair", leave=False):
+        for name, fs in _unique(feats).items():
+            rigid, pnp, matches = _pose_pair(fs, p.i, p.j, config)
+            errors[name]["rigid"].append(rigid)
+            errors[name]["pnp"].append(pnp)
+            if name == "model" and p is hardest:
+                example = {"a": fs.frames[p.i].rgb, "b": fs.frames[p.j].rgb, "covisibility": p.covisibility, **matches}
+        rigid, pnp = _lighterglue_pair(matcher, keypoints, feats["model"].frames, p.i, p.j, config)
+        errors["lighterglue"]["rigid"].append(rigid)
+        errors["lighterglue"]["pnp"].append(pnp)
+    for name in feats:
+        if not errors[name]["rigid"]:  # a raw model is its own backbone baseline
+            errors[name] = errors["model"]
+    cov = np.array([p.covisibility for p in pairs])
+
+    def block(errs: dict[str, list]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for method in ("rigid", "pnp"):
+            e = np.array(errs[method], dtype=np.float64).reshape(-1, 2)
+            summary = pose.summarize(e, config.success_trans_m, config.success_rot_deg)
+            bins = {}
+            for lo, hi in zip(config.pose_bins[:-1], config.pose_bins[1:]):
+                inside = (cov >= lo) & ((cov < hi) | (hi >= 1.0))
+                bins[pose.bin_label(lo, hi)] = pose.summarize(e[inside], config.success_trans_m, config.success_rot_deg)
+            summary["bins"] = bins
+            if method == "rigid":
+                out.update(summary)
+            else:
+                out["pnp"] = summary
+        return out
+
+    metrics = block(errors["model"])
+    metrics["baseline_backbone"] = block(errors["backbone"])
+    metrics["baseline_lighterglue"] = block(errors["lighterglue"])
+    metrics["thresholds"] = {"success_trans_m": config.success_trans_m, "success_rot_deg": config.success_rot_deg,
+                             "rigid_inlier_m": config.rigid_threshold_m, "pnp_inlier_px": config.pnp_threshold_px}
+    return metrics, {"errors": {n: np.array(e["rigid"]) for n, e in errors.items()}, "example": example}
+
+
+def run_consistency(feats: dict[str, FeatureSet], pairs: list[pose.PosePair]) -> dict[str, Any]:
+    per_model = {}
+    for name, fs in _unique(feats).items():
+        angles, cosines = [], []
+        for p in pairs:
+            fa, fb = fs.frames[p.i], fs.frames[p.j]
+            angles.append(consistency.viewpoint_change_deg(fa.T_world_cam, fb.T_world_cam))
+            cosines.append(consistency.correspondence_cosine(
+                fs.features[p.i], fs.features[p.j], fs.world_points[p.i], torch.from_numpy(fb.depth),
+                torch.from_numpy(fb.K), torch.from_numpy(fb.T_world_cam), fs.stride).numpy())
+        pooled = np.concatenate(cosines) if cosines else np.zeros(0)
+        per_model[name] = {"mean_cosine": float(pooled.mean()) if len(pooled) else float("nan"),
+                           "bins": consistency.bin_by_angle(np.array(angles), cosines)}
+    return _suffixed(per_model, feats)
+
+
+def run_segmentation(feats: dict[str, FeatureSet], train_feats: dict[str, FeatureSet] | None,
+                     config: EvalConfig) -> dict[str, Any]:
+    """k-NN label transfer: labelled frames = the train selection, or every other evaluated frame."""
+    per_model: dict[str, dict[str, Any]] = {}
+    for name, held in _unique(feats).items():
+        if train_feats is not None:
+            lab = train_feats[name]
+            lab_pos, held_pos = list(range(len(lab.frames))), list(range(len(held.frames)))
+        else:
+            lab = held
+            lab_pos, held_pos = list(range(0, len(held.frames), 2)), list(range(1, len(held.frames), 2))
+
+        def labels(set_: FeatureSet, positions: list[int], kind: str) -> np.ndarray:
+            return np.concatenate([segmentation.patch_labels(getattr(set_.frames[k], kind), set_.stride)
+                                   for k in positions])
+
+        train_f = torch.cat([lab.flat()[k] for k in lab_pos])
+        query_f = torch.cat([held.flat()[k] for k in held_pos])
+        pred = segmentation.knn_transfer(train_f, labels(lab, lab_pos, "semantic"), query_f, k=config.knn)
+        miou, per_class = segmentation.mean_iou(pred, labels(held, held_pos, "semantic"))
+        per_model[name] = {"miou": miou, "per_class": per_class}
+        if held.frames[held_pos[0]].instance is not None and lab.frames[lab_pos[0]].instance is not None:
+            acc, n = segmentation.reidentification_accuracy(
+                train_f, labels(lab, lab_pos, "instance"), query_f, labels(held, held_pos, "instance"))
+            per_model[name]["instance_accuracy"] = acc
+            instance_patches = n
+    metrics = _suffixed(per_model, feats)
+    metrics.update(labelled_frames=len(lab_pos), held_out_frames=len(held_pos))
+    if "instance_accuracy" in metrics:
+        metrics["instance_patches"] = instance_patches
+    return metrics
+
+
+def _suffixed(per_model: dict[str, dict[str, Any]], feats: dict[str, FeatureSet]) -> dict[str, Any]:
+    """{"model": {k: v}, "backbone": {k: w}} → {k: v, k_backbone: w}; a raw model is its own baseline."""
+    out: dict[str, Any] = {}
+    for name, fs in feats.items():
+        source = next(n for n, other in feats.items() if other is fs and n in per_model)
+        suffix = "" if name == "model" else f"_{name}"
+        out.update({f"{k}{suffix}": v for k, v in per_model[source].items()})
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return None if not np.isfinite(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value

@@ -1,0 +1,122 @@
+"""``locus eval`` end to end on a tiny synthetic scene with the ``test`` backbone, and its error paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from locus_core.cli.main import main
+from locus_core.evaluation.config import EvalConfig
+from locus_core.evaluation.errors import EvaluationError
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from locus_core.data.synthetic import generate_scene
+
+    return generate_scene(tmp_path_factory.mktemp("scene") / "s", seed=3, rooms=1, frames=12, size=(96, 128))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    from locus_core.models.model import LocusModel, ModelConfig
+
+    torch.manual_seed(0)
+    model = LocusModel(ModelConfig(backbone="test", input_size=(96, 128), dim=16, hidden=32, layers=1, heads=2))
+    return model.save(tmp_path_factory.mktemp("ckpt") / "model.pt")
+
+
+def test_full_run_writes_every_file(scene: Path, checkpoint: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    code = main(["eval", "--model", str(checkpoint), "--data", str(scene), "--frames", "0:8",
+                 "--train-frames", "8:12", "--out", str(out), "--set", "retrieval_queries=40",
+                 "--set", "pose_pairs_per_bin=3", "--set", "pose_bins=[0.0,0.4,1.0]",
+                 "--set", "lighterglue_keypoints=128"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("ap", "ap_backbone"):
+        assert 0 <= metrics["retrieval"][key] <= 1
+    for key in ("recall_at_1", "recall_at_1_backbone", "recall_at_5"):
+        assert key in metrics["place"]
+    pose = metrics["pose"]
+    assert pose["pairs"] > 0 and set(pose["bins"]) == {"0-40%", "40-100%"}
+    for block in (pose, pose["baseline_backbone"], pose["baseline_lighterglue"]):
+        assert {"median_trans_m", "median_rot_deg", "success_rate", "pnp", "bins"} <= set(block)
+    seg = metrics["segmentation"]
+    assert 0 <= seg["miou"] <= 1 and 0 <= seg["miou_backbone"] <= 1
+    assert "instance_accuracy" in seg and "instance_accuracy_backbone" in seg
+    assert "mean_cosine" in metrics["consistency"] and "mean_cosine_backbone" in metrics["consistency"]
+    assert metrics["model"]["hash"] and not metrics["model"]["raw"]
+    report = (out / "report.md").read_text()
+    assert metrics["model"]["hash"] in report and "## Resolved config" in report
+    for name in ("retrieval_pr", "pose_cdf", "matches", "features_pca"):
+        assert (out / f"{name}.png").stat().st_size > 1000
+    assert (out / "config.yaml").exists()
+
+
+def test_raw_backbone_is_its_own_baseline(scene: Path, tmp_path: Path) -> None:
+    code = main(["eval", "--model", "backbone:test", "--data", str(scene), "--frames", "0:6",
+                 "--tasks", "retrieval,segmentation", "--out", str(tmp_path), "--set", "retrieval_queries=20"])
+    assert code == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["retrieval"]["ap"] == metrics["retrieval"]["ap_backbone"]
+    assert metrics["segmentation"]["miou"] == metrics["segmentation"]["miou_backbone"]
+    assert "place" not in metrics
+
+
+def _eval(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["eval", *args]) == 2
+    return capsys.readouterr().err
+
+
+def test_empty_selection_is_an_error(scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _eval(["--model", "backbone:test", "--data", str(scene), "--frames", "500:600", "--out", str(tmp_path / "o")], capsys)
+    assert "no frames" in err or "500:600" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_task_without_needed_data_is_an_error(scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _eval(["--model", "backbone:test", "--data", str(scene), "--tasks", "place", "--out", str(tmp_path / "o")], capsys)
+    assert "place cannot run" in err and "--train-frames" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_task_is_an_error(scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _eval(["--model", "backbone:test", "--data", str(scene), "--tasks", "magic", "--out", str(tmp_path)], capsys)
+    assert "unknown magic" in err
+
+
+def test_data_without_labels_or_depth(tmp_path: Path) -> None:
+    from locus_core.data.frame import PosedFrame
+    from locus_core.evaluation.run import _plan_tasks
+
+    frame = PosedFrame(rgb=np.zeros((8, 8, 3), np.uint8), depth=None, K=np.eye(3), T_world_cam=None, frame_id="f0")
+    with pytest.raises(EvaluationError, match="task pose cannot run: no depth, no camera poses"):
+        _plan_tasks(EvalConfig(tasks=("pose",)), frame, None, "d")
+    with pytest.raises(EvaluationError, match="no task can run"):
+        _plan_tasks(EvalConfig(), frame, None, "d")
+
+
+def test_checkpoint_of_another_backbone_is_refused_before_work(scene: Path, checkpoint: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    bad = tmp_path / "bad.pt"
+    ckpt = torch.load(checkpoint, weights_only=True)
+    ckpt["backbone"] = "xfeat"
+    torch.save(ckpt, bad)
+    err = _eval(["--model", str(bad), "--data", str(scene), "--out", str(tmp_path / "o")], capsys)
+    assert str(bad) in err or "bad.pt" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_config_values() -> None:
+    with pytest.raises(EvaluationError, match="rho"):
+        EvalConfig(rho=20.0)
+    with pytest.raises(EvaluationError, match="pose_bins"):
+        EvalConfig(pose_bins=(0.5, 0.1))
