@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
         baseline_timing=naive_time,
         extra={
             "positive_pairs": int(problem[2].sum()),
+            "threads": torch.get_num_threads(),
             "peak_mb": ours_mem / 2**20,
             "baseline_peak_mb": naive_mem / 2**20,
             "memory_ratio": naive_mem / max(ours_mem, 1),
@@ -117,7 +118,8 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
         results.append(BenchResult.from_timings(
             f"loss fwd+bwd {args.large_landmarks}x{args.large_patches}",
             large_time,
-            extra={"positive_pairs": int(problem[2].sum()), "peak_mb": large_mem / 2**20,
+            extra={"positive_pairs": int(problem[2].sum()), "threads": torch.get_num_threads(),
+                   "peak_mb": large_mem / 2**20,
                    "baseline": "not run (its |P| x m tensors grow quadratically)"},
         ))
     return results

@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="one JSON object per result instead of a table")
     common.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="torch intra-op threads (default: torch's choice)")
+                        help="torch intra-op threads (default: torch's choice); on a shared, loaded machine "
+                             "run with OMP_WAIT_POLICY=PASSIVE or threads spin-wait each other out (100x slower)")
     names = p.add_subparsers(dest="benchmark", metavar="NAME", required=True)
     for name, module in benchmark_modules().items():
         doc = (module.__doc__ or name).strip().splitlines()[0]
