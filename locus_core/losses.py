@@ -55,7 +55,8 @@ def vectorized_smooth_ap(
         candidates: (n, m) bool, True where patch j is ranked for landmark a; must contain
             ``positive``. Pairs outside ``candidates`` are don't-care and never touched.
         temperature: tau > 0 of the sigmoid that smooths the ranking.
-        per_row: rank each landmark's patches separately (default) or all pairs together.
+        per_row: rank each landmark's patches separately (default) or all pairs together (then
+            every positive is compared with all n*m candidate pairs: n times the work).
         chunk_elements: memory budget of the working matrix, in elements (speed/memory trade-off;
             the result does not depend on it beyond float rounding).
 
