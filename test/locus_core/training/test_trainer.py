@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from locus_core.config import load_config
+from locus_core.models.model import LocusModel
+from locus_core.training.checkpoint import latest_checkpoint, list_checkpoints
+from locus_core.training.config import TrainConfig
+from locus_core.training.errors import TrainingError
+from locus_core.training.trainer import Trainer, train
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _losses(run_dir: Path) -> list[tuple[int, float]]:
+    with (run_dir / "train_log.csv").open() as f:
+        return [(int(r["step"]), float(r["loss"] or "nan")) for r in csv.DictReader(f)]
+
+
+def test_three_steps_write_model_logs_and_checkpoints(tiny_config: TrainConfig) -> None:
+    result = train(tiny_config)
+    run = Path(tiny_config.run_dir)
+    assert result.steps == 3 and result.skipped == 0
+    losses = _losses(run)
+    assert [s for s, _ in losses] == [0, 1, 2] and all(math.isfinite(v) and 0 <= v <= 1 for _, v in losses)
+    model = LocusModel.load(run / "model.pt")
+    assert model.config == tiny_config.model and model.metadata["training"]["steps"] == 3
+    assert result.val_ap is not None and 0 < result.val_ap <= 1 and 0 < result.val_ap_raw <= 1
+    assert [p.name for p in list_checkpoints(run)] == ["step-00000002", "step-00000003"]
+    state = torch.load(latest_checkpoint(run) / "state.pt", weights_only=True)
+    assert state["step"] == 3 and "optimizer" in state
+    assert load_config(TrainConfig, latest_checkpoint(run) / "train_config.yaml") == tiny_config
+    assert len((run / "val_log.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    assert any((run / "events").iterdir())
+
+
+def test_resume_continues_exactly(tiny_config: TrainConfig, tmp_path: Path) -> None:
+    config = dataclasses.replace(tiny_config, steps=4, checkpoint_every=1,
+                                 optim=dataclasses.replace(tiny_config.optim, schedule="constant"))
+    full = dataclasses.replace(config, run_dir=str(tmp_path / "full"))
+    train(full)
+    half = dataclasses.replace(config, run_dir=str(tmp_path / "half"), steps=2)
+    train(half)
+    train(dataclasses.replace(half, steps=4), resume=True)
+    assert _losses(Path(half.run_dir)) == _losses(Path(full.run_dir))
+    a = LocusModel.load(Path(full.run_dir) / "model.pt")
+    b = LocusModel.load(Path(half.run_dir) / "model.pt")
+    assert a.hash == b.hash
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tiny_config: TrainConfig, tmp_path: Path) -> None:
+    config = dataclasses.replace(tiny_config, steps=30, steps_per_epoch=30, checkpoint_every=1)
+    reference = dataclasses.replace(config, run_dir=str(tmp_path / "reference"))
+    train(reference)
+    killed = dataclasses.replace(config, run_dir=str(tmp_path / "killed"))
+    config_file = tmp_path / "killed.yaml"
+    from locus_core.config import config_to_dict
+
+    config_file.write_text(yaml.safe_dump(config_to_dict(killed)))
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    cmd = [sys.executable, "-m", "locus_core.cli.main", "train", "--config", str(config_file)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while latest_checkpoint(Path(killed.run_dir)) is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (Path(killed.run_dir) / "model.pt").exists()
+    done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _losses(Path(killed.run_dir)) == _losses(Path(reference.run_dir))
+    assert LocusModel.load(Path(killed.run_dir) / "model.pt").hash == LocusModel.load(
+        Path(reference.run_dir) / "model.pt").hash
+
+
+def test_half_written_checkpoint_is_ignored(tiny_config: TrainConfig) -> None:
+    train(tiny_config)
+    run = Path(tiny_config.run_dir)
+    (run / "checkpoints" / ".step-00000009.tmp-123").mkdir()
+    (run / "checkpoints" / "step-00000010").mkdir()  # no state.pt: incomplete
+    assert latest_checkpoint(run).name == "step-00000003"
+
+
+def test_existing_run_needs_resume_and_the_same_config(tiny_config: TrainConfig) -> None:
+    train(tiny_config)
+    with pytest.raises(TrainingError, match="already has checkpoints .*--resume"):
+        Trainer(tiny_config)
+    changed = dataclasses.replace(tiny_config, optim=dataclasses.replace(tiny_config.optim, lr=0.1))
+    with pytest.raises(TrainingError, match="differs from this run's config"):
+        Trainer(changed, resume=True)
+
+
+def test_batch_without_landmarks_is_skipped(tiny_config: TrainConfig, caplog: pytest.LogCaptureFixture) -> None:
+    # kappa barely above the radius and landmarks far apart: still fine; but a radius no patch
+    # reaches (1 mm) leaves every landmark without positives.
+    config = dataclasses.replace(
+        tiny_config, model=dataclasses.replace(tiny_config.model, radii=(0.001,)), steps=2)
+    result = train(config)
+    assert result.skipped == 2 and math.isnan(result.final_loss)
+    assert "no landmark with a positive; batch skipped" in caplog.text
+    assert all(math.isnan(v) for _, v in _losses(Path(config.run_dir)))
