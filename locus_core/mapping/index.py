@@ -8,6 +8,7 @@ support removal, so a map grows and shrinks without renumbering its landmarks.
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Literal
 
@@ -16,6 +17,8 @@ import numpy as np
 from locus_core.mapping.errors import MapError
 
 IndexKind = Literal["flat", "ivf_sq8"]
+# faiss logs each CPU-feature variant it tries at INFO; keep the CLI output to our own messages.
+logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 def choose_kind(count: int, exact_max: int) -> IndexKind:
@@ -63,7 +66,7 @@ class LandmarkIndex:
                 quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
             )
             index.cp.seed = seed
-            sample = x if len(x) <= 256 * nlist else x[np.random.default_rng(seed).choice(len(x), 256 * nlist, replace=False)]
+            sample = x if len(x) <= 64 * nlist else x[np.random.default_rng(seed).choice(len(x), 64 * nlist, replace=False)]
             index.train(sample)
         else:
             raise MapError(f"unknown index kind {kind!r}; expected flat or ivf_sq8")

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
+_CHUNK = 64
+
+
 @dataclass(frozen=True)
 class RigidFit:
     """T (4,4) maps source points to target points (``target ≈ R @ source + t``); inliers (N,) bool;
@@ -78,25 +81,34 @@ def ransac_rigid(
         return None
     thr = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (n,))
     rng = np.random.default_rng(seed)
-    samples = np.argsort(rng.random((iterations, n)), axis=1)[:, :3] if n < 64 else rng.integers(0, n, (iterations, 3))
-    P, Q = source[samples], target[samples]
-    # Reject degenerate (near-collinear or repeated) samples and samples whose two triangles differ in
-    # shape: a rigid motion preserves side lengths, so such a sample cannot be all inliers.
-    area = np.linalg.norm(np.cross(P[:, 1] - P[:, 0], P[:, 2] - P[:, 0]), axis=-1)
-    sides_p = np.linalg.norm(P - np.roll(P, 1, axis=1), axis=-1)
-    sides_q = np.linalg.norm(Q - np.roll(Q, 1, axis=1), axis=-1)
-    ok = (area > 1e-4) & (np.abs(sides_p - sides_q).max(-1) < 2 * thr[samples].max(-1))
-    if not ok.any():
+    best_count, T, inliers = 0, None, None
+    needed, done = iterations, 0
+    # Hypotheses in chunks; stop once enough were drawn to find an all-inlier sample with 99.9 %
+    # confidence at the best inlier ratio so far (the classic adaptive stopping rule).
+    while done < min(needed, iterations):
+        chunk = min(_CHUNK, iterations - done)
+        done += chunk
+        samples = np.argsort(rng.random((chunk, n)), axis=1)[:, :3] if n < 64 else rng.integers(0, n, (chunk, 3))
+        P, Q = source[samples], target[samples]
+        # Reject degenerate (near-collinear or repeated) samples and samples whose two triangles differ
+        # in shape: a rigid motion preserves side lengths, so such a sample cannot be all inliers.
+        area = np.linalg.norm(np.cross(P[:, 1] - P[:, 0], P[:, 2] - P[:, 0]), axis=-1)
+        sides_p = np.linalg.norm(P - np.roll(P, 1, axis=1), axis=-1)
+        sides_q = np.linalg.norm(Q - np.roll(Q, 1, axis=1), axis=-1)
+        ok = (area > 1e-4) & (np.abs(sides_p - sides_q).max(-1) < 2 * thr[samples].max(-1))
+        if not ok.any():
+            continue
+        hyps = kabsch(P[ok], Q[ok])
+        moved = np.einsum("bij,nj->bni", hyps[:, :3, :3], source) + hyps[:, None, :3, 3]
+        err = np.linalg.norm(moved - target, axis=-1)
+        counts = (err < thr).sum(-1)
+        b = int(np.argmax(counts))
+        if counts[b] > best_count:
+            best_count, T, inliers = int(counts[b]), hyps[b], err[b] < thr
+            w = best_count / n
+            needed = int(np.ceil(np.log(1e-3) / np.log(max(1e-12, 1.0 - w**3)))) if w < 1 else 0
+    if T is None or best_count < max(3, min_inliers):
         return None
-    hyps = kabsch(P[ok], Q[ok])
-    moved = np.einsum("bij,nj->bni", hyps[:, :3, :3], source) + hyps[:, None, :3, 3]
-    err = np.linalg.norm(moved - target, axis=-1)
-    counts = (err < thr).sum(-1)
-    best = int(np.argmax(counts))
-    if counts[best] < max(3, min_inliers):
-        return None
-    inliers = err[best] < thr
-    T = hyps[best]
     for _ in range(5):
         T = kabsch(source[inliers], target[inliers])
         new = np.linalg.norm(source @ T[:3, :3].T + T[:3, 3] - target, axis=-1) < thr

@@ -1,0 +1,139 @@
+"""Landmark map search: IVF-SQ8 per query frame at 10^6 landmarks vs exact search (recall, memory)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from locus_core.bench import BenchResult
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--landmarks", type=int, default=1_000_000, help="map size N")
+    parser.add_argument("--dim", type=int, default=64, help="descriptor dimension")
+    parser.add_argument("--clusters", type=int, default=20_000,
+                        help="appearance clusters of the synthetic descriptors (repeated textures)")
+    parser.add_argument("--spread", type=float, default=0.6, help="within-cluster noise (relative to the centre)")
+    parser.add_argument("--query-noise", type=float, default=0.15, help="noise of a re-observed landmark's descriptor")
+    parser.add_argument("--patches", type=int, default=600, help="query descriptors per frame")
+    parser.add_argument("--frames", type=int, default=20, help="timed query frames")
+    parser.add_argument("--k", type=int, default=3, help="neighbours per query descriptor (the localizer's knn)")
+    parser.add_argument("--nprobe", default="8,16,32", help="comma-separated IVF cells visited per query")
+    parser.add_argument("--nlist", type=int, default=0, help="IVF cells (0: about 4 sqrt(N))")
+    parser.add_argument("--extra-observations", type=float, default=0.5,
+                        help="observations per landmark beyond the first (for the memory figure)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def synthetic_landmarks(n: int, dim: int, clusters: int, spread: float, seed: int) -> np.ndarray:
+    """Unit descriptors in clusters (real landmark descriptors repeat: walls, floors, textures)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.standard_normal((clusters, dim), dtype=np.float32))
+    x = centres[rng.integers(0, clusters, n)]
+    x += spread / np.sqrt(dim) * rng.standard_normal((n, dim), dtype=np.float32)
+    return _unit(x)
+
+
+def query_frames(landmarks: np.ndarray, frames: int, patches: int, noise: float, seed: int) -> list[np.ndarray]:
+    """Per frame: re-observations of random landmarks (their descriptor plus noise)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed + 1)
+    dim = landmarks.shape[1]
+    out = []
+    for _ in range(frames):
+        q = landmarks[rng.integers(0, len(landmarks), patches)].copy()
+        q += noise / np.sqrt(dim) * rng.standard_normal(q.shape, dtype=np.float32)
+        out.append(_unit(q))
+    return out
+
+
+def run(args: argparse.Namespace) -> list[BenchResult]:
+    import faiss
+    import numpy as np
+
+    from locus_core.bench.timing import measure
+    from locus_core.mapping.index import LandmarkIndex
+    from locus_core.mapping.landmarks import LandmarkTable
+
+    n = args.landmarks
+    x = synthetic_landmarks(n, args.dim, args.clusters, args.spread, args.seed)
+    ids = np.arange(n, dtype=np.int64)
+    queries = query_frames(x, args.frames + args.warmup, args.patches, args.query_noise, args.seed)
+    exact = faiss.IndexFlatIP(args.dim)
+    exact.add(x)
+    truth = [exact.search(q, args.k)[1] for q in queries]
+    base_timing = measure(_frame_runner(lambda q: exact.search(q, args.k), queries), warmup=args.warmup, repeats=args.frames)
+
+    index = LandmarkIndex.build(x, ids, kind="ivf_sq8", nlist=args.nlist, seed=args.seed)
+    table = _synthetic_table(n, args.extra_observations, args.seed)
+    index_bytes = index.memory_bytes()
+    per_landmark = (index_bytes + table.nbytes()) / n
+    del x
+    results = []
+    for nprobe in (int(v) for v in args.nprobe.split(",")):
+        index.set_nprobe(nprobe)
+        found = [index.search(q, args.k)[1] for q in queries]
+        recall1 = float(np.mean([(f[:, 0] == t[:, 0]).mean() for f, t in zip(found, truth)]))
+        recallk = float(np.mean([
+            np.mean([len(set(a) & set(b)) / args.k for a, b in zip(f, t)]) for f, t in zip(found, truth)
+        ]))
+        timing = measure(_frame_runner(lambda q: index.search(q, args.k), queries), warmup=args.warmup, repeats=args.frames)
+        results.append(BenchResult.from_timings(
+            f"map search {n:.0e} ivf_sq8 nprobe={nprobe} ({args.patches} queries/frame)",
+            timing,
+            baseline=f"exact IndexFlatIP float32 ({4 * args.dim} B/vector)",
+            baseline_timing=base_timing,
+            extra={
+                "landmarks": n,
+                "nlist": int(faiss.extract_index_ivf(index._index).nlist),
+                "nprobe": nprobe,
+                f"recall_at_1": round(recall1, 4),
+                f"recall_at_{args.k}": round(recallk, 4),
+                "bytes_per_landmark": round(per_landmark, 1),
+                "index_bytes_per_landmark": round(index_bytes / n, 1),
+                "table_bytes_per_landmark": round(table.nbytes() / n, 1),
+                "threads": faiss.omp_get_max_threads(),
+            },
+        ))
+    return results
+
+
+def _frame_runner(search, queries: list[np.ndarray]):
+    state = {"i": 0}
+
+    def one() -> None:
+        search(queries[state["i"] % len(queries)])
+        state["i"] += 1
+
+    return one
+
+
+def _synthetic_table(n: int, extra: float, seed: int) -> LandmarkTable:
+    """A landmark table of the map's real layout, with ``extra`` observations per landmark."""
+    import numpy as np
+
+    from locus_core.mapping.landmarks import LandmarkTable
+
+    rng = np.random.default_rng(seed)
+    m = int(round(extra * n))
+    return LandmarkTable(
+        offset=rng.normal(size=(n, 3)).astype(np.float16),
+        anchor=rng.integers(0, n // 400 + 1, n).astype(np.uint32),
+        anchor_uv=rng.integers(0, 320, (n, 2)).astype(np.uint16),
+        extra_landmark=np.sort(rng.integers(0, n, m)).astype(np.uint32),
+        extra_keyframe=rng.integers(0, n // 400 + 1, m).astype(np.uint32),
+        extra_uv=rng.integers(0, 320, (m, 2)).astype(np.uint16),
+    )
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return x / np.linalg.norm(x, axis=1, keepdims=True)

@@ -1,0 +1,176 @@
+"""Localization metrics against ground truth (shared by ``locus map localize`` and the bag tools),
+query–keyframe co-visibility, and the trajectory plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from locus_core.data.frame import PosedFrame
+from locus_core.mapping.localizer import Localization
+
+
+def localization_metrics(
+    results: Sequence[Localization],
+    gt_poses: Sequence[np.ndarray | None],
+    covisibility: np.ndarray | None = None,
+    *,
+    min_covisibility: float = 0.3,
+    max_trans_m: float = 0.25,
+    max_rot_deg: float = 10.0,
+) -> dict[str, Any]:
+    """Metrics of a localization run.
+
+    Args:
+        results: one Localization per query.
+        gt_poses: ground-truth T_map_cam (4,4) per query, None where unknown.
+        covisibility: (Q, K) fraction of each query's view seen by each map keyframe, or None
+            (queries from another scene, or unknown): then no query counts as covisible.
+    Returns:
+        ``{"queries", "localized_rate", "precision", "place": {"recall_at_1", "queries"},
+        "pose": {"median_trans_m", "median_rot_deg"}, "covisible": {"queries", "localized_rate",
+        "median_trans_m", "median_rot_deg"}, "latency_ms": {"p50", "p95"}}``. precision = share of
+        output poses within ``max_trans_m`` and ``max_rot_deg`` (of those with ground truth); pose
+        medians are over output poses; NaN where undefined (JSON null after ``to_json``).
+    """
+    n = len(results)
+    if len(gt_poses) != n or (covisibility is not None and len(covisibility) != n):
+        raise ValueError(f"{n} results but {len(gt_poses)} poses / {None if covisibility is None else len(covisibility)} covisibility rows")
+    from locus_core.evaluation.pose import pose_error
+
+    localized = np.array([r.localized for r in results], bool)
+    errors = np.full((n, 2), np.nan)
+    for i, (r, gt) in enumerate(zip(results, gt_poses)):
+        if r.localized and gt is not None:
+            errors[i] = pose_error(r.T_map_cam, gt)
+    known = localized & np.isfinite(errors[:, 0])
+    correct = known & (errors[:, 0] <= max_trans_m) & (errors[:, 1] <= max_rot_deg)
+    if covisibility is not None and covisibility.size:
+        covisible = covisibility.max(1) >= min_covisibility
+        top = np.array([r.matches[0].keyframe_id if r.matches else -1 for r in results])
+        hit = np.array([t >= 0 and covisibility[i, t] >= min_covisibility for i, t in enumerate(top)], bool)
+    else:
+        covisible = np.zeros(n, bool)
+        hit = np.zeros(n, bool)
+    latency = np.array([r.latency_ms for r in results], np.float64)
+    cov_known = covisible & known
+    return {
+        "queries": n,
+        "localized_rate": _rate(localized.sum(), n),
+        "precision": _rate(correct.sum(), known.sum()),
+        "place": {"recall_at_1": _rate((hit & covisible).sum(), covisible.sum()), "queries": int(covisible.sum())},
+        "pose": {"median_trans_m": _median(errors[known, 0]), "median_rot_deg": _median(errors[known, 1])},
+        "covisible": {
+            "queries": int(covisible.sum()),
+            "localized_rate": _rate((localized & covisible).sum(), covisible.sum()),
+            "median_trans_m": _median(errors[cov_known, 0]),
+            "median_rot_deg": _median(errors[cov_known, 1]),
+        },
+        "latency_ms": {"p50": _pct(latency, 50), "p95": _pct(latency, 95)},
+    }
+
+
+def to_json(value: Any) -> Any:
+    """NaN → None, recursively, so ``json.dumps`` writes valid JSON."""
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _rate(num: float, den: float) -> float:
+    return float(num) / float(den) if den else float("nan")
+
+
+def _median(x: np.ndarray) -> float:
+    return float(np.median(x)) if len(x) else float("nan")
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    return float(np.percentile(x, q)) if len(x) else float("nan")
+
+
+def query_keyframe_covisibility(
+    queries: Sequence[PosedFrame], keyframes: Sequence[PosedFrame], *, size: tuple[int, int] = (120, 160), stride: int = 8, tolerance: float = 0.05
+) -> np.ndarray:
+    """(Q, K) fraction of each posed query's valid-depth patch points that each keyframe sees
+    (depth-checked, ``geometry.visible``); rows of queries without depth or pose are 0."""
+    import torch
+
+    from locus_core.data.resize import resize_frame
+    from locus_core.geometry import lift_patches, visible
+
+    def tensors(frames: Sequence[PosedFrame]) -> tuple[torch.Tensor, ...]:
+        small = [resize_frame(f, size) for f in frames]
+        depth = torch.from_numpy(np.stack([np.asarray(f.depth, np.float64) for f in small]))
+        K = torch.from_numpy(np.stack([f.K for f in small]))
+        T = torch.from_numpy(np.stack([f.T_world_cam for f in small]))
+        return depth, K, T
+
+    out = np.zeros((len(queries), len(keyframes)), np.float32)
+    usable = [i for i, f in enumerate(queries) if f.depth is not None and f.T_world_cam is not None]
+    if not usable or not keyframes:
+        return out
+    kd, kK, kT = tensors(keyframes)
+    qd, qK, qT = tensors([queries[i] for i in usable])
+    points = lift_patches(qd, qK, qT, stride)
+    for row, i in enumerate(usable):
+        p = points[row][torch.isfinite(points[row]).all(1)]
+        if len(p) == 0:
+            continue
+        seen = visible(p.expand(len(keyframes), -1, -1).contiguous(), kd, kK, kT, tolerance)
+        out[i] = seen.double().mean(1).numpy()
+    return out
+
+
+def plot_trajectory(
+    path: Path,
+    results: Sequence[Localization],
+    gt_poses: Sequence[np.ndarray | None],
+    keyframe_poses: np.ndarray,
+    title: str = "",
+) -> Path:
+    """Top view (x, y of the map frame) of keyframes, ground truth and the localized poses, coloured by
+    correctness; errors as lines from ground truth to estimate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from locus_core.evaluation.pose import pose_error
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    kf = keyframe_poses[:, :3, 3]
+    ax.scatter(kf[:, 0], kf[:, 1], s=8, c="0.7", label="map keyframes")
+    gt = np.array([g[:3, 3] for g in gt_poses if g is not None])
+    if len(gt):
+        ax.plot(gt[:, 0], gt[:, 1], "-", c="0.3", lw=1, label="query ground truth")
+    good, bad = [], []
+    for r, g in zip(results, gt_poses):
+        if not r.localized:
+            continue
+        est = r.T_map_cam[:3, 3]
+        if g is not None:
+            dt, dr = pose_error(r.T_map_cam, g)
+            (good if dt <= 0.25 and dr <= 10 else bad).append(est)
+            ax.plot([g[0, 3], est[0]], [g[1, 3], est[1]], c="tab:red" if dt > 0.25 or dr > 10 else "tab:green", lw=0.5)
+        else:
+            good.append(est)
+    for pts, colour, label in ((good, "tab:green", "localized"), (bad, "tab:red", "wrong (> 0.25 m / 10°)")):
+        if pts:
+            a = np.array(pts)
+            ax.scatter(a[:, 0], a[:, 1], s=12, c=colour, label=label)
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(title or "localization (top view)")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

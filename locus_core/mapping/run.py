@@ -1,0 +1,126 @@
+"""``locus map localize`` as a function: localize a data set against a map and write the report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from locus_core.mapping.errors import MapError
+
+log = logging.getLogger(__name__)
+
+
+def model_spec_of(landmark_map: Any) -> str:
+    """The model spec recorded at build time (or implied by a raw-backbone hash)."""
+    spec = landmark_map.model_info.get("spec")
+    if spec:
+        return str(spec)
+    if landmark_map.model_hash.startswith("backbone-"):
+        return "backbone:" + landmark_map.model_hash[len("backbone-"):]
+    raise MapError(f"map does not record its model spec (hash {landmark_map.model_hash}); pass --model")
+
+
+def localize_dataset(
+    map_dir: Path,
+    data: str,
+    frames: str | None,
+    out: Path,
+    *,
+    model_spec: str | None = None,
+    config_path: Path | None = None,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """Localize every frame of ``data`` (``frames`` selection) against the map in ``map_dir``.
+
+    Writes ``out/metrics.json`` (see ``localization_metrics``), ``out/config.yaml`` (localizer and
+    map configs, model), ``out/results.csv`` (one row per query) and ``out/trajectory.png``.
+    Co-visibility (for place recall) is computed when the map was built from the same data set.
+    Returns the metrics (NaN as None).
+    """
+    import torch
+    import yaml
+
+    from locus_core.config import config_to_dict, load_config
+    from locus_core.data import open_dataset
+    from locus_core.mapping.config import LocalizerConfig
+    from locus_core.mapping.evaluate import localization_metrics, plot_trajectory, query_keyframe_covisibility, to_json
+    from locus_core.mapping.landmark_map import LandmarkMap
+    from locus_core.mapping.localizer import Localizer
+    from locus_core.models.model import load_model
+
+    landmark_map = LandmarkMap.load(map_dir)
+    spec = model_spec or model_spec_of(landmark_map)
+    model = load_model(spec)
+    config = load_config(LocalizerConfig, config_path, overrides or [])
+    localizer = Localizer(landmark_map, model, config)
+    dataset = open_dataset(data, frames)
+    results, gt, queries = [], [], []
+    for i in range(len(dataset)):
+        frame = dataset[i]
+        results.append(localizer.localize(frame))
+        gt.append(frame.T_world_cam)
+        queries.append(frame)
+        if (i + 1) % 50 == 0:
+            log.info("%d/%d queries, %d localized", i + 1, len(dataset), sum(r.localized for r in results))
+    covis = _covisibility(landmark_map, dataset, queries)
+    metrics = to_json(localization_metrics(results, gt, covis))
+    metrics["map"] = str(map_dir)
+    metrics["data"] = str(data)
+    metrics["frames"] = frames
+    metrics["model"] = {"spec": spec, "hash": model.hash}
+    metrics["threads"] = torch.get_num_threads()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "config.yaml").write_text(yaml.safe_dump(
+        {"localizer": config_to_dict(config), "map": config_to_dict(landmark_map.config), "model": {"spec": spec, "hash": model.hash}},
+        sort_keys=False,
+    ))
+    _write_results(out / "results.csv", queries, results)
+    plot_trajectory(out / "trajectory.png", results, gt, landmark_map.keyframes.T_map_kf,
+                    title=f"{Path(str(data)).name} vs map {Path(map_dir).name}")
+    return metrics
+
+
+def _covisibility(landmark_map: Any, dataset: Any, queries: list[Any]) -> np.ndarray | None:
+    from locus_core.data import open_dataset
+    from locus_core.mapping.evaluate import query_keyframe_covisibility
+
+    sources = landmark_map.sources
+    same = len(sources) == 1 and Path(sources[0].get("path", "")).resolve() == Path(dataset.path).resolve()
+    if not same:
+        return None
+    if not all(q.T_world_cam is not None and q.depth is not None for q in queries):
+        return None
+    full = open_dataset(dataset.path)
+    position = {idx: pos for pos, idx in enumerate(full.indices)}
+    missing = [int(i) for i in landmark_map.keyframes.source_index if int(i) not in position]
+    if missing:
+        log.warning("keyframes %s not in %s; no co-visibility", missing[:5], dataset.path)
+        return None
+    keyframes = [full[position[int(i)]] for i in landmark_map.keyframes.source_index]
+    return query_keyframe_covisibility(queries, keyframes)
+
+
+def _write_results(path: Path, queries: list[Any], results: list[Any]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["frame_id", "localized", "reason", "method", "inliers", "keyframe", "latency_ms",
+                    "tx", "ty", "tz", "qx", "qy", "qz", "qw"])
+        for q, r in zip(queries, results):
+            pose = [""] * 7
+            if r.T_map_cam is not None:
+                pose = list(r.T_map_cam[:3, 3]) + list(_quaternion(r.T_map_cam[:3, :3]))
+            w.writerow([q.frame_id, int(r.localized), r.reason, r.method, r.inliers,
+                        r.matches[0].keyframe_id if r.matches else "", f"{r.latency_ms:.1f}", *pose])
+
+
+def _quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
+    from scipy.spatial.transform import Rotation
+
+    x, y, z, w = Rotation.from_matrix(R).as_quat()
+    return float(x), float(y), float(z), float(w)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from locus_core.cli.main import main
+from locus_core.mapping.evaluate import localization_metrics, to_json
+from locus_core.mapping.localizer import Localization, PlaceMatch
+
+
+def result(localized: bool, T: np.ndarray | None, kf: int | None, ms: float) -> Localization:
+    matches = [PlaceMatch(kf, 1.0, 30, np.eye(4), np.eye(4))] if kf is not None else []
+    return Localization(localized, T, np.eye(6) if localized else None, matches, 30 if localized else 0, ms)
+
+
+def shifted(dx: float) -> np.ndarray:
+    T = np.eye(4)
+    T[0, 3] = dx
+    return T
+
+
+def test_metrics_keys_and_values() -> None:
+    gt = [np.eye(4)] * 4
+    results = [
+        result(True, shifted(0.02), 0, 10.0),  # correct, top place covisible
+        result(True, shifted(1.0), 1, 20.0),  # wrong pose, top place not covisible
+        result(False, None, 0, 30.0),  # place right, no pose
+        result(False, None, None, 40.0),  # nothing
+    ]
+    covis = np.array([[0.5, 0.0], [0.4, 0.1], [0.6, 0.0], [0.0, 0.1]])
+    m = localization_metrics(results, gt, covis)
+    assert m["localized_rate"] == 0.5 and m["precision"] == 0.5
+    assert m["place"] == {"recall_at_1": 2 / 3, "queries": 3}
+    assert np.isclose(m["pose"]["median_trans_m"], 0.51)
+    assert m["covisible"]["queries"] == 3 and np.isclose(m["covisible"]["localized_rate"], 2 / 3)
+    assert m["latency_ms"]["p50"] == 25.0
+    unseen = to_json(localization_metrics(results[2:], [None, None], None))
+    assert unseen["place"]["recall_at_1"] is None and unseen["localized_rate"] == 0.0
+    json.dumps(unseen)
+
+
+def test_cli_build_info_merge_localize(scene: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "map"
+    assert main(["map", "build", "--model", "backbone:test", "--data", str(scene), "--frames", "0:24:2",
+                 "--out", str(out), "--set", "landmarks_per_keyframe=100"]) == 0
+    assert main(["map", "info", str(out)]) == 0
+    assert "landmarks" in capsys.readouterr().out
+    assert main(["map", "merge", str(out), str(out), "--out", str(tmp_path / "merged")]) == 0
+    assert main(["map", "localize", "--map", str(out), "--data", str(scene), "--frames", "0:24:6",
+                 "--out", str(tmp_path / "loc"), "--set", "min_inlier_ratio=0.05"]) == 0
+    metrics = json.loads((tmp_path / "loc" / "metrics.json").read_text())
+    assert metrics["queries"] == 4 and metrics["place"]["queries"] == 4
+    assert {"recall_at_1"} <= set(metrics["place"]) and {"p50", "p95"} <= set(metrics["latency_ms"])
+    assert (tmp_path / "loc" / "trajectory.png").stat().st_size > 0
+    assert (tmp_path / "loc" / "config.yaml").is_file() and (tmp_path / "loc" / "results.csv").is_file()
+    assert main(["map", "info", str(tmp_path / "nothing")]) == 2
+    assert "no map directory" in capsys.readouterr().err
