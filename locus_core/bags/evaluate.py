@@ -1,0 +1,181 @@
+"""``locus bag eval`` as a function: replay a bag against a map and write the report.
+
+Metrics are ``locus_core.mapping.evaluate.localization_metrics`` (the keys of ``locus map
+localize``), with place recall from the co-visibility of each query with the map's keyframes, read
+back from the data set the map was built from (when it is still there). The report adds what only
+a replay has: messages per topic, skipped sets by reason, synchroniser counters, time segments and
+the replay speed against the bag's own clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from locus_core.bags.replay import QUERY_SIZE, ReplayConfig, ReplayFrame, ReplayResult, replay
+
+log = logging.getLogger(__name__)
+
+
+def map_keyframes(landmark_map: Any) -> list[Any] | None:
+    """The posed frames the map's keyframes were made from, or None when the map has several
+    sources or its source data set is gone (then no query counts as co-visible)."""
+    from locus_core.data import open_dataset
+    from locus_core.errors import LocusError
+
+    sources = landmark_map.sources
+    path = Path(sources[0].get("path", "")) if len(sources) == 1 else None
+    if path is None or not path.exists():
+        log.warning("map sources %s not available: place recall is not computed", [s.get("path") for s in sources])
+        return None
+    try:
+        source = open_dataset(path)
+    except LocusError as exc:
+        log.warning("map source %s unreadable (%s): place recall is not computed", path, exc)
+        return None
+    position = {index: k for k, index in enumerate(source.indices)}
+    wanted = [int(i) for i in landmark_map.keyframes.source_index]
+    if any(i not in position for i in wanted):
+        log.warning("keyframes of the map are not all in %s: place recall is not computed", path)
+        return None
+    return [source[position[i]] for i in wanted]
+
+
+def _covisibility(landmark_map: Any, frames: list[ReplayFrame]) -> np.ndarray | None:
+    from locus_core.mapping.evaluate import query_keyframe_covisibility
+
+    keyframes = map_keyframes(landmark_map)
+    if keyframes is None:
+        return None
+    queries = [replace(f.frame, T_world_cam=f.T_gt) for f in frames]
+    if any(q.T_world_cam is None for q in queries):
+        log.warning("some frames have no ground truth: place recall is not computed")
+        return None
+    return query_keyframe_covisibility(queries, keyframes, size=QUERY_SIZE)
+
+
+def write_tum(path: Path, stamps: list[float], poses: list[np.ndarray]) -> Path:
+    """TUM trajectory: one ``timestamp tx ty tz qx qy qz qw`` line per pose (evo, rpg tools)."""
+    from scipy.spatial.transform import Rotation
+
+    lines = ["# timestamp tx ty tz qx qy qz qw"]
+    for stamp, T in zip(stamps, poses):
+        q = Rotation.from_matrix(T[:3, :3]).as_quat()
+        lines.append(f"{stamp:.9f} " + " ".join(f"{v:.9f}" for v in (*T[:3, 3], *q)))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def plot_errors(path: Path, frames: list[ReplayFrame]) -> Path:
+    """Translation and rotation error of each localized frame over bag time; unlocalized frames as
+    ticks at the bottom."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from locus_core.evaluation.pose import pose_error
+
+    t0 = frames[0].stamp
+    fig, (ax_t, ax_r) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+    rows = [(f.stamp - t0, *pose_error(f.localization.T_map_cam, f.T_gt)) for f in frames
+            if f.localization.localized and f.T_gt is not None]
+    if rows:
+        t, dt, dr = np.array(rows).T
+        ax_t.plot(t, dt, ".", ms=3, c="tab:blue")
+        ax_r.plot(t, dr, ".", ms=3, c="tab:orange")
+    lost = [f.stamp - t0 for f in frames if not f.localization.localized]
+    for ax in (ax_t, ax_r):
+        if lost:
+            ax.plot(lost, np.zeros(len(lost)), "|", c="tab:red", ms=8, label="not localized")
+        ax.grid(alpha=0.3)
+    ax_t.set_ylabel("translation error (m)")
+    ax_r.set_ylabel("rotation error (deg)")
+    ax_r.set_xlabel(f"bag time - {t0:.3f} (s)")
+    if lost:
+        ax_t.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def evaluate_bag(
+    bag: Path,
+    map_dir: Path,
+    out: Path,
+    *,
+    model_spec: str | None = None,
+    config: ReplayConfig | None = None,
+    localizer_config: str = "",
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Replay ``bag`` through the node's ``FrameProcessor`` with the map at ``map_dir`` and write
+    ``out/``: metrics.json, config.yaml, trajectory.tum (estimates), groundtruth.tum,
+    trajectory.png and errors.png. Returns the metrics (NaN as None)."""
+    import torch
+    import yaml
+
+    from locus_core.config import config_to_dict
+    from locus_core.mapping.evaluate import localization_metrics, plot_trajectory, to_json
+    from locus_core.mapping.landmark_map import LandmarkMap
+    from locus_core.mapping.run import model_spec_of
+    from locus_ros.frame_processor import FrameProcessor, resolve_device
+
+    config = config or ReplayConfig()
+    landmark_map = LandmarkMap.load(map_dir)
+    spec = model_spec or model_spec_of(landmark_map)
+    device, note = resolve_device(device, cuda_available=torch.cuda.is_available())
+    if note:
+        log.warning(note)
+    processor = FrameProcessor(spec, device, localizer_config)
+    processor.load_map(map_dir)
+    result = replay(bag, processor, config, progress=_progress)
+    frames = result.frames
+    metrics = localization_metrics([f.localization for f in frames], [f.T_gt for f in frames],
+                                   _covisibility(landmark_map, frames))
+    metrics.update(_replay_report(result))
+    metrics.update(bag=str(bag), map=str(map_dir), model={"spec": spec, "hash": processor.model.hash},
+                   device=device, threads=torch.get_num_threads())
+    metrics = to_json(metrics)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "config.yaml").write_text(yaml.safe_dump(
+        {"replay": config_to_dict(config), "localizer": config_to_dict(processor.config),
+         "map": config_to_dict(landmark_map.config), "model": {"spec": spec, "hash": processor.model.hash}},
+        sort_keys=False))
+    localized = [f for f in frames if f.localization.localized]
+    write_tum(out / "trajectory.tum", [f.stamp for f in localized], [f.localization.T_map_cam for f in localized])
+    known = [f for f in frames if f.T_gt is not None]
+    write_tum(out / "groundtruth.tum", [f.stamp for f in known], [f.T_gt for f in known])
+    plot_trajectory(out / "trajectory.png", [f.localization for f in frames], [f.T_gt for f in frames],
+                    landmark_map.keyframes.T_map_kf, title=f"{Path(bag).name} vs map {Path(map_dir).name}")
+    plot_errors(out / "errors.png", frames)
+    return metrics
+
+
+def _replay_report(result: ReplayResult) -> dict[str, Any]:
+    return {
+        "replay": {
+            "frames": len(result.frames),
+            "ground_truth": sum(f.T_gt is not None for f in result.frames),
+            "segments": result.segments,
+            "bag_duration_s": result.bag_duration_s,
+            "wall_s": result.wall_s,
+            "realtime_factor": result.realtime_factor,
+            "topics": result.topics,
+            "messages": result.messages,
+            "sync": result.sync,
+        },
+        "skipped": {"total": sum(result.skipped.values()), **result.skipped, "examples": result.notes},
+    }
+
+
+def _progress(done: int) -> None:
+    if done % 50 == 0:
+        log.info("%d frames localized", done)

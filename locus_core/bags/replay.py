@@ -1,0 +1,319 @@
+"""Offline replay of a bag through the code the localizer node runs, with ground truth on the side.
+
+The node's path is: rgb, depth and camera_info → ``locus_ros.sync.ApproximateTimeSynchronizer``
+(same policy and parameters) → message → ``PosedFrame`` → ``locus_ros.frame_processor.
+FrameProcessor.localize`` (the same model, map and ``Localizer``). Those modules are rclpy-free and
+imported lazily, so ``locus_core`` never needs a ROS runtime; messages come from ``rosbags``
+(rosbag2 sqlite3/MCAP, ROS 1) and are decoded by the bag reader's ``decode_color``/``decode_depth``.
+Unlike the live node nothing is dropped for lack of time: every synchronised set is localized.
+
+Ground truth (``gt_frame`` → the image's frame in TF, or a PoseStamped topic) is looked up after the
+pass, per *segment*: a stream whose stamp falls more than ``time_jump_s`` behind its newest starts a
+new segment (a looped or restarted recording) with a fresh TF tree, as the node clears its TF buffer.
+Messages the node would skip are skipped here too and counted by reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from locus_core.bags import topics as tp
+from locus_core.bags.errors import BagError
+from locus_core.data.errors import FormatError
+from locus_core.data.formats.tf import TfTree
+from locus_core.data.frame import PosedFrame
+from locus_core.errors import LocusError
+
+log = logging.getLogger(__name__)
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+TF_MSG = "tf2_msgs/msg/TFMessage"
+POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
+QUERY_SIZE = (120, 160)  # (H, W): locus_core.mapping.evaluate.query_keyframe_covisibility's default
+GT_CHILD = "ground_truth_pose"  # the pose topic's samples enter the TF tree as this frame
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """What to read and how to synchronise (the sync defaults are the node's parameter defaults).
+
+    rgb_topic: "" = ``/camera/color/image_raw`` if present, else its ``/compressed``.
+    info_topic: "" = the ``camera_info`` next to the rgb topic (``.../compressed`` stripped).
+    gt_frame: fixed frame of the ground truth. gt_topic: a PoseStamped topic to take it from
+    instead of TF. camera_frame: overrides the images' ``header.frame_id`` for the TF lookup.
+    """
+
+    rgb_topic: str = ""
+    depth_topic: str = tp.DEPTH
+    info_topic: str = ""
+    gt_frame: str = tp.MAP_FRAME
+    gt_topic: str = ""
+    camera_frame: str = ""
+    sync_max_interval: float = 0.05
+    sync_queue_size: int = 10
+    time_jump_s: float = 1.0
+    tf_max_gap_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.sync_max_interval <= 0 or self.sync_queue_size < 1 or self.time_jump_s <= 0 or self.tf_max_gap_s <= 0:
+            raise ValueError("sync_max_interval, time_jump_s and tf_max_gap_s must be > 0 and sync_queue_size >= 1")
+
+
+@dataclass
+class ReplayFrame:
+    """One localized frame: its stamp, segment, the result, the ground truth (None when TF had no
+    pose at that time) and the query frame at ``QUERY_SIZE`` (for co-visibility metrics)."""
+
+    stamp: float
+    segment: int
+    camera_frame: str
+    localization: Any  # locus_core.mapping.Localization
+    frame: PosedFrame
+    T_gt: np.ndarray | None = None
+
+
+@dataclass
+class ReplayResult:
+    frames: list[ReplayFrame]
+    topics: dict[str, str]  # role -> topic
+    messages: dict[str, int]  # topic -> messages read
+    skipped: dict[str, int]  # reason -> synchronised sets not localized
+    sync: dict[str, int]  # the synchroniser's counters
+    segments: int
+    bag_duration_s: float  # span of the replayed image stamps, summed over segments
+    wall_s: float
+    notes: list[str] = field(default_factory=list)  # the first message of each skip reason
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.bag_duration_s / self.wall_s if self.wall_s > 0 else float("inf")
+
+
+def _stamp(msg: Any) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def _tq(transform: Any) -> np.ndarray:
+    t, q = transform.translation, transform.rotation
+    return np.array([t.x, t.y, t.z, q.x, q.y, q.z, q.w], dtype=np.float64)
+
+
+def open_bag(path: Path) -> Any:
+    """An opened ``rosbags.highlevel.AnyReader`` (the caller closes it)."""
+    from rosbags.highlevel import AnyReader
+
+    if not path.exists():
+        raise BagError(f"{path}: no such bag")
+    try:
+        reader = AnyReader([path])
+        reader.open()
+    except Exception as exc:  # rosbags raises several unrelated types for unreadable bags
+        raise BagError(f"{path}: cannot open bag ({type(exc).__name__}: {exc})") from None
+    return reader
+
+
+def resolve_topics(reader: Any, path: Path, config: ReplayConfig) -> dict[str, str]:
+    """role (rgb, depth, info, gt) -> topic, checked against the bag's connections and types."""
+    types: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    for c in reader.connections:
+        types[c.topic] = c.msgtype
+        counts[c.topic] += c.msgcount
+    listing = ", ".join(f"{t} [{m}]" for t, m in sorted(types.items())) or "none"
+    rgb = config.rgb_topic or (tp.RGB if tp.RGB in types else tp.COMPRESSED if tp.COMPRESSED in types else tp.RGB)
+    info = config.info_topic or rgb.removesuffix("/compressed").rsplit("/", 1)[0] + "/camera_info"
+    wanted = {"rgb": (rgb, (IMAGE, COMPRESSED)), "depth": (config.depth_topic, (IMAGE, COMPRESSED)),
+              "info": (info, (CAMERA_INFO,))}
+    if config.gt_topic:
+        wanted["gt"] = (config.gt_topic, (POSE_STAMPED,))
+    for role, (topic, allowed) in wanted.items():
+        if topic not in types:
+            what = "camera_info (intrinsics are required)" if role == "info" else f"{role} topic"
+            raise BagError(f"{path}: {what} {topic} not in the bag (topics: {listing})")
+        if types[topic] not in allowed:
+            raise BagError(f"{path}: {topic} is {types[topic]}, expected {' or '.join(allowed)}")
+        if counts[topic] == 0:
+            raise BagError(f"{path}: no message on {topic}" + (" (camera_info is required)" if role == "info" else ""))
+    return {role: topic for role, (topic, _) in wanted.items()}
+
+
+class _Segments:
+    """TF trees per time segment. A stream (a topic, or one TF child frame) whose stamp falls more
+    than ``jump_s`` behind its own newest opens a new segment (per stream, so that publishers with
+    different latencies on one topic never look like a jump); static transforms carry over."""
+
+    def __init__(self, jump_s: float, max_gap_s: float) -> None:
+        self.jump_s, self.max_gap_s = jump_s, max_gap_s
+        self.trees = [TfTree(max_gap_s)]
+        self.statics: list[tuple[str, str, np.ndarray]] = []
+        self.newest: dict[str, float] = {}
+        self.spans: list[list[float]] = []  # [first, last] image stamp per segment
+
+    @property
+    def index(self) -> int:
+        return len(self.trees) - 1
+
+    def observe(self, stream: str, stamp: float) -> None:
+        newest = self.newest.get(stream)
+        if newest is not None and stamp < newest - self.jump_s:
+            tree = TfTree(self.max_gap_s)
+            for parent, child, tq in self.statics:
+                tree.add(parent, child, 0.0, tq, static=True)
+            self.trees.append(tree)
+            self.newest.clear()
+            newest = None
+        self.newest[stream] = stamp if newest is None else max(newest, stamp)
+
+    def image(self, stamp: float) -> None:
+        while len(self.spans) <= self.index:
+            self.spans.append([stamp, stamp])
+        span = self.spans[self.index]
+        span[0], span[1] = min(span[0], stamp), max(span[1], stamp)
+
+    def add_tf(self, msg: Any, static: bool) -> None:
+        for tr in msg.transforms:
+            stamp = tr.header.stamp.sec + tr.header.stamp.nanosec * 1e-9
+            if static:
+                self.statics.append((tr.header.frame_id, tr.child_frame_id, _tq(tr.transform)))
+            else:
+                self.observe("tf:" + tr.child_frame_id, stamp)
+            self.trees[-1].add(tr.header.frame_id, tr.child_frame_id, stamp, _tq(tr.transform), static=static)
+
+    @property
+    def duration_s(self) -> float:
+        return float(sum(last - first for first, last in self.spans))
+
+
+def to_frame(rgb: Any, depth: Any, info: Any, topics: dict[str, str], camera_frame: str) -> tuple[PosedFrame, str]:
+    """The node's message → frame step (checks included) on rosbags messages.
+
+    Raises:
+        FormatError: an unsupported encoding. LocusError: anything else the node would skip.
+    """
+    from locus_core.data.formats.rosbag import decode_color, decode_depth
+
+    frame_id = camera_frame or rgb.header.frame_id.lstrip("/")
+    if not frame_id:
+        raise BagError(f"{topics['rgb']}: empty header.frame_id, cannot place the camera in TF")
+    stamp = _stamp(rgb)
+    image = decode_color(rgb, f"{topics['rgb']}@{stamp:.6f}")
+    depth_m = decode_depth(depth, f"{topics['depth']}@{_stamp(depth):.6f}")
+    K = np.array(info.k if hasattr(info, "k") else info.K, dtype=np.float64).reshape(3, 3)  # ROS 1: K
+    if not (np.isfinite(K).all() and K[0, 0] > 0 and K[1, 1] > 0):
+        raise BagError(f"{topics['info']}: K = {K.ravel().tolist()} is not a calibrated pinhole matrix")
+    if depth_m.shape != image.shape[:2]:
+        raise BagError(f"size mismatch: rgb {image.shape[1]}x{image.shape[0]}, depth {depth_m.shape[1]}x{depth_m.shape[0]}"
+                       " (register depth to colour)")
+    if (int(info.height), int(info.width)) != image.shape[:2]:
+        raise BagError(f"size mismatch: rgb {image.shape[1]}x{image.shape[0]}, camera_info {info.width}x{info.height}")
+    frame = PosedFrame(rgb=image, depth=depth_m, K=K, T_world_cam=None, frame_id=f"{frame_id}@{stamp:.6f}", stamp=stamp)
+    return frame, frame_id
+
+
+def replay(
+    path: str | Path,
+    processor: Any,
+    config: ReplayConfig | None = None,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayResult:
+    """Replay the bag at ``path`` through ``processor`` (a ``locus_ros.frame_processor.FrameProcessor``
+    with a map loaded) and attach ground truth to each localized frame.
+
+    Raises:
+        BagError: unreadable bag, missing topics (camera_info included), nothing to localize.
+    """
+    from locus_core.data.resize import resize_frame
+    from locus_ros.sync import ApproximateTimeSynchronizer
+
+    config = config or ReplayConfig()
+    path = Path(path)
+    reader = open_bag(path)
+    start = time.perf_counter()
+    try:
+        topics = resolve_topics(reader, path, config)
+        segments = _Segments(config.time_jump_s, config.tf_max_gap_s)
+        frames: list[ReplayFrame] = []
+        skipped: Counter[str] = Counter()
+        notes: dict[str, str] = {}
+        seen: set[tuple[int, float]] = set()
+
+        def skip(reason: str, message: str) -> None:
+            skipped[reason] += 1
+            notes.setdefault(reason, message)
+
+        def on_synced(rgb: Any, depth: Any, info: Any) -> None:
+            key = (segments.index, _stamp(rgb))
+            if key in seen:  # a duplicated message re-forms a set the node has already handled
+                skip("duplicate", f"{topics['rgb']}: stamp {key[1]:.6f} seen before")
+                return
+            seen.add(key)
+            try:
+                frame, camera_frame = to_frame(rgb, depth, info, topics, config.camera_frame)
+            except FormatError as exc:
+                skip("unknown_encoding", str(exc))
+                return
+            except LocusError as exc:
+                skip("bad_message", str(exc))
+                return
+            segments.image(frame.stamp)
+            result = processor.localize(frame)
+            # Kept small (a long bag must fit in memory), at the size the co-visibility metric resizes to anyway.
+            query = resize_frame(frame, QUERY_SIZE)
+            frames.append(ReplayFrame(frame.stamp, segments.index, camera_frame, result, query))
+            if progress is not None:
+                progress(len(frames))
+
+        sync = ApproximateTimeSynchronizer(3, config.sync_max_interval, config.sync_queue_size, on_synced)
+        streams = {topics["rgb"]: 0, topics["depth"]: 1, topics["info"]: 2}
+        wanted = [c for c in reader.connections
+                  if c.topic in streams or c.topic == topics.get("gt")
+                  or (c.msgtype == TF_MSG and c.topic in (tp.TF, tp.TF_STATIC))]
+        messages: Counter[str] = Counter()
+        for conn, _, raw in reader.messages(wanted):
+            messages[conn.topic] += 1
+            try:
+                msg = reader.deserialize(raw, conn.msgtype)
+            except Exception as exc:  # a corrupt record: rosbags raises assorted types
+                skip("bad_message", f"{conn.topic}: cannot deserialize ({type(exc).__name__}: {exc})")
+                continue
+            if conn.msgtype == TF_MSG:
+                segments.add_tf(msg, static=conn.topic == tp.TF_STATIC)
+            elif conn.topic == topics.get("gt"):
+                segments.observe(conn.topic, _stamp(msg))
+                pose = msg.pose
+                tq = np.array([pose.position.x, pose.position.y, pose.position.z, pose.orientation.x,
+                               pose.orientation.y, pose.orientation.z, pose.orientation.w])
+                segments.trees[-1].add(msg.header.frame_id, GT_CHILD, _stamp(msg), tq, static=False)
+            if conn.topic in streams:
+                segments.observe(conn.topic, _stamp(msg))
+                sync.add(streams[conn.topic], _stamp(msg), msg)
+    finally:
+        reader.close()
+    wall = time.perf_counter() - start
+    if not frames:
+        reasons = "; ".join(notes.values()) or f"no rgb/depth/camera_info set within {config.sync_max_interval} s"
+        raise BagError(f"{path}: nothing was localized ({reasons})")
+    for f in frames:
+        source = GT_CHILD if config.gt_topic else f.camera_frame
+        f.T_gt = segments.trees[f.segment].lookup(config.gt_frame, source, f.stamp)
+    missing = sum(f.T_gt is None for f in frames)
+    if missing:
+        log.warning("%s: %d of %d frames have no ground truth (%s -> %s) at their stamp", path, missing, len(frames),
+                    config.gt_frame, config.gt_topic or "image frame")
+    stats = sync.stats
+    return ReplayResult(
+        frames=frames, topics=topics, messages=dict(messages), skipped=dict(skipped),
+        sync={"emitted": stats.emitted, "dropped": stats.dropped, "time_jumps": stats.time_jumps},
+        segments=len(segments.trees), bag_duration_s=segments.duration_s, wall_s=wall, notes=list(notes.values()),
+    )

@@ -1,0 +1,36 @@
+"""``locus bag``: the commands end to end on a tiny synthetic scene, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from locus_core.cli.main import main
+from locus_core.data.synthetic import generate_scene
+
+
+def test_convert_and_eval_from_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    scene = generate_scene(tmp_path / "scene", frames=8, size=(48, 64))
+    assert main(["map", "build", "--model", "backbone:test", "--data", str(scene), "--frames", "0:8:2",
+                 "--out", str(tmp_path / "map")]) == 0
+    assert main(["bag", "convert", str(scene), "--frames", "1:8:2", "--out", str(tmp_path / "bag"),
+                 "--storage", "sqlite3", "--compressed"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert main(["bag", "eval", str(tmp_path / "bag"), "--map", str(tmp_path / "map"), "--rgb",
+                 "/camera/color/image_raw/compressed", "--set", "sync_queue_size=5", "--out", str(tmp_path / "ev")]) == 0
+    assert "x real time" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["replay"]["topics"]["rgb"] == "/camera/color/image_raw/compressed" and metrics["queries"] == 4
+    config = (tmp_path / "ev" / "config.yaml").read_text()
+    assert "sync_queue_size: 5" in config and "min_inliers" in config
+
+
+def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["bag", "eval", str(tmp_path / "missing"), "--map", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert main(["bag", "play", str(tmp_path / "missing")]) == 2
+    assert main(["bag", "play", str(tmp_path), "--rate", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("locus bag: error:") for line in err)
+    assert "--rate must be > 0" in err[2]
