@@ -6,5 +6,7 @@ _locus_root=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)
 if [ -f "$_locus_root/install/setup.sh" ]; then
   COLCON_CURRENT_PREFIX="$_locus_root/install" . "$_locus_root/install/setup.sh"
 fi
+# Passive OpenMP waiting: see locus_core/__init__.py (here too, for processes that import torch first).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 export PYTHONPATH="$_locus_root${PYTHONPATH:+:$PYTHONPATH}"
 unset _locus_root
