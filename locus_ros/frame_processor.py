@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from locus_core.data.frame import PosedFrame
+from locus_core.mapping.landmarks import REMOVED
 from locus_ros.errors import RosError
 
 
@@ -60,16 +61,22 @@ class FrameProcessor:
         """Replace the map by the one at ``path``; on failure the current map stays (LocusError raised)."""
         from locus_core.mapping import LandmarkMap, Localizer
 
-        new_map = LandmarkMap.load(Path(path))
+        new_map = LandmarkMap.load(Path(path), expected_model_hash=self.model.hash)
         localizer = Localizer(new_map, self.model, self.config)
         with self.lock:
             self.map, self._localizer, self.map_path = new_map, localizer, Path(path)
 
     def new_map(self) -> None:
         """An empty map for mapping mode (keyframes are inserted as posed frames arrive)."""
+        from locus_core.config import config_to_dict
         from locus_core.mapping import LandmarkMap, Localizer, MapConfig
 
-        empty = LandmarkMap.empty(self.model, MapConfig())
+        # The same identity build_map records, so maps made by the node and by `locus map build` mix.
+        empty = LandmarkMap(
+            model_hash=self.model.hash, dim=int(self.model.config.dim), config=MapConfig(),
+            model_info={"backbone": self.model.config.backbone, "config": config_to_dict(self.model.config)},
+        )
+        empty.sources.append({"name": "locus_localizer mapping mode"})
         with self.lock:
             self.map, self._localizer, self.map_path = empty, Localizer(empty, self.model, self.config), None
 
@@ -99,14 +106,15 @@ class FrameProcessor:
         with self.lock:
             if self.map is None:
                 return 0, 0
-            return int(self.map.num_keyframes), int(self.map.num_landmarks)
+            return len(self.map.keyframes), int(self.map.num_landmarks)
 
     def geometry(self, max_points: int) -> tuple[np.ndarray, np.ndarray]:
         """Landmark positions (<= max_points, evenly subsampled) and keyframe positions, map frame."""
         with self.lock:
             if self.map is None:
                 return np.zeros((0, 3)), np.zeros((0, 3))
-            points = np.asarray(self.map.landmark_positions(), dtype=np.float64)
-            keyframes = np.asarray(self.map.keyframe_poses(), dtype=np.float64).reshape(-1, 4, 4)[:, :3, 3]
+            active = np.flatnonzero(self.map.landmarks.anchor != REMOVED)
+            points = self.map.positions(active) if active.size else np.zeros((0, 3))
+            keyframes = self.map.keyframes.centres.copy()
         step = max(1, int(np.ceil(len(points) / max_points)))
         return points[::step], keyframes

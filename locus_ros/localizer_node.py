@@ -337,7 +337,9 @@ class LocalizerNode(Node):
         msg.matches = [
             PlaceMatch(
                 keyframe_id=int(m.keyframe_id), score=float(m.score), inliers=int(m.inliers),
-                relative_pose=conv.matrix_to_pose(m.T_keyframe_query), keyframe_pose=conv.matrix_to_pose(m.T_map_keyframe),
+                keyframe_pose=conv.matrix_to_pose(m.T_map_keyframe),
+                # Unverified candidates carry no relative pose: the message's identity default stays.
+                **({"relative_pose": conv.matrix_to_pose(m.T_keyframe_query)} if m.T_keyframe_query is not None else {}),
             )
             for m in matches
         ]
@@ -480,6 +482,9 @@ class LocalizerNode(Node):
             self._wake.notify()
         self._worker.join(timeout=30.0)
         if self.params.mode == "mapping" and self._processor is not None and self._processor.has_map:
+            if self._processor.counts()[0] == 0:
+                self.get_logger().warning("mapping mode: no keyframe was inserted, nothing to save")
+                return
             if not self.params.map_path:
                 self.get_logger().warning("mapping mode without map_path: the map is not saved")
                 return
