@@ -61,7 +61,7 @@ def test_resume_continues_exactly(tiny_config: TrainConfig, tmp_path: Path) -> N
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(tiny_config: TrainConfig, tmp_path: Path) -> None:
-    config = dataclasses.replace(tiny_config, steps=30, steps_per_epoch=30, checkpoint_every=1)
+    config = dataclasses.replace(tiny_config, steps=12, steps_per_epoch=12, checkpoint_every=1)
     reference = dataclasses.replace(config, run_dir=str(tmp_path / "reference"))
     train(reference)
     killed = dataclasses.replace(config, run_dir=str(tmp_path / "killed"))
