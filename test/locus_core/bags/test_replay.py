@@ -98,6 +98,20 @@ def test_odom_chain_compressed_and_pose_topic_ground_truth(tmp_path: Path, world
         np.testing.assert_allclose(b.T_gt, f.T_world_cam, atol=1e-9)
 
 
+def test_ros1_bag_replays_like_rosbag2(tmp_path: Path, world: dict, processor) -> None:
+    from rosbags.convert import convert
+
+    write_bag(_frames(world), tmp_path / "bag2")
+    convert([tmp_path / "bag2"], tmp_path / "robot.bag", dst_storage="", dst_version=None, compress=None,
+            compress_mode="file", default_typestore=None, typestore=None, exclude_topics=[], include_topics=[],
+            exclude_msgtypes=[], include_msgtypes=[])
+    ros2, ros1 = replay(tmp_path / "bag2", processor), replay(tmp_path / "robot.bag", processor)
+    assert len(ros1.frames) == len(ros2.frames) == 4
+    for a, b in zip(ros1.frames, ros2.frames):
+        assert a.localization.localized == b.localization.localized and a.localization.inliers == b.localization.inliers
+        np.testing.assert_allclose(a.T_gt, b.T_gt, atol=1e-12)
+
+
 def test_gaps_loops_reordering_and_duplicates(tmp_path: Path, world: dict, processor) -> None:
     msgs = Messages()
     frames = _frames(world)
