@@ -125,6 +125,11 @@ class Client:
 
         return record
 
+    def subscribe(self, topic: str, msg_type: Any, qos: QoSProfile | None = None) -> None:
+        """Record ``topic`` too (reliable, depth 100 unless ``qos`` is given)."""
+        qos = qos or QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.node.create_subscription(msg_type, topic, self._recorder(topic), qos)
+
     def messages(self, topic: str) -> list:
         with self._lock:
             return list(self.received[topic])

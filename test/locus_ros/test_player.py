@@ -1,0 +1,117 @@
+"""The player over real DDS: what a camera driver + ground truth would publish, at the recorded rate."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from tf2_msgs.msg import TFMessage  # noqa: E402
+
+from locus_core.data import open_dataset  # noqa: E402
+from locus_ros import conversions as conv  # noqa: E402
+from locus_ros.player import PlayerConfig  # noqa: E402
+from ros_harness import ROOT, Client  # noqa: E402
+
+pytestmark = pytest.mark.ros
+TOPICS = {
+    "/camera/color/image_raw": Image,
+    "/camera/color/image_raw/compressed": CompressedImage,
+    "/camera/aligned_depth_to_color/image_raw": Image,
+    "/camera/color/camera_info": CameraInfo,
+    "/clock": Clock,
+    "/ground_truth/pose": PoseStamped,
+}  # /tf is recorded by every Client
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    real = ROOT.parent / "shared" / "data" / "7scenes-redkitchen"
+    if real.is_dir():
+        return real
+    from locus_core.data.synthetic import generate_scene
+
+    return generate_scene(tmp_path_factory.mktemp("scene"), seed=0, rooms=1, frames=30, size=(120, 160))
+
+
+@pytest.fixture
+def client():
+    c = Client("locus_player_test")
+    for topic, msg_type in TOPICS.items():
+        c.subscribe(topic, msg_type)
+    latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    c.subscribe("/tf_static", TFMessage, latched)
+    yield c
+    c.close()
+
+
+def _player(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "locus_ros.player", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_publishes_a_recording_at_its_rate(client: Client, data: Path) -> None:
+    dataset = open_dataset(data, frames="0:20:4")
+    start = time.monotonic()
+    proc = _player(str(data), "--frames", "0:20:4", "--rate", "4", "--tf", "odom", "--compressed")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert "published 5 frames" in out
+    elapsed = time.monotonic() - start
+    client.wait_for(lambda: len(client.messages("/camera/color/camera_info")) == 5, 10, "5 camera_info messages")
+    rgb = client.messages("/camera/color/image_raw")
+    depth = client.messages("/camera/aligned_depth_to_color/image_raw")
+    assert len(rgb) == len(depth) == len(client.messages("/camera/color/image_raw/compressed")) == 5
+    stamps = [conv.stamp_to_seconds(m.header.stamp) for m in rgb]
+    np.testing.assert_allclose(stamps, [f.stamp for f in dataset], atol=1e-6)
+    span = stamps[-1] - stamps[0]
+    assert elapsed >= span / 4  # never faster than --rate
+    assert [conv.stamp_to_seconds(c.clock) for c in client.messages("/clock")] == pytest.approx(stamps)
+    for i, frame in enumerate(dataset):
+        assert rgb[i].header.frame_id == depth[i].header.frame_id == "camera_color_optical_frame"
+        np.testing.assert_array_equal(conv.rgb_from_image(rgb[i]), frame.rgb)
+        back = conv.depth_from_image(depth[i])
+        np.testing.assert_array_equal(np.isnan(back), np.isnan(frame.depth))
+        assert np.nanmax(np.abs(back - frame.depth)) <= 0.0006  # millimetre quantisation
+        info = client.messages("/camera/color/camera_info")[i]
+        np.testing.assert_allclose(conv.intrinsics_from_camera_info(info), frame.K)
+        odom = client.messages("/tf")[i].transforms[0]
+        assert (odom.header.frame_id, odom.child_frame_id) == ("odom", "base_link")
+        np.testing.assert_allclose(conv.transform_to_matrix(odom.transform), frame.T_world_cam, atol=1e-3)  # 7-Scenes rotations are not exactly orthonormal
+        truth = client.messages("/ground_truth/pose")[i]
+        assert truth.header.frame_id == "map"
+        np.testing.assert_allclose(conv.pose_to_matrix(truth.pose), frame.T_world_cam, atol=1e-3)  # 7-Scenes rotations are not exactly orthonormal
+    static = client.wait_for(lambda: client.messages("/tf_static"), 10, "/tf_static")[0].transforms[0]
+    assert (static.header.frame_id, static.child_frame_id) == ("base_link", "camera_color_optical_frame")
+
+
+def test_loop_keeps_time_increasing_and_stops_on_sigint(client: Client, data: Path) -> None:
+    proc = _player(str(data), "--frames", "0:6:2", "--rate", "10", "--loop")
+    client.wait_for(lambda: len(client.messages("/clock")) >= 8 and client.messages("/tf"), 60, "two loops of 3 frames")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    stamps = [conv.stamp_to_seconds(c.clock) for c in client.messages("/clock")]
+    assert all(b > a for a, b in zip(stamps, stamps[1:])), stamps
+    tf = client.messages("/tf")[0].transforms[0]
+    assert (tf.header.frame_id, tf.child_frame_id) == ("map", "camera_color_optical_frame")
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="rate must be > 0"):
+        PlayerConfig(rate=0)
+    with pytest.raises(ValueError, match="tf must be one of map, odom, none"):
+        PlayerConfig(tf="world")
+    proc = _player("/no/such/data")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "/no/such/data" in out
