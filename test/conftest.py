@@ -22,9 +22,3 @@ def shared_data() -> Path:
         pytest.skip(f"real data not found at {SHARED_DATA} (see README: Data)")
     return SHARED_DATA
 
-
-def shared_dataset(name: str) -> Path:
-    path = SHARED_DATA / name
-    if not path.exists():
-        pytest.skip(f"real data set {name} not found at {path}")
-    return path
