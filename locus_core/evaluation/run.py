@@ -2,6 +2,15 @@
 
 Every task compares the evaluated model with the raw features of its backbone (the paper's baseline)
 on the same frames, pairs and queries; relative pose also compares with XFeat + LighterGlue.
+
+``metrics.json`` nests the dotted names of the issue as JSON objects (``retrieval.ap`` is
+``{"retrieval": {"ap": ...}}``), like the map and bag tools. Baseline values carry a ``_backbone``
+suffix (``retrieval.ap_backbone``, ``place.recall_at_1_backbone``, ``segmentation.miou_backbone``)
+except in ``pose``, where each method is a block of the same shape: ``pose.median_trans_m``,
+``pose.median_rot_deg``, ``pose.success_rate``, ``pose.pairs``, ``pose.bins.{"10-40%", ...}``,
+``pose.pnp.{...}`` (the PnP variant), and ``pose.baseline_backbone.{...}`` /
+``pose.baseline_lighterglue.{...}`` with the same keys. Non-finite values (a median over mostly
+failed pairs is infinite) are written as null.
 """
 
 from __future__ import annotations
