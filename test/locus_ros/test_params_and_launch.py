@@ -82,3 +82,17 @@ def test_launch_files_match_the_node(name: str) -> None:
     assert set(remaps) == {"rgb/image", "rgb/image/compressed", "depth/image", "rgb/camera_info"}
     assert remaps["rgb/image/compressed"] == "rgb_topic"
     assert {"rgb_topic", "depth_topic", "camera_info_topic"} <= declared
+
+
+def test_every_node_executable_is_installed_and_calls_a_main() -> None:
+    """scripts/ros/* are what `ros2 run` finds (install/lib/<package>/); each imports a real main."""
+    import importlib
+
+    cmake = (ROOT / "CMakeLists.txt").read_text()
+    for script in sorted((ROOT / "scripts" / "ros").iterdir()):
+        assert f"scripts/ros/{script.name}" in cmake, f"{script.name} is not installed by CMakeLists.txt"
+        assert script.stat().st_mode & 0o111, f"{script.name} is not executable"
+        tree = ast.parse(script.read_text())
+        imports = [n for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("locus")]
+        assert imports and imports[0].names[0].name == "main", script.name
+        assert callable(getattr(importlib.import_module(imports[0].module), "main")), script.name

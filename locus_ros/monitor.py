@@ -1,0 +1,235 @@
+"""`locus_monitor`: watches a running localizer and scores it against ground truth, live.
+
+Subscribes to the node's ``~/pose``, ``~/place_matches`` and ``~/status`` and to a ground-truth
+``geometry_msgs/PoseStamped`` topic (what ``locus bag convert`` records and the player publishes),
+pairs them by stamp, prints one line per frame and, at the end, a summary with the metrics of
+``locus map localize`` (``locus_core.mapping.evaluate.localization_metrics``: localized rate,
+precision, median errors, latency), optionally written to a JSON file. The demo runs it beside the
+node and the player.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+from locus.msg import LocalizerStatus, PlaceMatchArray
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from locus_ros import conversions as conv
+from locus_ros.errors import ConversionError
+
+# A frame's pose, matches and status are three topics: their order of arrival is not guaranteed, so
+# a frame is printed once all have come or this long (wall time) after its matches.
+GRACE_S = 0.5
+EARLY_KEPT = 100
+
+
+def _key(stamp: Any) -> int:
+    """builtin_interfaces/Time → integer nanoseconds (exact, hashable)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+@dataclass
+class _Answer:
+    """What the node said about one frame."""
+
+    matches: PlaceMatchArray
+    arrived: float  # time.monotonic() of the matches
+    pose: np.ndarray | None = None
+    covariance: np.ndarray | None = None
+    status: LocalizerStatus | None = None
+
+
+class Monitor(Node):
+    """Records the localizer's answers and the ground truth; ``poll`` prints finished frames."""
+
+    def __init__(self, node_name: str, ground_truth: str, *, echo: bool = True) -> None:
+        super().__init__("locus_monitor")
+        prefix = "/" + node_name.strip("/")
+        self.echo = echo
+        self.truth: dict[int, np.ndarray] = {}
+        self.answers: dict[int, _Answer] = {}
+        self._early: dict[int, list[tuple[str, Any]]] = {}  # pose/status that came before their matches
+        self._printed: set[int] = set()
+        self.lines: list[str] = []
+        self.last_activity = time.monotonic()
+        self._lock = threading.Lock()
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(PoseStamped, ground_truth, self._on_truth, qos)
+        self.create_subscription(PoseWithCovarianceStamped, f"{prefix}/pose", self._on_pose, qos)
+        self.create_subscription(PlaceMatchArray, f"{prefix}/place_matches", self._on_matches, qos)
+        self.create_subscription(LocalizerStatus, f"{prefix}/status", self._on_status, qos)
+        self.topics = {"ground_truth": ground_truth, "pose": f"{prefix}/pose", "place_matches": f"{prefix}/place_matches"}
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_truth(self, msg: PoseStamped) -> None:
+        try:
+            T = conv.pose_to_matrix(msg.pose, what=self.topics["ground_truth"])
+        except ConversionError as exc:
+            self.get_logger().warning(str(exc), throttle_duration_sec=5.0)
+            return
+        with self._lock:
+            self.truth[_key(msg.header.stamp)] = T
+
+    def _on_pose(self, msg: PoseWithCovarianceStamped) -> None:
+        self._attach(_key(msg.header.stamp), "pose", msg)
+
+    def _on_status(self, msg: LocalizerStatus) -> None:
+        self._attach(_key(msg.header.stamp), "status", msg)
+
+    def _on_matches(self, msg: PlaceMatchArray) -> None:
+        key = _key(msg.header.stamp)
+        with self._lock:
+            answer = self.answers[key] = _Answer(matches=msg, arrived=time.monotonic())
+            self.last_activity = answer.arrived
+            early = self._early.pop(key, [])
+        for kind, item in early:
+            self._attach(key, kind, item)
+
+    def _attach(self, key: int, kind: str, msg: Any) -> None:
+        with self._lock:
+            answer = self.answers.get(key)
+            if answer is None:
+                # Periodic statuses carry the current time and never get matches: keep only the newest few.
+                self._early.setdefault(key, []).append((kind, msg))
+                while len(self._early) > EARLY_KEPT:
+                    del self._early[next(iter(self._early))]
+                return
+            if kind == "status":  # the frame's own status comes last (a periodic one may share its stamp)
+                answer.status = msg
+                return
+            try:
+                answer.pose = conv.pose_to_matrix(msg.pose.pose, what=self.topics["pose"])
+            except ConversionError as exc:
+                self.get_logger().warning(str(exc), throttle_duration_sec=5.0)
+                return
+            answer.covariance = np.asarray(msg.pose.covariance, dtype=np.float64).reshape(6, 6)
+
+    # ------------------------------------------------------------------ output
+    def poll(self, *, flush: bool = False) -> None:
+        """Print every frame whose answer is complete (or overdue; all of them with ``flush``)."""
+        now = time.monotonic()
+        with self._lock:
+            ready = sorted(
+                key for key, a in self.answers.items()
+                if key not in self._printed
+                and (flush or now - a.arrived > GRACE_S
+                     or (a.status is not None and (a.pose is not None or not a.status.localized)))
+            )
+            self._printed.update(ready)
+        for key in ready:
+            line = self.describe(key)
+            self.lines.append(line)
+            if self.echo:
+                print(line, flush=True)
+
+    def describe(self, key: int) -> str:
+        with self._lock:
+            answer, truth = self.answers[key], self.truth.get(key)
+        best = answer.matches.matches[0] if answer.matches.matches else None
+        place = f"keyframe {best.keyframe_id:5d} inliers {best.inliers:4d}" if best else "no place match             "
+        if answer.pose is None:
+            reason = answer.status.message if answer.status is not None else ""
+            verdict = "not localized" + (f": {reason}" if reason else "")
+        elif truth is None:
+            verdict = "localized (no ground truth at this stamp)"
+        else:
+            from locus_core.evaluation.pose import pose_error
+
+            t_err, r_err = pose_error(answer.pose, truth)
+            verdict = f"localized: error {t_err * 100:6.1f} cm {r_err:5.1f} deg"
+        latency = f"{answer.status.latency_ms:6.1f} ms" if answer.status is not None else "      ? ms"
+        return f"[monitor] t={key / 1e9:.3f}  {place}  {latency}  {verdict}"
+
+    def summary(self) -> dict[str, Any]:
+        """``localization_metrics`` over the answered frames (place recall needs co-visibility: not
+        known live, reported as 0 queries), plus counts of what was seen."""
+        from locus_core.mapping.evaluate import localization_metrics, to_json
+        from locus_core.mapping.localizer import Localization, PlaceMatch
+
+        with self._lock:
+            keys = sorted(self.answers)
+            answers = [self.answers[k] for k in keys]
+            truth = [self.truth.get(k) for k in keys]
+            n_truth = len(self.truth)
+        results = [
+            Localization(
+                localized=a.pose is not None, T_map_cam=a.pose, covariance=a.covariance,
+                matches=[
+                    PlaceMatch(int(m.keyframe_id), float(m.score), int(m.inliers),
+                               conv.pose_to_matrix(m.relative_pose), conv.pose_to_matrix(m.keyframe_pose))
+                    for m in a.matches.matches
+                ],
+                inliers=int(a.status.inliers) if a.status is not None else 0,
+                latency_ms=float(a.status.latency_ms) if a.status is not None else float("nan"),
+                reason=a.status.message if a.status is not None and a.pose is None else "",
+            )
+            for a in answers
+        ]
+        metrics = localization_metrics(results, truth) if results else {"queries": 0}
+        metrics.update(frames_answered=len(keys), frames_with_ground_truth=n_truth,
+                       frames_scored=sum(a.pose is not None and t is not None for a, t in zip(answers, truth)))
+        return to_json(metrics)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="locus_monitor", description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("--node", default="locus_localizer", help="the localizer's node name, with its namespace")
+    parser.add_argument("--ground-truth", default="/ground_truth/pose", help="PoseStamped ground-truth topic")
+    parser.add_argument("--idle-timeout", type=float, default=15.0,
+                        help="s without a new answer (once answers have arrived) after which the monitor stops")
+    parser.add_argument("--frames", type=int, default=0, help="stop after this many frames are scored and printed (0 = no limit)")
+    parser.add_argument("--out", type=Path, help="write the summary as JSON here")
+    options = parser.parse_args(argv)
+    if options.idle_timeout <= 0 or options.frames < 0:
+        parser.error("--idle-timeout must be > 0 and --frames >= 0")
+    return options
+
+
+def main(args: list[str] | None = None) -> int:
+    from rclpy.utilities import remove_ros_args
+
+    argv = list(args if args is not None else sys.argv)
+    options = parse_args(remove_ros_args(argv)[1:])
+    rclpy.init(args=argv)
+    node = Monitor(options.node, options.ground_truth)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    node.get_logger().info(f"scoring {node.topics['pose']} against {options.ground_truth}")
+    try:
+        while rclpy.ok() and not stop.is_set():
+            rclpy.spin_once(node, timeout_sec=0.1)
+            node.poll()
+            if options.frames and len(node.lines) >= options.frames:
+                break
+            if node.answers and time.monotonic() - node.last_activity > options.idle_timeout:
+                break
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    node.poll(flush=True)
+    summary = node.summary()
+    print("[monitor] summary: " + json.dumps(summary), flush=True)
+    if options.out:
+        options.out.parent.mkdir(parents=True, exist_ok=True)
+        options.out.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"[monitor] summary written to {options.out}", flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

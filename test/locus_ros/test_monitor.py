@@ -1,0 +1,96 @@
+"""The live monitor over real DDS: a stand-in for the node publishes answers and ground truth, the
+monitor (a subprocess, as in the demo) prints a line per frame and writes the summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("locus.msg")
+
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped  # noqa: E402
+from locus.msg import LocalizerStatus, PlaceMatch, PlaceMatchArray  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from locus_ros import conversions as conv  # noqa: E402
+from ros_harness import ROOT, Client  # noqa: E402
+
+pytestmark = pytest.mark.ros
+
+
+def _pose(x: float) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, 3] = [x, 1.0, 0.5]
+    return T
+
+
+def test_scores_answers_against_ground_truth(tmp_path: Path) -> None:
+    summary_file = tmp_path / "summary.json"
+    monitor = subprocess.Popen(
+        [sys.executable, "-m", "locus_ros.monitor", "--frames", "3", "--idle-timeout", "60", "--out", str(summary_file)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    client = Client("locus_monitor_test")
+    try:
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        node = client.node
+        pubs = {
+            "truth": node.create_publisher(PoseStamped, "/ground_truth/pose", qos),
+            "pose": node.create_publisher(PoseWithCovarianceStamped, "/locus_localizer/pose", qos),
+            "matches": node.create_publisher(PlaceMatchArray, "/locus_localizer/place_matches", qos),
+            "status": node.create_publisher(LocalizerStatus, "/locus_localizer/status", qos),
+        }
+        client.wait_for(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()) or monitor.poll() is not None,
+                        60, "the monitor to subscribe")
+        assert monitor.poll() is None, monitor.communicate()[0]
+        # Frame 1: 50 cm off (localized but wrong); frame 2: exact, its status before its matches (topics
+        # are not ordered across each other); frame 3: not localized, with the reason.
+        frames = [(10.0, 0.5, True), (10.1, 0.0, True), (10.2, None, False)]
+        for i, (t, error, localized) in enumerate(frames):
+            header = Header(stamp=conv.seconds_to_stamp(t), frame_id="map")
+            truth = _pose(float(i))
+            pubs["truth"].publish(PoseStamped(header=header, pose=conv.matrix_to_pose(truth)))
+            status = LocalizerStatus(header=header, mode="localization", localized=localized, inliers=40 if localized else 0,
+                                     latency_ms=50.0 + i, message="" if localized else "blank frame (intensity std 0.00 < 2.0)")
+            match = PlaceMatch(keyframe_id=7 + i, score=3.5, inliers=40, keyframe_pose=conv.matrix_to_pose(truth))
+            if i == 1:
+                pubs["status"].publish(status)
+            if localized:
+                estimate = PoseWithCovarianceStamped(header=header)
+                estimate.pose.pose = conv.matrix_to_pose(_pose(i + error))
+                estimate.pose.covariance = (np.eye(6) * 1e-4).ravel().tolist()
+                pubs["pose"].publish(estimate)
+            pubs["matches"].publish(PlaceMatchArray(header=header, matches=[match] if localized else []))
+            if i != 1:
+                pubs["status"].publish(status)
+        out, _ = monitor.communicate(timeout=60)
+    finally:
+        if monitor.poll() is None:
+            monitor.kill()
+            monitor.communicate()
+        client.close()
+    assert monitor.returncode == 0, out
+    lines = [line for line in out.splitlines() if line.startswith("[monitor] t=")]
+    assert len(lines) == 3, out
+    assert "keyframe     7" in lines[0] and "error   50.0 cm   0.0 deg" in lines[0] and "50.0 ms" in lines[0]
+    assert "error    0.0 cm" in lines[1] and "51.0 ms" in lines[1]
+    assert "no place match" in lines[2] and "not localized: blank frame" in lines[2]
+    summary = json.loads(summary_file.read_text())
+    assert summary["queries"] == summary["frames_answered"] == 3 and summary["frames_scored"] == 2
+    assert summary["localized_rate"] == pytest.approx(2 / 3)
+    assert summary["precision"] == pytest.approx(0.5)  # 50 cm is beyond the 25 cm of a correct pose
+    assert summary["pose"]["median_trans_m"] == pytest.approx(0.25)
+    assert summary["latency_ms"]["p50"] == pytest.approx(51.0)
+
+
+def test_bad_arguments_are_refused() -> None:
+    result = subprocess.run([sys.executable, "-m", "locus_ros.monitor", "--idle-timeout", "0"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--idle-timeout must be > 0" in result.stderr
