@@ -12,6 +12,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="input size (default: the model's)")
     p.add_argument("--dynamic", action="store_true", help="ONNX: symbolic batch, height and width")
+    p.add_argument("--opset", type=int, choices=(18, 23), default=18,
+                   help="ONNX opset: 18 (portable, TensorRT 10 parses it) or 23 (fused Attention: faster in "
+                        "ONNX Runtime >= 1.23 for transformer heads and ViTs)")
     p.add_argument("--fp32", action="store_true", help="TensorRT: full precision instead of FP16")
     p.set_defaults(func=run)
 
@@ -22,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.model)
     size = tuple(args.size) if args.size else None
-    path, score = export_model(model, args.out, args.fmt, input_size=size, dynamic=args.dynamic, fp16=not args.fp32)
+    path, score = export_model(model, args.out, args.fmt, input_size=size, dynamic=args.dynamic,
+                               fp16=not args.fp32, opset=args.opset)
     print(f"{path}: {args.fmt}, model {model.hash}, parity with PyTorch (min per-patch cosine) {score:.6f}")
     return 0

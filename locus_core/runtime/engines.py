@@ -36,6 +36,31 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LOCUS_CACHE", Path.home() / ".cache" / "locus"))
 
 
+def weights_digest(model: nn.Module) -> str:
+    """12 hex chars of sha256 over every parameter and buffer (backbone included).
+
+    ``model.hash`` covers the head only ("backbone-NAME" for a raw backbone), so a cache keyed by it
+    alone would hand a randomly initialised ViT's graph to the pretrained one.
+    """
+    digest = hashlib.sha256(str(getattr(model, "hash", "")).encode())
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def onnxruntime_opset() -> int:
+    """The opset to export for ONNX Runtime: 23 (fused ``Attention``) where it runs it, else 18.
+
+    The fused op matters for transformer heads: as MatMul + Softmax + MatMul the (h*w)^2 attention of
+    a 32x40 grid costs more in ONNX Runtime than in PyTorch's fused kernel.
+    """
+    import onnxruntime as ort
+
+    major, minor = (int(v) for v in ort.__version__.split(".")[:2])
+    return 23 if (major, minor) >= (1, 23) else 18
+
+
 class InferenceEngine(nn.Module):
     """A model's inference contract on some runtime; ``name`` says which."""
 
@@ -101,8 +126,16 @@ class TorchScriptEngine(InferenceEngine):
         return self.module(images.cpu())
 
 
+def _spin_threads() -> bool:
+    # Same policy as PyTorch's OpenMP threads: spinning workers cut latency on dedicated cores but
+    # steal the CPU from each other and from other processes on a shared one (measured: 163 ms with
+    # spinning off vs 201 ms on, under load), so OMP_WAIT_POLICY=PASSIVE turns it off here too.
+    return os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE"
+
+
 class OnnxEngine(InferenceEngine):
-    """ONNX Runtime on the CPU, with as many intra-op threads as PyTorch uses (no oversubscription)."""
+    """ONNX Runtime on the CPU: as many intra-op threads as PyTorch uses (no oversubscription), one
+    inter-op thread (the graph is a chain), and thread spinning as ``OMP_WAIT_POLICY`` says."""
 
     name = "onnxruntime"
 
@@ -117,6 +150,7 @@ class OnnxEngine(InferenceEngine):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if _spin_threads() else "0")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -135,13 +169,16 @@ class OnnxEngine(InferenceEngine):
 
 
 class TensorRTEngine(InferenceEngine):
-    """A TensorRT engine built from the ONNX graph on first use and cached.
+    """A TensorRT engine built from the ONNX graph (opset 18) on first use and cached.
 
-    The cache key holds the model hash, the TensorRT version, the GPU's name, the input size and the
-    precision: an engine built for another GPU or TensorRT version is rebuilt, never loaded.
+    The cache key holds the model hash and weights digest, the TensorRT version, the GPU's name and
+    compute capability, the input size and the precision: an engine built for another GPU or
+    TensorRT version is rebuilt, never loaded. Needs TensorRT >= 8.6 (named-tensor API,
+    ``execute_async_v3``); parsing opset 18 needs TensorRT 10 in practice.
     """
 
     name = "tensorrt"
+    MAX_BATCH = 8
 
     def __init__(
         self,
@@ -158,15 +195,15 @@ class TensorRTEngine(InferenceEngine):
             raise RuntimeUnavailable("TensorRT (python package tensorrt) is not installed") from None
         if not torch.cuda.is_available():
             raise RuntimeUnavailable("TensorRT needs a CUDA GPU and none is available")
+        if not hasattr(trt.IExecutionContext, "execute_async_v3"):
+            raise RuntimeUnavailable(f"TensorRT {trt.__version__} is too old (need >= 8.6)")
         self._trt = trt
-        gpu = torch.cuda.get_device_name(0)
-        height, width = self.input_size
-        key = f"{self.hash}-trt{trt.__version__}-{gpu}-{height}x{width}-{'fp16' if fp16 else 'fp32'}"
-        safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in key)
-        self.engine_path = engine_path or cache_dir() / "tensorrt" / f"{safe}.engine"
+        self.key = engine_key(model, trt.__version__, self.input_size, fp16)
+        safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in self.key)
+        self.engine_path = Path(engine_path) if engine_path else cache_dir() / "tensorrt" / f"{safe}.engine"
         logger = trt.Logger(trt.Logger.WARNING)
-        if not self.engine_path.is_file() or self._read_key() != key:
-            self._build(onnx_path or cached_onnx(model), logger, fp16, key)
+        if not self.engine_path.is_file() or self._read_key() != self.key:
+            self._build(Path(onnx_path) if onnx_path else cached_onnx(model, opset=18), logger, fp16)
         runtime = trt.Runtime(logger)
         self.engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self.engine is None:
@@ -176,6 +213,8 @@ class TensorRTEngine(InferenceEngine):
         modes = {n: self.engine.get_tensor_mode(n) for n in names}
         self._input = next(n for n in names if modes[n] == trt.TensorIOMode.INPUT)
         self._output = next(n for n in names if modes[n] == trt.TensorIOMode.OUTPUT)
+        # Its own stream: TensorRT synchronises more on the legacy default stream.
+        self._stream = torch.cuda.Stream()
 
     @property
     def device(self) -> torch.device:
@@ -185,10 +224,13 @@ class TensorRTEngine(InferenceEngine):
         key_file = self.engine_path.with_suffix(".key")
         return key_file.read_text() if key_file.is_file() else ""
 
-    def _build(self, onnx_path: Path, logger: object, fp16: bool, key: str) -> None:
+    def _build(self, onnx_path: Path, logger: object, fp16: bool) -> None:
         trt = self._trt
         builder = trt.Builder(logger)
-        network = builder.create_network(0)
+        # TensorRT 10 is always explicit-batch (the flag is deprecated); 8.x must be told.
+        major = int(trt.__version__.split(".")[0])
+        flags = 0 if major >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+        network = builder.create_network(flags)
         parser = trt.OnnxParser(network, logger)
         if not parser.parse(Path(onnx_path).read_bytes()):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -196,11 +238,13 @@ class TensorRTEngine(InferenceEngine):
         config = builder.create_builder_config()
         if fp16:
             config.set_flag(trt.BuilderFlag.FP16)
-        profile = builder.create_optimization_profile()
         height, width = self.input_size
-        name = network.get_input(0).name
-        profile.set_shape(name, (1, 3, height, width), (1, 3, height, width), (8, 3, height, width))
-        config.add_optimization_profile(profile)
+        first = network.get_input(0)
+        if first.shape[0] == -1:  # symbolic batch: one profile, tuned for single frames
+            profile = builder.create_optimization_profile()
+            profile.set_shape(first.name, (1, 3, height, width), (1, 3, height, width),
+                              (self.MAX_BATCH, 3, height, width))
+            config.add_optimization_profile(profile)
         serialized = builder.build_serialized_network(network, config)
         if serialized is None:
             raise ExportError(f"TensorRT failed to build an engine from {onnx_path}")
@@ -208,34 +252,59 @@ class TensorRTEngine(InferenceEngine):
         tmp = self.engine_path.with_name(f".{self.engine_path.name}.tmp{os.getpid()}")
         tmp.write_bytes(bytes(serialized))
         os.replace(tmp, self.engine_path)
-        self.engine_path.with_suffix(".key").write_text(key)
+        self.engine_path.with_suffix(".key").write_text(self.key)
         log.info("built TensorRT engine %s", self.engine_path)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         self._check(images)
+        if images.shape[0] > self.MAX_BATCH:
+            return torch.cat([self(chunk) for chunk in images.split(self.MAX_BATCH)])
         images = images.to("cuda", torch.float32).contiguous()
-        self.context.set_input_shape(self._input, tuple(images.shape))
-        shape = tuple(self.context.get_tensor_shape(self._output))
-        output = torch.empty(shape, device="cuda", dtype=torch.float32)
-        self.context.set_tensor_address(self._input, images.data_ptr())
-        self.context.set_tensor_address(self._output, output.data_ptr())
-        stream = torch.cuda.current_stream()
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise EngineError(f"TensorRT execution failed for model {self.hash}")
-        stream.synchronize()
+        self._stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self._stream):
+            self.context.set_input_shape(self._input, tuple(images.shape))
+            output = torch.empty(tuple(self.context.get_tensor_shape(self._output)), device="cuda")
+            self.context.set_tensor_address(self._input, images.data_ptr())
+            self.context.set_tensor_address(self._output, output.data_ptr())
+            if not self.context.execute_async_v3(self._stream.cuda_stream):
+                raise EngineError(f"TensorRT execution failed for model {self.hash}")
+        self._stream.synchronize()
         return output
 
 
-def cached_onnx(model: nn.Module) -> Path:
-    """The model's ONNX graph at its input size, exported (and parity-checked) once per model hash."""
+def engine_key(model: nn.Module, trt_version: str, input_size: tuple[int, int], fp16: bool) -> str:
+    """What a cached TensorRT engine must match to be loaded: model, weights, TensorRT, GPU, size, precision."""
+    props = torch.cuda.get_device_properties(0)
+    height, width = input_size
+    return (f"{model.hash}-{weights_digest(model)}-trt{trt_version}-{props.name}-sm{props.major}{props.minor}"
+            f"-{height}x{width}-{'fp16' if fp16 else 'fp32'}")
+
+
+def cached_onnx(model: nn.Module, *, opset: int | None = None) -> Path:
+    """The model's ONNX graph at its input size, exported (and parity-checked) once per weights.
+
+    ``opset``: None for the fastest graph ONNX Runtime runs here (:func:`onnxruntime_opset`).
+    """
     from locus_core.runtime.export import export_model
 
+    opset = opset or onnxruntime_opset()
     height, width = model.input_size
     stamp = hashlib.sha256(f"{torch.__version__}".encode()).hexdigest()[:6]
-    path = cache_dir() / "onnx" / f"{model.hash}-{height}x{width}-{stamp}.onnx"
+    name = f"{model.hash}-{weights_digest(model)}-{height}x{width}-op{opset}-{stamp}.onnx"
+    path = cache_dir() / "onnx" / name
     if not path.is_file():
-        export_model(model, path, "onnx")
+        export_model(model, path, "onnx", opset=opset)
     return path
+
+
+_LOGGED: set[str] = set()
+
+
+def _log_once(level: int, message: str) -> None:
+    # Nodes and benchmarks create engines repeatedly; the same fallback is worth one line.
+    if message not in _LOGGED:
+        _LOGGED.add(message)
+        log.log(level, message)
 
 
 def create_engine(model: nn.Module, device: str = "auto") -> InferenceEngine:
@@ -257,10 +326,10 @@ def create_engine(model: nn.Module, device: str = "auto") -> InferenceEngine:
             reasons.append(f"{runtime}: {exc}")
             continue
         engine.fallbacks = reasons
-        if reasons and device != "auto":
-            log.warning("device %s unavailable, using %s (%s)", device, runtime, "; ".join(reasons))
-        elif reasons:
-            log.info("device auto: using %s (%s)", runtime, "; ".join(reasons))
+        if reasons:
+            level = logging.INFO if device == "auto" else logging.WARNING
+            what = "device auto:" if device == "auto" else f"device {device} unavailable,"
+            _log_once(level, f"{what} using {runtime} ({'; '.join(reasons)})")
         return engine
     raise EngineError(f"no runtime could run model {model.hash}: {'; '.join(reasons)}")
 

@@ -1,8 +1,10 @@
 """Export a model (backbone + head as one graph) to ONNX, TorchScript or a TensorRT engine.
 
-ONNX goes through the dynamo exporter (opset 18): the TorchScript-based exporter silently produced
-a wrong XFeat graph (per-patch cosine to eager as low as 0.24) while looking faster, so every export
-is checked against PyTorch with :func:`parity` before it is kept.
+ONNX goes through the dynamo exporter: the TorchScript-based exporter silently produced a wrong
+XFeat graph (per-patch cosine to eager as low as 0.24) while looking faster, so every export is
+checked against PyTorch with :func:`parity` before it is kept. Opset 18 is the portable default
+(TensorRT 10 parses it); opset 23 writes attention as one fused ``Attention`` op, which ONNX
+Runtime >= 1.23 runs much faster than MatMul + Softmax + MatMul (the engines use it there).
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from typing import Literal
 import torch
 from torch import nn
 
-from locus_core.runtime.errors import ExportError, RuntimeUnavailable
+from locus_core.runtime.errors import ExportError
 
 log = logging.getLogger(__name__)
 
 Format = Literal["onnx", "torchscript", "tensorrt"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript", "tensorrt")
 MIN_PARITY = 0.999
+OPSETS: tuple[int, ...] = (18, 23)
 INPUT_NAME = "images"
 OUTPUT_NAME = "features"
 
@@ -45,9 +48,16 @@ def _example(model: nn.Module, input_size: tuple[int, int] | None) -> torch.Tens
 
 
 def export_onnx(
-    model: nn.Module, path: Path, *, input_size: tuple[int, int] | None = None, dynamic: bool = False
+    model: nn.Module,
+    path: Path,
+    *,
+    input_size: tuple[int, int] | None = None,
+    dynamic: bool = False,
+    opset: int = 18,
 ) -> Path:
-    """Write ``model`` as one ONNX graph (opset 18); batch (and with ``dynamic``, H and W) symbolic."""
+    """Write ``model`` as one ONNX graph; batch (and with ``dynamic``, H and W) symbolic."""
+    if opset not in OPSETS:
+        raise ExportError(f"opset {opset} not supported; valid: {', '.join(map(str, OPSETS))}")
     example = _example(model, input_size)
     axes: dict[int, object] = {0: torch.export.Dim("batch", min=1, max=64)}
     if dynamic:
@@ -64,7 +74,7 @@ def export_onnx(
                 model.eval(),
                 (example,),
                 dynamo=True,
-                opset_version=18,
+                opset_version=opset,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
                 dynamic_shapes=dynamic_shapes,
@@ -98,8 +108,11 @@ def export_model(
     input_size: tuple[int, int] | None = None,
     dynamic: bool = False,
     fp16: bool = True,
+    opset: int = 18,
 ) -> tuple[Path, float]:
     """Export and check: returns the written file and its parity (min per-patch cosine) with PyTorch.
+
+    ``opset`` applies to ONNX only; the TensorRT engine is always built from an opset-18 graph.
 
     Raises:
         ExportError: the export fails or its parity is below 0.999 (the file is then removed).
@@ -110,11 +123,16 @@ def export_model(
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
     path = Path(path)
+    if input_size is not None and tuple(input_size) != tuple(model.input_size):
+        # The graph runs at that size, and the engine checking it must expect it (a ViT's position
+        # embedding is resampled to it).
+        model = model.with_input_size(tuple(input_size))
+        input_size = None
     example = _example(model, input_size)
     with torch.inference_mode():
         reference = model.eval()(example)
     if fmt == "onnx":
-        export_onnx(model, path, input_size=input_size, dynamic=dynamic)
+        export_onnx(model, path, input_size=input_size, dynamic=dynamic, opset=opset)
         engine = OnnxEngine(model, path)
     elif fmt == "torchscript":
         export_torchscript(model, path, input_size=input_size)
@@ -137,4 +155,4 @@ def export_model(
     return path, score
 
 
-__all__ = ["FORMATS", "RuntimeUnavailable", "export_model", "export_onnx", "export_torchscript", "parity"]
+__all__ = ["FORMATS", "OPSETS", "export_model", "export_onnx", "export_torchscript", "parity"]

@@ -9,7 +9,7 @@ import torch
 
 from locus_core.models import LocusModel, ModelConfig
 from locus_core.runtime import EngineError, ExportError, create_engine, export_model, parity
-from locus_core.runtime.engines import OnnxEngine, TensorRTEngine, TorchEngine
+from locus_core.runtime.engines import OnnxEngine, TensorRTEngine, TorchEngine, cached_onnx, weights_digest
 
 SIZE = (64, 80)
 
@@ -48,6 +48,50 @@ def test_dynamic_onnx_takes_other_sizes(model: LocusModel, tmp_path: Path) -> No
         assert parity(model(images), engine(images)) >= 0.999
 
 
+def test_opset_23_fuses_attention_and_matches(model: LocusModel, tmp_path: Path) -> None:
+    import onnx
+
+    path, score = export_model(model, tmp_path / "a.onnx", "onnx", opset=23)
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "Attention" in ops and score >= 0.999
+
+
+def test_unsupported_opset_is_named(model: LocusModel, tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match="opset 17 not supported; valid: 18, 23"):
+        export_model(model, tmp_path / "o.onnx", "onnx", opset=17)
+
+
+def test_export_at_another_size_runs_at_that_size(model: LocusModel, tmp_path: Path) -> None:
+    path, score = export_model(model, tmp_path / "s.onnx", "onnx", input_size=(48, 96))
+    resized = model.with_input_size((48, 96))
+    engine = OnnxEngine(resized, path)
+    images = torch.rand(1, 3, 48, 96)
+    with torch.inference_mode():
+        assert score >= 0.999 and parity(resized(images), engine(images)) >= 0.999
+
+
+def test_cached_graph_is_keyed_by_all_weights_not_only_the_head(model: LocusModel) -> None:
+    # A raw backbone's hash names only the backbone: random and trained weights must not share a graph.
+    raw = LocusModel.from_backbone("test").eval()
+    other = LocusModel.from_backbone("test").eval()
+    with torch.no_grad():
+        next(other.parameters()).add_(1.0)
+    assert raw.hash == other.hash
+    assert weights_digest(raw) != weights_digest(other)
+    assert weights_digest(model) == weights_digest(model)
+    path = cached_onnx(model)
+    assert weights_digest(model) in path.name and path == cached_onnx(model)
+
+
+@pytest.mark.parametrize(("policy", "spinning"), [("PASSIVE", "0"), ("ACTIVE", "1")])
+def test_onnxruntime_spins_as_omp_wait_policy_says(
+    model: LocusModel, monkeypatch: pytest.MonkeyPatch, policy: str, spinning: str
+) -> None:
+    monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    engine = OnnxEngine(model, threads=1)
+    assert engine.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == spinning
+
+
 def test_torchscript_export_matches_pytorch(model: LocusModel, tmp_path: Path) -> None:
     _, score = export_model(model, tmp_path / "m.ts", "torchscript")
     assert score >= 0.999
@@ -76,6 +120,10 @@ def test_tensorrt_falls_back_with_the_reason_logged(model: LocusModel, caplog: p
     assert engine.name == "onnxruntime"
     assert any("tensorrt" in reason for reason in engine.fallbacks)
     assert "device tensorrt unavailable, using onnxruntime" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        create_engine(model, "tensorrt")
+    assert "unavailable" not in caplog.text  # the same reason is logged once per process
 
 
 def test_cpu_is_eager_pytorch(model: LocusModel) -> None:
