@@ -1,9 +1,10 @@
 """Conversions between ROS messages and the arrays locus_core works on, at the node's edges.
 
 Only message classes are used (no node, no ``rclpy.init``), so all of this is testable offline.
-Supported image encodings: rgb8, bgr8, rgba8, bgra8, mono8 (colour); 16UC1/mono16 (millimetres) and
-32FC1 (metres) for depth. Poses and transforms map to 4x4 float64 matrices; quaternions go through
-``scipy.spatial.transform.Rotation`` (x, y, z, w order, as in ROS).
+Reading camera messages is ROS-free and lives in ``locus_core.pipeline.messages`` (bag replay uses
+it too); its functions are re-exported here. This module adds what needs the message classes:
+building Image/CompressedImage/CameraInfo messages, and poses and transforms ↔ 4x4 float64
+matrices (quaternions through ``scipy.spatial.transform.Rotation``, x, y, z, w order as in ROS).
 """
 
 from __future__ import annotations
@@ -15,28 +16,19 @@ from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from locus_ros.errors import ConversionError
-
-# encoding -> (numpy dtype, channels)
-_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
-    "rgb8": (np.dtype(np.uint8), 3),
-    "bgr8": (np.dtype(np.uint8), 3),
-    "rgba8": (np.dtype(np.uint8), 4),
-    "bgra8": (np.dtype(np.uint8), 4),
-    "mono8": (np.dtype(np.uint8), 1),
-    "16UC1": (np.dtype(np.uint16), 1),
-    "mono16": (np.dtype(np.uint16), 1),
-    "32FC1": (np.dtype(np.float32), 1),
-}
-COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
-DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
-# A camera driver that publishes unrectified images with this much distortion breaks the pinhole
-# model the localizer assumes; smaller coefficients are calibration noise.
-DISTORTION_TOLERANCE = 1e-3
-
-
-def stamp_to_seconds(stamp: Time) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
+from locus_core.pipeline.errors import ConversionError
+from locus_core.pipeline.messages import (  # noqa: F401  (re-exported: the node's edge in one module)
+    COLOR_ENCODINGS,
+    DEPTH_ENCODINGS,
+    ENCODINGS,
+    depth_from_image,
+    distortion_warning,
+    image_to_numpy,
+    intrinsics_from_camera_info,
+    rgb_from_compressed,
+    rgb_from_image,
+    stamp_to_seconds,
+)
 
 
 def seconds_to_stamp(seconds: float) -> Time:
@@ -45,69 +37,11 @@ def seconds_to_stamp(seconds: float) -> Time:
     return Time(sec=total // 1_000_000_000, nanosec=total % 1_000_000_000)
 
 
-def image_to_numpy(msg: Image, *, what: str = "image") -> np.ndarray:
-    """The pixels of ``msg`` as (H, W) or (H, W, C) in the message's own dtype (a copy).
-
-    Row padding (``step`` > width * pixel size) and big-endian data are handled.
-
-    Raises:
-        ConversionError: unsupported encoding, or ``data``/``step`` inconsistent with the size;
-            the message names ``what`` (the topic) and the offending values.
-    """
-    if msg.encoding not in _ENCODINGS:
-        raise ConversionError(
-            f"{what}: unsupported encoding {msg.encoding!r}; supported: {', '.join(_ENCODINGS)}"
-        )
-    dtype, channels = _ENCODINGS[msg.encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    row_bytes = width * channels * dtype.itemsize
-    if height <= 0 or width <= 0:
-        raise ConversionError(f"{what}: empty image ({width}x{height})")
-    if step < row_bytes:
-        raise ConversionError(f"{what}: step {step} is smaller than a row ({width} px x {channels * dtype.itemsize} B)")
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size != step * height:
-        raise ConversionError(
-            f"{what}: {data.size} bytes of data for {width}x{height} {msg.encoding} with step {step} "
-            f"(expected {step * height})"
-        )
-    rows = data.reshape(height, step)[:, :row_bytes]
-    byte_order = ">" if msg.is_bigendian else "<"
-    pixels = np.ascontiguousarray(rows).view(dtype.newbyteorder(byte_order)).astype(dtype, copy=True)
-    return pixels.reshape(height, width, channels) if channels > 1 else pixels.reshape(height, width)
-
-
-def rgb_from_image(msg: Image, *, what: str = "rgb") -> np.ndarray:
-    """(H, W, 3) uint8 RGB from any colour encoding (mono8 is replicated to three channels)."""
-    if msg.encoding not in COLOR_ENCODINGS:
-        raise ConversionError(f"{what}: encoding {msg.encoding!r} is not a colour encoding ({', '.join(COLOR_ENCODINGS)})")
-    pixels = image_to_numpy(msg, what=what)
-    if msg.encoding == "mono8":
-        return np.repeat(pixels[:, :, None], 3, axis=2)
-    if msg.encoding.startswith("bgr"):
-        pixels = pixels[:, :, 2::-1]
-    return np.ascontiguousarray(pixels[:, :, :3])
-
-
-def depth_from_image(msg: Image, *, what: str = "depth") -> np.ndarray:
-    """(H, W) float32 metres, NaN where invalid (0 mm; non-finite or non-positive metres)."""
-    if msg.encoding not in DEPTH_ENCODINGS:
-        raise ConversionError(f"{what}: encoding {msg.encoding!r} is not a depth encoding ({', '.join(DEPTH_ENCODINGS)})")
-    raw = image_to_numpy(msg, what=what)
-    if raw.dtype == np.uint16:
-        depth = raw.astype(np.float32) * np.float32(1e-3)
-        depth[raw == 0] = np.nan
-        return depth
-    depth = raw.astype(np.float32, copy=False)
-    depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
-    return depth
-
-
 def numpy_to_image(array: np.ndarray, encoding: str, header: Header | None = None) -> Image:
     """An ``Image`` holding ``array`` (shape and dtype must fit ``encoding``)."""
-    if encoding not in _ENCODINGS:
-        raise ConversionError(f"unsupported encoding {encoding!r}; supported: {', '.join(_ENCODINGS)}")
-    dtype, channels = _ENCODINGS[encoding]
+    if encoding not in ENCODINGS:
+        raise ConversionError(f"unsupported encoding {encoding!r}; supported: {', '.join(ENCODINGS)}")
+    dtype, channels = ENCODINGS[encoding]
     expected_ndim = 2 if channels == 1 else 3
     if array.ndim != expected_ndim or (channels > 1 and array.shape[2] != channels) or array.dtype != dtype:
         raise ConversionError(
@@ -128,17 +62,6 @@ def depth_to_image(depth_m: np.ndarray, header: Header | None = None) -> Image:
     return numpy_to_image(np.clip(mm, 0, 65535).astype(np.uint16), "16UC1", header)
 
 
-def rgb_from_compressed(msg: CompressedImage, *, what: str = "rgb/compressed") -> np.ndarray:
-    """(H, W, 3) uint8 RGB decoded from a JPEG/PNG ``CompressedImage``."""
-    import cv2
-
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if decoded is None:
-        raise ConversionError(f"{what}: cannot decode {data.size} bytes of format {msg.format!r} as an image")
-    return np.ascontiguousarray(decoded[:, :, ::-1])
-
-
 def rgb_to_compressed(rgb: np.ndarray, header: Header | None = None, *, quality: int = 90) -> CompressedImage:
     """JPEG ``CompressedImage`` of an (H, W, 3) uint8 RGB image."""
     import cv2
@@ -149,32 +72,6 @@ def rgb_to_compressed(rgb: np.ndarray, header: Header | None = None, *, quality:
     msg = CompressedImage(header=header or Header(), format="rgb8; jpeg compressed bgr8")
     msg.data = encoded.tobytes()
     return msg
-
-
-def intrinsics_from_camera_info(msg: CameraInfo, *, what: str = "camera_info") -> np.ndarray:
-    """(3, 3) float64 K of a calibrated camera.
-
-    Raises:
-        ConversionError: K unset (an uncalibrated camera publishes zeros) or not a pinhole matrix.
-    """
-    K = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
-    fx, fy = K[0, 0], K[1, 1]
-    if not (np.isfinite(K).all() and fx > 0 and fy > 0 and K[2, 2] == 1.0):
-        raise ConversionError(f"{what}: K = {K.ravel().tolist()} is not a calibrated pinhole matrix")
-    if msg.width <= 0 or msg.height <= 0:
-        raise ConversionError(f"{what}: image size {msg.width}x{msg.height} is not set")
-    return K
-
-
-def distortion_warning(msg: CameraInfo) -> str:
-    """Empty when the images can be treated as rectified; otherwise what is wrong, in words."""
-    coefficients = np.asarray(msg.d, dtype=np.float64)
-    if coefficients.size and np.abs(coefficients).max() > DISTORTION_TOLERANCE:
-        return (
-            f"camera_info has {msg.distortion_model or 'unknown'} distortion {coefficients.round(4).tolist()}: "
-            "subscribe to rectified images (image_proc) for accurate poses"
-        )
-    return ""
 
 
 def camera_info_from_intrinsics(K: np.ndarray, width: int, height: int, header: Header | None = None) -> CameraInfo:

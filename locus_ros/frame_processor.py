@@ -1,120 +1,19 @@
-"""The core objects behind the node (model, landmark map, localizer), without rclpy.
-
-The node converts messages to ``PosedFrame`` at its edge and hands them here; everything that
-touches torch or the map happens in this class, under one lock, so that services (save, load,
-set mode) and the worker thread never see a half-updated map.
-"""
+"""The processor lives in ``locus_core.pipeline.processor`` (shared with ``locus bag eval``); these
+names stay for existing imports."""
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
+from locus_core.pipeline.errors import PipelineError
+from locus_core.pipeline.processor import FrameProcessor
 
-import numpy as np
+DEVICES = ("auto", "cpu", "cuda", "onnxruntime", "tensorrt")  # locus_core.runtime.DEVICES, without importing torch
 
-from locus_core.data.frame import PosedFrame
-from locus_core.mapping.landmarks import REMOVED
-from locus_ros.errors import RosError
+__all__ = ["DEVICES", "FrameProcessor", "resolve_device"]
 
 
-def resolve_device(requested: str, *, cuda_available: bool) -> tuple[str, str]:
-    """The torch device to run on and, when it differs from the request, why (for the log)."""
-    if requested == "auto":
-        return ("cuda" if cuda_available else "cpu"), ""
-    if requested == "cpu":
-        return "cpu", ""
-    fallback = "cuda" if cuda_available else "cpu"
-    if requested == "cuda":
-        return ("cuda", "") if cuda_available else ("cpu", "device 'cuda' requested but CUDA is not available: using cpu")
-    if requested == "tensorrt":
-        return fallback, f"device 'tensorrt': this build runs the model through PyTorch, no TensorRT engine: using {fallback}"
-    raise RosError(f"unknown device {requested!r} (auto, cpu, cuda, tensorrt)")
-
-
-class FrameProcessor:
-    """Loads the model once; holds the current map and a localizer over it.
-
-    Args:
-        model_spec: what ``locus_core.models.load_model`` accepts ("default", a path, "backbone:NAME").
-        device: a resolved torch device ("cpu", "cuda").
-        localizer_config: YAML file of LocalizerConfig overrides, or "" for the defaults.
-    """
-
-    def __init__(self, model_spec: str, device: str, localizer_config: str = "") -> None:
-        from locus_core.config import load_config
-        from locus_core.mapping import LocalizerConfig
-        from locus_core.models import load_model
-
-        self.lock = threading.RLock()
-        self.model = load_model(model_spec).to(device).eval()
-        self.device = device
-        self.config = load_config(LocalizerConfig, Path(localizer_config) if localizer_config else None)
-        self.map = None
-        self.map_path: Path | None = None
-        self._localizer = None
-
-    @property
-    def has_map(self) -> bool:
-        return self.map is not None
-
-    def load_map(self, path: str | Path) -> None:
-        """Replace the map by the one at ``path``; on failure the current map stays (LocusError raised)."""
-        from locus_core.mapping import LandmarkMap, Localizer
-
-        new_map = LandmarkMap.load(Path(path), expected_model_hash=self.model.hash)
-        localizer = Localizer(new_map, self.model, self.config)
-        with self.lock:
-            self.map, self._localizer, self.map_path = new_map, localizer, Path(path)
-
-    def new_map(self) -> None:
-        """An empty map for mapping mode (keyframes are inserted as posed frames arrive)."""
-        from locus_core.config import config_to_dict
-        from locus_core.mapping import LandmarkMap, Localizer, MapConfig
-
-        # The same identity build_map records, so maps made by the node and by `locus map build` mix.
-        empty = LandmarkMap(
-            model_hash=self.model.hash, dim=int(self.model.config.dim), config=MapConfig(),
-            model_info={"backbone": self.model.config.backbone, "config": config_to_dict(self.model.config)},
-        )
-        empty.sources.append({"name": "locus_localizer mapping mode"})
-        with self.lock:
-            self.map, self._localizer, self.map_path = empty, Localizer(empty, self.model, self.config), None
-
-    def save_map(self, path: str | Path) -> Path:
-        with self.lock:
-            if self.map is None:
-                raise RosError("no map to save: load one or switch to mapping mode first")
-            self.map.save(Path(path))
-            self.map_path = Path(path)
-            return self.map_path
-
-    def localize(self, frame: PosedFrame):
-        """``locus_core.mapping.Localization`` of ``frame`` (never raises for a bad image)."""
-        with self.lock:
-            if self._localizer is None:
-                raise RosError("no map loaded: set map_path or call ~/load_map")
-            return self._localizer.localize(frame)
-
-    def insert_keyframe(self, frame: PosedFrame) -> bool:
-        with self.lock:
-            if self._localizer is None:
-                raise RosError("no map to insert into")
-            return bool(self._localizer.insert_keyframe(frame))
-
-    def counts(self) -> tuple[int, int]:
-        """(keyframes, landmarks) of the current map; zeros without one."""
-        with self.lock:
-            if self.map is None:
-                return 0, 0
-            return len(self.map.keyframes), int(self.map.num_landmarks)
-
-    def geometry(self, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-        """Landmark positions (<= max_points, evenly subsampled) and keyframe positions, map frame."""
-        with self.lock:
-            if self.map is None:
-                return np.zeros((0, 3)), np.zeros((0, 3))
-            active = np.flatnonzero(self.map.landmarks.anchor != REMOVED)
-            points = self.map.positions(active) if active.size else np.zeros((0, 3))
-            keyframes = self.map.keyframes.centres.copy()
-        step = max(1, int(np.ceil(len(points) / max_points)))
-        return points[::step], keyframes
+def resolve_device(requested: str, *, cuda_available: bool) -> tuple[str, str]:  # noqa: ARG001  (kept signature)
+    """``requested`` checked and passed through, with no note: the runtime is now chosen (and any
+    fallback logged) by ``FrameProcessor`` through ``locus_core.runtime.create_engine``."""
+    if requested not in DEVICES:
+        raise PipelineError(f"unknown device {requested!r} ({', '.join(DEVICES)})")
+    return requested, ""

@@ -36,11 +36,12 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from locus_core.data.frame import PosedFrame
 from locus_core.errors import LocusError
+from locus_core.pipeline.messages import frame_from_messages
+from locus_core.pipeline.sync import ApproximateTimeSynchronizer
 from locus_ros import conversions as conv
 from locus_ros import params as node_params
 from locus_ros.diagnostics import NodeStats, render
 from locus_ros.errors import ConversionError, ParameterError, TransformError
-from locus_ros.sync import ApproximateTimeSynchronizer
 from locus_ros.tf_buffer import TransformBuffer
 
 MAX_MARKER_POINTS = 20000
@@ -221,22 +222,21 @@ class LocalizerNode(Node):
                 self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
 
     def _start_core(self) -> None:
-        from locus_ros.frame_processor import FrameProcessor, resolve_device
+        from locus_core.pipeline.processor import FrameProcessor
 
         p = self.params
         try:
-            import torch
-
-            device, note = resolve_device(p.device, cuda_available=torch.cuda.is_available())
-            if note:
-                self.get_logger().warning(note)
-            self._device_note = note
-            processor = FrameProcessor(p.model, device, p.localizer_config)
-            self.get_logger().info(f"model {p.model} (hash {processor.model.hash}) on {device}")
+            processor = FrameProcessor(p.model, p.device, p.localizer_config)
         except Exception as exc:  # noqa: BLE001  reported on /diagnostics; services still answer
             self._state_error = f"model {p.model!r} could not be loaded: {exc}"
             self.get_logger().error(self._state_error)
             return
+        if processor.fallbacks:
+            # Logged once: a robot without the requested runtime still runs, on the next fastest one.
+            self._device_note = f"device {p.device}: using {processor.runtime} ({'; '.join(processor.fallbacks)})"
+            log = self.get_logger().info if p.device == "auto" else self.get_logger().warning
+            log(self._device_note)
+        self.get_logger().info(f"model {p.model} (hash {processor.model.hash}) on {processor.runtime}")
         self._processor = processor
         self._state_error = ""
         map_path = Path(p.map_path) if p.map_path else None
@@ -260,27 +260,12 @@ class LocalizerNode(Node):
             self._state_error = ""
 
     def _to_frame(self, item: _Frame) -> tuple[PosedFrame, str, float]:
-        rgb_msg = item.rgb
-        camera_frame = rgb_msg.header.frame_id.lstrip("/")
-        if not camera_frame:
-            raise ConversionError("rgb image has an empty header.frame_id: cannot place the camera in TF")
-        stamp = conv.stamp_to_seconds(rgb_msg.header.stamp)
-        if isinstance(rgb_msg, CompressedImage):
-            rgb = conv.rgb_from_compressed(rgb_msg, what=self._input_names[0])
-        else:
-            rgb = conv.rgb_from_image(rgb_msg, what=self._input_names[0])
-        depth = conv.depth_from_image(item.depth, what=self._input_names[1])
-        K = conv.intrinsics_from_camera_info(item.info, what=self._input_names[2])
-        if depth.shape != rgb.shape[:2]:
-            raise ConversionError(f"size mismatch: rgb {rgb.shape[1]}x{rgb.shape[0]}, depth {depth.shape[1]}x{depth.shape[0]} (register depth to colour)")
-        if (item.info.height, item.info.width) != rgb.shape[:2]:
-            raise ConversionError(f"size mismatch: rgb {rgb.shape[1]}x{rgb.shape[0]}, camera_info {item.info.width}x{item.info.height}")
+        frame, camera_frame = frame_from_messages(item.rgb, item.depth, item.info, topics=tuple(self._input_names))
         warning = conv.distortion_warning(item.info)
         if warning and not self._distortion_warned:
             self._distortion_warned = True
             self.get_logger().warning(warning)
-        frame = PosedFrame(rgb=rgb, depth=depth, K=K, T_world_cam=None, frame_id=f"{camera_frame}@{stamp:.6f}", stamp=stamp)
-        return frame, camera_frame, stamp
+        return frame, camera_frame, frame.stamp
 
     def _lookup_waiting(self, target: str, source: str, stamp: float) -> np.ndarray:
         """TF lookup that waits up to tf_timeout for transforms arriving after the image."""
@@ -386,7 +371,8 @@ class LocalizerNode(Node):
         keyframes, landmarks = self._processor.counts() if self._processor else (0, 0)
         p = self.params
         return {
-            "mode": p.mode, "map_path": p.map_path, "model": p.model, "device_note": self._device_note,
+            "mode": p.mode, "map_path": p.map_path, "model": p.model,
+            "runtime": self._processor.runtime if self._processor else "", "device_note": self._device_note,
             "keyframes": keyframes, "landmarks": landmarks, "tf_backend": self.tf.backend, "error": self._state_error,
         }
 

@@ -16,7 +16,7 @@ from typing import Any
 from locus_ros.errors import ParameterError
 
 MODES = ("localization", "mapping")
-DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+DEVICES = ("auto", "cpu", "cuda", "onnxruntime", "tensorrt")  # locus_core.runtime.DEVICES (a test keeps them equal)
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ SPEC: dict[str, tuple[str, Callable[[Any], str] | None, bool]] = {
     "mode": ("localization (match against a loaded map) or mapping (insert keyframes posed by TF)", _one_of(MODES), False),
     "map_path": ("map directory: loaded in localization mode; saved to (and extended if it exists) in mapping mode", None, False),
     "model": ("'default', a checkpoint path, or backbone:NAME", lambda v: "" if v else "must not be empty", True),
-    "device": ("auto | cpu | cuda | tensorrt; unavailable ones fall back (logged) to cuda, then cpu", _one_of(DEVICES), True),
+    "device": ("auto | cpu | cuda | onnxruntime | tensorrt; an unavailable runtime falls back (logged) along tensorrt, cuda, onnxruntime, cpu", _one_of(DEVICES), True),
     "localizer_config": ("YAML file of LocalizerConfig overrides; empty = defaults", None, True),
     "map_frame": ("REP 105 map frame", _frame_name, False),
     "odom_frame": ("REP 105 odom frame", _frame_name, False),

@@ -24,7 +24,7 @@ def test_yaml_holds_every_parameter_with_its_default() -> None:
     ("name", "value", "reason"),
     [
         ("mode", "slam", "mode must be one of localization, mapping; got 'slam'"),
-        ("device", "tpu", "device must be one of auto, cpu, cuda, tensorrt"),
+        ("device", "tpu", "device must be one of auto, cpu, cuda, onnxruntime, tensorrt"),
         ("transform_tolerance", -0.5, "transform_tolerance must be >= 0.0"),
         ("sync_max_interval", 0.0, "sync_max_interval must be > 0.0"),
         ("worker_queue_size", 0, "worker_queue_size must be >= 1"),
@@ -37,6 +37,12 @@ def test_yaml_holds_every_parameter_with_its_default() -> None:
 )
 def test_bad_values_are_rejected_with_the_reason(name: str, value: object, reason: str) -> None:
     assert reason in params.check(name, value)
+
+
+def test_devices_are_the_runtimes_of_locus_core() -> None:
+    from locus_core.runtime import DEVICES
+
+    assert params.DEVICES == DEVICES
 
 
 def test_from_mapping_collects_every_reason_and_ignores_ros_parameters() -> None:

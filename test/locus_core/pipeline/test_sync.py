@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from locus_ros.sync import ApproximateTimeSynchronizer
+from locus_core.pipeline.sync import ApproximateTimeSynchronizer
 
 
 def _sync(streams: int = 3, max_interval: float = 0.02, queue: int = 5):

@@ -1,0 +1,168 @@
+"""Camera messages → arrays → ``PosedFrame``, reading message fields only (no ROS runtime).
+
+Works on rclpy messages and on ``rosbags`` ones (ROS 2 and ROS 1: ``K``/``D`` are accepted for
+``k``/``d``). Colour encodings: rgb8, bgr8, rgba8, bgra8, mono8, and CompressedImage (JPEG/PNG);
+depth: 16UC1/mono16 (millimetres, 0 = invalid) and 32FC1 (metres).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from locus_core.data.frame import PosedFrame
+from locus_core.pipeline.errors import ConversionError, UnsupportedEncoding
+
+# encoding -> (numpy dtype, channels)
+ENCODINGS: dict[str, tuple[np.dtype, int]] = {
+    "rgb8": (np.dtype(np.uint8), 3),
+    "bgr8": (np.dtype(np.uint8), 3),
+    "rgba8": (np.dtype(np.uint8), 4),
+    "bgra8": (np.dtype(np.uint8), 4),
+    "mono8": (np.dtype(np.uint8), 1),
+    "16UC1": (np.dtype(np.uint16), 1),
+    "mono16": (np.dtype(np.uint16), 1),
+    "32FC1": (np.dtype(np.float32), 1),
+}
+COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
+# A camera driver that publishes unrectified images with this much distortion breaks the pinhole
+# model the localizer assumes; smaller coefficients are calibration noise.
+DISTORTION_TOLERANCE = 1e-3
+
+
+def stamp_to_seconds(stamp: Any) -> float:
+    """builtin_interfaces/Time (``sec``, ``nanosec``) → seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def _field(msg: Any, ros2: str, ros1: str) -> Any:
+    return getattr(msg, ros2) if hasattr(msg, ros2) else getattr(msg, ros1)
+
+
+def is_compressed(msg: Any) -> bool:
+    """A CompressedImage (it has ``format``; an Image has ``encoding``)."""
+    return hasattr(msg, "format") and not hasattr(msg, "encoding")
+
+
+def image_to_numpy(msg: Any, *, what: str = "image") -> np.ndarray:
+    """The pixels of an Image as (H, W) or (H, W, C) in the message's own dtype (a copy).
+
+    Row padding (``step`` > width * pixel size) and big-endian data are handled.
+
+    Raises:
+        UnsupportedEncoding: an encoding not in ``ENCODINGS``.
+        ConversionError: ``data``/``step`` inconsistent with the size; names ``what`` (the topic).
+    """
+    if msg.encoding not in ENCODINGS:
+        raise UnsupportedEncoding(f"{what}: unsupported encoding {msg.encoding!r}; supported: {', '.join(ENCODINGS)}")
+    dtype, channels = ENCODINGS[msg.encoding]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * dtype.itemsize
+    if height <= 0 or width <= 0:
+        raise ConversionError(f"{what}: empty image ({width}x{height})")
+    if step < row_bytes:
+        raise ConversionError(f"{what}: step {step} is smaller than a row ({width} px x {channels * dtype.itemsize} B)")
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    if data.size != step * height:
+        raise ConversionError(
+            f"{what}: {data.size} bytes of data for {width}x{height} {msg.encoding} with step {step} "
+            f"(expected {step * height})"
+        )
+    rows = data.reshape(height, step)[:, :row_bytes]
+    byte_order = ">" if msg.is_bigendian else "<"
+    pixels = np.ascontiguousarray(rows).view(dtype.newbyteorder(byte_order)).astype(dtype, copy=True)
+    return pixels.reshape(height, width, channels) if channels > 1 else pixels.reshape(height, width)
+
+
+def rgb_from_image(msg: Any, *, what: str = "rgb") -> np.ndarray:
+    """(H, W, 3) uint8 RGB from any colour encoding (mono8 is replicated to three channels)."""
+    if msg.encoding not in COLOR_ENCODINGS:
+        raise UnsupportedEncoding(f"{what}: encoding {msg.encoding!r} is not a colour encoding ({', '.join(COLOR_ENCODINGS)})")
+    pixels = image_to_numpy(msg, what=what)
+    if msg.encoding == "mono8":
+        return np.repeat(pixels[:, :, None], 3, axis=2)
+    if msg.encoding.startswith("bgr"):
+        pixels = pixels[:, :, 2::-1]
+    return np.ascontiguousarray(pixels[:, :, :3])
+
+
+def rgb_from_compressed(msg: Any, *, what: str = "rgb/compressed") -> np.ndarray:
+    """(H, W, 3) uint8 RGB decoded from a JPEG/PNG CompressedImage."""
+    import cv2
+
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if decoded is None:
+        raise ConversionError(f"{what}: cannot decode {data.size} bytes of format {msg.format!r} as an image")
+    return np.ascontiguousarray(decoded[:, :, ::-1])
+
+
+def depth_from_image(msg: Any, *, what: str = "depth") -> np.ndarray:
+    """(H, W) float32 metres, NaN where invalid (0 mm; non-finite or non-positive metres)."""
+    if is_compressed(msg) or msg.encoding not in DEPTH_ENCODINGS:
+        encoding = msg.format if is_compressed(msg) else msg.encoding
+        raise UnsupportedEncoding(f"{what}: encoding {encoding!r} is not a depth encoding ({', '.join(DEPTH_ENCODINGS)})")
+    raw = image_to_numpy(msg, what=what)
+    if raw.dtype == np.uint16:
+        depth = raw.astype(np.float32) * np.float32(1e-3)
+        depth[raw == 0] = np.nan
+        return depth
+    depth = raw.astype(np.float32, copy=False)
+    depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
+    return depth
+
+
+def intrinsics_from_camera_info(msg: Any, *, what: str = "camera_info") -> np.ndarray:
+    """(3, 3) float64 K of a calibrated camera.
+
+    Raises:
+        ConversionError: K unset (an uncalibrated camera publishes zeros) or not a pinhole matrix.
+    """
+    K = np.asarray(_field(msg, "k", "K"), dtype=np.float64).reshape(3, 3)
+    fx, fy = K[0, 0], K[1, 1]
+    if not (np.isfinite(K).all() and fx > 0 and fy > 0 and K[2, 2] == 1.0):
+        raise ConversionError(f"{what}: K = {K.ravel().tolist()} is not a calibrated pinhole matrix")
+    if msg.width <= 0 or msg.height <= 0:
+        raise ConversionError(f"{what}: image size {msg.width}x{msg.height} is not set")
+    return K
+
+
+def distortion_warning(msg: Any) -> str:
+    """Empty when the images can be treated as rectified; otherwise what is wrong, in words."""
+    coefficients = np.asarray(_field(msg, "d", "D"), dtype=np.float64)
+    if coefficients.size and np.abs(coefficients).max() > DISTORTION_TOLERANCE:
+        return (
+            f"camera_info has {msg.distortion_model or 'unknown'} distortion {coefficients.round(4).tolist()}: "
+            "subscribe to rectified images (image_proc) for accurate poses"
+        )
+    return ""
+
+
+def frame_from_messages(
+    rgb: Any, depth: Any, info: Any, *, topics: tuple[str, str, str] = ("rgb", "depth", "camera_info"), camera_frame: str = ""
+) -> tuple[PosedFrame, str]:
+    """A synchronised rgb (Image or CompressedImage), depth (Image) and CameraInfo → an unposed
+    ``PosedFrame`` stamped with the rgb stamp, and the camera's TF frame (``camera_frame`` when
+    given, else the rgb header's ``frame_id``). ``topics`` name the inputs in error messages.
+
+    Raises:
+        UnsupportedEncoding: an encoding that is not read. ConversionError: anything else that makes
+            the set unusable (sizes disagree, no frame id, uncalibrated camera, corrupt data).
+    """
+    frame_id = camera_frame or rgb.header.frame_id.lstrip("/")
+    if not frame_id:
+        raise ConversionError(f"{topics[0]}: empty header.frame_id, cannot place the camera in TF")
+    stamp = stamp_to_seconds(rgb.header.stamp)
+    image = rgb_from_compressed(rgb, what=topics[0]) if is_compressed(rgb) else rgb_from_image(rgb, what=topics[0])
+    depth_m = depth_from_image(depth, what=topics[1])
+    K = intrinsics_from_camera_info(info, what=topics[2])
+    if depth_m.shape != image.shape[:2]:
+        raise ConversionError(
+            f"size mismatch: rgb {image.shape[1]}x{image.shape[0]}, depth {depth_m.shape[1]}x{depth_m.shape[0]} (register depth to colour)"
+        )
+    if (int(info.height), int(info.width)) != image.shape[:2]:
+        raise ConversionError(f"size mismatch: rgb {image.shape[1]}x{image.shape[0]}, camera_info {info.width}x{info.height}")
+    frame = PosedFrame(rgb=image, depth=depth_m, K=K, T_world_cam=None, frame_id=f"{frame_id}@{stamp:.6f}", stamp=stamp)
+    return frame, frame_id

@@ -1,0 +1,126 @@
+"""The core objects behind the node and bag replay: model engine, landmark map, localizer.
+
+Callers convert their inputs to ``PosedFrame`` and hand them here; everything that touches the
+model or the map happens in this class, under one lock, so that requests (save, load, set mode)
+and a worker thread never see a half-updated map.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from locus_core.data.frame import PosedFrame
+from locus_core.pipeline.errors import PipelineError
+
+
+class FrameProcessor:
+    """Loads the model once, on the runtime ``device`` resolves to; holds the current map and a
+    localizer over it.
+
+    Args:
+        model_spec: what ``locus_core.models.load_model`` accepts ("default", a path, "backbone:NAME").
+        device: auto | cpu | cuda | onnxruntime | tensorrt (``locus_core.runtime.create_engine``:
+            an unavailable runtime falls back to the next one; ``runtime`` and ``fallbacks`` say
+            what was used and why).
+        localizer_config: YAML file of LocalizerConfig overrides, or "" for the defaults.
+
+    Raises:
+        LocusError: the model cannot be loaded, ``device`` is unknown, the config is invalid.
+    """
+
+    def __init__(self, model_spec: str, device: str = "auto", localizer_config: str | Path = "") -> None:
+        from locus_core.config import load_config
+        from locus_core.mapping import LocalizerConfig
+        from locus_core.models import load_model
+        from locus_core.runtime import create_engine
+
+        self.lock = threading.RLock()
+        self.config = load_config(LocalizerConfig, Path(localizer_config) if localizer_config else None)
+        self.model = load_model(model_spec).eval()
+        self.engine = create_engine(self.model, device)
+        self.map: Any = None  # locus_core.mapping.LandmarkMap
+        self.map_path: Path | None = None
+        self._localizer: Any = None
+
+    @property
+    def runtime(self) -> str:
+        """The runtime the model runs on (cpu, cuda, onnxruntime, tensorrt)."""
+        return self.engine.name
+
+    @property
+    def fallbacks(self) -> list[str]:
+        """Why faster runtimes than ``runtime`` were not used ("runtime: reason"), in order."""
+        return list(self.engine.fallbacks)
+
+    @property
+    def has_map(self) -> bool:
+        return self.map is not None
+
+    def load_map(self, path: str | Path) -> None:
+        """Replace the map by the one at ``path``; on failure the current map stays (LocusError raised)."""
+        from locus_core.mapping import LandmarkMap, Localizer
+
+        new_map = LandmarkMap.load(Path(path), expected_model_hash=self.model.hash)
+        localizer = Localizer(new_map, self.engine, self.config)
+        with self.lock:
+            self.map, self._localizer, self.map_path = new_map, localizer, Path(path)
+
+    def new_map(self) -> None:
+        """An empty map for mapping mode (keyframes are inserted as posed frames arrive)."""
+        from locus_core.config import config_to_dict
+        from locus_core.mapping import LandmarkMap, Localizer, MapConfig
+
+        # The same identity build_map records, so maps made by the node and by `locus map build` mix.
+        empty = LandmarkMap(
+            model_hash=self.model.hash, dim=int(self.model.config.dim), config=MapConfig(),
+            model_info={"backbone": self.model.config.backbone, "config": config_to_dict(self.model.config)},
+        )
+        empty.sources.append({"name": "locus_localizer mapping mode"})
+        with self.lock:
+            self.map, self._localizer, self.map_path = empty, Localizer(empty, self.engine, self.config), None
+
+    def save_map(self, path: str | Path) -> Path:
+        with self.lock:
+            if self.map is None:
+                raise PipelineError("no map to save: load one or switch to mapping mode first")
+            self.map.save(Path(path))
+            self.map_path = Path(path)
+            return self.map_path
+
+    def localize(self, frame: PosedFrame) -> Any:
+        """``locus_core.mapping.Localization`` of ``frame`` (never raises for a bad image)."""
+        with self.lock:
+            if self._localizer is None:
+                raise PipelineError("no map loaded: set map_path or call ~/load_map")
+            return self._localizer.localize(frame)
+
+    def insert_keyframe(self, frame: PosedFrame) -> bool:
+        """Mapping mode: add ``frame`` (posed in the map frame) when it shows a new viewpoint."""
+        with self.lock:
+            if self._localizer is None:
+                raise PipelineError("no map to insert into: switch to mapping mode first")
+            return bool(self._localizer.insert_keyframe(frame))
+
+    def counts(self) -> tuple[int, int]:
+        """(keyframes, landmarks) of the current map; zeros without one."""
+        with self.lock:
+            if self.map is None:
+                return 0, 0
+            return len(self.map.keyframes), int(self.map.num_landmarks)
+
+    def geometry(self, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+        """Landmark positions (<= max_points, evenly subsampled) and keyframe positions, map frame."""
+        from locus_core.mapping.landmarks import REMOVED
+
+        with self.lock:
+            if self.map is None:
+                return np.zeros((0, 3)), np.zeros((0, 3))
+            active = np.flatnonzero(self.map.landmarks.anchor != REMOVED)
+            points = self.map.positions(active) if active.size else np.zeros((0, 3))
+            keyframes = self.map.keyframes.centres.copy()
+        step = max(1, int(np.ceil(len(points) / max_points)))
+        return points[::step], keyframes

@@ -1,0 +1,86 @@
+"""Camera messages → PosedFrame without ROS: plain objects with the message fields stand in for
+rclpy and rosbags messages (ROS 1 CameraInfo spells K and D in capitals)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from locus_core.pipeline import ConversionError, UnsupportedEncoding, frame_from_messages
+from locus_core.pipeline.messages import depth_from_image, distortion_warning, rgb_from_image
+
+K = np.array([[50.0, 0, 3.5], [0, 50.0, 2.5], [0, 0, 1]])
+
+
+def _header(t: float = 12.5, frame: str = "camera_color_optical_frame") -> SimpleNamespace:
+    return SimpleNamespace(stamp=SimpleNamespace(sec=int(t), nanosec=int(round((t % 1) * 1e9))), frame_id=frame)
+
+
+def _image(array: np.ndarray, encoding: str, *, pad: int = 0, big_endian: bool = False, **header) -> SimpleNamespace:
+    h, w = array.shape[:2]
+    dtype = array.dtype.newbyteorder(">" if big_endian else "<")
+    rows = np.ascontiguousarray(array, dtype=dtype).reshape(h, -1).view(np.uint8)
+    data = np.concatenate([rows, np.zeros((h, pad), np.uint8)], axis=1)
+    return SimpleNamespace(header=_header(**header), height=h, width=w, encoding=encoding, is_bigendian=int(big_endian),
+                           step=data.shape[1], data=data.ravel())  # rosbags holds data as a uint8 array
+
+
+def _info(w: int = 8, h: int = 6, *, ros1: bool = False, d=(0.0,) * 5) -> SimpleNamespace:
+    fields = {"K": K.ravel(), "D": np.array(d)} if ros1 else {"k": K.ravel(), "d": np.array(d)}
+    return SimpleNamespace(header=_header(), width=w, height=h, distortion_model="plumb_bob", **fields)
+
+
+RGB = np.arange(6 * 8 * 3, dtype=np.uint8).reshape(6, 8, 3)
+DEPTH_MM = np.full((6, 8), 1500, np.uint16)
+
+
+@pytest.mark.parametrize("ros1", [False, True])
+def test_frame_from_a_synchronised_set(ros1: bool) -> None:
+    depth_mm = DEPTH_MM.copy()
+    depth_mm[0, 0] = 0
+    frame, camera = frame_from_messages(_image(RGB[:, :, ::-1], "bgr8", pad=3), _image(depth_mm, "16UC1", big_endian=True),
+                                        _info(ros1=ros1))
+    assert camera == "camera_color_optical_frame" and frame.stamp == pytest.approx(12.5)
+    assert frame.frame_id == "camera_color_optical_frame@12.500000" and frame.T_world_cam is None
+    np.testing.assert_array_equal(frame.rgb, RGB)
+    assert np.isnan(frame.depth[0, 0]) and frame.depth[1, 1] == pytest.approx(1.5)
+    np.testing.assert_array_equal(frame.K, K)
+    frame, camera = frame_from_messages(_image(RGB, "rgb8"), _image(np.full((6, 8), 2.0, np.float32), "32FC1"), _info(),
+                                        camera_frame="override")
+    assert camera == "override" and frame.frame_id.startswith("override@")
+
+
+def test_unusable_sets_say_why() -> None:
+    depth = _image(DEPTH_MM, "16UC1")
+    topics = ("/cam/rgb", "/cam/depth", "/cam/info")
+    with pytest.raises(UnsupportedEncoding, match="/cam/rgb: encoding 'yuv422' is not a colour encoding"):
+        frame_from_messages(_image(RGB, "yuv422"), depth, _info(), topics=topics)
+    with pytest.raises(UnsupportedEncoding, match="/cam/depth: encoding 'rgb8' is not a depth encoding"):
+        frame_from_messages(_image(RGB, "rgb8"), _image(RGB, "rgb8"), _info(), topics=topics)
+    with pytest.raises(ConversionError, match="size mismatch: rgb 8x6, depth 4x6"):
+        frame_from_messages(_image(RGB, "rgb8"), _image(DEPTH_MM[:, :4], "16UC1"), _info(), topics=topics)
+    with pytest.raises(ConversionError, match="size mismatch: rgb 8x6, camera_info 16x12"):
+        frame_from_messages(_image(RGB, "rgb8"), depth, _info(16, 12), topics=topics)
+    with pytest.raises(ConversionError, match="/cam/rgb: empty header.frame_id"):
+        frame_from_messages(_image(RGB, "rgb8", frame=""), depth, _info(), topics=topics)
+    uncalibrated = _info()
+    uncalibrated.k = np.zeros(9)
+    with pytest.raises(ConversionError, match="/cam/info: K = .* is not a calibrated pinhole matrix"):
+        frame_from_messages(_image(RGB, "rgb8"), depth, uncalibrated, topics=topics)
+    truncated = _image(RGB, "rgb8")
+    truncated.data = truncated.data[:-1]
+    with pytest.raises(ConversionError, match="143 bytes of data for 8x6 rgb8"):
+        rgb_from_image(truncated)
+
+
+def test_depth_invalid_values_become_nan() -> None:
+    metres = np.array([[1.0, 0.0, -1.0, np.inf]], np.float32)
+    depth = depth_from_image(_image(metres, "32FC1"))
+    assert depth[0, 0] == 1.0 and np.isnan(depth[0, 1:]).all()
+
+
+def test_distortion_warning() -> None:
+    assert distortion_warning(_info()) == ""
+    assert "distortion" in distortion_warning(_info(ros1=True, d=(0.1, 0, 0, 0, 0)))

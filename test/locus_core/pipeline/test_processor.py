@@ -1,0 +1,74 @@
+"""The frame processor: runtime chosen by create_engine (with the reasons for any fallback), the
+same localization on ONNX Runtime as on eager PyTorch, map lifecycle errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from locus_core.data import open_dataset
+from locus_core.data.synthetic import generate_scene
+from locus_core.errors import LocusError
+from locus_core.pipeline import FrameProcessor, PipelineError
+
+RELAXED = "min_inliers: 4\nmin_inlier_ratio: 0.0\nmin_similarity: 0.0\nmax_position_std_m: 10.0\nambiguity_ratio: 2.0\n"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    import torch
+
+    from locus_core.mapping import MapConfig, build_map
+    from locus_core.models import load_model
+
+    torch.set_num_threads(2)
+    root = tmp_path_factory.mktemp("pipeline")
+    scene = generate_scene(root / "scene", frames=12, size=(96, 128))
+    build_map(load_model("backbone:test"), open_dataset(scene, "0:12:2"), MapConfig(landmarks_per_keyframe=200)).save(root / "map")
+    (root / "relaxed.yaml").write_text(RELAXED)
+    return {"scene": scene, "map": root / "map", "config": root / "relaxed.yaml"}
+
+
+def test_onnxruntime_localizes_like_eager_pytorch(world: dict) -> None:
+    pytest.importorskip("onnxruntime")
+    eager = FrameProcessor("backbone:test", "cpu", world["config"])
+    onnx = FrameProcessor("backbone:test", "onnxruntime", world["config"])
+    assert (eager.runtime, eager.fallbacks) == ("cpu", []) and onnx.runtime == "onnxruntime"
+    for p in (eager, onnx):
+        p.load_map(world["map"])
+    frame = open_dataset(world["scene"], "3:4")[0]
+    a, b = eager.localize(frame), onnx.localize(frame)
+    assert a.localized and b.localized, (a.reason, b.reason)
+    assert [m.keyframe_id for m in a.matches][:1] == [m.keyframe_id for m in b.matches][:1]
+    np.testing.assert_allclose(a.T_map_cam, b.T_map_cam, atol=0.02)
+
+
+def test_unavailable_runtimes_fall_back_with_the_reason(world: dict) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here: nothing to fall back from")
+    p = FrameProcessor("backbone:test", "cuda", world["config"])
+    assert p.runtime in ("onnxruntime", "cpu")
+    assert p.fallbacks[0].startswith("cuda: CUDA is not available")
+
+
+def test_map_lifecycle_errors(world: dict, tmp_path: Path) -> None:
+    p = FrameProcessor("backbone:test", "cpu", world["config"])
+    frame = open_dataset(world["scene"], "0:1")[0]
+    assert not p.has_map and p.counts() == (0, 0)
+    with pytest.raises(PipelineError, match="no map loaded"):
+        p.localize(frame)
+    with pytest.raises(PipelineError, match="no map to save"):
+        p.save_map(tmp_path / "m")
+    with pytest.raises(PipelineError, match="no map to insert into"):
+        p.insert_keyframe(frame)
+    p.new_map()
+    assert p.insert_keyframe(frame) and p.counts()[0] == 1
+    points, keyframes = p.geometry(50)
+    assert len(points) <= 50 and keyframes.shape == (1, 3)
+    assert p.save_map(tmp_path / "m") == tmp_path / "m" and (tmp_path / "m" / "manifest.json").is_file()
+    with pytest.raises(LocusError, match="device: unknown .tpu."):
+        FrameProcessor("backbone:test", "tpu")
