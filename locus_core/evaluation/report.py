@@ -79,9 +79,9 @@ def write_report(path: Path, metrics: dict[str, Any], config: Any, figures: list
         c = m["consistency"]
         lines += ["## 3D consistency (cosine at corresponding pixels)", "",
                   f"| viewpoint change (°) | pairs | {ours} | raw backbone |", "|---|---|---|---|"]
-        for ours, base in zip(c["bins"], c["bins_backbone"]):
-            lo, hi = ours["angle_deg"]
-            lines.append(f"| {lo:g}–{hi:g} | {ours['pairs']} | {_f(ours['mean_cosine'])} | {_f(base['mean_cosine'])} |")
+        for mine, base in zip(c["bins"], c["bins_backbone"]):
+            lo, hi = mine["angle_deg"]
+            lines.append(f"| {lo:g}–{hi:g} | {mine['pairs']} | {_f(mine['mean_cosine'])} | {_f(base['mean_cosine'])} |")
         lines += [f"| all | | {_f(c['mean_cosine'])} | {_f(c['mean_cosine_backbone'])} |", ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures] + [""]

@@ -115,6 +115,19 @@ def test_checkpoint_of_another_backbone_is_refused_before_work(scene: Path, chec
     assert not (tmp_path / "o").exists()
 
 
+def test_checkpoint_of_another_format_version_is_refused_before_work(
+        scene: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    old = tmp_path / "old.pt"
+    ckpt = torch.load(checkpoint, weights_only=True)
+    ckpt["format_version"] = 0
+    torch.save(ckpt, old)
+    err = _eval(["--model", str(old), "--data", str(scene), "--out", str(tmp_path / "o")], capsys)
+    assert "old.pt" in err and "version 0" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_bad_config_values() -> None:
     with pytest.raises(EvaluationError, match="rho"):
         EvalConfig(rho=20.0)
