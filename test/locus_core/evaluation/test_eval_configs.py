@@ -1,0 +1,23 @@
+"""The benchmark protocol configs in config/eval_*.yaml load as EvalConfig (the README's commands use them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from locus_core.config import load_config
+from locus_core.evaluation.config import EvalConfig
+
+CONFIGS = sorted((Path(__file__).resolve().parents[3] / "config").glob("eval_*.yaml"))
+
+
+def test_protocol_configs_exist() -> None:
+    assert {p.stem for p in CONFIGS} >= {"eval_redkitchen", "eval_realsense_desk", "eval_labelfusion_shelf"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_protocol_config_loads(path: Path) -> None:
+    config = load_config(EvalConfig, path)
+    assert config.frames and config.train_frames
+    assert (config.rho, config.kappa, config.place_min_covisibility) == (0.2, 10.0, 0.3)
