@@ -7,6 +7,7 @@ locus_core and re-exported here under the names the node uses.
 
 from __future__ import annotations
 
+from locus_core.data.errors import ExtrapolationError, LookupTransformError, TransformError
 from locus_core.errors import LocusError
 from locus_core.pipeline.errors import ConversionError, UnsupportedEncoding
 
@@ -23,18 +24,6 @@ __all__ = [
 
 class RosError(LocusError):
     """Base class of the ROS layer's own errors."""
-
-
-class TransformError(RosError):
-    """A transform cannot be looked up (base class of the two cases below)."""
-
-
-class LookupTransformError(TransformError):
-    """The frames are unknown or not connected in the transform tree."""
-
-
-class ExtrapolationError(TransformError):
-    """The requested time lies outside the buffered transforms of one edge of the chain."""
 
 
 class ParameterError(RosError):

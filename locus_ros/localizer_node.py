@@ -34,6 +34,7 @@ from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import Marker, MarkerArray
 
+from locus_core.data.formats.tf import TransformBuffer
 from locus_core.data.frame import PosedFrame
 from locus_core.errors import LocusError
 from locus_core.pipeline.messages import frame_from_messages
@@ -42,7 +43,6 @@ from locus_ros import conversions as conv
 from locus_ros import params as node_params
 from locus_ros.diagnostics import NodeStats, render
 from locus_ros.errors import ConversionError, ParameterError, TransformError
-from locus_ros.tf_buffer import TransformBuffer
 
 MAX_MARKER_POINTS = 20000
 
@@ -68,7 +68,7 @@ class TfSource:
             static = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
             node.create_subscription(TFMessage, "/tf", lambda m: self._on_tf(m, False), dynamic)
             node.create_subscription(TFMessage, "/tf_static", lambda m: self._on_tf(m, True), static)
-            self.backend = "locus_ros.tf_buffer"
+            self.backend = "locus_core TransformBuffer"
 
     def _on_tf(self, msg: TFMessage, static: bool) -> None:
         for t in msg.transforms:

@@ -23,3 +23,15 @@ class SelectionError(DataError):
 
 class FrameError(DataError):
     """A frame's content is unusable: sizes disagree, no valid depth, a NaN or non-rigid pose."""
+
+
+class TransformError(DataError):
+    """A transform cannot be stored or looked up (base class of the two cases below)."""
+
+
+class LookupTransformError(TransformError):
+    """The frames are unknown or not connected in the transform tree."""
+
+
+class ExtrapolationError(TransformError):
+    """The requested time lies outside the buffered transforms of one edge of the chain (or in a gap)."""

@@ -50,7 +50,7 @@ def _frame(h: int = 60, w: int = 80) -> tuple[np.ndarray, np.ndarray]:
 def test_diagnostics_and_status_are_published(running) -> None:
     node, client = running
     diag = client.wait_for(lambda: client.diagnostics(": localization"), 30, "/diagnostics")
-    assert diag["mode"] == "localization" and diag["tf_backend"] == "locus_ros.tf_buffer"
+    assert diag["mode"] == "localization" and diag["tf_backend"] == "locus_core TransformBuffer"
     inputs = client.wait_for(lambda: client.diagnostics(": inputs"), 10, "input diagnostics")
     assert "no messages" in inputs["message"] and "/rgb/camera_info" in inputs["message"]
     status = client.wait_for(lambda: client.messages("/locus_localizer/status"), 10, "~/status")[-1]

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from locus_ros.errors import ExtrapolationError, LookupTransformError, TransformError
-from locus_ros.tf_buffer import TransformBuffer
+from locus_core.data.errors import ExtrapolationError, LookupTransformError, TransformError
+from locus_core.data.formats.tf import TfTree, TransformBuffer
 
 
 def _T(rotvec=(0.0, 0.0, 0.0), t=(0.0, 0.0, 0.0)) -> np.ndarray:
@@ -118,3 +118,34 @@ def test_interpolation_hits_samples_and_stays_rigid(poses, alpha: float) -> None
     np.testing.assert_allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-9)
     translation = np.linalg.inv(T)[:3, 3]
     np.testing.assert_allclose(translation, (1 - alpha) * mats[0][:3, 3] + alpha * mats[1][:3, 3], atol=1e-9)
+
+
+def _tq(T: np.ndarray) -> np.ndarray:
+    return np.concatenate([T[:3, 3], Rotation.from_matrix(T[:3, :3]).as_quat()])
+
+
+def test_max_gap_refuses_to_bridge_a_hole_in_the_stream() -> None:
+    buf = TransformBuffer(max_gap=0.5)
+    for t in (0.0, 0.2, 5.0):
+        buf.set_transform_tq("odom", "base_link", _tq(_T(t=(t, 0, 0))), t)
+    np.testing.assert_allclose(buf.lookup("odom", "base_link", 0.1)[:3, 3], [0.1, 0, 0])
+    np.testing.assert_allclose(buf.lookup("odom", "base_link", 5.0)[:3, 3], [5.0, 0, 0])  # a sample: no gap involved
+    with pytest.raises(ExtrapolationError, match=r"falls in a gap of the stream: samples at 0.200000 and 5.000000"):
+        buf.lookup("odom", "base_link", 2.0)
+    with pytest.raises(TransformError, match="invalid pose"):
+        buf.set_transform_tq("odom", "base_link", np.zeros(7), 1.0)
+
+
+def test_tf_tree_keeps_the_whole_recording_and_answers_none() -> None:
+    """The bag readers' view: unlimited history, poses as tx ty tz qx qy qz qw, None instead of errors."""
+    tree = TfTree(max_gap=0.5)
+    T_base_cam = _T((-np.pi / 2, 0, 0), (0, 0, 0.5))
+    tree.add("base_link", "camera", 0.0, _tq(T_base_cam), static=True)
+    for i in range(200):  # 100 s at 2 Hz: far beyond the live buffer's 10 s window
+        tree.add("odom", "base_link", i * 0.5, _tq(_T((0, 0, 0.01 * i), (i, 0, 0))), static=False)
+    np.testing.assert_allclose(tree.lookup("odom", "camera", 0.25), _T((0, 0, 0.005), (0.5, 0, 0)) @ T_base_cam, atol=1e-9)
+    assert tree.lookup("odom", "camera", 200.0) is None  # after the recording
+    assert tree.lookup("odom", "nowhere", 1.0) is None
+    np.testing.assert_array_equal(tree.lookup("nowhere", "nowhere", 1.0), np.eye(4))
+    tree.add("odom", "base_link", 1.0, np.full(7, np.nan), static=False)
+    assert tree.rejected == 1 and tree.frames == {"odom", "base_link", "camera"}
