@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -209,7 +210,7 @@ def build_map(
 def _describe(dataset: Any) -> dict[str, Any]:
     indices = list(getattr(dataset, "indices", []))
     return {
-        "path": str(getattr(dataset, "path", "")),
+        "path": str(Path(getattr(dataset, "path", "")).resolve()) if hasattr(dataset, "path") else "",
         "name": str(getattr(dataset, "name", "")),
         "format": str(getattr(dataset, "format", "")),
         "frames": f"{indices[0]}:{indices[-1] + 1}" if indices else "",

@@ -21,8 +21,8 @@ class MapConfig:
     """
 
     scale: int = 0
-    keyframe_translation_m: float = 0.10
-    keyframe_rotation_deg: float = 10.0
+    keyframe_translation_m: float = 0.05
+    keyframe_rotation_deg: float = 5.0
     keyframe_min_covisibility: float = 0.5
     landmarks_per_keyframe: int = 400
     min_distinctiveness: float = 0.0
@@ -33,9 +33,9 @@ class MapConfig:
     merge_min_similarity: float = 0.85
     min_depth_m: float = 0.1
     max_depth_m: float = 8.0
-    index_exact_max: int = 200_000
+    index_exact_max: int = 4096
     index_nlist: int = 0
-    index_nprobe: int = 12
+    index_nprobe: int = 16
 
     def __post_init__(self) -> None:
         if self.landmarks_per_keyframe < 1:
@@ -61,13 +61,14 @@ class LocalizerConfig:
 
     knn: int = 3
     min_similarity: float = 0.5
-    top_keyframes: int = 5
+    vote_temperature: float = 0.05
+    top_keyframes: int = 3
     ransac_threshold_m: float = 0.05
     ransac_threshold_relative: float = 0.02
     pnp_threshold_px: float = 8.0
     ransac_iterations: int = 500
-    min_inliers: int = 20
-    min_inlier_ratio: float = 0.25
+    min_inliers: int = 80
+    min_inlier_ratio: float = 0.1
     ambiguity_ratio: float = 0.8
     consistency_translation_m: float = 0.25
     consistency_rotation_deg: float = 10.0
@@ -78,5 +79,7 @@ class LocalizerConfig:
     def __post_init__(self) -> None:
         if self.knn < 1 or self.top_keyframes < 1:
             raise ValueError(f"knn ({self.knn}) and top_keyframes ({self.top_keyframes}) must be >= 1")
+        if self.vote_temperature <= 0:
+            raise ValueError(f"vote_temperature must be > 0, got {self.vote_temperature}")
         if self.min_inliers < 3:
             raise ValueError(f"min_inliers must be >= 3 (a rigid pose needs 3 points), got {self.min_inliers}")

@@ -27,8 +27,12 @@ def choose_kind(count: int, exact_max: int) -> IndexKind:
 
 
 def default_nlist(count: int) -> int:
-    """About 4 sqrt(n) cells, a power of two (faiss' rule of thumb), at least 16."""
-    return int(2 ** round(math.log2(max(16.0, 4.0 * math.sqrt(max(count, 1))))))
+    """About 4 sqrt(n) cells, a power of two (faiss' rule of thumb), at least 16, and at most n / 39
+    (k-means needs ~39 points per centroid to place it well)."""
+    nlist = int(2 ** round(math.log2(max(16.0, 4.0 * math.sqrt(max(count, 1))))))
+    while nlist > 16 and 39 * nlist > count:
+        nlist //= 2
+    return nlist
 
 
 class LandmarkIndex:

@@ -7,10 +7,9 @@ decision. The decision is deliberately strict: a wrong pose is worse than none f
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -86,7 +85,7 @@ class Localizer:
                 latency_ms=total, reason=reason, latency_breakdown=times, **kw,
             )
 
-        spread = float(np.asarray(frame.rgb, np.float32).std())
+        spread = float(np.asarray(frame.rgb[::4, ::4], np.float32).std())
         if spread < cfg.blank_std:
             return done(f"blank frame (intensity std {spread:.2f} < {cfg.blank_std})")
         if self.map.index is None or self.map.index.ntotal == 0:
@@ -123,32 +122,32 @@ class Localizer:
             fit = self._verify(geometry, resized.K, q[m], landmark_pos[m], use_depth)
             if fit is not None:
                 fits.append((int(kf), fit, int(np.unique(q[m][fit.inliers]).size)))
-        fits.sort(key=lambda f: -f[2])
-        matches = [
-            PlaceMatch(kf, float(votes[kf]), n, np.linalg.inv(self.map.keyframes.T_map_kf[kf]) @ fit.T, self.map.keyframes.T_map_kf[kf])
-            for kf, fit, n in fits
-        ]
         method = "3d-3d" if use_depth else "pnp"
         if not fits:
             times["verify"] = (time.perf_counter() - t) * 1e3
             return done("no candidate place passed geometric verification", method=method)
-        kf, fit, n = fits[0]
+        # Each place's pose is refit on the matches to the whole map and the place most matches agree
+        # with wins: a true place gains the consistent matches of its neighbouring keyframes, a
+        # look-alike place does not. That count is what the decision uses.
+        refine = self._refiner(geometry, resized.K, q, landmark_pos, use_depth)
+        refined = sorted(((kf, n, *refine(fit.T)) for kf, fit, n in fits), key=lambda r: (-r[3], -r[1]))
+        T_map_kf = self.map.keyframes.T_map_kf
+        matches = [PlaceMatch(kf, float(votes[kf]), n, np.linalg.inv(T_map_kf[kf]) @ T_, T_map_kf[kf]) for kf, n, T_, _, _ in refined]
+        kf, n, T, inliers, cov = refined[0]
         candidate_count = int(np.unique(q[pair_match[pair_kf == kf]]).size)
-        T, inliers, cov = self._refine(geometry, resized.K, q, landmark_pos, fit.T, use_depth)
-        matches[0] = dataclasses.replace(matches[0], T_keyframe_query=np.linalg.inv(matches[0].T_map_keyframe) @ T)
         times["verify"] = (time.perf_counter() - t) * 1e3
         result = dict(matches=matches, inliers=inliers, method=method, T=T, cov=cov)
-        if n < cfg.min_inliers:
-            return done(f"too few inliers ({n} < {cfg.min_inliers})", **{**result, "T": None, "cov": None})
+        if inliers < cfg.min_inliers:
+            return done(f"too few inliers ({inliers} < {cfg.min_inliers})", **{**result, "T": None, "cov": None})
         if n < cfg.min_inlier_ratio * candidate_count:
             return done(f"inlier ratio {n / candidate_count:.2f} < {cfg.min_inlier_ratio}", **{**result, "T": None, "cov": None})
-        for other_kf, other, other_n in fits[1:]:
-            if other_n < cfg.ambiguity_ratio * n:
+        for other_kf, _, other_T, other_inliers, _ in refined[1:]:
+            if other_inliers < cfg.ambiguity_ratio * inliers:
                 break
-            dt, dr = _pose_distance(other.T, fit.T)
+            dt, dr = _pose_distance(other_T, T)
             if dt > cfg.consistency_translation_m or dr > cfg.consistency_rotation_deg:
                 return done(
-                    f"ambiguous: keyframes {kf} ({n} inliers) and {other_kf} ({other_n}) disagree by {dt:.2f} m, {dr:.1f} deg",
+                    f"ambiguous: keyframes {kf} ({inliers} inliers) and {other_kf} ({other_inliers}) disagree by {dt:.2f} m, {dr:.1f} deg",
                     **{**result, "T": None, "cov": None},
                 )
         if cov is None or not np.all(np.isfinite(cov)):
@@ -173,15 +172,22 @@ class Localizer:
         return self._builder.add(features, resized)
 
     def _vote(self, q: np.ndarray, lm: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Keyframe votes: each query patch gives each keyframe its best similarity among its matches
-        to landmarks that keyframe observes. Returns votes (K,), and (match index, keyframe) pairs."""
+        """Keyframe votes: each query patch votes once for each keyframe observing one of its matched
+        landmarks, weighted by exp((sim - best sim of that patch) / vote_temperature) for its best
+        match in that keyframe. Relative weights keep a keyframe full of generic texture, which
+        collects many mediocre matches, from outvoting the one that holds the patch's clear best
+        match. Returns votes (K,), and (match index, keyframe) pairs."""
         n_kf = len(self.map.keyframes)
         rows, kfs = self.map.landmarks.keyframes_of(lm)
         order = np.argsort(-sim[rows], kind="stable")
         key = q[rows[order]] * n_kf + kfs[order]
         _, first = np.unique(key, return_index=True)
         best = order[first]
-        votes = np.bincount(kfs[best], weights=sim[rows[best]], minlength=n_kf)
+        top = np.full(int(q.max()) + 1, -np.inf)
+        np.maximum.at(top, q, sim)
+        m = rows[best]
+        weights = np.exp((sim[m] - top[q[m]]) / self.config.vote_temperature)
+        votes = np.bincount(kfs[best], weights=weights, minlength=n_kf)
         return votes, rows, kfs
 
     def _verify(self, geometry: Any, K: np.ndarray, q: np.ndarray, landmark_pos: np.ndarray, use_depth: bool) -> RigidFit | None:
@@ -192,31 +198,46 @@ class Localizer:
             return ransac_rigid(pts, landmark_pos, thr, iterations=cfg.ransac_iterations, seed=cfg.seed, min_inliers=3)
         return pnp_ransac(landmark_pos, geometry.uv[q], K, cfg.pnp_threshold_px, iterations=cfg.ransac_iterations, seed=cfg.seed)
 
-    def _refine(
-        self, geometry: Any, K: np.ndarray, q: np.ndarray, landmark_pos: np.ndarray, T: np.ndarray, use_depth: bool
-    ) -> tuple[np.ndarray, int, np.ndarray | None]:
-        """Refit on the inliers among all matches (not just the best keyframe's): pose, inlier count
-        (distinct query patches), covariance."""
+    def _refiner(
+        self, geometry: Any, K: np.ndarray, q: np.ndarray, landmark_pos: np.ndarray, use_depth: bool
+    ) -> Callable[[np.ndarray], tuple[np.ndarray, int, np.ndarray | None]]:
+        """A function: a place's pose (4,4) → pose refit on the inliers among all matches (not just
+        that keyframe's), inlier count (distinct query patches), covariance."""
         cfg = self.config
         if not use_depth:
+            # One PnP RANSAC over all matches; a place keeps it where it agrees with the place's pose.
             fit = pnp_ransac(landmark_pos, geometry.uv[q], K, cfg.pnp_threshold_px, iterations=cfg.ransac_iterations, seed=cfg.seed)
-            if fit is None or _pose_distance(fit.T, T)[0] > cfg.consistency_translation_m:
-                return T, 0, None
-            return fit.T, int(np.unique(q[fit.inliers]).size), fit.covariance
+
+            def pnp(T: np.ndarray) -> tuple[np.ndarray, int, np.ndarray | None]:
+                if fit is None or _pose_distance(fit.T, T)[0] > cfg.consistency_translation_m:
+                    return T, 0, None
+                return fit.T, int(np.unique(q[fit.inliers]).size), fit.covariance
+
+            return pnp
         pts = geometry.points_cam[q]
         thr = np.maximum(cfg.ransac_threshold_m, cfg.ransac_threshold_relative * pts[:, 2])
-        inliers = np.zeros(len(q), bool)
-        for _ in range(5):
-            new = np.linalg.norm(pts @ T[:3, :3].T + T[:3, 3] - landmark_pos, axis=1) < thr
-            if new.sum() < 3 or np.array_equal(new, inliers):
-                break
-            inliers = new
-            T = kabsch(pts[inliers], landmark_pos[inliers])
-        if inliers.sum() < 3:
-            return T, 0, None
-        src, dst = pts[inliers], landmark_pos[inliers]
-        cov = pose_covariance(lambda T_: (src @ T_[:3, :3].T + T_[:3, 3] - dst).ravel(), T)
-        return T, int(np.unique(q[inliers]).size), cov
+
+        def rigid(T: np.ndarray) -> tuple[np.ndarray, int, np.ndarray | None]:
+            inliers = np.zeros(len(q), bool)
+            for _ in range(5):
+                new = np.linalg.norm(pts @ T[:3, :3].T + T[:3, 3] - landmark_pos, axis=1) < thr
+                if new.sum() < 3 or np.array_equal(new, inliers):
+                    break
+                inliers = new
+                T = kabsch(pts[inliers], landmark_pos[inliers])
+            if inliers.sum() < 3:
+                return T, 0, None
+            src, dst = pts[inliers], landmark_pos[inliers]
+            # Cauchy-weighted refinement: matches to a neighbouring patch (a few cm off) are inliers
+            # but would bias a plain least-squares fit.
+            scale = 0.5 * thr[inliers]
+            for _ in range(5):
+                r = np.linalg.norm(src @ T[:3, :3].T + T[:3, 3] - dst, axis=1)
+                T = kabsch(src, dst, 1.0 / (1.0 + (r / scale) ** 2))
+            cov = pose_covariance(lambda T_: (src @ T_[:3, :3].T + T_[:3, 3] - dst).ravel(), T)
+            return T, int(np.unique(q[inliers]).size), cov
+
+        return rigid
 
 
 def _pose_distance(T_a: np.ndarray, T_b: np.ndarray) -> tuple[float, float]:

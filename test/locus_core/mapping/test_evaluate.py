@@ -49,7 +49,7 @@ def test_cli_build_info_merge_localize(scene: Path, tmp_path: Path, capsys) -> N
     assert "landmarks" in capsys.readouterr().out
     assert main(["map", "merge", str(out), str(out), "--out", str(tmp_path / "merged")]) == 0
     assert main(["map", "localize", "--map", str(out), "--data", str(scene), "--frames", "0:24:6",
-                 "--out", str(tmp_path / "loc"), "--set", "min_inlier_ratio=0.05"]) == 0
+                 "--out", str(tmp_path / "loc"), "--set", "min_inlier_ratio=0.05", "--set", "min_inliers=20"]) == 0
     metrics = json.loads((tmp_path / "loc" / "metrics.json").read_text())
     assert metrics["queries"] == 4 and metrics["place"]["queries"] == 4
     assert {"recall_at_1"} <= set(metrics["place"]) and {"p50", "p95"} <= set(metrics["latency_ms"])

@@ -35,6 +35,7 @@ def test_search_remove_reconstruct_round_trip(kind: str) -> None:
 def test_kind_and_errors() -> None:
     assert choose_kind(10, 100) == "flat" and choose_kind(101, 100) == "ivf_sq8"
     assert default_nlist(10**6) == 4096
+    assert default_nlist(7772) == 128 and default_nlist(100) == 16  # >= 39 training points per cell
     rng = np.random.default_rng(1)
     with pytest.raises(MapError, match="cannot train"):
         LandmarkIndex.build(unit(rng, 10), np.arange(10), kind="ivf_sq8", nlist=64)

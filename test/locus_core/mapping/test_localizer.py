@@ -20,8 +20,9 @@ def test_map_has_keyframes_landmarks_and_observations(built_map: LandmarkMap) ->
 
 def test_localizes_a_mapped_view(scene: Path, model, built_map: LandmarkMap) -> None:
     frames = open_dataset(scene, frames="0:48:2")
-    # the random 16-d test features match poorly, so accept a lower inlier ratio than real models need
-    localizer = Localizer(built_map, model, LocalizerConfig(min_inlier_ratio=0.05))
+    # The random 16-d test features are nearly alike everywhere (top-1 similarities 0.97-1.0), so
+    # voting ranks places poorly: verify more of them, and accept fewer inliers than real models need.
+    localizer = Localizer(built_map, model, LocalizerConfig(min_inlier_ratio=0.05, min_inliers=20, top_keyframes=8))
     frame = frames[4]
     result = localizer.localize(frame)
     assert result.localized, result.reason
