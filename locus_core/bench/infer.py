@@ -1,4 +1,4 @@
-"""Feature inference per frame: each runtime against eager PyTorch on the same input, in one run."""
+"""Feature inference per frame: each runtime against eager PyTorch on the same device and input, in one run."""
 
 from __future__ import annotations
 
@@ -29,8 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(spec: str, size: tuple[int, int]):  # noqa: ANN202 - returns a LocusModel
-    from dataclasses import replace
-
     from locus_core.models import LocusModel, ModelError, load_model
     from locus_core.models.backbones import RANDOM
 
@@ -42,14 +40,10 @@ def _load(spec: str, size: tuple[int, int]):  # noqa: ANN202 - returns a LocusMo
             if name not in VIT_BACKBONES:
                 raise
             model = LocusModel.from_backbone(name, weights=RANDOM)
-        model.config = replace(model.config, input_size=size)
-        return model.eval()
-    model = load_model(spec)
-    if tuple(model.input_size) != size:
-        model = LocusModel.from_checkpoint(
-            {**model.to_checkpoint(), "config": {**model.to_checkpoint()["config"], "input_size": list(size)}}
-        )
-    return model.eval()
+            model.metadata["weights"] = "random (pretrained weights absent; speed does not depend on them)"
+    else:
+        model = load_model(spec)
+    return (model if tuple(model.input_size) == size else model.with_input_size(size)).eval()
 
 
 def _default_specs() -> list[str]:
@@ -61,8 +55,7 @@ def _default_specs() -> list[str]:
 def run(args: argparse.Namespace) -> list[BenchResult]:
     import torch
 
-    from locus_core.bench.timing import measure_pair
-    from locus_core.runtime import create_engine, parity
+    from locus_core.runtime import create_engine
 
     if args.warmup < 0 or args.repeats < 1:
         raise BenchError(f"need --warmup >= 0 and --repeats >= 1, got {args.warmup} and {args.repeats}")
@@ -76,42 +69,67 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     for spec in specs:
         model = _load(spec, size)
         label = spec if spec.startswith("backbone:") else f"{spec} ({model.hash})"
-        with torch.inference_mode():
-            reference = model(images)
-
-            def eager() -> object:
-                return model(images)
-
-            for runtime in runtimes:
-                engine = create_engine(model, runtime)
-                if engine.name != runtime:
-                    results.append(BenchResult(f"{label} {runtime}", float("nan"), float("nan"),
-                                               extra={"skipped": "; ".join(engine.fallbacks)}))
-                    continue
-                gpu_images = images.to(engine.device)
-                ours, base = measure_pair(lambda: engine(gpu_images), eager, warmup=args.warmup, repeats=args.repeats)
-                results.append(BenchResult.from_timings(
-                    f"{label} {runtime}", ours, baseline="pytorch eager cpu", baseline_timing=base,
-                    extra={"parity": parity(reference, engine(gpu_images).cpu()), "size": f"{size[0]}x{size[1]}"},
-                ))
-            if args.int8:
-                results.append(_int8(model, images, reference, eager, args))
+        notes = {"size": f"{size[0]}x{size[1]}", "threads": torch.get_num_threads()}
+        if "weights" in model.metadata:
+            notes["weights"] = model.metadata["weights"]
+        for runtime in runtimes:
+            engine = create_engine(model, runtime)
+            if engine.name != runtime:
+                results.append(BenchResult(f"{label} {runtime}", float("nan"), float("nan"),
+                                           extra={"skipped": "; ".join(engine.fallbacks)}))
+                continue
+            results.append(_compare(f"{label} {runtime}", engine, model, images, args, notes))
+        if args.int8:
+            results.append(_int8(label, model, images, args, notes))
     return results
 
 
-def _int8(model, images, reference, eager, args: argparse.Namespace) -> BenchResult:  # noqa: ANN001
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def _compare(name: str, engine, model, images, args: argparse.Namespace, notes: dict) -> BenchResult:  # noqa: ANN001
+    """``engine`` against eager PyTorch on the same device (CUDA eager for the GPU runtimes)."""
+    import torch
 
+    from locus_core.bench.memory import peak_tensor_bytes
     from locus_core.bench.timing import measure_pair
     from locus_core.runtime import parity
+    from locus_core.runtime.engines import TorchEngine
+
+    device = engine.device
+    eager = model if device.type == "cpu" else TorchEngine(model, device.type)
+    batch = images.to(device)
+
+    def synced(fn):  # noqa: ANN001, ANN202 - GPU calls return before the work is done
+        if device.type != "cuda":
+            return fn
+
+        def call() -> object:
+            out = fn()
+            torch.cuda.synchronize()
+            return out
+
+        return call
+
+    with torch.inference_mode():
+        reference = eager(batch).cpu()
+        ours, base = measure_pair(synced(lambda: engine(batch)), synced(lambda: eager(batch)),
+                                  warmup=args.warmup, repeats=args.repeats)
+        extra = {**notes, "parity": parity(reference, engine(batch).cpu())}
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            eager(batch)
+            extra["baseline_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            extra["baseline_peak_mb"] = peak_tensor_bytes(lambda: eager(batch)) / 2**20
+    return BenchResult.from_timings(name, ours, baseline=f"pytorch eager {device.type}", baseline_timing=base,
+                                    extra=extra)
+
+
+def _int8(label: str, model, images, args: argparse.Namespace, notes: dict) -> BenchResult:  # noqa: ANN001
+    """ONNX Runtime with int8 dynamic quantisation (weights int8, activations quantised per call)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     from locus_core.runtime.engines import OnnxEngine, cached_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
         quantized = Path(tmp) / "int8.onnx"
         quantize_dynamic(str(cached_onnx(model)), str(quantized), weight_type=QuantType.QInt8)
-        engine = OnnxEngine(model, quantized)
-        ours, base = measure_pair(lambda: engine(images), eager, warmup=args.warmup, repeats=args.repeats)
-        return BenchResult.from_timings(
-            f"{model.hash} onnxruntime int8", ours, baseline="pytorch eager cpu", baseline_timing=base,
-            extra={"parity": parity(reference, engine(images))},
-        )
+        return _compare(f"{label} onnxruntime int8", OnnxEngine(model, quantized), model, images, args, notes)

@@ -6,6 +6,7 @@ One sub-subcommand per module in :mod:`locus_core.bench` that defines ``add_argu
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -14,6 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks: p50/p95 latency and speedup against a baseline")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="one JSON object per result instead of a table")
+    common.add_argument("--out", default=None, metavar="DIR",
+                        help="also write results.jsonl, results.txt and config.yaml (resolved arguments, machine, "
+                             "versions, load) into DIR")
     common.add_argument("--threads", type=int, default=None, metavar="N",
                         help="torch intra-op threads (default: torch's choice); on a shared, loaded machine "
                              "run with OMP_WAIT_POLICY=PASSIVE or threads spin-wait each other out (100x slower)")
@@ -34,4 +38,11 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     results = args.bench_run(args)
     print(format_json_lines(results) if args.json else format_table(results), flush=True)
+    if args.out:
+        from locus_core.bench.record import save_report, settings
+
+        # A suite records each benchmark's own resolved arguments; a single benchmark, its own.
+        settings = getattr(args, "resolved_settings", None) or {args.benchmark: settings(args)}
+        print(f"report: {save_report(Path(args.out), results, settings)}", flush=True)
     return 0
+

@@ -1,0 +1,63 @@
+"""Every benchmark in one run (infer, loss, map, node by default), each with its own defaults.
+
+``locus bench suite --out DIR`` is the command behind the README's performance table: one report
+with every result, the resolved arguments of each benchmark and the machine they ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from locus_core.bench import BenchResult
+from locus_core.bench.errors import BenchError
+
+ORDER = ("infer", "loss", "map", "node")
+# --quick: a smoke run of the whole suite in a few minutes (figures not for the README).
+QUICK: dict[str, list[str]] = {
+    "infer": ["--warmup", "1", "--repeats", "5"],
+    "loss": ["--warmup", "1", "--repeats", "3", "--large-landmarks", "0"],
+    "map": ["--landmarks", "100000", "--clusters", "2000", "--frames", "5", "--recall-frames", "2",
+            "--baseline-frames", "1", "--nprobe", "16"],
+    "node": ["--queries", "5", "--repeats", "1", "--warmup", "1"],
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--only", action="append", choices=ORDER, default=None, metavar="NAME",
+                        help=f"run only these benchmarks (repeatable; default: {', '.join(ORDER)})")
+    parser.add_argument("--quick", action="store_true", help="few repeats and small sizes: a smoke run")
+    parser.add_argument("--model", default=None, help="model for infer and node (their default otherwise)")
+    parser.add_argument("--data", default=None, help="posed RGB-D data set for node (synthetic otherwise)")
+    parser.add_argument("--runtime", default=None, choices=("onnxruntime", "cuda", "tensorrt"),
+                        help="runtime for infer and node (default: onnxruntime)")
+
+
+def run(args: argparse.Namespace) -> list[BenchResult]:
+    from locus_core.bench import benchmark_modules
+    from locus_core.bench.record import settings
+
+    modules = benchmark_modules()
+    results: list[BenchResult] = []
+    resolved: dict[str, dict] = {"suite": settings(args)}
+    for name in args.only or ORDER:
+        if name not in modules:
+            raise BenchError(f"benchmark {name!r} is not in this checkout (found: {', '.join(modules)})")
+        parser = argparse.ArgumentParser(prog=f"locus bench {name}", add_help=False)
+        modules[name].add_arguments(parser)
+        sub_args = parser.parse_args(_argv(name, args))
+        results.extend(modules[name].run(sub_args))
+        resolved[name] = settings(sub_args)
+    args.resolved_settings = resolved
+    return results
+
+
+def _argv(name: str, args: argparse.Namespace) -> list[str]:
+    argv = list(QUICK[name]) if args.quick else []
+    if args.model and name in ("infer", "node"):
+        argv += ["--model", args.model]
+    if args.runtime and name in ("infer", "node"):
+        argv += ["--runtime", args.runtime]
+    if args.data and name == "node":
+        argv += ["--data", args.data]
+    return argv
+

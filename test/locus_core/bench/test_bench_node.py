@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from locus_core.bench import node
+from locus_core.bench.errors import BenchError
+from locus_core.data.synthetic import generate_scene
+from locus_core.errors import LocusError
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate_scene(tmp_path_factory.mktemp("node") / "scene", frames=16, rooms=1, size=(96, 128))
+
+
+def args_for(scene: Path, *argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    node.add_arguments(parser)
+    return parser.parse_args(["--data", str(scene), "--model", "backbone:test", "--queries", "2",
+                              "--repeats", "1", "--warmup", "0", *argv])
+
+
+def test_node_times_the_localizer_with_both_runtimes(
+    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path))
+    (result,) = node.run(args_for(scene))
+    assert result.name == "node localize backbone:test onnxruntime"
+    assert result.baseline == "pytorch eager cpu"
+    assert result.speedup == pytest.approx(result.baseline_p50_ms / result.p50_ms)
+    extra = result.extra
+    assert extra["map_frames"] == "0:16:4" and extra["query_frames"] == "2:16:8"
+    assert extra["keyframes"] >= 1 and extra["map_mb"] > 0 and extra["rss_peak_mb"] > 0
+    assert 0 <= extra["localized"] <= 1 and 0 <= extra["baseline_localized"] <= 1
+    assert extra["baseline_peak_tensor_mb"] > 0 and "features_p50_ms" in extra
+
+
+def test_empty_selection_is_named(scene: Path) -> None:
+    with pytest.raises(LocusError, match=r"frames '500:600' select nothing"):
+        node.run(args_for(scene, "--query-frames", "500:600"))
+
+
+def test_bad_counts_are_rejected(scene: Path) -> None:
+    with pytest.raises(BenchError, match="--queries >= 1"):
+        node.run(args_for(scene, "--queries", "0"))

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from locus_core.bench.record import environment
+from locus_core.cli.main import main
+
+KEYS = {"name", "p50_ms", "p95_ms", "baseline", "baseline_p50_ms", "speedup"}
+
+
+def test_suite_saves_results_with_each_benchmarks_resolved_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report"
+    assert main(["bench", "suite", "--only", "loss", "--quick", "--json", "--out", str(out)]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    saved = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert saved == printed and len(saved) == 1 and KEYS <= set(saved[0])
+    assert "speedup" in (out / "results.txt").read_text()
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["benchmarks"]["suite"]["only"] == ["loss"]
+    assert config["benchmarks"]["loss"]["repeats"] == 3 and config["benchmarks"]["loss"]["large_landmarks"] == 0
+    assert config["environment"]["torch_threads"] >= 1
+
+
+def test_single_benchmark_report_records_its_arguments(tmp_path: Path) -> None:
+    out = tmp_path / "loss"
+    assert main(["bench", "loss", "--landmarks", "4", "--patches", "128", "--large-landmarks", "0",
+                 "--repeats", "1", "--warmup", "0", "--out", str(out)]) == 0
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["benchmarks"]["loss"]["patches"] == 128
+    assert "func" not in config["benchmarks"]["loss"]
+
+
+def test_environment_names_the_machine() -> None:
+    env = environment()
+    assert {"cpu", "cpu_flags", "cores_usable", "load_average", "torch", "onnxruntime", "git_commit"} <= set(env)
+    assert len(env["load_average"]) == 3
