@@ -1,6 +1,6 @@
-"""Every benchmark in one run (infer, loss, map, node by default), each with its own defaults.
+"""Every benchmark in one run (infer, loss, map, pipeline, node), each with its own defaults.
 
-``locus bench suite --out DIR`` is the command behind the README's performance table: one report
+``locus bench suite --report DIR`` is the command behind the README's performance table: one report
 with every result, the resolved arguments of each benchmark and the machine they ran on.
 """
 
@@ -11,14 +11,15 @@ import argparse
 from locus_core.bench import BenchResult
 from locus_core.bench.errors import BenchError
 
-ORDER = ("infer", "loss", "map", "node")
+ORDER = ("infer", "loss", "map", "pipeline", "node")
 # --quick: a smoke run of the whole suite in a few minutes (figures not for the README).
 QUICK: dict[str, list[str]] = {
     "infer": ["--warmup", "1", "--repeats", "5"],
     "loss": ["--warmup", "1", "--repeats", "3", "--large-landmarks", "0"],
     "map": ["--landmarks", "100000", "--clusters", "2000", "--frames", "5", "--recall-frames", "2",
             "--baseline-frames", "1", "--nprobe", "16"],
-    "node": ["--queries", "5", "--repeats", "1", "--warmup", "1"],
+    "pipeline": ["--queries", "5", "--repeats", "1", "--warmup", "1"],
+    "node": ["--warmup", "5", "--duration", "15"],
 }
 
 
@@ -26,10 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", action="append", choices=ORDER, default=None, metavar="NAME",
                         help=f"run only these benchmarks (repeatable; default: {', '.join(ORDER)})")
     parser.add_argument("--quick", action="store_true", help="few repeats and small sizes: a smoke run")
-    parser.add_argument("--model", default=None, help="model for infer and node (their default otherwise)")
-    parser.add_argument("--data", default=None, help="posed RGB-D data set for node (synthetic otherwise)")
+    parser.add_argument("--model", default=None, help="model for infer, pipeline and node (their default otherwise)")
+    parser.add_argument("--data", default=None, help="posed RGB-D data set for pipeline and node")
     parser.add_argument("--runtime", default=None, choices=("onnxruntime", "cuda", "tensorrt"),
-                        help="runtime for infer and node (default: onnxruntime)")
+                        help="runtime for infer and pipeline, device of the node (their default otherwise)")
 
 
 def run(args: argparse.Namespace) -> list[BenchResult]:
@@ -53,11 +54,12 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
 
 def _argv(name: str, args: argparse.Namespace) -> list[str]:
     argv = list(QUICK[name]) if args.quick else []
-    if args.model and name in ("infer", "node"):
+    if args.model and name in ("infer", "pipeline", "node"):
         argv += ["--model", args.model]
-    if args.runtime and name in ("infer", "node"):
+    if args.runtime and name in ("infer", "pipeline"):
         argv += ["--runtime", args.runtime]
-    if args.data and name == "node":
+    if args.runtime and name == "node":
+        argv += ["--device", args.runtime]
+    if args.data and name in ("pipeline", "node"):
         argv += ["--data", args.data]
     return argv
-

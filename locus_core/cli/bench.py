@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks: p50/p95 latency and speedup against a baseline")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="one JSON object per result instead of a table")
-    common.add_argument("--out", default=None, metavar="DIR",
+    # Not --out: benchmarks use that for their own working files.
+    common.add_argument("--report", default=None, metavar="DIR",
                         help="also write results.jsonl, results.txt and config.yaml (resolved arguments, machine, "
                              "versions, load) into DIR")
     common.add_argument("--threads", type=int, default=None, metavar="N",
@@ -38,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     results = args.bench_run(args)
     print(format_json_lines(results) if args.json else format_table(results), flush=True)
-    if args.out:
+    if args.report:
         from locus_core.bench.record import save_report, settings
 
         # A suite records each benchmark's own resolved arguments; a single benchmark, its own.
         settings = getattr(args, "resolved_settings", None) or {args.benchmark: settings(args)}
-        print(f"report: {save_report(Path(args.out), results, settings)}", flush=True)
+        print(f"report: {save_report(Path(args.report), results, settings)}", flush=True)
     return 0
 

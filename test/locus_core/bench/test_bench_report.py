@@ -42,5 +42,5 @@ def test_table_shows_ratios_and_notes() -> None:
 
 def test_discovery_finds_the_benchmarks_and_skips_helpers() -> None:
     modules = benchmark_modules()
-    assert {"infer", "loss", "node", "suite"} <= set(modules)
+    assert {"infer", "loss", "map", "node", "pipeline", "suite"} <= set(modules)
     assert not {"timing", "memory", "report", "record", "errors"} & set(modules)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -16,7 +17,7 @@ def test_suite_saves_results_with_each_benchmarks_resolved_settings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "report"
-    assert main(["bench", "suite", "--only", "loss", "--quick", "--json", "--out", str(out)]) == 0
+    assert main(["bench", "suite", "--only", "loss", "--quick", "--json", "--report", str(out)]) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     saved = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert saved == printed and len(saved) == 1 and KEYS <= set(saved[0])
@@ -30,7 +31,7 @@ def test_suite_saves_results_with_each_benchmarks_resolved_settings(
 def test_single_benchmark_report_records_its_arguments(tmp_path: Path) -> None:
     out = tmp_path / "loss"
     assert main(["bench", "loss", "--landmarks", "4", "--patches", "128", "--large-landmarks", "0",
-                 "--repeats", "1", "--warmup", "0", "--out", str(out)]) == 0
+                 "--repeats", "1", "--warmup", "0", "--report", str(out)]) == 0
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["benchmarks"]["loss"]["patches"] == 128
     assert "func" not in config["benchmarks"]["loss"]
@@ -40,3 +41,15 @@ def test_environment_names_the_machine() -> None:
     env = environment()
     assert {"cpu", "cpu_flags", "cores_usable", "load_average", "torch", "onnxruntime", "git_commit"} <= set(env)
     assert len(env["load_average"]) == 3
+
+
+def test_every_benchmark_accepts_what_the_suite_passes_it() -> None:
+    from locus_core.bench import benchmark_modules
+    from locus_core.bench.suite import ORDER, _argv
+
+    modules = benchmark_modules()
+    suite_args = argparse.Namespace(quick=True, model="backbone:test", runtime="onnxruntime", data="/some/data")
+    for name in ORDER:
+        parser = argparse.ArgumentParser(prog=name, exit_on_error=False)
+        modules[name].add_arguments(parser)
+        parser.parse_args(_argv(name, suite_args))  # raises on an unknown option

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from locus_core.bench import node
+from locus_core.bench import pipeline
 from locus_core.bench.errors import BenchError
 from locus_core.data.synthetic import generate_scene
 from locus_core.errors import LocusError
@@ -13,22 +13,22 @@ from locus_core.errors import LocusError
 
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return generate_scene(tmp_path_factory.mktemp("node") / "scene", frames=16, rooms=1, size=(96, 128))
+    return generate_scene(tmp_path_factory.mktemp("pipeline") / "scene", frames=16, rooms=1, size=(96, 128))
 
 
 def args_for(scene: Path, *argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    node.add_arguments(parser)
+    pipeline.add_arguments(parser)
     return parser.parse_args(["--data", str(scene), "--model", "backbone:test", "--queries", "2",
                               "--repeats", "1", "--warmup", "0", *argv])
 
 
-def test_node_times_the_localizer_with_both_runtimes(
+def test_pipeline_times_the_localizer_with_both_runtimes(
     scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LOCUS_CACHE", str(tmp_path))
-    (result,) = node.run(args_for(scene))
-    assert result.name == "node localize backbone:test onnxruntime"
+    (result,) = pipeline.run(args_for(scene))
+    assert result.name == "pipeline localize backbone:test onnxruntime"
     assert result.baseline == "pytorch eager cpu"
     assert result.speedup == pytest.approx(result.baseline_p50_ms / result.p50_ms)
     extra = result.extra
@@ -40,9 +40,9 @@ def test_node_times_the_localizer_with_both_runtimes(
 
 def test_empty_selection_is_named(scene: Path) -> None:
     with pytest.raises(LocusError, match=r"frames '500:600' select nothing"):
-        node.run(args_for(scene, "--query-frames", "500:600"))
+        pipeline.run(args_for(scene, "--query-frames", "500:600"))
 
 
 def test_bad_counts_are_rejected(scene: Path) -> None:
     with pytest.raises(BenchError, match="--queries >= 1"):
-        node.run(args_for(scene, "--queries", "0"))
+        pipeline.run(args_for(scene, "--queries", "0"))
