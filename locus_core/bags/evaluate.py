@@ -125,23 +125,20 @@ def evaluate_bag(
     from locus_core.mapping.evaluate import localization_metrics, plot_trajectory, to_json
     from locus_core.mapping.landmark_map import LandmarkMap
     from locus_core.mapping.run import model_spec_of
-    from locus_ros.frame_processor import FrameProcessor, resolve_device
+    from locus_core.pipeline import FrameProcessor
 
     config = config or ReplayConfig()
     landmark_map = LandmarkMap.load(map_dir)
     spec = model_spec or model_spec_of(landmark_map)
-    device, note = resolve_device(device, cuda_available=torch.cuda.is_available())
-    if note:
-        log.warning(note)
-    processor = FrameProcessor(spec, device, localizer_config)
+    processor = FrameProcessor(spec, device, localizer_config)  # logs the runtime fallbacks
     processor.load_map(map_dir)
     result = replay(bag, processor, config, progress=_progress)
     frames = result.frames
     metrics = localization_metrics([f.localization for f in frames], [f.T_gt for f in frames],
                                    _covisibility(landmark_map, frames))
-    metrics.update(_replay_report(result))
+    metrics.update(_replay_report(result, config))
     metrics.update(bag=str(bag), map=str(map_dir), model={"spec": spec, "hash": processor.model.hash},
-                   device=device, threads=torch.get_num_threads())
+                   device=device, runtime={"name": processor.runtime, "fallbacks": processor.fallbacks}, threads=torch.get_num_threads())
     metrics = to_json(metrics)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -159,7 +156,7 @@ def evaluate_bag(
     return metrics
 
 
-def _replay_report(result: ReplayResult) -> dict[str, Any]:
+def _replay_report(result: ReplayResult, config: ReplayConfig) -> dict[str, Any]:
     return {
         "replay": {
             "frames": len(result.frames),
@@ -168,9 +165,12 @@ def _replay_report(result: ReplayResult) -> dict[str, Any]:
             "bag_duration_s": result.bag_duration_s,
             "wall_s": result.wall_s,
             "realtime_factor": result.realtime_factor,
+            "max_rate_hz": config.max_rate_hz,
+            "throttled": result.throttled,
             "topics": result.topics,
             "messages": result.messages,
             "sync": result.sync,
+            "warnings": result.warnings,
         },
         "skipped": {"total": sum(result.skipped.values()), **result.skipped, "examples": result.notes},
     }

@@ -22,5 +22,6 @@ def play(path: str | Path, *, rate: float = 1.0, loop: bool = False) -> int:
         from locus_ros import player
     except ImportError as exc:  # rclpy or the player itself missing: say which
         raise BagError(f"locus bag play needs a ROS 2 runtime and locus_ros.player ({exc})") from None
-    argv = [str(path), "--rate", str(rate)] + (["--loop"] if loop else [])
+    # player.main takes a whole command line (program name first, as sys.argv and rclpy.init want).
+    argv = ["locus_player", str(path), "--rate", str(rate)] + (["--loop"] if loop else [])
     return int(player.main(argv) or 0)

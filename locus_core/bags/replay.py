@@ -1,11 +1,12 @@
 """Offline replay of a bag through the code the localizer node runs, with ground truth on the side.
 
-The node's path is: rgb, depth and camera_info → ``locus_ros.sync.ApproximateTimeSynchronizer``
-(same policy and parameters) → message → ``PosedFrame`` → ``locus_ros.frame_processor.
-FrameProcessor.localize`` (the same model, map and ``Localizer``). Those modules are rclpy-free and
-imported lazily, so ``locus_core`` never needs a ROS runtime; messages come from ``rosbags``
-(rosbag2 sqlite3/MCAP, ROS 1) and are decoded by the bag reader's ``decode_color``/``decode_depth``.
-Unlike the live node nothing is dropped for lack of time: every synchronised set is localized.
+The node's path is: rgb, depth and camera_info → ``locus_core.pipeline.ApproximateTimeSynchronizer``
+(same policy and parameters) → ``frame_from_messages`` (same decoding and checks) →
+``FrameProcessor.localize`` (the same model engine, map and ``Localizer``). Messages come from
+``rosbags`` (rosbag2 sqlite3/MCAP, ROS 1), so no ROS runtime is needed. Unlike the live node nothing
+is dropped for lack of time: every synchronised set is localized, or, with ``max_rate_hz``, at most
+that many per second of bag time (a robot that relocalizes at a fixed rate; the rest are counted
+as throttled and not even decoded).
 
 Ground truth (``gt_frame`` → the image's frame in TF, or a PoseStamped topic) is looked up after the
 pass, per *segment*: a stream whose stamp falls more than ``time_jump_s`` behind its newest starts a
@@ -27,7 +28,6 @@ import numpy as np
 
 from locus_core.bags import topics as tp
 from locus_core.bags.errors import BagError
-from locus_core.data.errors import FormatError
 from locus_core.data.formats.tf import TfTree
 from locus_core.data.frame import PosedFrame
 from locus_core.errors import LocusError
@@ -51,6 +51,7 @@ class ReplayConfig:
     info_topic: "" = the ``camera_info`` next to the rgb topic (``.../compressed`` stripped).
     gt_frame: fixed frame of the ground truth. gt_topic: a PoseStamped topic to take it from
     instead of TF. camera_frame: overrides the images' ``header.frame_id`` for the TF lookup.
+    max_rate_hz: localize at most this many sets per second of bag time (0 = every set).
     """
 
     rgb_topic: str = ""
@@ -59,6 +60,7 @@ class ReplayConfig:
     gt_frame: str = tp.MAP_FRAME
     gt_topic: str = ""
     camera_frame: str = ""
+    max_rate_hz: float = 0.0
     sync_max_interval: float = 0.05
     sync_queue_size: int = 10
     time_jump_s: float = 1.0
@@ -67,6 +69,8 @@ class ReplayConfig:
     def __post_init__(self) -> None:
         if self.sync_max_interval <= 0 or self.sync_queue_size < 1 or self.time_jump_s <= 0 or self.tf_max_gap_s <= 0:
             raise ValueError("sync_max_interval, time_jump_s and tf_max_gap_s must be > 0 and sync_queue_size >= 1")
+        if not self.max_rate_hz >= 0:
+            raise ValueError(f"max_rate_hz must be >= 0 (0 = every set), got {self.max_rate_hz}")
 
 
 @dataclass
@@ -88,11 +92,13 @@ class ReplayResult:
     topics: dict[str, str]  # role -> topic
     messages: dict[str, int]  # topic -> messages read
     skipped: dict[str, int]  # reason -> synchronised sets not localized
+    throttled: int  # sets left out by max_rate_hz
     sync: dict[str, int]  # the synchroniser's counters
     segments: int
-    bag_duration_s: float  # span of the replayed image stamps, summed over segments
+    bag_duration_s: float  # span of the synchronised image stamps, summed over segments
     wall_s: float
     notes: list[str] = field(default_factory=list)  # the first message of each skip reason
+    warnings: list[str] = field(default_factory=list)  # e.g. distorted images
 
     @property
     def realtime_factor(self) -> float:
@@ -194,32 +200,6 @@ class _Segments:
         return float(sum(last - first for first, last in self.spans))
 
 
-def to_frame(rgb: Any, depth: Any, info: Any, topics: dict[str, str], camera_frame: str) -> tuple[PosedFrame, str]:
-    """The node's message → frame step (checks included) on rosbags messages.
-
-    Raises:
-        FormatError: an unsupported encoding. LocusError: anything else the node would skip.
-    """
-    from locus_core.data.formats.rosbag import decode_color, decode_depth
-
-    frame_id = camera_frame or rgb.header.frame_id.lstrip("/")
-    if not frame_id:
-        raise BagError(f"{topics['rgb']}: empty header.frame_id, cannot place the camera in TF")
-    stamp = _stamp(rgb)
-    image = decode_color(rgb, f"{topics['rgb']}@{stamp:.6f}")
-    depth_m = decode_depth(depth, f"{topics['depth']}@{_stamp(depth):.6f}")
-    K = np.array(info.k if hasattr(info, "k") else info.K, dtype=np.float64).reshape(3, 3)  # ROS 1: K
-    if not (np.isfinite(K).all() and K[0, 0] > 0 and K[1, 1] > 0):
-        raise BagError(f"{topics['info']}: K = {K.ravel().tolist()} is not a calibrated pinhole matrix")
-    if depth_m.shape != image.shape[:2]:
-        raise BagError(f"size mismatch: rgb {image.shape[1]}x{image.shape[0]}, depth {depth_m.shape[1]}x{depth_m.shape[0]}"
-                       " (register depth to colour)")
-    if (int(info.height), int(info.width)) != image.shape[:2]:
-        raise BagError(f"size mismatch: rgb {image.shape[1]}x{image.shape[0]}, camera_info {info.width}x{info.height}")
-    frame = PosedFrame(rgb=image, depth=depth_m, K=K, T_world_cam=None, frame_id=f"{frame_id}@{stamp:.6f}", stamp=stamp)
-    return frame, frame_id
-
-
 def replay(
     path: str | Path,
     processor: Any,
@@ -227,14 +207,15 @@ def replay(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
-    """Replay the bag at ``path`` through ``processor`` (a ``locus_ros.frame_processor.FrameProcessor``
+    """Replay the bag at ``path`` through ``processor`` (a ``locus_core.pipeline.FrameProcessor``
     with a map loaded) and attach ground truth to each localized frame.
 
     Raises:
         BagError: unreadable bag, missing topics (camera_info included), nothing to localize.
     """
     from locus_core.data.resize import resize_frame
-    from locus_ros.sync import ApproximateTimeSynchronizer
+    from locus_core.pipeline import ApproximateTimeSynchronizer, UnsupportedEncoding, frame_from_messages
+    from locus_core.pipeline.messages import distortion_warning
 
     config = config or ReplayConfig()
     path = Path(path)
@@ -242,31 +223,45 @@ def replay(
     start = time.perf_counter()
     try:
         topics = resolve_topics(reader, path, config)
+        names = (topics["rgb"], topics["depth"], topics["info"])
         segments = _Segments(config.time_jump_s, config.tf_max_gap_s)
         frames: list[ReplayFrame] = []
         skipped: Counter[str] = Counter()
         notes: dict[str, str] = {}
         seen: set[tuple[int, float]] = set()
+        last_localized: dict[int, float] = {}  # segment -> stamp, for max_rate_hz
+        throttled = 0
+        warnings: list[str] = []  # what makes the results less trustworthy (the node logs the same)
 
         def skip(reason: str, message: str) -> None:
             skipped[reason] += 1
             notes.setdefault(reason, message)
 
         def on_synced(rgb: Any, depth: Any, info: Any) -> None:
-            key = (segments.index, _stamp(rgb))
+            nonlocal throttled
+            stamp = _stamp(rgb)
+            key = (segments.index, stamp)
             if key in seen:  # a duplicated message re-forms a set the node has already handled
-                skip("duplicate", f"{topics['rgb']}: stamp {key[1]:.6f} seen before")
+                skip("duplicate", f"{topics['rgb']}: stamp {stamp:.6f} seen before")
                 return
             seen.add(key)
+            segments.image(stamp)
+            last = last_localized.get(segments.index)
+            if config.max_rate_hz > 0 and last is not None and stamp - last < 1.0 / config.max_rate_hz - 1e-6:
+                throttled += 1
+                return
             try:
-                frame, camera_frame = to_frame(rgb, depth, info, topics, config.camera_frame)
-            except FormatError as exc:
+                frame, camera_frame = frame_from_messages(rgb, depth, info, topics=names, camera_frame=config.camera_frame)
+            except UnsupportedEncoding as exc:
                 skip("unknown_encoding", str(exc))
                 return
             except LocusError as exc:
                 skip("bad_message", str(exc))
                 return
-            segments.image(frame.stamp)
+            if not warnings and (warning := distortion_warning(info)):
+                warnings.append(f"{topics['info']}: {warning}")
+                log.warning("%s", warnings[-1])
+            last_localized[segments.index] = stamp
             result = processor.localize(frame)
             # Kept small (a long bag must fit in memory), at the size the co-visibility metric resizes to anyway.
             query = resize_frame(frame, QUERY_SIZE)
@@ -313,7 +308,8 @@ def replay(
                     config.gt_frame, config.gt_topic or "image frame")
     stats = sync.stats
     return ReplayResult(
-        frames=frames, topics=topics, messages=dict(messages), skipped=dict(skipped),
+        frames=frames, topics=topics, messages=dict(messages), skipped=dict(skipped), throttled=throttled,
         sync={"emitted": stats.emitted, "dropped": stats.dropped, "time_jumps": stats.time_jumps},
         segments=len(segments.trees), bag_duration_s=segments.duration_s, wall_s=wall, notes=list(notes.values()),
+        warnings=warnings,
     )

@@ -33,7 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--config", help="YAML ReplayConfig (topics, sync, time jumps)")
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a ReplayConfig value (repeatable)")
-    e.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    e.add_argument("--max-rate", type=float, default=0.0, metavar="HZ",
+                   help="localize at most HZ frames per second of bag time (default: every frame)")
+    e.add_argument("--device", default="auto", help="auto | cpu | cuda | onnxruntime | tensorrt (falls back, logged)")
     e.add_argument("--out", required=True, help="output folder")
     e.set_defaults(func=run_eval)
 
@@ -73,7 +75,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from locus_core.config import load_config
 
     flags = {"rgb_topic": args.rgb, "depth_topic": args.depth, "info_topic": args.info,
-             "gt_frame": args.gt_frame, "gt_topic": args.gt_topic}
+             "gt_frame": args.gt_frame, "gt_topic": args.gt_topic, "max_rate_hz": args.max_rate}
     overrides = args.overrides + [f"{key}={value}" for key, value in flags.items() if value]
     config = load_config(ReplayConfig, Path(args.config) if args.config else None, overrides)
     m = evaluate_bag(Path(args.bag), Path(args.map), Path(args.out), model_spec=args.model, config=config,

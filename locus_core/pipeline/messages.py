@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from locus_core.data.frame import PosedFrame
+from locus_core.data.io import depth_from_raw
 from locus_core.pipeline.errors import ConversionError, UnsupportedEncoding
 
 # encoding -> (numpy dtype, channels)
@@ -105,10 +106,8 @@ def depth_from_image(msg: Any, *, what: str = "depth") -> np.ndarray:
         encoding = msg.format if is_compressed(msg) else msg.encoding
         raise UnsupportedEncoding(f"{what}: encoding {encoding!r} is not a depth encoding ({', '.join(DEPTH_ENCODINGS)})")
     raw = image_to_numpy(msg, what=what)
-    if raw.dtype == np.uint16:
-        depth = raw.astype(np.float32) * np.float32(1e-3)
-        depth[raw == 0] = np.nan
-        return depth
+    if raw.dtype == np.uint16:  # the data readers' conversion, so a bag's frames equal the folder's to the bit
+        return depth_from_raw(raw, 1000.0)
     depth = raw.astype(np.float32, copy=False)
     depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
     return depth

@@ -41,7 +41,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 @pytest.fixture(scope="module")
 def processor(world: dict):
-    from locus_ros.frame_processor import FrameProcessor
+    from locus_core.pipeline import FrameProcessor
 
     p = FrameProcessor("backbone:test", "cpu", str(world["config"]))
     p.load_map(world["map"])
@@ -59,7 +59,8 @@ def test_eval_equals_map_localize_on_the_folder(tmp_path: Path, world: dict, sto
 
     queries = open_dataset(world["scene"], "1:16:2")
     write_bag(queries, tmp_path / "bag", storage=storage)
-    ours = evaluate_bag(tmp_path / "bag", world["map"], tmp_path / "eval", localizer_config=str(world["config"]))
+    # Eager PyTorch on the CPU, as `locus map localize` (the node's "auto" may pick ONNX Runtime: 1e-6 apart).
+    ours = evaluate_bag(tmp_path / "bag", world["map"], tmp_path / "eval", localizer_config=str(world["config"]), device="cpu")
     theirs = localize_dataset(world["map"], str(world["scene"]), "1:16:2", tmp_path / "ref", config_path=world["config"])
     _same(ours, theirs)
     assert ours["queries"] == 8 and ours["place"]["queries"] > 0 and ours["localized_rate"] > 0
@@ -96,6 +97,20 @@ def test_odom_chain_compressed_and_pose_topic_ground_truth(tmp_path: Path, world
     for a, b, f in zip(by_tf.frames, by_topic.frames, frames):
         np.testing.assert_allclose(a.T_gt, f.T_world_cam, atol=1e-9)
         np.testing.assert_allclose(b.T_gt, f.T_world_cam, atol=1e-9)
+
+
+def test_max_rate_localizes_a_subset_by_bag_time(tmp_path: Path, world: dict, processor) -> None:
+    frames = _frames(world)  # stamps 1.0, 1.4, 1.8, 2.2
+    write_bag(frames, tmp_path / "bag")
+    every = replay(tmp_path / "bag", processor)
+    some = replay(tmp_path / "bag", processor, ReplayConfig(max_rate_hz=2.0))
+    assert [f.stamp for f in some.frames] == pytest.approx([1.0, 1.8]) and some.throttled == 2
+    assert every.throttled == 0 and some.bag_duration_s == pytest.approx(every.bag_duration_s)
+    for f in some.frames:  # the same result as when every frame is localized
+        g = next(g for g in every.frames if g.stamp == f.stamp)
+        assert f.localization.inliers == g.localization.inliers
+    with pytest.raises(ValueError, match="max_rate_hz must be >= 0"):
+        ReplayConfig(max_rate_hz=-1.0)
 
 
 def test_ros1_bag_replays_like_rosbag2(tmp_path: Path, world: dict, processor) -> None:
