@@ -124,12 +124,15 @@ def _compare(name: str, engine, model, images, args: argparse.Namespace, notes: 
 
 
 def _int8(label: str, model, images, args: argparse.Namespace, notes: dict) -> BenchResult:  # noqa: ANN001
-    """ONNX Runtime with int8 dynamic quantisation (weights int8, activations quantised per call)."""
+    """ONNX Runtime with int8 dynamic quantisation (weights int8, activations quantised per call) of the
+    MatMul/Gemm layers. Convolutions stay float: as ConvInteger they ran 3-5x slower than float here,
+    and the fused Attention op has no correct quantised form (QAttention rejects its attributes)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from locus_core.runtime.engines import OnnxEngine, cached_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
         quantized = Path(tmp) / "int8.onnx"
-        quantize_dynamic(str(cached_onnx(model)), str(quantized), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(cached_onnx(model)), str(quantized), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul", "Gemm"])
         return _compare(f"{label} onnxruntime int8", OnnxEngine(model, quantized), model, images, args, notes)

@@ -8,6 +8,7 @@ runtimes in order of speed and falls back, logging the reason once, when one is 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -98,8 +99,12 @@ class TorchEngine(InferenceEngine):
         if device == "cuda" and not torch.cuda.is_available():
             raise RuntimeUnavailable("CUDA is not available to PyTorch here")
         self.name = device
-        self.model = model.to(device).eval()
         self._device = torch.device(device)
+        # A copy on another device: moving the caller's model would break its other engines (an ONNX
+        # export traces it on the CPU) and whoever holds it.
+        current = next(model.parameters()).device
+        same = current.type == self._device.type
+        self.model = (model if same else copy.deepcopy(model).to(self._device)).eval()
 
     @property
     def device(self) -> torch.device:

@@ -149,10 +149,11 @@ def test_broken_onnx_file_is_named(model: LocusModel, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
-def test_cuda_engine_matches_cpu(model: LocusModel) -> None:
+def test_cuda_engine_matches_cpu_and_leaves_the_model_where_it_was(model: LocusModel) -> None:
     engine = create_engine(model, "cuda")
+    assert engine.device.type == "cuda" and model.device.type == "cpu"
     with torch.inference_mode():
-        assert parity(model.cpu()(_images()), engine(_images()).cpu()) >= 0.999
+        assert parity(model(_images()), engine(_images()).cpu()) >= 0.999
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
@@ -163,3 +164,20 @@ def test_tensorrt_engine_is_cached_and_matches(model: LocusModel) -> None:
     again = TensorRTEngine(model)  # loads the cached engine: same key
     with torch.inference_mode():
         assert parity(model.cpu()(_images()), again(_images()).cpu()) >= 0.99
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_tensorrt_engine_of_another_gpu_or_version_is_rebuilt(model: LocusModel) -> None:
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed")
+    engine = TensorRTEngine(model)
+    engine.engine_path.with_suffix(".key").write_text("built for another GPU")
+    before = engine.engine_path.stat().st_mtime_ns
+    again = TensorRTEngine(model)
+    assert again.engine_path.stat().st_mtime_ns != before and again.engine_path.with_suffix(".key").read_text() == again.key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_tensorrt_export_is_parity_checked(model: LocusModel, tmp_path: Path) -> None:
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed")
+    path, score = export_model(model, tmp_path / "m.engine", "tensorrt")
+    assert path.is_file() and path.with_suffix(".key").is_file() and score >= 0.99
