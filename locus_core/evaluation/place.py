@@ -7,17 +7,8 @@ when they share at least ``min_covisibility`` of the query's view.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
-
-
-@dataclass(frozen=True)
-class PlaceResult:
-    recall: dict[int, float]  # k -> recall@k over the queries that have at least one possible hit
-    num_queries: int  # queries with a possible hit (the denominator)
-    ranking: np.ndarray  # (Q, max k) database frame positions, best first
 
 
 def recall_at_k(ranking: np.ndarray, hits: np.ndarray, ks: tuple[int, ...] = (1, 5)) -> tuple[dict[int, float], int]:
@@ -47,7 +38,7 @@ def recall_at_k(ranking: np.ndarray, hits: np.ndarray, ks: tuple[int, ...] = (1,
 def vote_ranking(
     query_features: list[torch.Tensor], database_features: list[torch.Tensor], top: int = 5
 ) -> np.ndarray:
-    """Rank database frames for every query frame by nearest-patch voting (exact search, faiss).
+    """Rank database frames for every query frame by nearest-patch voting (exact search).
 
     Args:
         query_features: Q tensors (P_q, D), L2-normalised patch features of each query frame.
@@ -56,18 +47,37 @@ def vote_ranking(
     Returns:
         (Q, min(top, N)) database positions, best first.
     """
-    import faiss
-
     if not database_features:
         raise ValueError("empty database")
-    db = torch.cat(database_features).float().numpy()
+    db = torch.cat(database_features).float()
     owner = np.repeat(np.arange(len(database_features)), [len(f) for f in database_features])
-    index = faiss.IndexFlatIP(db.shape[1])
-    index.add(np.ascontiguousarray(db))
     top = min(top, len(database_features))
     ranking = np.zeros((len(query_features), top), dtype=np.int64)
     for q, feats in enumerate(query_features):
-        sim, nn = index.search(np.ascontiguousarray(feats.float().numpy()), 1)
-        votes = np.bincount(owner[nn[:, 0]], weights=np.clip(sim[:, 0], 0, None), minlength=len(database_features))
+        sim, nn = nearest_patch(feats.float(), db)
+        votes = np.bincount(owner[nn.numpy()], weights=sim.clamp(min=0).double().numpy(),
+                            minlength=len(database_features))
         ranking[q] = np.argsort(-votes, kind="stable")[:top]
     return ranking
+
+
+def nearest_patch(queries: torch.Tensor, database: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact maximum inner product: (similarity (Q,), index (Q,)) of each query's best database row.
+
+    Chunked matmuls stay in cache: measured 5-10x faster than faiss' flat index (a build without
+    AVX2) on 320 x 96k x 64 blocks, the size of one redkitchen query frame against the database.
+
+    Args:
+        queries: (Q, D); database: (M, D), M > 0.
+    """
+    if queries.ndim != 2 or database.ndim != 2 or queries.shape[1] != database.shape[1] or len(database) == 0:
+        raise ValueError(f"(Q,D) queries and non-empty (M,D) database expected, got {tuple(queries.shape)}, "
+                         f"{tuple(database.shape)}")
+    best = torch.full((len(queries),), float("-inf"))
+    index = torch.zeros(len(queries), dtype=torch.long)
+    for start in range(0, len(database), chunk):
+        sim, arg = (queries @ database[start : start + chunk].T).max(1)
+        better = sim > best  # strict: ties keep the earlier row, as a full argmax would
+        best = torch.where(better, sim, best)
+        index = torch.where(better, arg + start, index)
+    return best, index

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from locus_core.evaluation.place import recall_at_k, vote_ranking
+from locus_core.evaluation.place import nearest_patch, recall_at_k, vote_ranking
 
 
 def test_recall_at_k_counts_answerable_queries_only() -> None:
@@ -27,3 +27,22 @@ def test_vote_ranking_finds_the_frame_with_the_same_patches() -> None:
     ranking = vote_ranking([torch.nn.functional.normalize(q, dim=-1) for q in queries], db, top=3)
     assert ranking.shape == (2, 3)
     assert ranking[:, 0].tolist() == [2, 0]
+
+
+def test_nearest_patch_matches_a_full_argmax_across_chunks() -> None:
+    gen = torch.Generator().manual_seed(1)
+    queries, database = torch.randn(7, 8, generator=gen), torch.randn(50, 8, generator=gen)
+    database[33] = database[5]  # a tie: the earlier row wins, as with argmax
+    queries[0] = database[5] * 10
+    sim, idx = nearest_patch(queries, database, chunk=16)
+    full = queries @ database.T
+    assert torch.equal(idx, full.argmax(1))
+    assert torch.allclose(sim, full.max(1).values)
+    assert idx[0] == 5
+
+
+def test_nearest_patch_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match="non-empty"):
+        nearest_patch(torch.zeros(3, 4), torch.zeros(0, 4))
+    with pytest.raises(ValueError, match=r"\(3, 4\)"):
+        nearest_patch(torch.zeros(3, 4), torch.zeros(5, 2))
