@@ -22,6 +22,13 @@ def test_shipped_config_loads_and_validates() -> None:
     assert config.data.val is not None and config.data.val.frames == "600:1000:10"
 
 
+def test_paper_config_loads_and_validates() -> None:
+    config = load_config(TrainConfig, ROOT / "config" / "train_dino_vitb8.yaml")
+    validate_config(config)
+    assert config.model.backbone == "dino_vitb8" and config.model.radii == (0.2, 0.6)
+    assert config.landmarks.landmarks == 64
+
+
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
