@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 from locus_core.bags.replay import QUERY_SIZE, ReplayConfig, ReplayFrame, ReplayResult, replay
 
 log = logging.getLogger(__name__)
+COVISIBILITY_TOLERANCE_M = 0.05  # query_keyframe_covisibility's default, as `locus map localize` uses it
 
 
 def map_keyframes(landmark_map: Any) -> list[Any] | None:
@@ -47,16 +47,29 @@ def map_keyframes(landmark_map: Any) -> list[Any] | None:
 
 
 def _covisibility(landmark_map: Any, frames: list[ReplayFrame]) -> np.ndarray | None:
-    from locus_core.mapping.evaluate import query_keyframe_covisibility
+    """(Q, K) ``query_keyframe_covisibility`` of the replayed frames, from the camera-frame points
+    the replay kept of each (it keeps no images) placed by their ground truth."""
+    import torch
+
+    from locus_core.data.resize import resize_frame
+    from locus_core.geometry import transform_points, visible
 
     keyframes = map_keyframes(landmark_map)
     if keyframes is None:
         return None
-    queries = [replace(f.frame, T_world_cam=f.T_gt) for f in frames]
-    if any(q.T_world_cam is None for q in queries):
+    if any(f.T_gt is None for f in frames):
         log.warning("some frames have no ground truth: place recall is not computed")
         return None
-    return query_keyframe_covisibility(queries, keyframes, size=QUERY_SIZE)
+    small = [resize_frame(f, QUERY_SIZE) for f in keyframes]
+    depth = torch.from_numpy(np.stack([np.asarray(f.depth, np.float64) for f in small]))
+    K = torch.from_numpy(np.stack([f.K for f in small]))
+    T = torch.from_numpy(np.stack([f.T_world_cam for f in small]))
+    out = np.zeros((len(frames), len(keyframes)), np.float32)
+    for i, f in enumerate(frames):
+        if len(f.points_cam):
+            p = transform_points(torch.from_numpy(f.T_gt), torch.from_numpy(f.points_cam))
+            out[i] = visible(p.expand(len(keyframes), -1, -1).contiguous(), depth, K, T, COVISIBILITY_TOLERANCE_M).double().mean(1).numpy()
+    return out
 
 
 def write_tum(path: Path, stamps: list[float], poses: list[np.ndarray]) -> Path:
