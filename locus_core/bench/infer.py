@@ -12,6 +12,7 @@ from locus_core.bench.errors import BenchError
 # Speed does not depend on weight values, so ViTs whose pretrained weights are absent are timed
 # with random weights (the record says so).
 VIT_BACKBONES = ("dino_vits8", "dinov2_vits14", "dino_vitb8")
+RUNTIMES = ("onnxruntime", "cuda", "tensorrt", "cpu-bf16", "cuda-bf16")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,10 +21,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or backbone:xfeat where it is absent)")
     parser.add_argument("--vit", action="store_true",
                         help=f"also time the ViT backbones raw ({', '.join(VIT_BACKBONES)})")
-    parser.add_argument("--runtime", action="append", default=None, choices=("onnxruntime", "cuda", "tensorrt"),
-                        help="runtimes to compare with eager PyTorch on the CPU (default: onnxruntime)")
+    parser.add_argument("--runtime", action="append", default=None, choices=RUNTIMES,
+                        help="runtimes to compare with eager PyTorch on the same device (repeatable; default: "
+                             "onnxruntime); *-bf16: eager PyTorch under bf16 autocast")
     parser.add_argument("--int8", action="store_true", help="also time ONNX Runtime with int8 dynamic quantisation")
     parser.add_argument("--size", type=int, nargs=2, default=(256, 320), metavar=("H", "W"))
+    parser.add_argument("--ap-data", default=None, metavar="PATH",
+                        help="also score patch retrieval AP of each runtime and of eager PyTorch on these posed "
+                             "RGB-D frames (reduced precision is kept only if AP drops <= 0.01)")
+    parser.add_argument("--ap-frames", default=None, metavar="START:STOP[:STEP]", help="frames of --ap-data")
+    parser.add_argument("--ap-queries", type=int, default=300, help="query patches of the AP check")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
 
@@ -55,6 +62,7 @@ def _default_specs() -> list[str]:
 def run(args: argparse.Namespace) -> list[BenchResult]:
     import torch
 
+    from locus_core.bench.memory import peak_tensor_bytes
     from locus_core.runtime import create_engine
 
     if args.warmup < 0 or args.repeats < 1:
@@ -72,8 +80,13 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
         notes = {"size": f"{size[0]}x{size[1]}", "threads": torch.get_num_threads()}
         if "weights" in model.metadata:
             notes["weights"] = model.metadata["weights"]
+        with torch.inference_mode():
+            notes["baseline_peak_mb"] = peak_tensor_bytes(lambda: model(images)) / 2**20
+        if args.ap_data:
+            notes["baseline_ap"] = _retrieval_ap(model, args)
         for runtime in runtimes:
-            engine = create_engine(model, runtime)
+            device, _, bf16 = runtime.partition("-")
+            engine = create_engine(model, device, precision=bf16 or "fp32")
             if engine.name != runtime:
                 results.append(BenchResult(f"{label} {runtime}", float("nan"), float("nan"),
                                            extra={"skipped": "; ".join(engine.fallbacks)}))
@@ -88,7 +101,6 @@ def _compare(name: str, engine, model, images, args: argparse.Namespace, notes: 
     """``engine`` against eager PyTorch on the same device (CUDA eager for the GPU runtimes)."""
     import torch
 
-    from locus_core.bench.memory import peak_tensor_bytes
     from locus_core.bench.timing import measure_pair
     from locus_core.runtime import parity
     from locus_core.runtime.engines import TorchEngine
@@ -113,12 +125,13 @@ def _compare(name: str, engine, model, images, args: argparse.Namespace, notes: 
         ours, base = measure_pair(synced(lambda: engine(batch)), synced(lambda: eager(batch)),
                                   warmup=args.warmup, repeats=args.repeats)
         extra = {**notes, "parity": parity(reference, engine(batch).cpu())}
+        if "baseline_ap" in notes:
+            extra["ap"] = _retrieval_ap(engine, args)
+            extra["ap_drop"] = notes["baseline_ap"] - extra["ap"]
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
             eager(batch)
             extra["baseline_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        else:
-            extra["baseline_peak_mb"] = peak_tensor_bytes(lambda: eager(batch)) / 2**20
     return BenchResult.from_timings(name, ours, baseline=f"pytorch eager {device.type}", baseline_timing=base,
                                     extra=extra)
 
@@ -136,3 +149,14 @@ def _int8(label: str, model, images, args: argparse.Namespace, notes: dict) -> B
         quantize_dynamic(str(cached_onnx(model)), str(quantized), weight_type=QuantType.QInt8,
                          op_types_to_quantize=["MatMul", "Gemm"])
         return _compare(f"{label} onnxruntime int8", OnnxEngine(model, quantized), model, images, args, notes)
+
+
+def _retrieval_ap(model, args: argparse.Namespace) -> float:  # noqa: ANN001 - a model or an engine
+    """Patch retrieval AP (locus eval's task 1: rho 0.2 m, kappa 10 m) of ``model`` on --ap-data."""
+    from locus_core.data import open_dataset
+    from locus_core.evaluation import retrieval
+    from locus_core.evaluation.run import extract
+
+    features = extract(model, open_dataset(args.ap_data, frames=args.ap_frames), "ap")
+    queries = retrieval.sample_queries(features.world_points, args.ap_queries, seed=0)
+    return float(retrieval.patch_retrieval(features.flat(), features.world_points, queries).ap)

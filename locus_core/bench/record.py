@@ -24,12 +24,14 @@ def environment() -> dict[str, Any]:
     """The machine and software a run measured: CPU (model, cores, SIMD flags), load, threads, versions."""
     import torch
 
+    from locus_core.runtime.engines import cpu_flags
+
     env: dict[str, Any] = {
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": platform.node(),
         "python": platform.python_version(),
         "cpu": _cpu_model(),
-        "cpu_flags": [flag for flag in CPU_FLAGS if flag in _cpu_flags()],
+        "cpu_flags": [flag for flag in CPU_FLAGS if flag in cpu_flags()],
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "torch": torch.__version__,
@@ -66,25 +68,15 @@ def save_report(out: Path, results: Sequence[BenchResult], settings: dict[str, A
     return out
 
 
-def _cpu_info() -> str:
-    try:
-        return Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return ""
-
-
 def _cpu_model() -> str:
-    for line in _cpu_info().splitlines():
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
-
-
-def _cpu_flags() -> set[str]:
-    for line in _cpu_info().splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def _version(module: str) -> str | None:

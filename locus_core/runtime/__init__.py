@@ -5,7 +5,7 @@ with the model's inference contract ((B,3,H,W) RGB in [0,1] → (B,S,D,h,w)), so
 evaluation and ROS code never care which runtime runs underneath.
 """
 
-from locus_core.runtime.engines import DEVICES, InferenceEngine, create_engine
+from locus_core.runtime.engines import DEVICES, PRECISIONS, InferenceEngine, create_engine
 from locus_core.runtime.errors import EngineError, ExportError, RuntimeUnavailable
 from locus_core.runtime.export import export_model, parity
 
@@ -14,6 +14,7 @@ __all__ = [
     "EngineError",
     "ExportError",
     "InferenceEngine",
+    "PRECISIONS",
     "RuntimeUnavailable",
     "create_engine",
     "export_model",

@@ -30,11 +30,45 @@ _CHAINS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("onnxruntime", "cpu"),
     "cpu": ("cpu",),
 }
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+# With precision="bf16", eager PyTorch runs under bf16 autocast where the hardware has bf16 units,
+# ahead of ONNX Runtime (fp32 only) on the CPU; without them it falls back to the fp32 chain.
+_BF16_CHAINS: dict[str, tuple[str, ...]] = {
+    "auto": ("tensorrt", "cuda-bf16", "cpu-bf16", "onnxruntime", "cpu"),
+    "tensorrt": ("tensorrt", "cuda-bf16", "cpu-bf16", "onnxruntime", "cpu"),
+    "cuda": ("cuda-bf16", "cpu-bf16", "onnxruntime", "cpu"),
+    "onnxruntime": ("cpu-bf16", "onnxruntime", "cpu"),
+    "cpu": ("cpu-bf16", "cpu"),
+}
 
 
 def cache_dir() -> Path:
     """Where exported graphs and TensorRT engines are kept: ``$LOCUS_CACHE`` or ``~/.cache/locus``."""
     return Path(os.environ.get("LOCUS_CACHE", Path.home() / ".cache" / "locus"))
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def bf16_unavailable(device: torch.device) -> str:
+    """Why bf16 would not be fast on ``device`` ("" when it would)."""
+    if device.type == "cuda":
+        return "" if torch.cuda.is_bf16_supported() else "this GPU has no bf16 support"
+    # Without AMX or AVX512-BF16, oneDNN emulates bf16 and is slower than fp32.
+    if not torch.backends.mkldnn.is_available():
+        return "PyTorch was built without oneDNN"
+    if not {"amx_bf16", "avx512_bf16"} & cpu_flags():
+        return "this CPU has no AMX-BF16 or AVX512-BF16 units"
+    return ""
 
 
 def weights_digest(model: nn.Module) -> str:
@@ -92,14 +126,24 @@ class InferenceEngine(nn.Module):
 
 
 class TorchEngine(InferenceEngine):
-    """Eager PyTorch on the CPU or a CUDA device (the reference every other engine is checked against)."""
+    """Eager PyTorch on the CPU or a CUDA device (the reference every other engine is checked against).
 
-    def __init__(self, model: nn.Module, device: str = "cpu") -> None:
+    ``precision="bf16"`` runs under bf16 autocast (matmuls and convolutions in bf16 on AMX / tensor
+    cores, reductions in fp32) and re-normalises the output in fp32. Opt-in: like any reduced
+    precision it must be checked on retrieval AP for the model at hand (``locus bench infer --bf16``).
+    """
+
+    def __init__(self, model: nn.Module, device: str = "cpu", *, precision: str = "fp32") -> None:
         super().__init__(model)
         if device == "cuda" and not torch.cuda.is_available():
             raise RuntimeUnavailable("CUDA is not available to PyTorch here")
-        self.name = device
+        if precision not in PRECISIONS:
+            raise EngineError(f"precision: unknown {precision!r}; valid: {', '.join(PRECISIONS)}")
         self._device = torch.device(device)
+        if precision == "bf16" and (why := bf16_unavailable(self._device)):
+            raise RuntimeUnavailable(f"bf16: {why}")
+        self.precision = precision
+        self.name = device if precision == "fp32" else f"{device}-bf16"
         # A copy on another device: moving the caller's model would break its other engines (an ONNX
         # export traces it on the CPU) and whoever holds it.
         current = next(model.parameters()).device
@@ -111,7 +155,12 @@ class TorchEngine(InferenceEngine):
         return self._device
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model(images.to(self._device))
+        images = images.to(self._device)
+        if self.precision == "fp32":
+            return self.model(images)
+        with torch.autocast(self._device.type, dtype=torch.bfloat16):
+            features = self.model(images)
+        return nn.functional.normalize(features.float(), dim=2)
 
 
 class TorchScriptEngine(InferenceEngine):
@@ -312,19 +361,22 @@ def _log_once(level: int, message: str) -> None:
         log.log(level, message)
 
 
-def create_engine(model: nn.Module, device: str = "auto") -> InferenceEngine:
+def create_engine(model: nn.Module, device: str = "auto", *, precision: str = "fp32") -> InferenceEngine:
     """The fastest available engine for ``device``, falling back along the chain (reasons logged once).
 
     ``device``: auto | cpu | cuda | onnxruntime | tensorrt. ``auto`` picks TensorRT, then CUDA, then
-    ONNX Runtime, then eager PyTorch on the CPU.
+    ONNX Runtime, then eager PyTorch on the CPU. ``precision``: fp32, or bf16 to put eager PyTorch
+    under bf16 autocast first where the hardware has bf16 units (TensorRT builds FP16 either way).
 
     Raises:
-        EngineError: an unknown device name, or even eager PyTorch failed.
+        EngineError: an unknown device name or precision, or even eager PyTorch failed.
     """
     if device not in _CHAINS:
         raise EngineError(f"device: unknown {device!r}; valid: {', '.join(DEVICES)}")
+    if precision not in PRECISIONS:
+        raise EngineError(f"precision: unknown {precision!r}; valid: {', '.join(PRECISIONS)}")
     reasons: list[str] = []
-    for runtime in _CHAINS[device]:
+    for runtime in (_BF16_CHAINS if precision == "bf16" else _CHAINS)[device]:
         try:
             engine = _make(model, runtime)
         except (RuntimeUnavailable, ExportError, EngineError) as exc:
@@ -344,4 +396,6 @@ def _make(model: nn.Module, runtime: str) -> InferenceEngine:
         return TensorRTEngine(model)
     if runtime == "onnxruntime":
         return OnnxEngine(model)
+    if runtime.endswith("-bf16"):
+        return TorchEngine(model, runtime.removesuffix("-bf16"), precision="bf16")
     return TorchEngine(model, runtime)

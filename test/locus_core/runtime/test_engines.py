@@ -181,3 +181,31 @@ def test_tensorrt_export_is_parity_checked(model: LocusModel, tmp_path: Path) ->
     pytest.importorskip("tensorrt", reason="TensorRT is not installed")
     path, score = export_model(model, tmp_path / "m.engine", "tensorrt")
     assert path.is_file() and path.with_suffix(".key").is_file() and score >= 0.99
+
+
+def test_bf16_engine_keeps_the_contract(model: LocusModel) -> None:
+    from locus_core.runtime.engines import bf16_unavailable
+
+    if why := bf16_unavailable(torch.device("cpu")):
+        pytest.skip(why)
+    engine = create_engine(model, "cpu", precision="bf16")
+    assert engine.name == "cpu-bf16" and engine.fallbacks == []
+    with torch.inference_mode():
+        out = engine(_images())
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out.norm(dim=2), torch.ones_like(out[:, :, 0]))
+        assert parity(model(_images()), out) > 0.99
+
+
+def test_bf16_without_bf16_units_falls_back_to_fp32(model: LocusModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    import locus_core.runtime.engines as engines
+
+    monkeypatch.setattr(engines, "cpu_flags", lambda: {"avx2"})
+    engine = create_engine(model, "cpu", precision="bf16")
+    assert engine.name == "cpu"
+    assert engine.fallbacks == ["cpu-bf16: bf16: this CPU has no AMX-BF16 or AVX512-BF16 units"]
+
+
+def test_unknown_precision_is_named(model: LocusModel) -> None:
+    with pytest.raises(EngineError, match="precision: unknown 'fp8'; valid: fp32, bf16"):
+        create_engine(model, "cpu", precision="fp8")
