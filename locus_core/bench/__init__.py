@@ -55,7 +55,7 @@ class BenchResult:
             p95_ms=ours.p95_ms,
             baseline=baseline,
             baseline_p50_ms=None if baseline_timing is None else baseline_timing.p50_ms,
-            extra=dict(extra or {}),
+            extra={**_cpu_times(ours, baseline_timing), **(extra or {})},
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -69,6 +69,18 @@ class BenchResult:
             "speedup": self.speedup,
             "extra": self.extra,
         }
+
+
+def _cpu_times(ours: Timing, baseline: Timing | None) -> dict[str, float]:
+    # CPU time per call: the load-independent cost next to the load-dependent latency.
+    out = {}
+    if ours.cpu_p50_ms is not None:
+        out["cpu_ms"] = ours.cpu_p50_ms
+    if baseline is not None and baseline.cpu_p50_ms is not None:
+        out["baseline_cpu_ms"] = baseline.cpu_p50_ms
+        if ours.cpu_p50_ms:
+            out["cpu_speedup"] = baseline.cpu_p50_ms / ours.cpu_p50_ms
+    return out
 
 
 def benchmark_modules() -> dict[str, ModuleType]:

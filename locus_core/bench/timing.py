@@ -1,4 +1,9 @@
-"""Wall-clock latency of a call: warm-up runs, then percentiles over timed repeats."""
+"""Latency of a call: warm-up runs, then percentiles over timed repeats.
+
+Wall-clock time is the latency; the process CPU time of each call (all its threads) is kept beside
+it because on a shared machine wall time swings with other processes' load while CPU time
+measures the work itself (with spinning thread pools off: ``OMP_WAIT_POLICY=PASSIVE``).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Timing:
-    """Latency percentiles (ms) and every timed sample (ms, in run order)."""
+    """Latency percentiles (ms), every timed sample (ms, in run order) and the median process CPU
+    time per call (ms, summed over threads; None where not measured)."""
 
     p50_ms: float
     p95_ms: float
     samples: tuple[float, ...]
+    cpu_p50_ms: float | None = None
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -33,12 +40,14 @@ def measure(fn: Callable[[], object], *, warmup: int, repeats: int) -> Timing:
         raise ValueError(f"need warmup >= 0 and repeats >= 1, got warmup={warmup}, repeats={repeats}")
     for _ in range(warmup):
         fn()
-    samples = []
+    samples, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        cpu_start, start = time.process_time(), time.perf_counter()
         fn()
         samples.append((time.perf_counter() - start) * 1000)
-    return Timing(p50_ms=percentile(samples, 50), p95_ms=percentile(samples, 95), samples=tuple(samples))
+        cpu.append((time.process_time() - cpu_start) * 1000)
+    return Timing(p50_ms=percentile(samples, 50), p95_ms=percentile(samples, 95), samples=tuple(samples),
+                  cpu_p50_ms=percentile(cpu, 50))
 
 
 def measure_pair(
@@ -52,9 +61,13 @@ def measure_pair(
         ours()
         baseline()
     samples: tuple[list[float], list[float]] = ([], [])
+    cpu: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        for fn, out in zip((ours, baseline), samples):
-            out.extend(measure(fn, warmup=0, repeats=1).samples)
+        for fn, out, out_cpu in zip((ours, baseline), samples, cpu):
+            one = measure(fn, warmup=0, repeats=1)
+            out.extend(one.samples)
+            out_cpu.append(one.cpu_p50_ms)
     return tuple(  # type: ignore[return-value]
-        Timing(p50_ms=percentile(s, 50), p95_ms=percentile(s, 95), samples=tuple(s)) for s in samples
+        Timing(p50_ms=percentile(s, 50), p95_ms=percentile(s, 95), samples=tuple(s), cpu_p50_ms=percentile(c, 50))
+        for s, c in zip(samples, cpu)
     )

@@ -31,3 +31,12 @@ def test_percentile_interpolates_like_numpy() -> None:
 def test_measure_rejects_bad_counts(warmup: int, repeats: int) -> None:
     with pytest.raises(ValueError, match="need warmup >= 0 and repeats >= 1"):
         measure(lambda: None, warmup=warmup, repeats=repeats)
+
+
+def test_cpu_time_excludes_waiting() -> None:
+    import time
+
+    timing = measure(lambda: time.sleep(0.02), warmup=0, repeats=2)
+    assert timing.cpu_p50_ms is not None and 0 <= timing.cpu_p50_ms < timing.p50_ms
+    ours, base = measure_pair(lambda: sum(range(20000)), lambda: None, warmup=0, repeats=2)
+    assert ours.cpu_p50_ms is not None and base.cpu_p50_ms is not None
