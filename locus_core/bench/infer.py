@@ -53,7 +53,7 @@ def _load(spec: str, size: tuple[int, int]):  # noqa: ANN202 - returns a LocusMo
     return (model if tuple(model.input_size) == size else model.with_input_size(size)).eval()
 
 
-def _default_specs() -> list[str]:
+def default_specs() -> list[str]:
     from locus_core.models import DEFAULT_CHECKPOINT
 
     return ["default" if DEFAULT_CHECKPOINT.is_file() else "backbone:xfeat"]
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     if args.warmup < 0 or args.repeats < 1:
         raise BenchError(f"need --warmup >= 0 and --repeats >= 1, got {args.warmup} and {args.repeats}")
     size = tuple(args.size)
-    specs = list(args.model or _default_specs())
+    specs = list(args.model or default_specs())
     if args.vit:
         specs += [f"backbone:{name}" for name in VIT_BACKBONES]
     runtimes = args.runtime or ["onnxruntime"]

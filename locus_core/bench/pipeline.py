@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from locus_core.bench import BenchResult
 from locus_core.bench.errors import BenchError
+from locus_core.bench.infer import RUNTIMES, default_specs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None,
                         help="'default', a checkpoint or 'backbone:NAME' (default: the default model, or "
                              "backbone:xfeat where it is absent)")
-    parser.add_argument("--runtime", default="onnxruntime", choices=("onnxruntime", "cuda", "tensorrt"),
-                        help="runtime compared with eager PyTorch (default: onnxruntime)")
+    parser.add_argument("--runtime", default="onnxruntime", choices=RUNTIMES,
+                        help="runtime compared with eager PyTorch on the same device (default: onnxruntime)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2, help="passes over the query frames")
 
@@ -43,7 +44,6 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     import numpy as np
     import torch
 
-    from locus_core.bench.infer import _default_specs
     from locus_core.bench.memory import peak_tensor_bytes
     from locus_core.bench.timing import measure_pair
     from locus_core.mapping import Localizer, LocalizerConfig, MapConfig, build_map
@@ -54,10 +54,11 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     if args.warmup < 0 or args.repeats < 1 or args.queries < 1:
         raise BenchError(f"need --warmup >= 0, --repeats >= 1 and --queries >= 1, got "
                          f"{args.warmup}, {args.repeats} and {args.queries}")
-    spec = args.model or _default_specs()[0]
+    spec = args.model or default_specs()[0]
     model = load_model(spec).eval()
     label = spec if spec.startswith("backbone:") else model.hash
-    engine = create_engine(model, args.runtime)
+    device, _, bf16 = args.runtime.partition("-")
+    engine = create_engine(model, device, precision=bf16 or "fp32")
     if engine.name != args.runtime:
         return [BenchResult(f"pipeline localize {label} {args.runtime}", float("nan"), float("nan"),
                             extra={"skipped": "; ".join(engine.fallbacks)})]

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="few repeats and small sizes: a smoke run")
     parser.add_argument("--model", default=None, help="model for infer, pipeline and node (their default otherwise)")
     parser.add_argument("--data", default=None, help="posed RGB-D data set for pipeline and node")
-    parser.add_argument("--runtime", default=None, choices=("onnxruntime", "cuda", "tensorrt"),
+    parser.add_argument("--runtime", default=None, choices=("onnxruntime", "cuda", "tensorrt", "cpu-bf16", "cuda-bf16"),
                         help="runtime for infer and pipeline, device of the node (their default otherwise)")
 
 
@@ -58,7 +58,7 @@ def _argv(name: str, args: argparse.Namespace) -> list[str]:
         argv += ["--model", args.model]
     if args.runtime and name in ("infer", "pipeline"):
         argv += ["--runtime", args.runtime]
-    if args.runtime and name == "node":
+    if args.runtime and name == "node" and not args.runtime.endswith("-bf16"):  # the node runs fp32
         argv += ["--device", args.runtime]
     if args.data and name in ("pipeline", "node"):
         argv += ["--data", args.data]
