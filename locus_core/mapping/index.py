@@ -1,9 +1,11 @@
 """Nearest-neighbour search over landmark descriptors (faiss, inner product on unit vectors).
 
 Small maps use exact search (``IndexIDMap2`` over ``IndexFlatIP``); large ones an inverted file with
-8-bit scalar-quantised codes (``IndexIVFScalarQuantizer``): 64 bytes + an 8-byte id per 64-d
-landmark, and a search that visits ``nprobe`` of ``nlist`` cells. Both take ids on insertion and
-support removal, so a map grows and shrinks without renumbering its landmarks.
+product-quantised codes (``IndexIVFPQ``, D/2 sub-vectors of 2 dimensions x 8 bits, not residual):
+32 bytes + an 8-byte id per 64-d landmark, and a search that visits ``nprobe`` of ``nlist`` cells.
+On synthetic 10^6-landmark sets it has the recall of 8-bit scalar codes (``ivf_sq8``, 64 bytes,
+still readable and buildable) at half their size, and scans faster (table look-ups). All kinds take
+ids on insertion and support removal, so a map grows and shrinks without renumbering its landmarks.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ import numpy as np
 
 from locus_core.mapping.errors import MapError
 
-IndexKind = Literal["flat", "ivf_sq8"]
+IndexKind = Literal["flat", "ivf_pq", "ivf_sq8"]
 # faiss logs each CPU-feature variant it tries at INFO; keep the CLI output to our own messages.
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 def choose_kind(count: int, exact_max: int) -> IndexKind:
-    """Exact search while it is affordable, the quantised inverted file above ``exact_max``."""
-    return "flat" if count <= exact_max else "ivf_sq8"
+    """Exact search while it is affordable, the product-quantised inverted file above ``exact_max``."""
+    return "flat" if count <= exact_max else "ivf_pq"
 
 
 def default_nlist(count: int) -> int:
@@ -61,19 +63,28 @@ class LandmarkIndex:
         dim = x.shape[1]
         if kind == "flat":
             index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        elif kind == "ivf_sq8":
+        elif kind in ("ivf_pq", "ivf_sq8"):
             nlist = nlist or default_nlist(len(x))
-            if len(x) < nlist:
-                raise MapError(f"ivf_sq8 index: {len(x)} descriptors cannot train {nlist} cells")
+            need = max(nlist, 256) if kind == "ivf_pq" else nlist  # 256 = centroids per PQ sub-quantizer
+            if len(x) < need:
+                raise MapError(f"{kind} index: {len(x)} descriptors cannot train {nlist} cells (need >= {need})")
             quantizer = faiss.IndexFlatIP(dim)
-            index = faiss.IndexIVFScalarQuantizer(
-                quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
-            )
+            if kind == "ivf_pq":
+                index = faiss.IndexIVFPQ(quantizer, dim, nlist, dim // 2 if dim % 2 == 0 else dim, 8, faiss.METRIC_INNER_PRODUCT)
+                # codes of the vectors themselves, not of residuals: one look-up table per query, not per cell
+                index.by_residual = False
+                index.pq.cp.seed = seed
+                # 256 centroids in a 2-d sub-space are well placed by far fewer than faiss' default 39 points each
+                index.pq.cp.min_points_per_centroid = 4
+            else:
+                index = faiss.IndexIVFScalarQuantizer(
+                    quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+                )
             index.cp.seed = seed
             sample = x if len(x) <= 64 * nlist else x[np.random.default_rng(seed).choice(len(x), 64 * nlist, replace=False)]
             index.train(sample)
         else:
-            raise MapError(f"unknown index kind {kind!r}; expected flat or ivf_sq8")
+            raise MapError(f"unknown index kind {kind!r}; expected flat, ivf_pq or ivf_sq8")
         out = cls(index, kind, nprobe)
         out.add(x, ids)
         return out
@@ -87,7 +98,7 @@ class LandmarkIndex:
         return int(self._index.d)
 
     def set_nprobe(self, nprobe: int) -> None:
-        if self.kind == "ivf_sq8":
+        if self.kind != "flat":
             self._index.nprobe = int(nprobe)
 
     def add(self, descriptors: np.ndarray, ids: np.ndarray) -> None:
@@ -149,6 +160,8 @@ class LandmarkIndex:
             raise MapError(f"{source}: not a readable faiss index ({str(exc).splitlines()[0]})") from None
         if isinstance(index, faiss.IndexIDMap2):
             kind: IndexKind = "flat"
+        elif isinstance(index, faiss.IndexIVFPQ):
+            kind = "ivf_pq"
         elif isinstance(index, faiss.IndexIVFScalarQuantizer):
             kind = "ivf_sq8"
         else:

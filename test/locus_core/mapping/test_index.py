@@ -12,7 +12,7 @@ def unit(rng: np.random.Generator, n: int, d: int = 16) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf_sq8"])
+@pytest.mark.parametrize("kind", ["flat", "ivf_pq", "ivf_sq8"])
 def test_search_remove_reconstruct_round_trip(kind: str) -> None:
     rng = np.random.default_rng(0)
     x = unit(rng, 2000)
@@ -26,19 +26,22 @@ def test_search_remove_reconstruct_round_trip(kind: str) -> None:
     vecs, got = index.reconstruct_all()
     order = np.argsort(got)
     np.testing.assert_array_equal(got[order], ids[10:])
-    np.testing.assert_allclose(vecs[order], x[10:], atol=0.02)
+    cosine = (vecs[order] * x[10:]).sum(1)
+    assert np.median(cosine) > 0.99 and cosine.min() > 0.8, (np.median(cosine), cosine.min())  # codes are lossy
     again = LandmarkIndex.from_bytes(index.to_bytes(), nprobe=32)
     assert again.kind == kind and again.ntotal == 1990
     np.testing.assert_array_equal(again.search(x[10:20], 1)[1][:, 0], ids[10:20])
 
 
 def test_kind_and_errors() -> None:
-    assert choose_kind(10, 100) == "flat" and choose_kind(101, 100) == "ivf_sq8"
+    assert choose_kind(10, 100) == "flat" and choose_kind(101, 100) == "ivf_pq"
     assert default_nlist(10**6) == 4096
     assert default_nlist(7772) == 128 and default_nlist(100) == 16  # >= 39 training points per cell
     rng = np.random.default_rng(1)
     with pytest.raises(MapError, match="cannot train"):
         LandmarkIndex.build(unit(rng, 10), np.arange(10), kind="ivf_sq8", nlist=64)
+    with pytest.raises(MapError, match="need >= 256"):
+        LandmarkIndex.build(unit(rng, 100), np.arange(100), kind="ivf_pq", nlist=16)
     with pytest.raises(MapError, match="not a readable faiss index"):
         LandmarkIndex.from_bytes(b"garbage", source="x/index.faiss")
     index = LandmarkIndex.build(unit(rng, 10), np.arange(10), kind="flat")

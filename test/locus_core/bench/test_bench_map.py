@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from locus_core.bench import map as bench_map
+
+
+def small_args(**changes: object) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bench_map.add_arguments(parser)
+    args = parser.parse_args(["--landmarks", "5000", "--clusters", "200", "--patches", "50", "--frames", "2",
+                              "--recall-frames", "2", "--baseline-frames", "1", "--warmup", "0", "--nprobe", "4,64"])
+    for key, value in changes.items():
+        setattr(args, key, value)
+    return args
+
+
+def test_exact_knn_matches_brute_force() -> None:
+    x = bench_map.synthetic_landmarks(3000, 16, 50, 0.6, seed=0)
+    q = bench_map.query_frames(x, 1, 40, 0.5, seed=0)[0]
+    ids = bench_map.exact_knn(x, q, 3, chunk=700)  # several chunks: the merge across chunks is exercised
+    np.testing.assert_array_equal(ids, np.argsort(-(q @ x.T), axis=1)[:, :3])
+
+
+@pytest.mark.parametrize("kind", ["ivf_pq", "ivf_sq8"])
+def test_run_reports_recall_memory_and_speedup(kind: str) -> None:
+    coarse, fine = bench_map.run(small_args(kind=kind))
+    assert kind in coarse.name and coarse.extra["nprobe"] == 4 and fine.extra["nprobe"] == 64
+    assert coarse.speedup == pytest.approx(coarse.baseline_p50_ms / coarse.p50_ms)
+    # visiting every cell leaves only the codes' loss
+    assert fine.extra["recall_at_1"] >= max(coarse.extra["recall_at_1"], 0.9)
+    code_bytes = 32 if kind == "ivf_pq" else 64
+    assert fine.extra["index_bytes_per_landmark"] > code_bytes + 8  # + cells and codebooks, amortised at 10^6
+    # 14 bytes per landmark + 12 per extra observation (3 by default)
+    assert fine.extra["table_bytes_per_landmark"] == pytest.approx(14 + 12 * 3, abs=0.5)
+    assert fine.extra["bytes_per_landmark"] == pytest.approx(
+        fine.extra["index_bytes_per_landmark"] + fine.extra["table_bytes_per_landmark"], abs=0.2)
