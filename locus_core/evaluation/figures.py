@@ -78,17 +78,22 @@ def _pca(plt: Any, feats: dict[str, Any], path: Path) -> Path:
 
 
 def _matches(plt: Any, ex: dict[str, Any], path: Path) -> Path:
+    """The lowest-overlap pose pair, one row per method: its matches, RANSAC inliers green."""
     a, b = ex["a"], ex["b"]
     canvas = np.concatenate([a, b], axis=1)
-    fig, ax = plt.subplots(figsize=(10, 4))
-    ax.imshow(canvas)
+    methods = [name for name in LABELS if name in ex]
+    fig, axes = plt.subplots(len(methods), 1, figsize=(10, 4 * len(methods)), squeeze=False)
     shift = a.shape[1]
-    inl = np.asarray(ex["inliers"], bool)
-    for (ua, va), (ub, vb), ok in zip(ex["uv_a"], ex["uv_b"], inl):
-        ax.plot([ua, ub + shift], [va, vb], color="lime" if ok else "red", linewidth=0.6, alpha=0.8 if ok else 0.3)
-    ax.set_title(f"LoCUS mutual-NN matches, co-visibility {ex['covisibility']:.0%}: "
-                 f"{int(inl.sum())} RANSAC inliers (green) of {len(inl)}")
-    ax.axis("off")
+    for ax, name in zip(axes[:, 0], methods):
+        m = ex[name]
+        inl = np.asarray(m["inliers"], bool)
+        ax.imshow(canvas)
+        for (ua, va), (ub, vb), ok in zip(m["uv_a"], m["uv_b"], inl):
+            ax.plot([ua, ub + shift], [va, vb], color="lime" if ok else "red", linewidth=0.6,
+                    alpha=0.8 if ok else 0.3)
+        ax.set_title(f"{LABELS[name]}, co-visibility {ex['covisibility']:.0%}: "
+                     f"{int(inl.sum())} RANSAC inliers (green) of {len(inl)} matches", fontsize=9)
+        ax.axis("off")
     return _save(fig, path)
 
 

@@ -273,7 +273,8 @@ def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig) -> tuple[tupl
 
 
 def _lighterglue_pair(matcher: Any, keypoints: dict, frames: list[PosedFrame], a: int, b: int,
-                      config: EvalConfig) -> tuple[tuple[float, float], tuple[float, float]]:
+                      config: EvalConfig) -> tuple[tuple[float, float], tuple[float, float], dict]:
+    """Rigid and PnP errors of XFeat + LighterGlue on pair (a, b), and its rigid matches (for the figure)."""
     from locus_core.geometry import unproject
     from locus_core.mapping.ransac import pnp_ransac, ransac_rigid
 
@@ -294,7 +295,8 @@ def _lighterglue_pair(matcher: Any, keypoints: dict, frames: list[PosedFrame], a
     fit = ransac_rigid(pb[both], pa[both], config.rigid_threshold_m, seed=config.seed)
     okay = np.isfinite(pa).all(1)
     pnp = pnp_ransac(pa[okay], ub[okay], frames[b].K, config.pnp_threshold_px, seed=config.seed)
-    return pose.pose_error(fit.T if fit else None, T_gt), pose.pose_error(pnp.T if pnp else None, T_gt)
+    matches = {"uv_a": ua[both], "uv_b": ub[both], "inliers": fit.inliers if fit else np.zeros(int(both.sum()), bool)}
+    return pose.pose_error(fit.T if fit else None, T_gt), pose.pose_error(pnp.T if pnp else None, T_gt), matches
 
 
 def run_pose(feats: dict[str, FeatureSet], pairs: list[pose.PosePair], config: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -312,9 +314,12 @@ def run_pose(feats: dict[str, FeatureSet], pairs: list[pose.PosePair], config: E
             rigid, pnp, matches = _pose_pair(fs, p.i, p.j, config)
             errors[name]["rigid"].append(rigid)
             errors[name]["pnp"].append(pnp)
-            if name == "model" and p is hardest:
-                example = {"a": fs.frames[p.i].rgb, "b": fs.frames[p.j].rgb, "covisibility": p.covisibility, **matches}
-        rigid, pnp = _lighterglue_pair(matcher, keypoints, feats["model"].frames, p.i, p.j, config)
+            if p is hardest:
+                example.update(a=fs.frames[p.i].rgb, b=fs.frames[p.j].rgb, covisibility=p.covisibility)
+                example[name] = matches
+        rigid, pnp, matches = _lighterglue_pair(matcher, keypoints, feats["model"].frames, p.i, p.j, config)
+        if p is hardest:
+            example["lighterglue"] = matches
         errors["lighterglue"]["rigid"].append(rigid)
         errors["lighterglue"]["pnp"].append(pnp)
     for name in feats:
