@@ -142,7 +142,7 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
     from locus_core.evaluation import figures as fig
     from locus_core.evaluation.report import write_report
 
-    files = fig.write_figures(out, feats, figures)
+    files = fig.write_figures(out, feats, figures, model_spec if model.is_raw else fig.LABELS["model"])
     (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, allow_nan=True))
     files += [out / "metrics.json", out / "config.yaml"]
     files.append(write_report(out / "report.md", metrics, config, [f for f in files if f.suffix == ".png"]))

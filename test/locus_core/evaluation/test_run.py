@@ -67,6 +67,10 @@ def test_raw_backbone_is_its_own_baseline(scene: Path, tmp_path: Path) -> None:
     assert metrics["retrieval"]["ap"] == metrics["retrieval"]["ap_backbone"]
     assert metrics["segmentation"]["miou"] == metrics["segmentation"]["miou_backbone"]
     assert "place" not in metrics
+    from PIL import Image
+
+    # Drawn once, not as "LoCUS" plus an identical "raw backbone": image + one PCA column (3.2 in at 100 dpi each).
+    assert Image.open(tmp_path / "features_pca.png").width == 640
 
 
 def _eval(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
