@@ -84,6 +84,28 @@ def write_tum(path: Path, stamps: list[float], poses: list[np.ndarray]) -> Path:
     return path
 
 
+def write_frames_csv(path: Path, frames: list[ReplayFrame]) -> Path:
+    """One row per replayed frame: bag stamp, segment, the decision and why, the best match, the
+    latency and the error against ground truth (empty where there is no pose or no ground truth)."""
+    import csv
+
+    from locus_core.evaluation.pose import pose_error
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["stamp", "segment", "localized", "reason", "method", "inliers", "keyframe", "score", "latency_ms",
+                    "trans_err_m", "rot_err_deg"])
+        for fr in frames:
+            r = fr.localization
+            errors = ["", ""]
+            if r.T_map_cam is not None and fr.T_gt is not None:
+                errors = [f"{e:.4f}" for e in pose_error(r.T_map_cam, fr.T_gt)]
+            best = r.matches[0] if r.matches else None
+            w.writerow([f"{fr.stamp:.9f}", fr.segment, int(r.localized), r.reason, r.method, r.inliers,
+                        best.keyframe_id if best else "", f"{best.score:.4f}" if best else "", f"{r.latency_ms:.1f}", *errors])
+    return path
+
+
 def plot_errors(path: Path, frames: list[ReplayFrame]) -> Path:
     """Translation and rotation error of each localized frame over bag time; unlocalized frames as
     ticks at the bottom."""
@@ -129,8 +151,9 @@ def evaluate_bag(
     device: str = "auto",
 ) -> dict[str, Any]:
     """Replay ``bag`` through the node's ``FrameProcessor`` with the map at ``map_dir`` and write
-    ``out/``: metrics.json, config.yaml, trajectory.tum (estimates), groundtruth.tum,
-    trajectory.png and errors.png. Returns the metrics (NaN as None)."""
+    ``out/``: metrics.json, config.yaml, trajectory.tum (estimates), groundtruth.tum, frames.csv
+    (per frame: decision, reason, error), trajectory.png and errors.png. Returns the metrics (NaN
+    as None)."""
     import torch
     import yaml
 
@@ -166,6 +189,7 @@ def evaluate_bag(
     plot_trajectory(out / "trajectory.png", [f.localization for f in frames], [f.T_gt for f in frames],
                     landmark_map.keyframes.T_map_kf, title=f"{Path(bag).name} vs map {Path(map_dir).name}")
     plot_errors(out / "errors.png", frames)
+    write_frames_csv(out / "frames.csv", frames)
     return metrics
 
 

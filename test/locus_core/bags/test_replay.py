@@ -3,6 +3,7 @@ replay survives what real recordings contain (gaps, loops, reordering, duplicate
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -75,6 +76,12 @@ def test_eval_equals_map_localize_on_the_folder(tmp_path: Path, world: dict, sto
     np.testing.assert_allclose(gt[:, 1:4], queries.poses()[:, :3, 3], atol=1e-6)
     est = np.loadtxt(tmp_path / "eval" / "trajectory.tum", ndmin=2)
     assert len(est) == round(ours["localized_rate"] * 8)
+    rows = list(csv.DictReader((tmp_path / "eval" / "frames.csv").open()))
+    assert [float(r["stamp"]) for r in rows] == pytest.approx(gt[:, 0])
+    localized = [r for r in rows if r["localized"] == "1"]
+    assert len(localized) == len(est) and all(r["trans_err_m"] and not r["reason"] for r in localized)
+    assert np.median([float(r["trans_err_m"]) for r in localized]) == pytest.approx(ours["pose"]["median_trans_m"], abs=1e-4)
+    assert all(r["reason"] and not r["trans_err_m"] for r in rows if r["localized"] == "0")
 
 
 def _frames(world: dict, n: int = 4, spacing: float = 0.4) -> list:
