@@ -31,7 +31,7 @@ def localization_metrics(
     Returns:
         ``{"queries", "localized_rate", "precision", "place": {"recall_at_1", "queries"},
         "pose": {"median_trans_m", "median_rot_deg"}, "covisible": {"queries", "localized_rate",
-        "median_trans_m", "median_rot_deg"}, "latency_ms": {"p50", "p95"}}``. precision = share of
+        "median_trans_m", "median_rot_deg"}, "latency_ms": {"p50", "p95", "stages_p50": {stage: ms}}}``. precision = share of
         output poses within ``max_trans_m`` and ``max_rot_deg`` (of those with ground truth); pose
         medians are over output poses; NaN where undefined (JSON null after ``to_json``).
     """
@@ -68,8 +68,17 @@ def localization_metrics(
             "median_trans_m": _median(errors[cov_known, 0]),
             "median_rot_deg": _median(errors[cov_known, 1]),
         },
-        "latency_ms": {"p50": _pct(latency, 50), "p95": _pct(latency, 95)},
+        "latency_ms": {"p50": _pct(latency, 50), "p95": _pct(latency, 95), "stages_p50": _stage_medians(results)},
     }
+
+
+def _stage_medians(results: Sequence[Localization]) -> dict[str, float]:
+    """Median ms of each stage (features, search, verify) over the queries that reached it."""
+    stages: dict[str, list[float]] = {}
+    for r in results:
+        for name, ms in r.latency_breakdown.items():
+            stages.setdefault(name, []).append(ms)
+    return {name: _pct(np.asarray(ms), 50) for name, ms in stages.items()}
 
 
 def to_json(value: Any) -> Any:

@@ -127,6 +127,8 @@ class LandmarkMap:
             raise MapError(f"cannot merge maps of different models ({a.model_hash} vs {b.model_hash})")
         if a.dim != b.dim:
             raise MapError(f"cannot merge maps of different descriptor dimensions ({a.dim} vs {b.dim})")
+        if a.config.scale != b.config.scale:
+            raise MapError(f"cannot merge maps of different feature scales ({a.config.scale} vs {b.config.scale})")
         keyframes = Keyframes(**{k: v.copy() for k, v in a.keyframes.arrays().items()})
         landmarks = LandmarkTable.from_arrays({k: v.copy() for k, v in a.landmarks.arrays().items()})
         shift = len(landmarks)

@@ -56,6 +56,11 @@ def localize_dataset(
     landmark_map = LandmarkMap.load(map_dir)
     spec = model_spec or model_spec_of(landmark_map)
     model = load_model(spec)
+    if model.hash != landmark_map.model_hash:
+        raise MapError(
+            f"{Path(map_dir) / 'manifest.json'}: map was built with model {landmark_map.model_hash}, but {spec} "
+            f"is {model.hash}; rebuild the map with this model"
+        )
     config = load_config(LocalizerConfig, config_path, overrides or [])
     localizer = Localizer(landmark_map, model, config)
     dataset = open_dataset(data, frames)

@@ -12,7 +12,9 @@ from locus_core.mapping.localizer import Localization, PlaceMatch
 
 def result(localized: bool, T: np.ndarray | None, kf: int | None, ms: float) -> Localization:
     matches = [PlaceMatch(kf, 1.0, 30, np.eye(4), np.eye(4))] if kf is not None else []
-    return Localization(localized, T, np.eye(6) if localized else None, matches, 30 if localized else 0, ms)
+    stages = {"features": ms / 2, "search": ms / 4} if ms < 35 else {"features": ms / 2}
+    return Localization(localized, T, np.eye(6) if localized else None, matches, 30 if localized else 0, ms,
+                        latency_breakdown=stages)
 
 
 def shifted(dx: float) -> np.ndarray:
@@ -36,6 +38,7 @@ def test_metrics_keys_and_values() -> None:
     assert np.isclose(m["pose"]["median_trans_m"], 0.51)
     assert m["covisible"]["queries"] == 3 and np.isclose(m["covisible"]["localized_rate"], 2 / 3)
     assert m["latency_ms"]["p50"] == 25.0
+    assert m["latency_ms"]["stages_p50"] == {"features": 12.5, "search": 5.0}
     unseen = to_json(localization_metrics(results[2:], [None, None], None))
     assert unseen["place"]["recall_at_1"] is None and unseen["localized_rate"] == 0.0
     json.dumps(unseen)
@@ -55,5 +58,9 @@ def test_cli_build_info_merge_localize(scene: Path, tmp_path: Path, capsys) -> N
     assert {"recall_at_1"} <= set(metrics["place"]) and {"p50", "p95"} <= set(metrics["latency_ms"])
     assert (tmp_path / "loc" / "trajectory.png").stat().st_size > 0
     assert (tmp_path / "loc" / "config.yaml").is_file() and (tmp_path / "loc" / "results.csv").is_file()
+    assert set(metrics["latency_ms"]["stages_p50"]) == {"features", "search", "verify"}
     assert main(["map", "info", str(tmp_path / "nothing")]) == 2
     assert "no map directory" in capsys.readouterr().err
+    assert main(["map", "localize", "--map", str(out), "--data", str(scene), "--frames", "0:2",
+                 "--model", "backbone:xfeat", "--out", str(tmp_path / "loc2")]) == 2
+    assert "manifest.json: map was built with model backbone-test" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -117,3 +118,5 @@ def test_merge_two_sessions(built_map: LandmarkMap, tmp_path: Path) -> None:
     other = LandmarkMap(model_hash="other", dim=built_map.dim)
     with pytest.raises(MapError, match="different models"):
         LandmarkMap.merge(built_map, other)
+    with pytest.raises(MapError, match="different feature scales"):
+        LandmarkMap.merge(built_map, built_map.with_config(dataclasses.replace(built_map.config, scale=1)))
