@@ -130,7 +130,8 @@ class TorchEngine(InferenceEngine):
 
     ``precision="bf16"`` runs under bf16 autocast (matmuls and convolutions in bf16 on AMX / tensor
     cores, reductions in fp32) and re-normalises the output in fp32. Opt-in: like any reduced
-    precision it must be checked on retrieval AP for the model at hand (``locus bench infer --bf16``).
+    precision it must be checked on retrieval AP for the model at hand
+    (``locus bench infer --runtime cpu-bf16 --ap-data DATA``).
     """
 
     def __init__(self, model: nn.Module, device: str = "cpu", *, precision: str = "fp32") -> None:
