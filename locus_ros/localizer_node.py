@@ -127,13 +127,15 @@ class LocalizerNode(Node):
 
         # Inputs: rgb, depth and camera_info, approximately synchronised.
         self.tf = TfSource(self, self.stats)
-        qos = qos_profile_sensor_data if p.image_qos == "sensor_data" else QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        def qos(kind: str) -> QoSProfile:
+            return qos_profile_sensor_data if kind == "sensor_data" else QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
         rgb_type, rgb_topic = (Image, "rgb/image") if p.rgb_transport == "raw" else (CompressedImage, "rgb/image/compressed")
-        topics = [(rgb_type, rgb_topic), (Image, "depth/image"), (CameraInfo, "rgb/camera_info")]
-        self._input_names = [self.resolve_topic_name(name) for _, name in topics]
+        topics = [(rgb_type, rgb_topic, p.image_qos), (Image, "depth/image", p.image_qos), (CameraInfo, "rgb/camera_info", p.camera_info_qos)]
+        self._input_names = [self.resolve_topic_name(name) for _, name, _ in topics]
         self._sync = ApproximateTimeSynchronizer(len(topics), p.sync_max_interval, p.sync_queue_size, self._on_synced)
-        for index, (msg_type, name) in enumerate(topics):
-            self.create_subscription(msg_type, name, self._input_callback(index, self._input_names[index]), qos)
+        for index, (msg_type, name, kind) in enumerate(topics):
+            self.create_subscription(msg_type, name, self._input_callback(index, self._input_names[index]), qos(kind))
 
         # Services get their own callback group: saving a large map must not stall the inputs.
         services = MutuallyExclusiveCallbackGroup()
@@ -151,7 +153,8 @@ class LocalizerNode(Node):
         self._worker.start()
         self.create_timer(p.diagnostics_period, self._publish_diagnostics)
         self.get_logger().info(
-            f"mode {p.mode}, inputs {', '.join(self._input_names)} ({p.image_qos} QoS), TF via {self.tf.backend}"
+            f"mode {p.mode}, inputs {', '.join(self._input_names)} (images {p.image_qos}, camera_info {p.camera_info_qos} QoS), "
+            f"TF via {self.tf.backend}"
         )
 
     # ---------------------------------------------------------------- parameters
@@ -300,17 +303,17 @@ class LocalizerNode(Node):
             self._publish_status(item.rgb.header.stamp)
             return
         result = self._processor.localize(frame)
-        self._publish_matches(header, result.matches[: p.max_matches])
         tf_reason = ""
-        if result.localized:
+        if result.localized:  # the pose first: it is what the robot waits for
             self._publish_pose(header, result.T_map_cam, result.covariance)
-            if p.publish_tf:
-                try:
-                    T_odom_cam = self._lookup_waiting(p.odom_frame, camera_frame, stamp)
-                    self._publish_map_to_odom(stamp, result.T_map_cam @ np.linalg.inv(T_odom_cam))
-                except TransformError as exc:
-                    tf_reason = f"map->odom not published: {exc}"
-                    self.stats.skip("tf", tf_reason)
+        self._publish_matches(header, result.matches[: p.max_matches])
+        if result.localized and p.publish_tf:
+            try:
+                T_odom_cam = self._lookup_waiting(p.odom_frame, camera_frame, stamp)
+                self._publish_map_to_odom(stamp, result.T_map_cam @ np.linalg.inv(T_odom_cam))
+            except TransformError as exc:
+                tf_reason = f"map->odom not published: {exc}"
+                self.stats.skip("tf", tf_reason)
         self.stats.processed(
             localized=bool(result.localized), reason=result.reason or tf_reason, latency_ms=1e3 * (time.monotonic() - item.received)
         )

@@ -16,6 +16,7 @@ from typing import Any
 from locus_ros.errors import ParameterError
 
 MODES = ("localization", "mapping")
+QOS = ("sensor_data", "reliable")
 DEVICES = ("auto", "cpu", "cuda", "onnxruntime", "tensorrt")  # locus_core.runtime.DEVICES (a test keeps them equal)
 
 
@@ -37,6 +38,7 @@ class NodeParams:
     sync_queue_size: int = 10
     worker_queue_size: int = 1
     image_qos: str = "sensor_data"
+    camera_info_qos: str = "sensor_data"
     rgb_transport: str = "raw"
     max_matches: int = 5
     diagnostics_period: float = 1.0
@@ -75,7 +77,8 @@ SPEC: dict[str, tuple[str, Callable[[Any], str] | None, bool]] = {
     "sync_max_interval": ("s: largest stamp spread between rgb, depth and camera_info", _at_least(0.0, strict=True), True),
     "sync_queue_size": ("messages per input kept while waiting for partners", _at_least(1), True),
     "worker_queue_size": ("frames waiting for inference; the newest replaces the oldest", _at_least(1), True),
-    "image_qos": ("sensor_data (best effort) | reliable", _one_of(("sensor_data", "reliable")), True),
+    "image_qos": ("rgb and depth subscriptions: sensor_data (best effort: takes best-effort and reliable publishers) | reliable", _one_of(QOS), True),
+    "camera_info_qos": ("camera_info subscription: sensor_data | reliable", _one_of(QOS), True),
     "rgb_transport": ("raw (rgb/image) | compressed (rgb/image/compressed)", _one_of(("raw", "compressed")), True),
     "max_matches": ("place matches published per frame", _at_least(1), False),
     "diagnostics_period": ("s between /diagnostics and ~/status messages", _at_least(0.0, strict=True), True),

@@ -8,8 +8,8 @@ with the wall clock. Ours: the node with ``--device`` (default auto: the fastest
 baseline: the same node on eager PyTorch (``--baseline-device cpu``; ``none`` skips it). Latency
 is stamp → ``~/place_matches`` of every processed frame (the pose, when there is one, is published
 just before); the newest-wins queue drops what the node cannot process, so the processed rate is
-reported beside it. Memory: the node's RSS sampled every second; growth = last sample over the
-first one after the warmup (a 10-minute run: ``--duration 600``).
+reported beside it. Memory: the node's RSS sampled every second; growth = the last sample of the
+measurement over the one a tenth into it (a 10-minute run: ``--duration 600``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from locus_core.bench import BenchResult
+from locus_core.bench.errors import BenchError
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL_DATA = ROOT.parent / "shared" / "data" / "7scenes-redkitchen"
@@ -105,15 +106,14 @@ def _run_node(args: argparse.Namespace, device: str, data: Path, query: str, map
              "--out", str(work / "driver.json")],
             cwd=ROOT, env=env, stdout=driver_log, stderr=subprocess.STDOUT,
         )
-        rss: list[tuple[float, int]] = []
-        start = time.monotonic()
+        rss: list[tuple[float, int]] = []  # (wall time, bytes): the driver's stamps are wall times too
         try:
             while driver.poll() is None:
                 if node.poll() is not None:
-                    raise RuntimeError(f"the node exited ({node.returncode}): see {work / 'node.log'}")
+                    raise BenchError(f"the node exited ({node.returncode}): see {work / 'node.log'}")
                 value = _rss_bytes(node.pid)
                 if value is not None:
-                    rss.append((time.monotonic() - start, value))
+                    rss.append((time.time(), value))
                 time.sleep(1.0)
         finally:
             for proc in (driver, node):
@@ -126,7 +126,7 @@ def _run_node(args: argparse.Namespace, device: str, data: Path, query: str, map
                     proc.kill()
                     proc.wait()
     if driver.returncode != 0 or not (work / "driver.json").is_file():
-        raise RuntimeError(f"the driver failed ({driver.returncode}): {(work / 'driver.log').read_text()[-2000:]}")
+        raise BenchError(f"the driver failed ({driver.returncode}): {(work / 'driver.log').read_text()[-2000:]}")
     result = json.loads((work / "driver.json").read_text())
     result["rss"] = rss
     result["runtime_line"] = next((line for line in (work / "node.log").read_text().splitlines() if "(hash " in line), "")
@@ -142,10 +142,13 @@ def _summary(name: str, run: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     matches = np.asarray(run["latency_s"]["place_matches"]) * 1e3
     poses = np.asarray(run["latency_s"]["pose"]) * 1e3
     if matches.size == 0:
-        raise RuntimeError(f"{name}: the node answered no frame in {run['duration_s']} s")
+        raise BenchError(f"{name}: the node answered no frame in {run['duration_s']} s")
     timing = Timing(float(np.percentile(matches, 50)), float(np.percentile(matches, 95)), matches.tolist())
-    # RSS after the warmup vs at the end: model, map and DDS buffers are in place by then.
-    settled = [value for t, value in run["rss"] if t >= run["warmup_s"]] or [value for _, value in run["rss"]]
+    # Growth from a tenth into the measurement to its end: by then the model, the map, the runtime's
+    # arenas and the DDS buffers have reached their working size; what grows after that is a leak.
+    settle = run["start_time"] + run["warmup_s"] + 0.1 * run["duration_s"]
+    end = run["start_time"] + run["warmup_s"] + run["duration_s"]
+    settled = [value for t, value in run["rss"] if settle <= t <= end]
     extra = {
         "input": f"{run['size'][1]}x{run['size'][0]} RGB-D at {run['rate_hz']:g} Hz",
         "published": run["published"],
