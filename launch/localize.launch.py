@@ -9,6 +9,7 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 
@@ -16,6 +17,10 @@ def generate_launch_description() -> LaunchDescription:
     args = [
         DeclareLaunchArgument("map", default_value="", description="landmark map directory (locus map build)"),
         DeclareLaunchArgument("model", default_value="default", description="checkpoint path, or 'default'"),
+        DeclareLaunchArgument(
+            "device", default_value="auto",
+            description="auto | cpu | cuda | onnxruntime | tensorrt (an unavailable one falls back, logged)",
+        ),
         DeclareLaunchArgument(
             "params_file",
             default_value=PathJoinSubstitution([FindPackageShare("locus_ros"), "config", "localize.yaml"]),
@@ -38,8 +43,9 @@ def generate_launch_description() -> LaunchDescription:
             LaunchConfiguration("params_file"),
             {
                 "mode": "localization",
-                "map_path": LaunchConfiguration("map"),
-                "model": LaunchConfiguration("model"),
+                "map_path": ParameterValue(LaunchConfiguration("map"), value_type=str),
+                "model": ParameterValue(LaunchConfiguration("model"), value_type=str),
+                "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
                 "use_sim_time": LaunchConfiguration("use_sim_time"),
             },
         ],

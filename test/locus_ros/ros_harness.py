@@ -89,6 +89,7 @@ class Client:
         rclpy.init(context=self.context)
         self.node = rclpy.create_node(name, context=self.context)
         self.received: dict[str, list] = defaultdict(list)
+        self._clients: dict[tuple[Any, str], Any] = {}
         self._lock = threading.Lock()
         reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -108,12 +109,13 @@ class Client:
             self.node.create_subscription(msg_type, topic, self._recorder(topic), qos)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
         try:
-            while self.context.ok():
+            while not self._stop.is_set() and self.context.ok():
                 self.executor.spin_once(timeout_sec=0.05)
         except Exception:  # noqa: BLE001  the context was shut down under us: the test is over
             pass
@@ -169,15 +171,15 @@ class Client:
 
     # ------------------------------------------------------------ services and parameters
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = 60.0) -> Any:
-        client = self.node.create_client(srv_type, name)
-        try:
-            if not client.wait_for_service(timeout_sec=timeout):
-                raise AssertionError(f"service {name} not available after {timeout} s")
-            future = client.call_async(request)
-            self.wait_for(future.done, timeout, f"the response of {name}")
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+        # Clients are kept until close(): destroying one while the spinning thread waits on it can hang.
+        client = self._clients.get((srv_type, name))
+        if client is None:
+            client = self._clients[(srv_type, name)] = self.node.create_client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise AssertionError(f"service {name} not available after {timeout} s")
+        future = client.call_async(request)
+        self.wait_for(future.done, timeout, f"the response of {name}")
+        return future.result()
 
     def set_parameter(self, name: str, value: Any) -> Any:
         request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
@@ -193,8 +195,12 @@ class Client:
         return None
 
     def close(self) -> None:
+        # Stop spinning before destroying anything: destroying a node (or an executor) that another
+        # thread is waiting on can block or abort inside rclpy.
+        self._stop.set()
+        self._thread.join(timeout=10)
         try:
+            self.executor.shutdown(timeout_sec=5)
             self.node.destroy_node()
         finally:
             rclpy.try_shutdown(context=self.context)
-            self._thread.join(timeout=5)

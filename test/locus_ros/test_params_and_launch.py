@@ -83,7 +83,7 @@ def test_launch_files_match_the_node(name: str) -> None:
     path = ROOT / "launch" / name
     compile(path.read_text(), str(path), "exec")
     declared, param_keys, remaps = _launch_arguments(path)
-    assert {"map", "model", "params_file", "namespace", "use_sim_time"} <= declared
+    assert {"map", "model", "device", "params_file", "namespace", "use_sim_time"} <= declared
     assert param_keys - {"use_sim_time"} <= set(params.SPEC), "launch passes parameters the node does not declare"
     assert set(remaps) == {"rgb/image", "rgb/image/compressed", "depth/image", "rgb/camera_info"}
     assert remaps["rgb/image/compressed"] == "rgb_topic"
