@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from locus_core.cli.main import main
+from locus_core.models import LocusModel, ModelConfig
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = LocusModel(ModelConfig(backbone="test", input_size=(64, 80)))
+    return model.save(tmp_path_factory.mktemp("ckpt") / "model.pt")
+
+
+def test_export_onnx_prints_parity(checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--model", str(checkpoint), "--format", "onnx", "--opset", "23", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.is_file() and f"{out}: onnx" in printed and "(min per-patch cosine) 1.0000" in printed
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a GPU")
+def test_export_tensorrt_without_it_is_one_line(checkpoint: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--model", str(checkpoint), "--format", "tensorrt", "--out", str(tmp_path / "m.engine")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ("TensorRT" in err or "CUDA" in err)
