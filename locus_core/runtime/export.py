@@ -138,9 +138,8 @@ def export_model(
         export_torchscript(model, path, input_size=input_size)
         engine = TorchScriptEngine(model, path)
     else:
-        onnx_path = path.with_suffix(".onnx")
-        export_onnx(model, onnx_path, input_size=input_size)
-        engine = TensorRTEngine(model, onnx_path, engine_path=path, fp16=fp16)
+        # Checks TensorRT and the GPU before exporting the (cached, opset-18) graph it builds from.
+        engine = TensorRTEngine(model, engine_path=path, fp16=fp16)
     with torch.inference_mode():
         candidate = engine(example.to(engine.device))
     score = parity(reference, candidate)
