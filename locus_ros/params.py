@@ -29,7 +29,6 @@ class NodeParams:
     localizer_config: str = ""
     map_frame: str = "map"
     odom_frame: str = "odom"
-    base_frame: str = "base_link"
     mapping_frame: str = ""
     publish_tf: bool = True
     transform_tolerance: float = 0.1
@@ -69,7 +68,6 @@ SPEC: dict[str, tuple[str, Callable[[Any], str] | None, bool]] = {
     "localizer_config": ("YAML file of LocalizerConfig overrides; empty = defaults", None, True),
     "map_frame": ("REP 105 map frame", _frame_name, False),
     "odom_frame": ("REP 105 odom frame", _frame_name, False),
-    "base_frame": ("robot base frame", _frame_name, False),
     "mapping_frame": ("mapping mode: the fixed frame camera poses come from (empty = map_frame; odom_frame = map from odometry)", None, False),
     "publish_tf": ("publish map->odom (needs odom->camera in TF)", None, False),
     "transform_tolerance": ("s: map->odom is stamped this far in the future", _at_least(0.0), False),
