@@ -101,16 +101,33 @@ def rgb_from_compressed(msg: Any, *, what: str = "rgb/compressed") -> np.ndarray
 
 
 def depth_from_image(msg: Any, *, what: str = "depth") -> np.ndarray:
-    """(H, W) float32 metres, NaN where invalid (0 mm; non-finite or non-positive metres)."""
-    if is_compressed(msg) or msg.encoding not in DEPTH_ENCODINGS:
-        encoding = msg.format if is_compressed(msg) else msg.encoding
-        raise UnsupportedEncoding(f"{what}: encoding {encoding!r} is not a depth encoding ({', '.join(DEPTH_ENCODINGS)})")
-    raw = image_to_numpy(msg, what=what)
+    """(H, W) float32 metres, NaN where invalid (0 mm; non-finite or non-positive metres), from an
+    Image or a 16UC1 compressedDepth CompressedImage (what ``image_transport`` records)."""
+    if is_compressed(msg):
+        raw = _compressed_depth(msg, what)
+    elif msg.encoding not in DEPTH_ENCODINGS:
+        raise UnsupportedEncoding(f"{what}: encoding {msg.encoding!r} is not a depth encoding ({', '.join(DEPTH_ENCODINGS)})")
+    else:
+        raw = image_to_numpy(msg, what=what)
     if raw.dtype == np.uint16:  # the data readers' conversion, so a bag's frames equal the folder's to the bit
         return depth_from_raw(raw, 1000.0)
     depth = raw.astype(np.float32, copy=False)
     depth[~np.isfinite(depth) | (depth <= 0)] = np.nan
     return depth
+
+
+def _compressed_depth(msg: Any, what: str) -> np.ndarray:
+    import cv2
+
+    fmt = msg.format.lower()
+    if "compresseddepth" not in fmt or "16uc1" not in fmt:
+        raise UnsupportedEncoding(f"{what}: compressed depth {msg.format!r} is not read (16UC1 compressedDepth only)")
+    # compressedDepth prefixes the PNG with a 12-byte configuration header.
+    data = np.frombuffer(msg.data, dtype=np.uint8)[12:]
+    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if raw is None or raw.dtype != np.uint16 or raw.ndim != 2:
+        raise ConversionError(f"{what}: cannot decode {data.size} bytes of {msg.format!r} as a 16-bit PNG")
+    return raw
 
 
 def intrinsics_from_camera_info(msg: Any, *, what: str = "camera_info") -> np.ndarray:

@@ -84,3 +84,16 @@ def test_depth_invalid_values_become_nan() -> None:
 def test_distortion_warning() -> None:
     assert distortion_warning(_info()) == ""
     assert "distortion" in distortion_warning(_info(ros1=True, d=(0.1, 0, 0, 0, 0)))
+
+
+def test_compressed_depth_as_image_transport_records_it() -> None:
+    import cv2
+
+    ok, png = cv2.imencode(".png", DEPTH_MM)
+    assert ok
+    msg = SimpleNamespace(header=_header(), format="16UC1; compressedDepth png", data=np.concatenate([np.zeros(12, np.uint8), png.ravel()]))
+    np.testing.assert_allclose(depth_from_image(msg), 1.5)
+    with pytest.raises(UnsupportedEncoding, match="compressed depth '32FC1; compressedDepth rvl' is not read"):
+        depth_from_image(SimpleNamespace(header=_header(), format="32FC1; compressedDepth rvl", data=msg.data))
+    with pytest.raises(ConversionError, match="cannot decode"):
+        depth_from_image(SimpleNamespace(header=_header(), format="16UC1; compressedDepth png", data=np.zeros(20, np.uint8)))
