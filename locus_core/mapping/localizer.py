@@ -18,7 +18,7 @@ from locus_core.mapping.build import MapBuilder, _flatten, patch_geometry
 from locus_core.mapping.config import LocalizerConfig
 from locus_core.mapping.errors import MapError
 from locus_core.mapping.landmark_map import LandmarkMap
-from locus_core.mapping.ransac import RigidFit, kabsch, pnp_ransac, pose_covariance, ransac_rigid
+from locus_core.mapping.ransac import RigidFit, kabsch, pnp_ransac, pose_covariance, ransac_rigid, refine_pnp, reprojection
 
 
 @dataclass(frozen=True)
@@ -137,8 +137,9 @@ class Localizer:
         candidate_count = int(np.unique(q[pair_match[pair_kf == kf]]).size)
         times["verify"] = (time.perf_counter() - t) * 1e3
         result = dict(matches=matches, inliers=inliers, method=method, T=T, cov=cov)
-        if inliers < cfg.min_inliers:
-            return done(f"too few inliers ({inliers} < {cfg.min_inliers})", **{**result, "T": None, "cov": None})
+        need = cfg.min_inliers if use_depth else cfg.min_inliers_pnp
+        if inliers < need:
+            return done(f"too few inliers ({inliers} < {need})", **{**result, "T": None, "cov": None})
         if n < cfg.min_inlier_ratio * candidate_count:
             return done(f"inlier ratio {n / candidate_count:.2f} < {cfg.min_inlier_ratio}", **{**result, "T": None, "cov": None})
         for other_kf, _, other_T, other_inliers, _ in refined[1:]:
@@ -205,13 +206,21 @@ class Localizer:
         that keyframe's), inlier count (distinct query patches), covariance."""
         cfg = self.config
         if not use_depth:
-            # One PnP RANSAC over all matches; a place keeps it where it agrees with the place's pose.
-            fit = pnp_ransac(landmark_pos, geometry.uv[q], K, cfg.pnp_threshold_px, iterations=cfg.ransac_iterations, seed=cfg.seed)
+            uv = geometry.uv[q]
 
             def pnp(T: np.ndarray) -> tuple[np.ndarray, int, np.ndarray | None]:
-                if fit is None or _pose_distance(fit.T, T)[0] > cfg.consistency_translation_m:
+                inliers = np.zeros(len(q), bool)
+                for _ in range(5):
+                    residual, front = reprojection(T, landmark_pos, uv, K)
+                    new = (np.linalg.norm(residual, axis=1) < cfg.pnp_threshold_px) & front
+                    if new.sum() < 6 or np.array_equal(new, inliers):
+                        break
+                    inliers = new
+                    T = refine_pnp(landmark_pos[inliers], uv[inliers], K, T)
+                if inliers.sum() < 6:
                     return T, 0, None
-                return fit.T, int(np.unique(q[fit.inliers]).size), fit.covariance
+                cov = pose_covariance(lambda T_: reprojection(T_, landmark_pos[inliers], uv[inliers], K)[0].ravel(), T)
+                return T, int(np.unique(q[inliers]).size), cov
 
             return pnp
         pts = geometry.points_cam[q]

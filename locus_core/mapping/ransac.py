@@ -160,23 +160,40 @@ def pnp_ransac(
         return None
     inliers = np.zeros(n, bool)
     inliers[idx.ravel()] = True
-    rvec, tvec = cv2.solvePnPRefineLM(obj[inliers], img[inliers], K, None, rvec, tvec)
     T_cam_map = np.eye(4)
     T_cam_map[:3, :3] = cv2.Rodrigues(rvec)[0]
     T_cam_map[:3, 3] = tvec.ravel()
-    T = np.linalg.inv(T_cam_map)
-
-    def reprojection(T_map_cam: np.ndarray) -> np.ndarray:
-        R = T_map_cam[:3, :3].T
-        cam = (obj - T_map_cam[:3, 3]) @ R.T
-        z = np.maximum(cam[:, 2], 1e-6)
-        return (np.stack([cam[:, 0] / z, cam[:, 1] / z, np.ones(n)], -1) @ K.T)[:, :2] - img
-
-    err = np.linalg.norm(reprojection(T), axis=-1)
-    inliers = (err < threshold_px) & ((obj - T[:3, 3]) @ T[:3, :3] @ np.array([0, 0, 1.0]) > 0)
+    T = refine_pnp(obj[inliers], img[inliers], K, np.linalg.inv(T_cam_map))
+    residual, front = reprojection(T, obj, img, K)
+    inliers = (np.linalg.norm(residual, axis=-1) < threshold_px) & front
     if inliers.sum() < max(6, min_inliers):
         return None
-    return RigidFit(T, inliers, pose_covariance(lambda T_: reprojection(T_)[inliers].ravel(), T))
+    return RigidFit(T, inliers, pose_covariance(lambda T_: reprojection(T_, obj[inliers], img[inliers], K)[0].ravel(), T))
+
+
+def reprojection(T_map_cam: np.ndarray, points: np.ndarray, uv: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel residuals (N, 2) of map ``points`` (N, 3) seen from camera pose ``T_map_cam`` against
+    ``uv`` (N, 2), and whether each point is in front of the camera (N,) bool."""
+    cam = (points - T_map_cam[:3, 3]) @ T_map_cam[:3, :3]
+    z = cam[:, 2]
+    proj = cam[:, :2] / np.maximum(z, 1e-6)[:, None]
+    return proj @ K[:2, :2].T + K[:2, 2] - uv, z > 0
+
+
+def refine_pnp(points: np.ndarray, uv: np.ndarray, K: np.ndarray, T_map_cam: np.ndarray) -> np.ndarray:
+    """Levenberg–Marquardt refinement (OpenCV) of a camera pose on 2D–3D inliers (N >= 4)."""
+    import cv2
+
+    T_cam_map = np.linalg.inv(T_map_cam)
+    rvec = cv2.Rodrigues(np.ascontiguousarray(T_cam_map[:3, :3]))[0]
+    tvec = T_cam_map[:3, 3].reshape(3, 1).copy()
+    rvec, tvec = cv2.solvePnPRefineLM(
+        np.ascontiguousarray(points, dtype=np.float64), np.ascontiguousarray(uv, dtype=np.float64), K, None, rvec, tvec
+    )
+    out = np.eye(4)
+    out[:3, :3] = cv2.Rodrigues(rvec)[0]
+    out[:3, 3] = tvec.ravel()
+    return np.linalg.inv(out)
 
 
 def pose_covariance(residuals, T: np.ndarray, eps: float = 1e-6) -> np.ndarray | None:
