@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from locus_core.pipeline.errors import PipelineError
 from locus_core.pipeline.processor import FrameProcessor
+from locus_ros.params import DEVICES
 
-DEVICES = ("auto", "cpu", "cuda", "onnxruntime", "tensorrt")  # locus_core.runtime.DEVICES, without importing torch
-
-__all__ = ["DEVICES", "FrameProcessor", "resolve_device"]
+__all__ = ["FrameProcessor", "resolve_device"]
 
 
 def resolve_device(requested: str, *, cuda_available: bool) -> tuple[str, str]:  # noqa: ARG001  (kept signature)
