@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", action="append", default=None, choices=RUNTIMES,
                         help="runtimes to compare with eager PyTorch on the same device (repeatable; default: "
                              "onnxruntime); *-bf16: eager PyTorch under bf16 autocast")
-    parser.add_argument("--int8", action="store_true", help="also time ONNX Runtime with int8 dynamic quantisation")
+    parser.add_argument("--int8", action="store_true",
+                        help="also time ONNX Runtime with int8 dynamic quantisation of the MatMul/Gemm weights")
     parser.add_argument("--size", type=int, nargs=2, default=(256, 320), metavar=("H", "W"))
     parser.add_argument("--ap-data", default=None, metavar="PATH",
                         help="also score patch retrieval AP of each runtime and of eager PyTorch on these posed "
