@@ -72,8 +72,11 @@ class BenchResult:
 
 
 def _cpu_times(ours: Timing, baseline: Timing | None) -> dict[str, float]:
-    # CPU time per call: the load-independent cost next to the load-dependent latency.
-    out = {}
+    # Beside the load-dependent p50: the fastest call (closest to an idle machine) and the CPU time
+    # per call (the work itself, whatever the load).
+    out = {"min_ms": min(ours.samples)} if ours.samples else {}
+    if baseline is not None and baseline.samples:
+        out["baseline_min_ms"] = min(baseline.samples)
     if ours.cpu_p50_ms is not None:
         out["cpu_ms"] = ours.cpu_p50_ms
     if baseline is not None and baseline.cpu_p50_ms is not None:

@@ -16,10 +16,11 @@ def test_speedup_is_baseline_p50_over_ours() -> None:
         "x", Timing(2.0, 3.0, (2.0, 3.0)), baseline="slow", baseline_timing=Timing(10.0, 12.0, (10.0,))
     )
     assert result.speedup == pytest.approx(5.0)
-    assert "cpu_ms" not in result.extra  # not measured
+    assert "cpu_ms" not in result.extra and result.extra["min_ms"] == 2.0
     timed = BenchResult.from_timings("x", Timing(2.0, 3.0, (2.0,), cpu_p50_ms=4.0), baseline="slow",
                                      baseline_timing=Timing(10.0, 12.0, (10.0,), cpu_p50_ms=16.0))
-    assert timed.extra == {"cpu_ms": 4.0, "baseline_cpu_ms": 16.0, "cpu_speedup": 4.0}
+    assert timed.extra == {"min_ms": 2.0, "baseline_min_ms": 10.0, "cpu_ms": 4.0, "baseline_cpu_ms": 16.0,
+                           "cpu_speedup": 4.0}
     assert BenchResult("y", 1.0, 2.0).speedup is None
 
 
