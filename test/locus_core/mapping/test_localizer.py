@@ -86,3 +86,10 @@ def test_real_redkitchen_frames(shared_data: Path) -> None:
     assert result.localized, result.reason
     dt, dr = pose_error(result.T_map_cam, frame.T_world_cam)
     assert dt < 0.05 and dr < 2.0
+    no_depth = Localizer(landmark_map, xfeat).localize(dataclasses.replace(frame, depth=None))
+    assert no_depth.method == "pnp" and (not no_depth.localized or pose_error(no_depth.T_map_cam, frame.T_world_cam)[0] < 0.25)
+    desk = shared_data / "realsense-desk"
+    if desk.is_dir():  # an unseen scene is "not localized"
+        unseen = open_dataset(desk, frames="15:114:20")
+        assert len(unseen) == 5
+        assert not any(Localizer(landmark_map, xfeat).localize(unseen[i]).localized for i in range(len(unseen)))
