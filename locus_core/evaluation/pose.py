@@ -48,6 +48,27 @@ def summarize(errors: np.ndarray, max_trans_m: float = 0.1, max_rot_deg: float =
     }
 
 
+def match_quality(errors: list[np.ndarray], inlier_m: float, rho: float) -> dict[str, float]:
+    """How good the matches fed to RANSAC are, from the 3D distance between the ground-truth world
+    points of each match's two ends (pairs pooled).
+
+    Args:
+        errors: one (M_k,) array of match errors (m) per pair.
+        inlier_m: the RANSAC inlier threshold; rho: the model's positive radius.
+    Returns:
+        matches_per_pair (mean M_k), match_median_error_m, match_within_inlier_m and match_within_rho
+        (shares of matches); NaN when there are no pairs or no matches.
+    """
+    pooled = np.concatenate([np.asarray(e, dtype=np.float64).reshape(-1) for e in errors]) if errors else np.zeros(0)
+    nan = float("nan")
+    return {
+        "matches_per_pair": float(np.mean([len(e) for e in errors])) if errors else nan,
+        "match_median_error_m": float(np.median(pooled)) if len(pooled) else nan,
+        "match_within_inlier_m": float(np.mean(pooled < inlier_m)) if len(pooled) else nan,
+        "match_within_rho": float(np.mean(pooled < rho)) if len(pooled) else nan,
+    }
+
+
 @dataclass(frozen=True)
 class PosePair:
     i: int  # positions in the evaluated selection

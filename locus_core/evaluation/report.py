@@ -64,6 +64,16 @@ def write_report(path: Path, metrics: dict[str, Any], config: Any, figures: list
                 for bin_, s in rows:
                     lines.append(f"| {label} | {est} | {bin_} | {s['pairs']} | {_f(s['median_trans_m'])} | "
                                  f"{_f(s['median_rot_deg'], 2)} | {_f(s['success_rate'], 2)} |")
+        lines += ["", "Matches fed to the 3D–3D RANSAC: ground-truth 3D distance between the two ends of each match "
+                  "(pairs pooled).", "",
+                  f"| method | bin | matches/pair | median 3D error (m) | within {t['rigid_inlier_m']} m (inlier) | "
+                  f"within ρ = {config.rho} m |",
+                  "|---|---|---|---|---|---|"]
+        for label, block in ((ours, ps), ("raw backbone", ps["baseline_backbone"]),
+                             ("XFeat + LighterGlue", ps["baseline_lighterglue"])):
+            for bin_, s in [("all", block)] + list(block["bins"].items()):
+                lines.append(f"| {label} | {bin_} | {_f(s['matches_per_pair'], 1)} | {_f(s['match_median_error_m'])} | "
+                             f"{_f(s['match_within_inlier_m'], 2)} | {_f(s['match_within_rho'], 2)} |")
         lines.append("")
     if "segmentation" in m:
         s = m["segmentation"]

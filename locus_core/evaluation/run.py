@@ -9,7 +9,9 @@ suffix (``retrieval.ap_backbone``, ``place.recall_at_1_backbone``, ``segmentatio
 except in ``pose``, where each method is a block of the same shape: ``pose.median_trans_m``,
 ``pose.median_rot_deg``, ``pose.success_rate``, ``pose.pairs``, ``pose.bins.{"10-40%", ...}``,
 ``pose.pnp.{...}`` (the PnP variant), and ``pose.baseline_backbone.{...}`` /
-``pose.baseline_lighterglue.{...}`` with the same keys. Non-finite values (a median over mostly
+``pose.baseline_lighterglue.{...}`` with the same keys. The 3D–3D blocks and their bins also hold the
+quality of the matches fed to RANSAC (``matches_per_pair``, ``match_median_error_m``,
+``match_within_inlier_m``, ``match_within_rho``: ground-truth 3D distance between a match's two ends). Non-finite values (a median over mostly
 failed pairs is infinite) are written as null.
 """
 
@@ -268,7 +270,8 @@ def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig) -> tuple[tupl
     pnp = pnp_ransac(pa[ja].numpy(), uv[jb].numpy(), fs.frames[b].K, config.pnp_threshold_px, seed=config.seed)
     pnp_err = pose.pose_error(pnp.T if pnp else None, T_gt)
     matches = {"uv_a": uv[ia].numpy(), "uv_b": uv[ib].numpy(),
-               "inliers": fit.inliers if fit else np.zeros(len(ia), bool)}
+               "inliers": fit.inliers if fit else np.zeros(len(ia), bool),
+               "error_m": (fs.world_points[a][ia] - fs.world_points[b][ib]).norm(dim=-1).numpy()}
     return rigid, pnp_err, matches
 
 
@@ -295,7 +298,10 @@ def _lighterglue_pair(matcher: Any, keypoints: dict, frames: list[PosedFrame], a
     fit = ransac_rigid(pb[both], pa[both], config.rigid_threshold_m, seed=config.seed)
     okay = np.isfinite(pa).all(1)
     pnp = pnp_ransac(pa[okay], ub[okay], frames[b].K, config.pnp_threshold_px, seed=config.seed)
-    matches = {"uv_a": ua[both], "uv_b": ub[both], "inliers": fit.inliers if fit else np.zeros(int(both.sum()), bool)}
+    Ta, Tb = frames[a].T_world_cam, frames[b].T_world_cam
+    error = np.linalg.norm(pa[both] @ Ta[:3, :3].T + Ta[:3, 3] - (pb[both] @ Tb[:3, :3].T + Tb[:3, 3]), axis=1)
+    matches = {"uv_a": ua[both], "uv_b": ub[both], "inliers": fit.inliers if fit else np.zeros(int(both.sum()), bool),
+               "error_m": error}
     return pose.pose_error(fit.T if fit else None, T_gt), pose.pose_error(pnp.T if pnp else None, T_gt), matches
 
 
@@ -305,7 +311,7 @@ def run_pose(feats: dict[str, FeatureSet], pairs: list[pose.PosePair], config: E
     if not pairs:
         raise EvaluationError(f"no frame pairs with co-visibility in {config.pose_bins[0]}–{config.pose_bins[-1]}")
     matcher = LighterGlueMatcher(config.lighterglue_keypoints)
-    errors: dict[str, dict[str, list]] = {n: {"rigid": [], "pnp": []} for n in (*feats, "lighterglue")}
+    errors: dict[str, dict[str, list]] = {n: {"rigid": [], "pnp": [], "match_error": []} for n in (*feats, "lighterglue")}
     keypoints: dict[int, Any] = {}
     example: dict[str, Any] = {}
     hardest = min(pairs, key=lambda p: p.covisibility)
@@ -314,6 +320,7 @@ def run_pose(feats: dict[str, FeatureSet], pairs: list[pose.PosePair], config: E
             rigid, pnp, matches = _pose_pair(fs, p.i, p.j, config)
             errors[name]["rigid"].append(rigid)
             errors[name]["pnp"].append(pnp)
+            errors[name]["match_error"].append(matches["error_m"])
             if p is hardest:
                 example.update(a=fs.frames[p.i].rgb, b=fs.frames[p.j].rgb, covisibility=p.covisibility)
                 example[name] = matches
@@ -322,25 +329,32 @@ def run_pose(feats: dict[str, FeatureSet], pairs: list[pose.PosePair], config: E
             example["lighterglue"] = matches
         errors["lighterglue"]["rigid"].append(rigid)
         errors["lighterglue"]["pnp"].append(pnp)
+        errors["lighterglue"]["match_error"].append(matches["error_m"])
     for name in feats:
         if not errors[name]["rigid"]:  # a raw model is its own backbone baseline
             errors[name] = errors["model"]
     cov = np.array([p.covisibility for p in pairs])
 
     def block(errs: dict[str, list]) -> dict[str, Any]:
+        """Pose summaries of one method, overall and per bin; the 3D–3D ones add its match quality."""
+
+        def summary(method: str, inside: np.ndarray) -> dict[str, Any]:
+            e = np.array(errs[method], dtype=np.float64).reshape(-1, 2)[inside]
+            out = pose.summarize(e, config.success_trans_m, config.success_rot_deg)
+            if method == "rigid":
+                matched = [m for m, keep in zip(errs["match_error"], inside) if keep]
+                out.update(pose.match_quality(matched, config.rigid_threshold_m, config.rho))
+            return out
+
         out: dict[str, Any] = {}
         for method in ("rigid", "pnp"):
-            e = np.array(errs[method], dtype=np.float64).reshape(-1, 2)
-            summary = pose.summarize(e, config.success_trans_m, config.success_rot_deg)
-            bins = {}
-            for lo, hi in zip(config.pose_bins[:-1], config.pose_bins[1:]):
-                inside = (cov >= lo) & ((cov < hi) | (hi >= 1.0))
-                bins[pose.bin_label(lo, hi)] = pose.summarize(e[inside], config.success_trans_m, config.success_rot_deg)
-            summary["bins"] = bins
+            result = summary(method, np.ones(len(cov), bool))
+            result["bins"] = {pose.bin_label(lo, hi): summary(method, (cov >= lo) & ((cov < hi) | (hi >= 1.0)))
+                              for lo, hi in zip(config.pose_bins[:-1], config.pose_bins[1:])}
             if method == "rigid":
-                out.update(summary)
+                out.update(result)
             else:
-                out["pnp"] = summary
+                out["pnp"] = result
         return out
 
     metrics = block(errors["model"])

@@ -5,7 +5,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from locus_core.evaluation.pose import mutual_nearest, pose_error, select_pairs, summarize
+from locus_core.evaluation.pose import match_quality, mutual_nearest, pose_error, select_pairs, summarize
 
 
 def _T(rotvec_deg, t):
@@ -43,3 +43,17 @@ def test_mutual_nearest() -> None:
     b = torch.tensor([[0.0, 1, 0], [1, 0, 0], [0.9, 0.1, 0]])
     ia, ib = mutual_nearest(a, torch.nn.functional.normalize(b, dim=-1))
     assert sorted(zip(ia.tolist(), ib.tolist())) == [(0, 1), (1, 0)]
+
+
+def test_match_quality_pools_pairs() -> None:
+    q = match_quality([np.array([0.01, 0.1, 0.3]), np.array([0.02])], inlier_m=0.05, rho=0.2)
+    assert q["matches_per_pair"] == 2.0
+    assert q["match_median_error_m"] == pytest.approx(0.06)
+    assert q["match_within_inlier_m"] == 0.5
+    assert q["match_within_rho"] == 0.75
+
+
+def test_match_quality_without_matches_is_nan() -> None:
+    assert np.isnan(match_quality([], 0.05, 0.2)["matches_per_pair"])
+    q = match_quality([np.zeros(0)], 0.05, 0.2)
+    assert q["matches_per_pair"] == 0 and np.isnan(q["match_within_rho"])

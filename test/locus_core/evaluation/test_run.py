@@ -47,6 +47,8 @@ def test_full_run_writes_every_file(scene: Path, checkpoint: Path, tmp_path: Pat
     assert pose["pairs"] > 0 and set(pose["bins"]) == {"0-40%", "40-100%"}
     for block in (pose, pose["baseline_backbone"], pose["baseline_lighterglue"]):
         assert {"median_trans_m", "median_rot_deg", "success_rate", "pnp", "bins"} <= set(block)
+        assert {"matches_per_pair", "match_median_error_m", "match_within_inlier_m", "match_within_rho"} <= set(block)
+        assert "match_within_rho" in block["bins"]["0-40%"] and "match_within_rho" not in block["pnp"]
     seg = metrics["segmentation"]
     assert 0 <= seg["miou"] <= 1 and 0 <= seg["miou_backbone"] <= 1
     assert "instance_accuracy" in seg and "instance_accuracy_backbone" in seg
