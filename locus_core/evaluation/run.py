@@ -88,6 +88,10 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
     train = open_dataset(data, config.train_frames) if config.train_frames else None
     if train is not None and len(train) == 0:
         raise EvaluationError(f"{data}: the train selection {config.train_frames!r} holds no frames")
+    shared = sorted(set(dataset.indices) & set(train.indices)) if train is not None else []
+    if shared:  # a query would find itself in the database, a held-out frame its own labels
+        raise EvaluationError(f"{data}: --frames {config.frames!r} and --train-frames {config.train_frames!r} share "
+                              f"{len(shared)} frames (first: {shared[0]}); evaluated frames must be held out")
     tasks, skipped = _plan_tasks(config, dataset[0], train, data)
     if len(dataset) < 2 and set(tasks) & {"retrieval", "pose", "consistency", "segmentation"}:
         raise EvaluationError(f"{data}: {tasks} need at least two frames, the selection has {len(dataset)}")

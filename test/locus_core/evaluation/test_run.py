@@ -92,6 +92,14 @@ def test_task_without_needed_data_is_an_error(scene: Path, tmp_path: Path, capsy
     assert not (tmp_path / "o").exists()
 
 
+def test_overlapping_train_and_test_frames_are_an_error(scene: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    err = _eval(["--model", "backbone:test", "--data", str(scene), "--frames", "0:8", "--train-frames", "6:12",
+                 "--out", str(tmp_path / "o")], capsys)
+    assert "share 2 frames (first: 6)" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_unknown_task_is_an_error(scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = _eval(["--model", "backbone:test", "--data", str(scene), "--tasks", "magic", "--out", str(tmp_path)], capsys)
     assert "unknown magic" in err
