@@ -133,10 +133,10 @@ class Localizer:
         refined = sorted(((kf, n, *refine(fit.T)) for kf, fit, n in fits), key=lambda r: (-r[3], -r[1]))
         T_map_kf = self.map.keyframes.T_map_kf
         matches = [PlaceMatch(kf, float(votes[kf]), n, np.linalg.inv(T_map_kf[kf]) @ T_, T_map_kf[kf]) for kf, n, T_, _, _ in refined]
-        kf, n, T, inliers, cov = refined[0]
+        kf, n, T, inliers, covariance = refined[0]
         candidate_count = int(np.unique(q[pair_match[pair_kf == kf]]).size)
         times["verify"] = (time.perf_counter() - t) * 1e3
-        result = dict(matches=matches, inliers=inliers, method=method, T=T, cov=cov)
+        result = dict(matches=matches, inliers=inliers, method=method, T=T)
         need = cfg.min_inliers if use_depth else cfg.min_inliers_pnp
         if inliers < need:
             return done(f"too few inliers ({inliers} < {need})", **{**result, "T": None, "cov": None})
@@ -151,12 +151,13 @@ class Localizer:
                     f"ambiguous: keyframes {kf} ({inliers} inliers) and {other_kf} ({other_inliers}) disagree by {dt:.2f} m, {dr:.1f} deg",
                     **{**result, "T": None, "cov": None},
                 )
+        cov = covariance()
         if cov is None or not np.all(np.isfinite(cov)):
             return done("pose covariance is undetermined", **{**result, "T": None, "cov": None})
         std = float(np.sqrt(np.max(np.diag(cov)[:3])))
         if std > cfg.max_position_std_m:
             return done(f"uncertain pose (position std {std:.3f} m > {cfg.max_position_std_m})", **{**result, "T": None, "cov": None})
-        return done("", **result)
+        return done("", **result, cov=cov)
 
     def insert_keyframe(self, frame: PosedFrame) -> bool:
         """Mapping mode: add ``frame`` (depth, and ``T_world_cam`` = its pose in the map frame) as a
@@ -201,14 +202,15 @@ class Localizer:
 
     def _refiner(
         self, geometry: Any, K: np.ndarray, q: np.ndarray, landmark_pos: np.ndarray, use_depth: bool
-    ) -> Callable[[np.ndarray], tuple[np.ndarray, int, np.ndarray | None]]:
+    ) -> Callable[[np.ndarray], tuple[np.ndarray, int, Callable[[], np.ndarray | None]]]:
         """A function: a place's pose (4,4) → pose refit on the inliers among all matches (not just
-        that keyframe's), inlier count (distinct query patches), covariance."""
+        that keyframe's), inlier count (distinct query patches), and a function computing its
+        covariance (only the winner's is needed)."""
         cfg = self.config
         if not use_depth:
             uv = geometry.uv[q]
 
-            def pnp(T: np.ndarray) -> tuple[np.ndarray, int, np.ndarray | None]:
+            def pnp(T: np.ndarray) -> tuple[np.ndarray, int, Callable[[], np.ndarray | None]]:
                 inliers = np.zeros(len(q), bool)
                 for _ in range(5):
                     residual, front = reprojection(T, landmark_pos, uv, K)
@@ -218,15 +220,16 @@ class Localizer:
                     inliers = new
                     T = refine_pnp(landmark_pos[inliers], uv[inliers], K, T)
                 if inliers.sum() < 6:
-                    return T, 0, None
-                cov = pose_covariance(lambda T_: reprojection(T_, landmark_pos[inliers], uv[inliers], K)[0].ravel(), T)
-                return T, int(np.unique(q[inliers]).size), cov
+                    return T, 0, lambda: None
+                obj, img = landmark_pos[inliers], uv[inliers]
+                count = int(np.unique(q[inliers]).size)
+                return T, count, lambda: pose_covariance(lambda T_: reprojection(T_, obj, img, K)[0].ravel(), T)
 
             return pnp
         pts = geometry.points_cam[q]
         thr = np.maximum(cfg.ransac_threshold_m, cfg.ransac_threshold_relative * pts[:, 2])
 
-        def rigid(T: np.ndarray) -> tuple[np.ndarray, int, np.ndarray | None]:
+        def rigid(T: np.ndarray) -> tuple[np.ndarray, int, Callable[[], np.ndarray | None]]:
             inliers = np.zeros(len(q), bool)
             for _ in range(5):
                 new = np.linalg.norm(pts @ T[:3, :3].T + T[:3, 3] - landmark_pos, axis=1) < thr
@@ -235,7 +238,7 @@ class Localizer:
                 inliers = new
                 T = kabsch(pts[inliers], landmark_pos[inliers])
             if inliers.sum() < 3:
-                return T, 0, None
+                return T, 0, lambda: None
             src, dst = pts[inliers], landmark_pos[inliers]
             # Cauchy-weighted refinement: matches to a neighbouring patch (a few cm off) are inliers
             # but would bias a plain least-squares fit.
@@ -243,8 +246,8 @@ class Localizer:
             for _ in range(5):
                 r = np.linalg.norm(src @ T[:3, :3].T + T[:3, 3] - dst, axis=1)
                 T = kabsch(src, dst, 1.0 / (1.0 + (r / scale) ** 2))
-            cov = pose_covariance(lambda T_: (src @ T_[:3, :3].T + T_[:3, 3] - dst).ravel(), T)
-            return T, int(np.unique(q[inliers]).size), cov
+            count = int(np.unique(q[inliers]).size)
+            return T, count, lambda: pose_covariance(lambda T_: (src @ T_[:3, :3].T + T_[:3, 3] - dst).ravel(), T)
 
         return rigid
 
