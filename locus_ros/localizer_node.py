@@ -115,6 +115,7 @@ class LocalizerNode(Node):
         self._last_stamp: float | None = None
         self._distortion_warned = False
         self._last_inliers = 0
+        self._last_status_stamp: Any = None  # builtin_interfaces/Time of the last frame reported
 
         # Outputs.
         self._pub_matches = self.create_publisher(PlaceMatchArray, "~/place_matches", 10)
@@ -380,12 +381,18 @@ class LocalizerNode(Node):
         }
 
     def _publish_status(self, stamp: Any = None, *, inliers: int | None = None) -> None:
+        """Per frame (``stamp`` = the frame's) and periodically (stamped with the last frame's, so
+        that a periodic status never carries the stamp of a frame it does not describe: with sim
+        time, "now" is often exactly the stamp of the frame about to be processed)."""
         if inliers is not None:
             self._last_inliers = inliers
+        if stamp is not None:
+            self._last_status_stamp = stamp
+        stamp = stamp or self._last_status_stamp or self.get_clock().now().to_msg()
         s = self.stats.snapshot()
         state = self._state()
         msg = LocalizerStatus(
-            header=Header(stamp=stamp if stamp is not None else self.get_clock().now().to_msg(), frame_id=self.params.map_frame),
+            header=Header(stamp=stamp, frame_id=self.params.map_frame),
             mode=state["mode"], localized=bool(s["localized"]), inliers=self._last_inliers,
             keyframes=state["keyframes"], landmarks=state["landmarks"],
             latency_ms=s["last_latency_ms"],

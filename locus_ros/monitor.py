@@ -108,8 +108,11 @@ class Monitor(Node):
                 while len(self._early) > EARLY_KEPT:
                     del self._early[next(iter(self._early))]
                 return
-            if kind == "status":  # the frame's own status comes last (a periodic one may share its stamp)
-                answer.status = msg
+            if kind == "status":
+                # Several statuses may carry the frame's stamp (periodic repeats); the one published
+                # after processing it counts it: keep the one with the most processed frames.
+                if answer.status is None or msg.frames_processed >= answer.status.frames_processed:
+                    answer.status = msg
                 return
             try:
                 answer.pose = conv.pose_to_matrix(msg.pose.pose, what=self.topics["pose"])
@@ -127,7 +130,8 @@ class Monitor(Node):
                 key for key, a in self.answers.items()
                 if key not in self._printed
                 and (flush or now - a.arrived > GRACE_S
-                     or (a.status is not None and (a.pose is not None or not a.status.localized)))
+                     or (a.status is not None and a.status.frames_processed > 0
+                         and (a.pose is not None or not a.status.localized)))
             )
             self._printed.update(ready)
         for key in ready:

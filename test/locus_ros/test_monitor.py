@@ -58,6 +58,7 @@ def test_scores_answers_against_ground_truth(tmp_path: Path) -> None:
             truth = _pose(float(i))
             pubs["truth"].publish(PoseStamped(header=header, pose=conv.matrix_to_pose(truth)))
             status = LocalizerStatus(header=header, mode="localization", localized=localized, inliers=40 if localized else 0,
+                                     frames_processed=i + 1,
                                      latency_ms=50.0 + i, message="" if localized else "blank frame (intensity std 0.00 < 2.0)")
             match = PlaceMatch(keyframe_id=7 + i, score=3.5, inliers=40, keyframe_pose=conv.matrix_to_pose(truth))
             if i == 1:
