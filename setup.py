@@ -28,7 +28,7 @@ setup(
         "rosbags>=0.10",
         "onnx",
         "onnxscript",
-        "onnxruntime>=1.17",
+        "onnxruntime>=1.23",
         "matplotlib",
         "tqdm",
         "pyyaml",
