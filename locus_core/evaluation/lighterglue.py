@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 
 import numpy as np
 import torch
@@ -46,3 +47,32 @@ class LighterGlueMatcher:
         }
         idx = self.glue(data, min_conf=self.min_confidence)["matches"][0]
         return a["keypoints"][idx[:, 0]].numpy(), b["keypoints"][idx[:, 1]].numpy()
+
+
+def keypoint_depth(depth: np.ndarray, uv: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Depth of each keypoint: the median of the valid depths in the (2r+1)^2 pixels around it.
+
+    Keypoints sit on edges, where depth sensors leave holes; a window keeps them, as the dense
+    methods' patches keep the median valid depth of their patch.
+
+    Args:
+        depth: (H, W) metres, NaN / inf / <= 0 = invalid.
+        uv: (N, 2) pixel (x, y).
+    Returns:
+        (N,) metres, NaN where the window holds no valid depth.
+    """
+    if depth.ndim != 2 or uv.ndim != 2 or uv.shape[1] != 2 or radius < 0:
+        raise ValueError(f"depth (H, W), uv (N, 2) and radius >= 0 expected, got {depth.shape}, {uv.shape}, "
+                         f"{radius}")
+    if len(uv) == 0:
+        return np.zeros(0)
+    h, w = depth.shape
+    px = np.round(uv).astype(np.int64)
+    offsets = np.arange(-radius, radius + 1)
+    cols = np.clip(px[:, 0, None, None] + offsets[None, None, :], 0, w - 1)
+    rows = np.clip(px[:, 1, None, None] + offsets[None, :, None], 0, h - 1)
+    window = depth[rows, cols].reshape(len(uv), (2 * radius + 1) ** 2).astype(np.float64)
+    window[~(np.isfinite(window) & (window > 0))] = np.nan
+    with warnings.catch_warnings():  # an all-invalid window is a NaN depth, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(window, axis=1)

@@ -282,6 +282,7 @@ def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig) -> tuple[tupl
 def _lighterglue_pair(matcher: Any, keypoints: dict, frames: list[PosedFrame], a: int, b: int,
                       config: EvalConfig) -> tuple[tuple[float, float], tuple[float, float], dict]:
     """Rigid and PnP errors of XFeat + LighterGlue on pair (a, b), and its rigid matches (for the figure)."""
+    from locus_core.evaluation.lighterglue import keypoint_depth
     from locus_core.geometry import unproject
     from locus_core.mapping.ransac import pnp_ransac, ransac_rigid
 
@@ -292,8 +293,7 @@ def _lighterglue_pair(matcher: Any, keypoints: dict, frames: list[PosedFrame], a
     T_gt = np.linalg.inv(frames[a].T_world_cam) @ frames[b].T_world_cam
 
     def lift(frame: PosedFrame, uv: np.ndarray) -> np.ndarray:
-        px = np.clip(np.round(uv).astype(int), 0, [frame.width - 1, frame.height - 1])
-        z = frame.depth[px[:, 1], px[:, 0]]
+        z = keypoint_depth(frame.depth, uv)
         return unproject(torch.from_numpy(uv).double(), torch.from_numpy(z).double(),
                          torch.from_numpy(frame.K).double()).numpy()
 
