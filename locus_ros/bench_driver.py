@@ -163,7 +163,7 @@ def main(args: list[str] | None = None) -> int:
             driver.publish(frames[i % len(frames)], stamp)
             published.append(stamp)
             i += 1
-        time.sleep(min(5.0, 10 * period + 2.0))  # answers to the last frames
+        time.sleep(1.0 + 5 * period)  # answers to the last frames (a later one only shortens the counts)
         answers, status = driver.snapshot()
         measured = [(s, _key(conv.seconds_to_stamp(s))) for s in published if s >= measure_from]
         result = {
