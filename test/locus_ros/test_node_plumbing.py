@@ -153,3 +153,36 @@ def test_a_bad_parameters_file_stops_the_node_with_the_reason(tmp_path: Path) ->
     assert node.proc.wait(timeout=60) == 2
     log = node.log()
     assert "mode must be one of localization, mapping; got 'flying'" in log and "sync_queue_size must be >= 1" in log
+
+
+def test_compressed_rgb_transport(tmp_path: Path) -> None:
+    """rgb_transport: compressed subscribes rgb/image/compressed (JPEG) instead of rgb/image."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage
+
+    params = write_params(tmp_path / "params.yaml", model="backbone:test", map_path="", rgb_transport="compressed",
+                          image_qos="reliable", camera_info_qos="reliable", diagnostics_period=0.3)
+    node = NodeProcess(params, tmp_path / "node.log")
+    client = Client("locus_compressed_client")
+    try:
+        jpeg = client.node.create_publisher(CompressedImage, "/rgb/image/compressed", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        client.wait_for(lambda: jpeg.get_subscription_count() > 0 and client.pub_depth.get_subscription_count() > 0, 60,
+                        "the node to subscribe to rgb/image/compressed")
+        assert "/rgb/image/compressed" in node.log()
+        # Wait until the model is loaded: before that a frame is reported as "loading the model".
+        client.wait_for(lambda: any("no map" in s.message for s in client.messages("/locus_localizer/status")), 60, "the model")
+        rgb, depth = _frame()
+        header = Header(stamp=conv.seconds_to_stamp(7.0), frame_id="cam")
+        jpeg.publish(conv.rgb_to_compressed(rgb, header))
+        client.pub_depth.publish(conv.depth_to_image(depth, header))
+        client.pub_info.publish(conv.camera_info_from_intrinsics(K, 80, 60, header))
+        status = client.wait_for(
+            lambda: next((s for s in client.messages("/locus_localizer/status") if s.header.stamp == header.stamp), None),
+            30, "the status of the compressed frame",
+        )
+        # Decoded and converted: the frame reached the core, which has no map to localize against.
+        assert status.frames_processed >= 1 and "no map loaded" in status.message, status
+        assert _skipped(client, "bad_message") == 0
+    finally:
+        client.close()
+        assert node.interrupt() == 0, node.log()
