@@ -9,7 +9,6 @@ import pytest
 import yaml
 
 from locus_ros import params
-from locus_core.errors import LocusError
 from locus_ros.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,15 +103,3 @@ def test_every_node_executable_is_installed_and_calls_a_main() -> None:
         assert imports and imports[0].names[0].name == "main", script.name
         assert callable(getattr(importlib.import_module(imports[0].module), "main")), script.name
 
-
-def test_moved_names_still_resolve_to_the_core() -> None:
-    """The frame pipeline and TF buffer moved to locus_core; locus_ros's names are the same objects."""
-    from locus_core.data.formats.tf import TransformBuffer
-    from locus_core.pipeline import ApproximateTimeSynchronizer, FrameProcessor
-    from locus_ros import frame_processor, sync, tf_buffer
-
-    assert sync.ApproximateTimeSynchronizer is ApproximateTimeSynchronizer
-    assert frame_processor.FrameProcessor is FrameProcessor and tf_buffer.TransformBuffer is TransformBuffer
-    assert frame_processor.resolve_device("auto", cuda_available=False) == ("auto", "")
-    with pytest.raises(LocusError, match="unknown device 'tpu'"):
-        frame_processor.resolve_device("tpu", cuda_available=True)
