@@ -389,7 +389,7 @@ def run_segmentation(feats: dict[str, FeatureSet], train_feats: dict[str, Featur
                      config: EvalConfig) -> dict[str, Any]:
     """k-NN label transfer: labelled frames = the train selection, or every other evaluated frame."""
     per_model: dict[str, dict[str, Any]] = {}
-    for name, held in _unique(feats).items():
+    for name, held in tqdm(_unique(feats).items(), desc="segmentation (k-NN)", unit="model", leave=False):
         if train_feats is not None:
             lab = train_feats[name]
             lab_pos, held_pos = list(range(len(lab.frames))), list(range(len(held.frames)))
