@@ -176,15 +176,11 @@ def build_map(
         dataset: posed RGB-D frames (a ``PosedDataset`` or any sequence), map frame = their world frame.
         source: provenance recorded in the map (defaults to the data set's path/name if it has them).
     """
-    from locus_core.config import config_to_dict
     from locus_core.data.resize import resize_frame
     from locus_core.models.extract import extract_features
 
-    config = config or MapConfig()
-    landmark_map = LandmarkMap(
-        model_hash=model.hash, dim=int(model.config.dim), config=config,
-        model_info={"backbone": model.config.backbone, "config": config_to_dict(model.config)},
-    )
+    landmark_map = LandmarkMap.for_model(model, config)
+    config = landmark_map.config
     builder = MapBuilder(landmark_map, model.stride)
     skipped = 0
     for i in range(len(dataset)):

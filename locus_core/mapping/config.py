@@ -18,9 +18,11 @@ class MapConfig:
     similarity to any patch farther than ``negative_radius_m`` (the paper's retrieval criterion,
     cheap form). A candidate within ``merge_radius_m`` of a recent landmark and at least
     ``merge_min_similarity`` similar to it becomes a new observation of that landmark.
+    ``scale`` is the model output the map stores; None picks the model's smallest positive radius
+    (the most precise matches, which metric pose needs), and the saved config holds the choice.
     """
 
-    scale: int = 0
+    scale: int | None = None
     keyframe_translation_m: float = 0.05
     keyframe_rotation_deg: float = 5.0
     keyframe_min_covisibility: float = 0.5

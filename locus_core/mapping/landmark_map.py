@@ -37,6 +37,21 @@ class LandmarkMap:
     index: LandmarkIndex | None = None
     sources: list[dict[str, Any]] = field(default_factory=list)
 
+    @classmethod
+    def for_model(cls, model: Any, config: MapConfig | None = None) -> LandmarkMap:
+        """An empty map for ``model``'s features (``config.scale`` resolved, the model identified)."""
+        from locus_core.config import config_to_dict
+
+        config = config or MapConfig()
+        radii = tuple(model.config.radii)
+        scale = min(range(len(radii)), key=radii.__getitem__) if config.scale is None else config.scale
+        if not 0 <= scale < len(radii):
+            raise MapError(f"map scale {scale} out of range: model {model.hash} has {len(radii)} scale(s)")
+        return cls(
+            model_hash=model.hash, dim=int(model.config.dim), config=replace(config, scale=scale),
+            model_info={"backbone": model.config.backbone, "config": config_to_dict(model.config)},
+        )
+
     @property
     def num_landmarks(self) -> int:
         return self.landmarks.num_active

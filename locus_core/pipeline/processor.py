@@ -71,14 +71,10 @@ class FrameProcessor:
 
     def new_map(self) -> None:
         """An empty map for mapping mode (keyframes are inserted as posed frames arrive)."""
-        from locus_core.config import config_to_dict
-        from locus_core.mapping import LandmarkMap, Localizer, MapConfig
+        from locus_core.mapping import LandmarkMap, Localizer
 
         # The same identity build_map records, so maps made by the node and by `locus map build` mix.
-        empty = LandmarkMap(
-            model_hash=self.model.hash, dim=int(self.model.config.dim), config=MapConfig(),
-            model_info={"backbone": self.model.config.backbone, "config": config_to_dict(self.model.config)},
-        )
+        empty = LandmarkMap.for_model(self.model)
         empty.sources.append({"name": "locus_localizer mapping mode"})
         with self.lock:
             self.map, self._localizer, self.map_path = empty, Localizer(empty, self.engine, self.config), None
