@@ -135,8 +135,16 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
             pairs = pose.select_pairs(covisibility_matrix(dataset), config.pose_bins, config.pose_pairs_per_bin,
                                       config.seed)
     if "pose" in tasks:
+        # Metric pose uses the model's finest scale (what maps store); the other tasks use scale 0.
+        radii = tuple(model.config.radii)
+        fine = min(range(len(radii)), key=radii.__getitem__)
+        pose_feats = feats
+        if fine != 0:
+            with _timed(timings, "pose_features"):
+                pose_feats = {**feats, "model": extract(model, dataset, "features (model, pose scale)", scale=fine)}
         with _timed(timings, "pose"):
-            metrics["pose"], figures["pose"] = run_pose(feats, pairs, config)
+            metrics["pose"], figures["pose"] = run_pose(pose_feats, pairs, config)
+        metrics["pose"]["radius_m"] = radii[fine]
     if "consistency" in tasks:
         with _timed(timings, "consistency"):
             metrics["consistency"] = run_consistency(feats, pairs)
@@ -187,8 +195,8 @@ def _unique(models: dict[str, Any]) -> dict[str, Any]:
     return {name: m for name, m in models.items() if seen.setdefault(id(m), name) == name}
 
 
-def extract(model: Any, frames: Any, desc: str, batch: int = 8) -> FeatureSet:
-    """Features (scale 0) of every frame, the resized frames and their lifted patch centres."""
+def extract(model: Any, frames: Any, desc: str, batch: int = 8, scale: int = 0) -> FeatureSet:
+    """Features (of ``scale``) of every frame, the resized frames and their lifted patch centres."""
     from locus_core.geometry import lift_patches, transform_points
     from locus_core.models.extract import extract_features_batch
 
@@ -196,7 +204,7 @@ def extract(model: Any, frames: Any, desc: str, batch: int = 8) -> FeatureSet:
     with tqdm(total=len(frames), desc=desc, unit="frame", leave=False) as bar:
         for start in range(0, len(frames), batch):
             chunk = [frames[k] for k in range(start, min(start + batch, len(frames)))]
-            fmap, small = extract_features_batch(model, chunk, 0, batch_size=batch)
+            fmap, small = extract_features_batch(model, chunk, scale, batch_size=batch)
             maps.append(fmap.float().cpu())
             resized += small
             bar.update(len(chunk))
