@@ -114,8 +114,8 @@ class LocalizerNode(Node):
         self._device_note = ""
         self._last_stamp: float | None = None
         self._distortion_warned = False
-        self._last_inliers = 0
-        self._last_status_stamp: Any = None  # builtin_interfaces/Time of the last frame reported
+        self._status_lock = threading.Lock()
+        self._frame_status: LocalizerStatus | None = None  # the last frame's result, repeated periodically
 
         # Outputs.
         self._pub_matches = self.create_publisher(PlaceMatchArray, "~/place_matches", 10)
@@ -380,25 +380,27 @@ class LocalizerNode(Node):
             "keyframes": keyframes, "landmarks": landmarks, "tf_backend": self.tf.backend, "error": self._state_error,
         }
 
-    def _publish_status(self, stamp: Any = None, *, inliers: int | None = None) -> None:
-        """Per frame (``stamp`` = the frame's) and periodically (stamped with the last frame's, so
-        that a periodic status never carries the stamp of a frame it does not describe: with sim
-        time, "now" is often exactly the stamp of the frame about to be processed)."""
-        if inliers is not None:
-            self._last_inliers = inliers
-        if stamp is not None:
-            self._last_status_stamp = stamp
-        stamp = stamp or self._last_status_stamp or self.get_clock().now().to_msg()
+    def _publish_status(self, stamp: Any = None, *, inliers: int = 0) -> None:
+        """Per frame (``stamp`` = the frame's, called by the worker right after it recorded the
+        result) or periodic (no stamp): then a repeat of the last frame's status with fresh counters
+        and state. A status thus never pairs a frame's stamp with another frame's result (a periodic
+        one stamped "now" did: with sim time, "now" is often the stamp of the next frame)."""
         s = self.stats.snapshot()
         state = self._state()
-        msg = LocalizerStatus(
-            header=Header(stamp=stamp, frame_id=self.params.map_frame),
-            mode=state["mode"], localized=bool(s["localized"]), inliers=self._last_inliers,
-            keyframes=state["keyframes"], landmarks=state["landmarks"],
-            latency_ms=s["last_latency_ms"],
-            frames_received=s["frames_received"], frames_processed=s["frames_processed"], frames_dropped=s["frames_dropped"],
-            message=state["error"] or s["last_reason"],
-        )
+        with self._status_lock:
+            if stamp is not None:
+                self._frame_status = LocalizerStatus(
+                    header=Header(stamp=stamp), localized=bool(s["localized"]), inliers=inliers,
+                    latency_ms=s["last_latency_ms"], message=s["last_reason"],
+                )
+            frame = self._frame_status or LocalizerStatus(header=Header(stamp=self.get_clock().now().to_msg()))
+            msg = LocalizerStatus(
+                header=Header(stamp=frame.header.stamp, frame_id=self.params.map_frame),
+                mode=state["mode"], localized=frame.localized, inliers=frame.inliers,
+                keyframes=state["keyframes"], landmarks=state["landmarks"], latency_ms=frame.latency_ms,
+                frames_received=s["frames_received"], frames_processed=s["frames_processed"], frames_dropped=s["frames_dropped"],
+                message=state["error"] or frame.message,
+            )
         self._pub_status.publish(msg)
 
     def _publish_diagnostics(self) -> None:
