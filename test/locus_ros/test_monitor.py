@@ -4,6 +4,7 @@ monitor (a subprocess, as in the demo) prints a line per frame and writes the su
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,11 @@ def _pose(x: float) -> np.ndarray:
 
 def test_scores_answers_against_ground_truth(tmp_path: Path) -> None:
     summary_file = tmp_path / "summary.json"
+    # Names of our own: a real localizer of another test in the same DDS domain must not be scored.
+    node_name, truth_topic = f"/stand_in_localizer_{os.getpid()}", f"/stand_in_truth_{os.getpid()}"
     monitor = subprocess.Popen(
-        [sys.executable, "-m", "locus_ros.monitor", "--frames", "3", "--idle-timeout", "60", "--out", str(summary_file)],
+        [sys.executable, "-m", "locus_ros.monitor", "--node", node_name, "--ground-truth", truth_topic,
+         "--frames", "3", "--idle-timeout", "60", "--out", str(summary_file)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     client = Client("locus_monitor_test")
@@ -42,10 +46,10 @@ def test_scores_answers_against_ground_truth(tmp_path: Path) -> None:
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         node = client.node
         pubs = {
-            "truth": node.create_publisher(PoseStamped, "/ground_truth/pose", qos),
-            "pose": node.create_publisher(PoseWithCovarianceStamped, "/locus_localizer/pose", qos),
-            "matches": node.create_publisher(PlaceMatchArray, "/locus_localizer/place_matches", qos),
-            "status": node.create_publisher(LocalizerStatus, "/locus_localizer/status", qos),
+            "truth": node.create_publisher(PoseStamped, truth_topic, qos),
+            "pose": node.create_publisher(PoseWithCovarianceStamped, f"{node_name}/pose", qos),
+            "matches": node.create_publisher(PlaceMatchArray, f"{node_name}/place_matches", qos),
+            "status": node.create_publisher(LocalizerStatus, f"{node_name}/status", qos),
         }
         client.wait_for(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()) or monitor.poll() is not None,
                         60, "the monitor to subscribe")
