@@ -38,6 +38,10 @@ from locus_core.data.formats.tf import TransformBuffer
 from locus_core.data.frame import PosedFrame
 from locus_core.errors import LocusError
 from locus_core.pipeline.messages import frame_from_messages
+# Imported here, in the main thread, although only the worker uses it: it imports torch, and scipy
+# (TF callbacks on executor threads) inspects torch whenever it is in sys.modules, so a worker
+# importing torch mid-callback made scipy see a partially initialised module.
+from locus_core.pipeline.processor import FrameProcessor
 from locus_core.pipeline.sync import ApproximateTimeSynchronizer
 from locus_ros import conversions as conv
 from locus_ros import params as node_params
@@ -226,8 +230,6 @@ class LocalizerNode(Node):
                 self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
 
     def _start_core(self) -> None:
-        from locus_core.pipeline.processor import FrameProcessor
-
         p = self.params
         try:
             processor = FrameProcessor(p.model, p.device, p.localizer_config)

@@ -49,8 +49,9 @@ else
 fi
 
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 1 ))}
-# Images of 640x480 exceed Fast DDS's default shared-memory segment; LARGE_DATA is its answer.
-export FASTDDS_BUILTIN_TRANSPORTS=${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}
+# Images of 640x480 exceed Fast DDS's default shared-memory segment; everything runs on this host,
+# so a larger one does (LARGE_DATA's TCP can hang at shutdown in Fast DDS 3.2.3: test/locus_ros/conftest.py).
+export FASTDDS_BUILTIN_TRANSPORTS=${FASTDDS_BUILTIN_TRANSPORTS:-SHM?max_msg_size=4MB&sockets_size=32MB}
 log "ROS_DOMAIN_ID=$ROS_DOMAIN_ID; logs in $out/*.log"
 
 pids=()

@@ -168,7 +168,7 @@ def test_compressed_rgb_transport(tmp_path: Path) -> None:
         jpeg = client.node.create_publisher(CompressedImage, "/rgb/image/compressed", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         client.wait_for(lambda: jpeg.get_subscription_count() > 0 and client.pub_depth.get_subscription_count() > 0, 60,
                         "the node to subscribe to rgb/image/compressed")
-        assert "/rgb/image/compressed" in node.log()
+        assert node.wait_log("/rgb/image/compressed", 30), node.log()  # logged just after the subscriptions exist
         # Wait until the model is loaded: before that a frame is reported as "loading the model".
         client.wait_for(lambda: any("no map" in s.message for s in client.messages("/locus_localizer/status")), 60, "the model")
         rgb, depth = _frame()
