@@ -23,8 +23,7 @@ from geometry_msgs.msg import Point, PoseWithCovarianceStamped, TransformStamped
 from locus.msg import LocalizerStatus, PlaceMatch, PlaceMatchArray
 from locus.srv import LoadMap, SaveMap, SetMode
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -142,12 +141,10 @@ class LocalizerNode(Node):
         for index, (msg_type, name, kind) in enumerate(topics):
             self.create_subscription(msg_type, name, self._input_callback(index, self._input_names[index]), qos(kind))
 
-        # Services get their own callback group: saving a large map must not stall the inputs.
-        services = MutuallyExclusiveCallbackGroup()
-        self.create_service(SaveMap, "~/save_map", self._on_save_map, callback_group=services)
-        self.create_service(LoadMap, "~/load_map", self._on_load_map, callback_group=services)
-        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=services)
-        self.create_service(SetMode, "~/set_mode", self._on_set_mode, callback_group=services)
+        self.create_service(SaveMap, "~/save_map", self._on_save_map)
+        self.create_service(LoadMap, "~/load_map", self._on_load_map)
+        self.create_service(Trigger, "~/reset", self._on_reset)
+        self.create_service(SetMode, "~/set_mode", self._on_set_mode)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         # Worker: newest-wins queue of synchronised frames.
@@ -500,7 +497,10 @@ def main(args: list[str] | None = None) -> int:
     node = None
     try:
         node = LocalizerNode()
-        executor = MultiThreadedExecutor(num_threads=2)
+        # One executor thread: rclpy's MultiThreadedExecutor re-polls a subscription whose callback
+        # is still queued, spinning on the GIL; at 30 Hz RGB-D it starved the worker to 1.3 frames/s.
+        # Callbacks only queue messages; a map save stalls the inputs for its duration.
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
