@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     loc.add_argument("--frames", help="query frames START:STOP[:STEP], e.g. 600:1000")
     loc.add_argument("--model", help="model spec (default: the one the map was built with)")
     loc.add_argument("--out", required=True, help="output folder")
+    loc.add_argument("--device", default="auto", help="auto | cpu | cuda | onnxruntime | tensorrt (falls back, logged)")
     _config_args(loc, "LocalizerConfig")
     loc.set_defaults(func=run_localize)
 
@@ -107,7 +108,8 @@ def run_localize(args: argparse.Namespace) -> int:
     from locus_core.mapping.run import localize_dataset
 
     metrics = localize_dataset(Path(args.map), args.data, args.frames, Path(args.out), model_spec=args.model,
-                               config_path=Path(args.config) if args.config else None, overrides=args.overrides)
+                               config_path=Path(args.config) if args.config else None, overrides=args.overrides,
+                               device=args.device)
     def fmt(x: object) -> str:
         return "n/a" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 

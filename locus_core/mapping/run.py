@@ -34,8 +34,10 @@ def localize_dataset(
     model_spec: str | None = None,
     config_path: Path | None = None,
     overrides: list[str] | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
-    """Localize every frame of ``data`` (``frames`` selection) against the map in ``map_dir``.
+    """Localize every frame of ``data`` (``frames`` selection) against the map in ``map_dir``, with
+    the model on the runtime ``device`` resolves to (``locus_core.runtime.create_engine``), as the node.
 
     Writes ``out/metrics.json`` (see ``localization_metrics``), ``out/config.yaml`` (localizer and
     map configs, model), ``out/results.csv`` (one row per query) and ``out/trajectory.png``.
@@ -52,6 +54,7 @@ def localize_dataset(
     from locus_core.mapping.landmark_map import LandmarkMap
     from locus_core.mapping.localizer import Localizer
     from locus_core.models.model import load_model
+    from locus_core.runtime import create_engine
 
     landmark_map = LandmarkMap.load(map_dir)
     spec = model_spec or model_spec_of(landmark_map)
@@ -62,7 +65,8 @@ def localize_dataset(
             f"is {model.hash}; rebuild the map with this model"
         )
     config = load_config(LocalizerConfig, config_path, overrides or [])
-    localizer = Localizer(landmark_map, model, config)
+    engine = create_engine(model.eval(), device)
+    localizer = Localizer(landmark_map, engine, config)
     dataset = open_dataset(data, frames)
     results, gt, queries = [], [], []
     for i in range(len(dataset)):
@@ -77,7 +81,7 @@ def localize_dataset(
     metrics["map"] = str(map_dir)
     metrics["data"] = str(data)
     metrics["frames"] = frames
-    metrics["model"] = {"spec": spec, "hash": model.hash}
+    metrics["model"] = {"spec": spec, "hash": model.hash, "runtime": engine.name}
     metrics["threads"] = torch.get_num_threads()
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

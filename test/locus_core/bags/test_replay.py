@@ -60,9 +60,9 @@ def test_eval_equals_map_localize_on_the_folder(tmp_path: Path, world: dict, sto
 
     queries = open_dataset(world["scene"], "1:16:2")
     write_bag(queries, tmp_path / "bag", storage=storage)
-    # Eager PyTorch on the CPU, as `locus map localize` (the node's "auto" may pick ONNX Runtime: 1e-6 apart).
+    # Both on eager PyTorch ("auto" may pick ONNX Runtime: features 1e-6 apart).
     ours = evaluate_bag(tmp_path / "bag", world["map"], tmp_path / "eval", localizer_config=str(world["config"]), device="cpu")
-    theirs = localize_dataset(world["map"], str(world["scene"]), "1:16:2", tmp_path / "ref", config_path=world["config"])
+    theirs = localize_dataset(world["map"], str(world["scene"]), "1:16:2", tmp_path / "ref", config_path=world["config"], device="cpu")
     _same(ours, theirs)
     assert ours["queries"] == 8 and ours["place"]["queries"] > 0 and ours["localized_rate"] > 0
     assert ours["replay"]["frames"] == 8 and ours["replay"]["ground_truth"] == 8 and ours["skipped"]["total"] == 0
@@ -239,7 +239,7 @@ def test_real_redkitchen_round_trip_equals_map_localize(tmp_path: Path, shared_d
     build_map(load_model("backbone:xfeat"), open_dataset(data, "0:600:40"), MapConfig()).save(tmp_path / "map")
     write_bag(open_dataset(data, "600:1000:50"), tmp_path / "bag")
     ours = evaluate_bag(tmp_path / "bag", tmp_path / "map", tmp_path / "eval", device="cpu")
-    theirs = localize_dataset(tmp_path / "map", str(data), "600:1000:50", tmp_path / "ref")
+    theirs = localize_dataset(tmp_path / "map", str(data), "600:1000:50", tmp_path / "ref", device="cpu")
     _same(ours, theirs)
     assert ours["queries"] == 8 and ours["place"]["queries"] == 8 and ours["replay"]["ground_truth"] == 8
     assert ours["localized_rate"] >= 0.5 and ours["pose"]["median_trans_m"] < 0.2  # measured: 8/8, 4.9 cm
