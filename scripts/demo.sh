@@ -49,9 +49,8 @@ else
 fi
 
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 1 ))}
-# Images of 640x480 exceed Fast DDS's default shared-memory segment; everything runs on this host,
-# so a larger one does (LARGE_DATA's TCP can hang at shutdown in Fast DDS 3.2.3: test/locus_ros/conftest.py).
-export FASTDDS_BUILTIN_TRANSPORTS=${FASTDDS_BUILTIN_TRANSPORTS:-SHM?max_msg_size=4MB&sockets_size=32MB}
+# Everything runs on this host: shared memory large enough for 640x480 frames (locus_ros/transport.py).
+export FASTDDS_BUILTIN_TRANSPORTS=${FASTDDS_BUILTIN_TRANSPORTS:-$(python -m locus_ros.transport)}
 log "ROS_DOMAIN_ID=$ROS_DOMAIN_ID; logs in $out/*.log"
 
 pids=()

@@ -95,9 +95,9 @@ def _run_node(args: argparse.Namespace, device: str, data: Path, query: str, map
         "publish_tf": True, "tf_timeout": 0.05, "worker_queue_size": 1,
     }}}
     (work / "params.yaml").write_text(yaml.safe_dump(params))
-    # Driver and node share this host: shared memory with room for 640x480 frames, as the demo and
-    # tests use (not LARGE_DATA, whose TCP can hang at shutdown: test/locus_ros/conftest.py).
-    transports = os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "SHM?max_msg_size=4MB&sockets_size=32MB")
+    from locus_ros.transport import LOCAL_TRANSPORTS  # driver and node share this host
+
+    transports = os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", LOCAL_TRANSPORTS)
     env = dict(os.environ, PYTHONUNBUFFERED="1", FASTDDS_BUILTIN_TRANSPORTS=transports)
     env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
     with (work / "node.log").open("w") as node_log, (work / "driver.log").open("w") as driver_log:
