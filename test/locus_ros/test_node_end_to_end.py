@@ -33,6 +33,10 @@ ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT.parent / "shared" / "data" / "7scenes-redkitchen"
 MODEL = "backbone:xfeat"  # the trained default is measured by `locus bench node`; plumbing is the same
 CAMERA = "camera_color_optical_frame"
+# Held-out frames between the keyframes, never mapped. In the synthetic scene's repeated textures raw
+# XFeat (the model here) confuses some frames with other places; 25 and 85 it localizes within 2 cm
+# (the tests are about the node, not about XFeat).
+QUERIES = "10:90:40" if REAL.is_dir() else "25:90:60"
 # Ground truth of the odometry drift the localizer must recover: map→odom.
 T_MAP_ODOM = np.eye(4)
 T_MAP_ODOM[:3, :3] = Rotation.from_euler("z", 10, degrees=True).as_matrix()
@@ -164,10 +168,7 @@ def _publish_odometry(client: Client, frame: PosedFrame) -> None:
 
 
 def test_localizes_held_out_frames_against_the_ground_truth(client: Client, localizer, workdir: Path) -> None:
-    # Between the keyframes, never mapped. In the synthetic scene's repeated textures raw XFeat (the
-    # model here) confuses some frames between keyframes 0 and 60 with other places; 25 and 85 it
-    # localizes within 2 cm (the test is about the node, not about XFeat).
-    queries = _frames("10:90:40" if REAL.is_dir() else "25:90:60", workdir)
+    queries = _frames(QUERIES, workdir)
     for frame in queries:
         status = _send(client, frame, before=lambda frame=frame: _publish_odometry(client, frame))
         assert status.localized, status.message
@@ -198,7 +199,7 @@ def test_localizes_held_out_frames_against_the_ground_truth(client: Client, loca
 
 
 def test_bad_content_and_tf_gaps_are_reported(client: Client, localizer, workdir: Path) -> None:
-    frame = _frames("30:31", workdir)[0]
+    frame = _frames(QUERIES, workdir)[0]
     blank = PosedFrame(rgb=frame.rgb, depth=frame.depth, K=frame.K, T_world_cam=None, frame_id="blank", stamp=frame.stamp + 100)
     status = _send(client, blank, blank=True)
     assert not status.localized and "blank" in status.message
