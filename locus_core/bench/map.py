@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recall-frames", type=int, default=5, help="query frames scored against exact search")
     parser.add_argument("--baseline-frames", type=int, default=2, help="timed frames of the (slow) exact baseline")
     parser.add_argument("--k", type=int, default=3, help="neighbours per query descriptor (the localizer's knn)")
-    parser.add_argument("--nprobe", default="8,16,32", help="comma-separated IVF cells visited per query")
+    parser.add_argument("--nprobe", default="8,12,16", help="comma-separated IVF cells visited per query")
     parser.add_argument("--nlist", type=int, default=0, help="IVF cells (0: about 4 sqrt(N))")
     parser.add_argument("--kind", default="ivf_pq", choices=["ivf_pq", "ivf_sq8"], help="approximate index kind")
     parser.add_argument("--extra-observations", type=float, default=3.0,

@@ -7,6 +7,11 @@ sets it has the recall@1 of 8-bit scalar codes (``ivf_sq8``, 64 bytes, still rea
 buildable) and of 8-bit PQ on 2-d sub-vectors, at half the bytes of the first and twice the speed
 of the second. All kinds take ids on insertion and support removal, so a map grows and shrinks
 without renumbering its landmarks.
+
+The inverted file's cells are chosen by a matrix product with the cell centres and a block-wise
+top-k (``top_k_rows``) rather than by faiss' own quantizer: at 10^6 landmarks (4096 cells) and 600
+query patches that step took two thirds of a frame's search, and faiss then scans the same cells
+(``search_preassigned``), so the results are identical.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import math
 from typing import Literal
 
 import numpy as np
+import torch
 
 from locus_core.mapping.errors import MapError
 
@@ -45,6 +51,10 @@ class LandmarkIndex:
         self._index = index
         self.kind: IndexKind = kind
         self.set_nprobe(nprobe)
+        # (D, nlist) cell centres, fixed once the inverted file is trained
+        self._centres_t = None if kind == "flat" else torch.from_numpy(
+            index.quantizer.reconstruct_n(0, index.nlist).T.copy()
+        )
 
     @classmethod
     def build(
@@ -118,8 +128,11 @@ class LandmarkIndex:
         if self.ntotal == 0:
             q = len(queries)
             return np.full((q, k), -np.inf, np.float32), np.full((q, k), -1, np.int64)
-        sims, ids = self._index.search(_as_float32(queries), k)
-        return sims, ids
+        x = _as_float32(queries)
+        if self._centres_t is None:
+            return self._index.search(x, k)
+        cell_sims, cells = top_k_rows(torch.from_numpy(x) @ self._centres_t, min(self._index.nprobe, self._index.nlist))
+        return self._index.search_preassigned(x, k, cells.numpy().astype(np.int64), cell_sims.numpy())
 
     def reconstruct_all(self) -> tuple[np.ndarray, np.ndarray]:
         """All (decoded) descriptors and their ids, e.g. to merge two maps or change the index kind."""
@@ -171,6 +184,35 @@ class LandmarkIndex:
         import faiss
 
         return int(faiss.serialize_index(self._index).size)
+
+
+def top_k_rows(scores: torch.Tensor, k: int, block: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` largest entries of each row and their columns, as ``torch.topk`` returns them.
+
+    The k largest entries of a row lie in the k blocks (of ``block`` columns) with the largest
+    maxima, so only those k * block candidates are ranked: 2-3x faster than ``torch.topk`` on CPU
+    for (600, 4096) scores and k = 8.
+
+    Args:
+        scores: (n, m) float.
+        k: 1 <= k <= m.
+    Returns:
+        values (n, k), descending, and their column indices (n, k) int64.
+    """
+    n, m = scores.shape
+    if not 1 <= k <= m:
+        raise MapError(f"top_k_rows: k must be in [1, {m}], got {k}")
+    blocks = -(-m // block)
+    if blocks <= 2 * k:
+        return scores.topk(k, dim=1)
+    if blocks * block != m:
+        pad = scores.new_full((n, blocks * block - m), -float("inf"))
+        scores = torch.cat([scores, pad], 1)
+    grouped = scores.view(n, blocks, block)
+    best_blocks = grouped.amax(2).topk(k, dim=1).indices
+    candidates = grouped.gather(1, best_blocks[:, :, None].expand(-1, -1, block)).reshape(n, k * block)
+    values, j = candidates.topk(k, dim=1)
+    return values, best_blocks.gather(1, j // block) * block + j % block
 
 
 def _as_float32(x: np.ndarray) -> np.ndarray:
