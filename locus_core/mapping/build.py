@@ -38,8 +38,15 @@ class PatchGeometry:
         return np.isfinite(self.points_cam).all(1)
 
 
-def patch_geometry(frame: PosedFrame, stride: int, min_depth: float = 0.0, max_depth: float = np.inf) -> PatchGeometry:
-    """Lift the stride-``stride`` patch centres of ``frame`` (already at the model input size)."""
+def patch_geometry(
+    frame: PosedFrame, stride: int, min_depth: float = 0.0, max_depth: float = np.inf, max_depth_spread: float = np.inf
+) -> PatchGeometry:
+    """Lift the stride-``stride`` patch centres of ``frame`` (already at the model input size).
+
+    A patch where more than a tenth of the valid depths differ from its depth by more than
+    ``max_depth_spread`` times that depth straddles a depth edge: its point is invalid, as its
+    colour and depth may show different surfaces (7-Scenes' depth is not even registered to colour)
+    and its 3D position is ill-defined."""
     from locus_core.geometry import lift_patches, patch_centers, transform_points
 
     uv = patch_centers(frame.height, frame.width, stride, dtype=torch.float64).numpy()
@@ -50,12 +57,28 @@ def patch_geometry(frame: PosedFrame, stride: int, min_depth: float = 0.0, max_d
     K = torch.from_numpy(np.asarray(frame.K, np.float64))[None]
     cam = lift_patches(depth, K, torch.eye(4, dtype=torch.float64)[None], stride)[0]
     z = cam[:, 2]
-    cam[~((z >= min_depth) & (z <= max_depth))] = float("nan")
+    keep = (z >= min_depth) & (z <= max_depth)
+    if np.isfinite(max_depth_spread):
+        keep &= torch.from_numpy(~_straddles_edge(depth[0].numpy(), z.numpy(), stride, max_depth_spread))
+    cam[~keep] = float("nan")
     if frame.T_world_cam is None:
         world = torch.full_like(cam, float("nan"))
     else:
         world = transform_points(torch.from_numpy(np.asarray(frame.T_world_cam, np.float64))[None], cam[None])[0]
     return PatchGeometry(uv, cam.numpy(), world.numpy())
+
+
+def _straddles_edge(depth: np.ndarray, z: np.ndarray, stride: int, tolerance: float) -> np.ndarray:
+    """(H, W) metres and (h*w,) patch depths → (h*w,) whether more than a tenth of a patch's valid
+    depths lie farther than ``tolerance`` times its depth from it."""
+    H, W = depth.shape
+    h, w = H // stride, W // stride
+    d = depth[: h * stride, : w * stride].reshape(h, stride, w, stride)
+    zz = z.reshape(h, 1, w, 1)
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(d) & (d > 0)
+        off = valid & (np.abs(d - zz) > tolerance * zz)
+    return off.sum((1, 3)).ravel() > 0.1 * valid.sum((1, 3)).ravel()
 
 
 @dataclass
@@ -88,7 +111,7 @@ class MapBuilder:
             return True
         if not self.recent or cfg.keyframe_min_covisibility <= 0:
             return False
-        geometry = geometry or patch_geometry(frame, self.stride, cfg.min_depth_m, cfg.max_depth_m)
+        geometry = geometry or patch_geometry(frame, self.stride, cfg.min_depth_m, cfg.max_depth_m, cfg.max_depth_spread)
         centres = np.stack([r.frame.T_world_cam[:3, 3] for r in self.recent])
         nearest = self.recent[int(np.argmin(np.linalg.norm(centres - frame.T_world_cam[:3, 3], axis=1)))]
         return covisibility(geometry.points_map, nearest.frame) < cfg.keyframe_min_covisibility
@@ -103,7 +126,7 @@ class MapBuilder:
         if frame.T_world_cam is None or frame.depth is None:
             raise MapError(f"frame {frame.frame_id}: mapping needs depth and a pose in the map frame")
         cfg = self.config
-        geometry = patch_geometry(frame, self.stride, cfg.min_depth_m, cfg.max_depth_m)
+        geometry = patch_geometry(frame, self.stride, cfg.min_depth_m, cfg.max_depth_m, cfg.max_depth_spread)
         if not self.wants(frame, geometry):
             return False
         F = _flatten(features)

@@ -18,6 +18,11 @@ class MapConfig:
     similarity to any patch farther than ``negative_radius_m`` (the paper's retrieval criterion,
     cheap form). A candidate within ``merge_radius_m`` of a recent landmark and at least
     ``merge_min_similarity`` similar to it becomes a new observation of that landmark.
+    Patches straddling a depth edge (more than a tenth of their depths farther than
+    ``max_depth_spread`` times the patch depth from it) get no 3D point, in the map and in queries:
+    on redkitchen (default model) that raised the localized share from 0.90 to 0.955 and cut the
+    median rotation error from 2.4 to 2.0 degrees; raw XFeat maps do better without it
+    (``max_depth_spread: .inf``: 0.975 localized instead of 0.935).
     ``scale`` is the model output the map stores; None picks the model's smallest positive radius
     (the most precise matches, which metric pose needs), and the saved config holds the choice.
     """
@@ -35,6 +40,7 @@ class MapConfig:
     merge_min_similarity: float = 0.85
     min_depth_m: float = 0.1
     max_depth_m: float = 8.0
+    max_depth_spread: float = 0.05
     index_exact_max: int = 4096
     index_nlist: int = 0
     index_nprobe: int = 16

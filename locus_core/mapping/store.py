@@ -177,7 +177,11 @@ def _load_config(data: bytes, path: Path) -> MapConfig:
     import yaml
 
     try:
-        return config_from_dict(MapConfig, yaml.safe_load(data) or {}, source=str(path))
+        values = yaml.safe_load(data) or {}
+        if isinstance(values, dict):
+            # maps saved before the option existed kept depth-edge patches; their queries must too
+            values.setdefault("max_depth_spread", float("inf"))
+        return config_from_dict(MapConfig, values, source=str(path))
     except (yaml.YAMLError, ConfigError) as exc:
         raise MapError(f"{path}: {exc}") from None
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import signal
@@ -68,6 +69,22 @@ def test_version_model_and_manifest_errors(built_map: LandmarkMap, tmp_path: Pat
         LandmarkMap.load(tmp_path / "m")
     with pytest.raises(MapError, match="no map directory"):
         LandmarkMap.load(tmp_path / "absent")
+
+
+def test_map_saved_before_the_depth_edge_option_keeps_edge_patches(built_map: LandmarkMap, tmp_path: Path) -> None:
+    import yaml
+
+    built_map.save(tmp_path / "m")
+    config = tmp_path / "m" / "config.yaml"
+    values = yaml.safe_load(config.read_text())
+    del values["max_depth_spread"]
+    data = yaml.safe_dump(values).encode()
+    config.write_bytes(data)
+    manifest = tmp_path / "m" / "manifest.json"
+    meta = json.loads(manifest.read_text())
+    meta["files"]["config.yaml"] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    manifest.write_text(json.dumps(meta))
+    assert LandmarkMap.load(tmp_path / "m").config.max_depth_spread == float("inf")
 
 
 SAVER = textwrap.dedent(

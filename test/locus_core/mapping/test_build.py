@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import numpy as np
+
+from locus_core.data.frame import PosedFrame
+from locus_core.mapping.build import patch_geometry
+
+
+def step_frame(noise: float = 0.0) -> PosedFrame:
+    """A 32x32 frame of a wall at 2 m with a box at 1 m in front of its left half, the box's edge
+    at column 12 (inside the second column of 8-pixel patches)."""
+    depth = np.full((32, 32), 2.0, np.float32)
+    depth[:, :12] = 1.0
+    depth += noise * np.random.default_rng(0).standard_normal(depth.shape).astype(np.float32)
+    depth[0, 0] = np.nan  # a hole does not make a patch an edge
+    K = np.array([[30.0, 0, 16], [0, 30.0, 16], [0, 0, 1]])
+    return PosedFrame(np.zeros((32, 32, 3), np.uint8), depth, K, np.eye(4), "step")
+
+
+def test_patches_straddling_a_depth_edge_have_no_point() -> None:
+    frame = step_frame(noise=0.005)
+    valid = patch_geometry(frame, 8, max_depth_spread=0.05).valid.reshape(4, 4)
+    assert not valid[:, 1].any()  # the box's edge
+    assert valid[:, [0, 2, 3]].all()  # box, wall: sensor noise (0.5 %) is not an edge
+    assert patch_geometry(frame, 8).valid.all()  # off by default in the function
+
+
+def test_edge_patch_depth_is_a_measured_one_when_allowed() -> None:
+    z = patch_geometry(step_frame(), 8).points_cam[:, 2].reshape(4, 4)
+    np.testing.assert_allclose(z[:, 0], 1.0)
+    np.testing.assert_allclose(z[:, 1], 1.0)  # half box, half wall: never a blend such as 1.5
+    np.testing.assert_allclose(z[:, 3], 2.0)
