@@ -22,6 +22,10 @@ def generate_launch_description() -> LaunchDescription:
             description="auto | cpu | cuda | onnxruntime | tensorrt (an unavailable one falls back, logged)",
         ),
         DeclareLaunchArgument(
+            "precision", default_value="fp32",
+            description="fp32 | bf16 | int8 (int8: ONNX Runtime with int8 MatMul/Gemm layers; falls back, logged)",
+        ),
+        DeclareLaunchArgument(
             "params_file",
             default_value=PathJoinSubstitution([FindPackageShare("locus_ros"), "config", "localize.yaml"]),
             description="ROS parameters file",
@@ -46,6 +50,7 @@ def generate_launch_description() -> LaunchDescription:
                 "map_path": ParameterValue(LaunchConfiguration("map"), value_type=str),
                 "model": ParameterValue(LaunchConfiguration("model"), value_type=str),
                 "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
+                "precision": ParameterValue(LaunchConfiguration("precision"), value_type=str),
                 "use_sim_time": LaunchConfiguration("use_sim_time"),
             },
         ],

@@ -229,7 +229,7 @@ class LocalizerNode(Node):
     def _start_core(self) -> None:
         p = self.params
         try:
-            processor = FrameProcessor(p.model, p.device, p.localizer_config)
+            processor = FrameProcessor(p.model, p.device, p.localizer_config, p.precision)
         except Exception as exc:  # noqa: BLE001  reported on /diagnostics; services still answer
             self._state_error = f"model {p.model!r} could not be loaded: {exc}"
             self.get_logger().error(self._state_error)

@@ -18,6 +18,7 @@ from locus_ros.errors import ParameterError
 MODES = ("localization", "mapping")
 QOS = ("sensor_data", "reliable")
 DEVICES = ("auto", "cpu", "cuda", "onnxruntime", "tensorrt")  # locus_core.runtime.DEVICES (a test keeps them equal)
+PRECISIONS = ("fp32", "bf16", "int8")  # locus_core.runtime.PRECISIONS (likewise)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class NodeParams:
     map_path: str = ""
     model: str = "default"
     device: str = "auto"
+    precision: str = "fp32"
     localizer_config: str = ""
     map_frame: str = "map"
     odom_frame: str = "odom"
@@ -65,6 +67,7 @@ SPEC: dict[str, tuple[str, Callable[[Any], str] | None, bool]] = {
     "map_path": ("map directory: loaded in localization mode; saved to (and extended if it exists) in mapping mode", None, False),
     "model": ("'default', a checkpoint path, or backbone:NAME", lambda v: "" if v else "must not be empty", True),
     "device": ("auto | cpu | cuda | onnxruntime | tensorrt; an unavailable runtime falls back (logged) along tensorrt, cuda, onnxruntime, cpu", _one_of(DEVICES), True),
+    "precision": ("fp32 | bf16 (eager PyTorch under autocast, where the CPU/GPU has bf16 units) | int8 (ONNX Runtime with int8 MatMul/Gemm layers: 1.5-2x on ViT backbones); falls back, logged", _one_of(PRECISIONS), True),
     "localizer_config": ("YAML file of LocalizerConfig overrides; empty = defaults", None, True),
     "map_frame": ("REP 105 map frame", _frame_name, False),
     "odom_frame": ("REP 105 odom frame", _frame_name, False),

@@ -149,6 +149,7 @@ def evaluate_bag(
     config: ReplayConfig | None = None,
     localizer_config: str = "",
     device: str = "auto",
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Replay ``bag`` through the node's ``FrameProcessor`` with the map at ``map_dir`` and write
     ``out/``: metrics.json, config.yaml, trajectory.tum (estimates), groundtruth.tum, frames.csv
@@ -166,7 +167,7 @@ def evaluate_bag(
     config = config or ReplayConfig()
     landmark_map = LandmarkMap.load(map_dir)
     spec = model_spec or model_spec_of(landmark_map)
-    processor = FrameProcessor(spec, device, localizer_config)  # logs the runtime fallbacks
+    processor = FrameProcessor(spec, device, localizer_config, precision)  # logs the runtime fallbacks
     processor.load_map(map_dir)
     result = replay(bag, processor, config, progress=_progress)
     frames = result.frames
@@ -174,7 +175,7 @@ def evaluate_bag(
                                    _covisibility(landmark_map, frames))
     metrics.update(_replay_report(result, config))
     metrics.update(bag=str(bag), map=str(map_dir), model={"spec": spec, "hash": processor.model.hash},
-                   device=device, runtime={"name": processor.runtime, "fallbacks": processor.fallbacks}, threads=torch.get_num_threads())
+                   device=device, precision=precision, runtime={"name": processor.runtime, "fallbacks": processor.fallbacks}, threads=torch.get_num_threads())
     metrics = to_json(metrics)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 
 from locus_core.bench import BenchResult
 from locus_core.bench.errors import BenchError
@@ -12,7 +10,7 @@ from locus_core.bench.errors import BenchError
 # Speed does not depend on weight values, so ViTs whose pretrained weights are absent are timed
 # with random weights (the record says so).
 VIT_BACKBONES = ("dino_vits8", "dinov2_vits14", "dino_vitb8")
-RUNTIMES = ("onnxruntime", "cuda", "tensorrt", "cpu-bf16", "cuda-bf16")
+RUNTIMES = ("onnxruntime", "onnxruntime-int8", "cuda", "tensorrt", "cpu-bf16", "cuda-bf16")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,9 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"also time the ViT backbones raw ({', '.join(VIT_BACKBONES)})")
     parser.add_argument("--runtime", action="append", default=None, choices=RUNTIMES,
                         help="runtimes to compare with eager PyTorch on the same device (repeatable; default: "
-                             "onnxruntime); *-bf16: eager PyTorch under bf16 autocast")
-    parser.add_argument("--int8", action="store_true",
-                        help="also time ONNX Runtime with int8 dynamic quantisation of the MatMul/Gemm weights")
+                             "onnxruntime); *-bf16: eager PyTorch under bf16 autocast; onnxruntime-int8: int8 "
+                             "MatMul/Gemm layers (precision int8)")
+    parser.add_argument("--int8", action="store_true", help="same as --runtime onnxruntime-int8")
     parser.add_argument("--size", type=int, nargs=2, default=(256, 320), metavar=("H", "W"))
     parser.add_argument("--ap-data", default=None, metavar="PATH",
                         help="also score patch retrieval AP of each runtime and of eager PyTorch on these posed "
@@ -72,7 +70,9 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     specs = list(args.model or default_specs())
     if args.vit:
         specs += [f"backbone:{name}" for name in VIT_BACKBONES]
-    runtimes = args.runtime or ["onnxruntime"]
+    runtimes = list(args.runtime or ["onnxruntime"])
+    if args.int8 and "onnxruntime-int8" not in runtimes:
+        runtimes.append("onnxruntime-int8")
     images = torch.rand(1, 3, *size, generator=torch.Generator().manual_seed(0))
     results = []
     for spec in specs:
@@ -86,15 +86,13 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
         if args.ap_data:
             notes["baseline_ap"] = _retrieval_ap(model, args)
         for runtime in runtimes:
-            device, _, bf16 = runtime.partition("-")
-            engine = create_engine(model, device, precision=bf16 or "fp32")
+            device, _, precision = runtime.partition("-")
+            engine = create_engine(model, device, precision=precision or "fp32")
             if engine.name != runtime:
                 results.append(BenchResult(f"{label} {runtime}", float("nan"), float("nan"),
                                            extra={"skipped": "; ".join(engine.fallbacks)}))
                 continue
             results.append(_compare(f"{label} {runtime}", engine, model, images, args, notes))
-        if args.int8:
-            results.append(_int8(label, model, images, args, notes))
     return results
 
 
@@ -135,21 +133,6 @@ def _compare(name: str, engine, model, images, args: argparse.Namespace, notes: 
             extra["baseline_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return BenchResult.from_timings(name, ours, baseline=f"pytorch eager {device.type}", baseline_timing=base,
                                     extra=extra)
-
-
-def _int8(label: str, model, images, args: argparse.Namespace, notes: dict) -> BenchResult:  # noqa: ANN001
-    """ONNX Runtime with int8 dynamic quantisation (weights int8, activations quantised per call) of the
-    MatMul/Gemm layers. Convolutions stay float: as ConvInteger they ran 3-5x slower than float here,
-    and the fused Attention op has no correct quantised form (QAttention rejects its attributes)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from locus_core.runtime.engines import OnnxEngine, cached_onnx
-
-    with tempfile.TemporaryDirectory() as tmp:
-        quantized = Path(tmp) / "int8.onnx"
-        quantize_dynamic(str(cached_onnx(model)), str(quantized), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gemm"])
-        return _compare(f"{label} onnxruntime int8", OnnxEngine(model, quantized), model, images, args, notes)
 
 
 def _retrieval_ap(model, args: argparse.Namespace) -> float:  # noqa: ANN001 - a model or an engine

@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     spec = args.model or default_specs()[0]
     model = load_model(spec).eval()
     label = spec if spec.startswith("backbone:") else model.hash
-    device, _, bf16 = args.runtime.partition("-")
-    engine = create_engine(model, device, precision=bf16 or "fp32")
+    device, _, precision = args.runtime.partition("-")
+    engine = create_engine(model, device, precision=precision or "fp32")
     if engine.name != args.runtime:
         return [BenchResult(f"pipeline localize {label} {args.runtime}", float("nan"), float("nan"),
                             extra={"skipped": "; ".join(engine.fallbacks)})]

@@ -36,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--max-rate", type=float, default=0.0, metavar="HZ",
                    help="localize at most HZ frames per second of bag time (default: every frame)")
     e.add_argument("--device", default="auto", help="auto | cpu | cuda | onnxruntime | tensorrt (falls back, logged)")
+    e.add_argument("--precision", default="fp32", help="fp32 | bf16 | int8 (int8: ONNX Runtime with int8 MatMul/Gemm layers; falls back, logged)")
     e.add_argument("--out", required=True, help="output folder")
     e.set_defaults(func=run_eval)
 
@@ -79,7 +80,7 @@ def run_eval(args: argparse.Namespace) -> int:
     overrides = args.overrides + [f"{key}={value}" for key, value in flags.items() if value]
     config = load_config(ReplayConfig, Path(args.config) if args.config else None, overrides)
     m = evaluate_bag(Path(args.bag), Path(args.map), Path(args.out), model_spec=args.model, config=config,
-                     localizer_config=args.localizer_config, device=args.device)
+                     localizer_config=args.localizer_config, device=args.device, precision=args.precision)
 
     def fmt(x: object) -> str:
         return "n/a" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)

@@ -36,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     loc.add_argument("--model", help="model spec (default: the one the map was built with)")
     loc.add_argument("--out", required=True, help="output folder")
     loc.add_argument("--device", default="auto", help="auto | cpu | cuda | onnxruntime | tensorrt (falls back, logged)")
+    loc.add_argument("--precision", default="fp32", help="fp32 | bf16 | int8 (int8: ONNX Runtime with int8 MatMul/Gemm layers; falls back, logged)")
     _config_args(loc, "LocalizerConfig")
     loc.set_defaults(func=run_localize)
 
@@ -109,7 +110,7 @@ def run_localize(args: argparse.Namespace) -> int:
 
     metrics = localize_dataset(Path(args.map), args.data, args.frames, Path(args.out), model_spec=args.model,
                                config_path=Path(args.config) if args.config else None, overrides=args.overrides,
-                               device=args.device)
+                               device=args.device, precision=args.precision)
     def fmt(x: object) -> str:
         return "n/a" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 

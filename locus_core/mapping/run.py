@@ -35,9 +35,11 @@ def localize_dataset(
     config_path: Path | None = None,
     overrides: list[str] | None = None,
     device: str = "auto",
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Localize every frame of ``data`` (``frames`` selection) against the map in ``map_dir``, with
-    the model on the runtime ``device`` resolves to (``locus_core.runtime.create_engine``), as the node.
+    the model on the runtime ``device`` and ``precision`` resolve to
+    (``locus_core.runtime.create_engine``), as the node.
 
     Writes ``out/metrics.json`` (see ``localization_metrics``), ``out/config.yaml`` (localizer and
     map configs, model), ``out/results.csv`` (one row per query) and ``out/trajectory.png``.
@@ -65,7 +67,7 @@ def localize_dataset(
             f"is {model.hash}; rebuild the map with this model"
         )
     config = load_config(LocalizerConfig, config_path, overrides or [])
-    engine = create_engine(model.eval(), device)
+    engine = create_engine(model.eval(), device, precision=precision)
     localizer = Localizer(landmark_map, engine, config)
     dataset = open_dataset(data, frames)
     results, gt, queries = [], [], []

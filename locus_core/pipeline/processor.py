@@ -27,12 +27,17 @@ class FrameProcessor:
             an unavailable runtime falls back to the next one; ``runtime`` and ``fallbacks`` say
             what was used and why).
         localizer_config: YAML file of LocalizerConfig overrides, or "" for the defaults.
+        precision: fp32 | bf16 | int8 (``create_engine``: int8 runs ONNX Runtime with int8
+            MatMul/Gemm layers, bf16 eager PyTorch under autocast, where they are available).
 
     Raises:
-        LocusError: the model cannot be loaded, ``device`` is unknown, the config is invalid.
+        LocusError: the model cannot be loaded, ``device`` or ``precision`` is unknown, the config
+            is invalid.
     """
 
-    def __init__(self, model_spec: str, device: str = "auto", localizer_config: str | Path = "") -> None:
+    def __init__(
+        self, model_spec: str, device: str = "auto", localizer_config: str | Path = "", precision: str = "fp32"
+    ) -> None:
         from locus_core.config import load_config
         from locus_core.mapping import LocalizerConfig
         from locus_core.models import load_model
@@ -41,14 +46,14 @@ class FrameProcessor:
         self.lock = threading.RLock()
         self.config = load_config(LocalizerConfig, Path(localizer_config) if localizer_config else None)
         self.model = load_model(model_spec).eval()
-        self.engine = create_engine(self.model, device)
+        self.engine = create_engine(self.model, device, precision=precision)
         self.map: Any = None  # locus_core.mapping.LandmarkMap
         self.map_path: Path | None = None
         self._localizer: Any = None
 
     @property
     def runtime(self) -> str:
-        """The runtime the model runs on (cpu, cuda, onnxruntime, tensorrt)."""
+        """The runtime the model runs on (cpu, cuda, onnxruntime, tensorrt, onnxruntime-int8, cpu-bf16, ...)."""
         return self.engine.name
 
     @property

@@ -30,7 +30,7 @@ _CHAINS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("onnxruntime", "cpu"),
     "cpu": ("cpu",),
 }
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "int8")
 # With precision="bf16", eager PyTorch runs under bf16 autocast where the hardware has bf16 units,
 # ahead of ONNX Runtime (fp32 only) on the CPU; without them it falls back to the fp32 chain.
 _BF16_CHAINS: dict[str, tuple[str, ...]] = {
@@ -40,6 +40,18 @@ _BF16_CHAINS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("cpu-bf16", "onnxruntime", "cpu"),
     "cpu": ("cpu-bf16", "cpu"),
 }
+
+# With precision="int8", ONNX Runtime runs the graph with int8 weights and dynamically quantised
+# activations in its MatMul/Gemm layers (2x on the ViTs here; none on the default model's XFeat,
+# whose time is in convolutions). GPUs keep their chains: TensorRT already builds FP16.
+_INT8_CHAINS: dict[str, tuple[str, ...]] = {
+    "auto": ("tensorrt", "cuda", "onnxruntime-int8", "onnxruntime", "cpu"),
+    "tensorrt": ("tensorrt", "cuda", "onnxruntime-int8", "onnxruntime", "cpu"),
+    "cuda": ("cuda", "onnxruntime-int8", "onnxruntime", "cpu"),
+    "onnxruntime": ("onnxruntime-int8", "onnxruntime", "cpu"),
+    "cpu": ("cpu",),
+}
+_PRECISION_CHAINS = {"fp32": _CHAINS, "bf16": _BF16_CHAINS, "int8": _INT8_CHAINS}
 
 
 def cache_dir() -> Path:
@@ -194,8 +206,11 @@ class OnnxEngine(InferenceEngine):
 
     name = "onnxruntime"
 
-    def __init__(self, model: nn.Module, path: Path | None = None, *, threads: int | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, path: Path | None = None, *, threads: int | None = None, name: str = "onnxruntime"
+    ) -> None:
         super().__init__(model)
+        self.name = name
         try:
             import onnxruntime as ort
         except ImportError:
@@ -352,6 +367,34 @@ def cached_onnx(model: nn.Module, *, opset: int | None = None) -> Path:
     return path
 
 
+def cached_int8_onnx(model: nn.Module) -> Path:
+    """``cached_onnx``'s graph with int8 dynamic quantisation of its MatMul/Gemm layers, made once.
+
+    Convolutions stay float: as ConvInteger they ran 3-5x slower than float here, and the fused
+    Attention op has no quantised form (QAttention rejects its attributes).
+    """
+    source = cached_onnx(model)
+    path = source.with_name(source.stem + "-int8.onnx")
+    if not path.is_file():
+        try:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+        except ImportError:
+            raise RuntimeUnavailable("onnxruntime.quantization is not installed") from None
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.WARNING)  # the quantiser logs a line per tensor at INFO on the root logger
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        try:
+            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+        except Exception as exc:  # the quantiser raises bare Exceptions for graphs it cannot handle
+            tmp.unlink(missing_ok=True)
+            raise ExportError(f"{source}: int8 quantisation failed ({str(exc).splitlines()[0]})") from None
+        finally:
+            root.setLevel(level)
+        os.replace(tmp, path)
+    return path
+
+
 _LOGGED: set[str] = set()
 
 
@@ -366,8 +409,10 @@ def create_engine(model: nn.Module, device: str = "auto", *, precision: str = "f
     """The fastest available engine for ``device``, falling back along the chain (reasons logged once).
 
     ``device``: auto | cpu | cuda | onnxruntime | tensorrt. ``auto`` picks TensorRT, then CUDA, then
-    ONNX Runtime, then eager PyTorch on the CPU. ``precision``: fp32, or bf16 to put eager PyTorch
-    under bf16 autocast first where the hardware has bf16 units (TensorRT builds FP16 either way).
+    ONNX Runtime, then eager PyTorch on the CPU. ``precision``: fp32; bf16 to put eager PyTorch
+    under bf16 autocast first where the hardware has bf16 units; int8 to run ONNX Runtime with int8
+    MatMul/Gemm layers (check the features first: ``locus bench infer --int8 --ap-data``). TensorRT
+    builds FP16 either way.
 
     Raises:
         EngineError: an unknown device name or precision, or even eager PyTorch failed.
@@ -377,7 +422,7 @@ def create_engine(model: nn.Module, device: str = "auto", *, precision: str = "f
     if precision not in PRECISIONS:
         raise EngineError(f"precision: unknown {precision!r}; valid: {', '.join(PRECISIONS)}")
     reasons: list[str] = []
-    for runtime in (_BF16_CHAINS if precision == "bf16" else _CHAINS)[device]:
+    for runtime in _PRECISION_CHAINS[precision][device]:
         try:
             engine = _make(model, runtime)
         except (RuntimeUnavailable, ExportError, EngineError) as exc:
@@ -397,6 +442,8 @@ def _make(model: nn.Module, runtime: str) -> InferenceEngine:
         return TensorRTEngine(model)
     if runtime == "onnxruntime":
         return OnnxEngine(model)
+    if runtime == "onnxruntime-int8":
+        return OnnxEngine(model, cached_int8_onnx(model), name=runtime)
     if runtime.endswith("-bf16"):
         return TorchEngine(model, runtime.removesuffix("-bf16"), precision="bf16")
     return TorchEngine(model, runtime)

@@ -39,10 +39,10 @@ def test_bad_values_are_rejected_with_the_reason(name: str, value: object, reaso
     assert reason in params.check(name, value)
 
 
-def test_devices_are_the_runtimes_of_locus_core() -> None:
-    from locus_core.runtime import DEVICES
+def test_devices_and_precisions_are_those_of_locus_core() -> None:
+    from locus_core.runtime import DEVICES, PRECISIONS
 
-    assert params.DEVICES == DEVICES
+    assert params.DEVICES == DEVICES and params.PRECISIONS == PRECISIONS
 
 
 def test_from_mapping_collects_every_reason_and_ignores_ros_parameters() -> None:

@@ -36,7 +36,7 @@ def test_reduced_precision_is_scored_on_retrieval_ap(
     assert main(["bench", "infer", "--json", *TINY, "--int8", "--runtime", "onnxruntime",
                  "--ap-data", str(scene), "--ap-queries", "50"]) == 0
     onnx, int8 = rows(capsys.readouterr().out)
-    assert int8["name"] == "backbone:test onnxruntime int8"
+    assert int8["name"] == "backbone:test onnxruntime-int8"
     for row in (onnx, int8):
         extra = row["extra"]
         assert 0 <= extra["ap"] <= 1 and extra["ap_drop"] == pytest.approx(extra["baseline_ap"] - extra["ap"])

@@ -31,11 +31,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"scene": scene, "map": root / "map", "config": root / "relaxed.yaml"}
 
 
-def test_onnxruntime_localizes_like_eager_pytorch(world: dict) -> None:
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_onnxruntime_localizes_like_eager_pytorch(world: dict, precision: str) -> None:
     pytest.importorskip("onnxruntime")
     eager = FrameProcessor("backbone:test", "cpu", world["config"])
-    onnx = FrameProcessor("backbone:test", "onnxruntime", world["config"])
-    assert (eager.runtime, eager.fallbacks) == ("cpu", []) and onnx.runtime == "onnxruntime"
+    onnx = FrameProcessor("backbone:test", "onnxruntime", world["config"], precision)
+    assert (eager.runtime, eager.fallbacks) == ("cpu", [])
+    assert onnx.runtime == {"fp32": "onnxruntime", "int8": "onnxruntime-int8"}[precision]
     for p in (eager, onnx):
         p.load_map(world["map"])
     frame = open_dataset(world["scene"], "3:4")[0]

@@ -207,5 +207,34 @@ def test_bf16_without_bf16_units_falls_back_to_fp32(model: LocusModel, monkeypat
 
 
 def test_unknown_precision_is_named(model: LocusModel) -> None:
-    with pytest.raises(EngineError, match="precision: unknown 'fp8'; valid: fp32, bf16"):
+    with pytest.raises(EngineError, match="precision: unknown 'fp8'; valid: fp32, bf16, int8"):
         create_engine(model, "cpu", precision="fp8")
+
+
+def test_int8_engine_keeps_the_contract_and_is_cached(model: LocusModel) -> None:
+    from locus_core.runtime.engines import cached_int8_onnx
+
+    engine = create_engine(model, "onnxruntime", precision="int8")
+    assert engine.name == "onnxruntime-int8" and engine.fallbacks == []
+    assert engine.path == cached_int8_onnx(model) and engine.path.stem.endswith("-int8")
+    with torch.inference_mode():
+        out = engine(_images())
+        torch.testing.assert_close(out.norm(dim=2), torch.ones_like(out[:, :, 0]))
+        assert parity(model(_images()), out) > 0.98
+    assert create_engine(model, "cpu", precision="int8").name == "cpu"  # eager PyTorch has no int8 path
+
+
+def test_int8_quantisation_failure_falls_back_to_fp32(
+    model: LocusModel, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import onnxruntime.quantization as quantization
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise Exception("unsupported node\nmore detail")
+
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path))  # no int8 graph cached yet
+    monkeypatch.setattr(quantization, "quantize_dynamic", broken)
+    engine = create_engine(model, "onnxruntime", precision="int8")
+    assert engine.name == "onnxruntime"
+    assert engine.fallbacks == [f"onnxruntime-int8: {cached_onnx(model)}: int8 quantisation failed (unsupported node)"]
+    assert not list((tmp_path / "onnx").glob("*int8*"))  # nothing half-written left in the cache
