@@ -168,14 +168,14 @@ def evaluate_bag(
     landmark_map = LandmarkMap.load(map_dir)
     spec = model_spec or model_spec_of(landmark_map)
     processor = FrameProcessor(spec, device, localizer_config, precision)  # logs the runtime fallbacks
-    processor.load_map(map_dir)
+    processor.use_map(landmark_map, map_dir)
     result = replay(bag, processor, config, progress=_progress)
     frames = result.frames
     metrics = localization_metrics([f.localization for f in frames], [f.T_gt for f in frames],
                                    _covisibility(landmark_map, frames))
     metrics.update(_replay_report(result, config))
     metrics.update(bag=str(bag), map=str(map_dir), model={"spec": spec, "hash": processor.model.hash},
-                   device=device, precision=precision, runtime={"name": processor.runtime, "fallbacks": processor.fallbacks}, threads=torch.get_num_threads())
+                   device=device, runtime={"name": processor.runtime, "precision": precision, "fallbacks": processor.fallbacks}, threads=torch.get_num_threads())
     metrics = to_json(metrics)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -37,9 +37,9 @@ def localize_dataset(
     device: str = "auto",
     precision: str = "fp32",
 ) -> dict[str, Any]:
-    """Localize every frame of ``data`` (``frames`` selection) against the map in ``map_dir``, with
-    the model on the runtime ``device`` and ``precision`` resolve to
-    (``locus_core.runtime.create_engine``), as the node.
+    """Localize every frame of ``data`` (``frames`` selection) against the map in ``map_dir`` through
+    the node's ``FrameProcessor``: the model on the runtime ``device`` and ``precision`` resolve to
+    (``locus_core.runtime.create_engine``), LocalizerConfig from ``config_path`` and ``overrides``.
 
     Writes ``out/metrics.json`` (see ``localization_metrics``), ``out/config.yaml`` (localizer and
     map configs, model), ``out/results.csv`` (one row per query) and ``out/trajectory.png``.
@@ -49,31 +49,28 @@ def localize_dataset(
     import torch
     import yaml
 
-    from locus_core.config import config_to_dict, load_config
+    from locus_core.config import config_to_dict
     from locus_core.data import open_dataset
-    from locus_core.mapping.config import LocalizerConfig
-    from locus_core.mapping.evaluate import localization_metrics, plot_trajectory, query_keyframe_covisibility, to_json
+    from locus_core.mapping.evaluate import localization_metrics, plot_trajectory, to_json
     from locus_core.mapping.landmark_map import LandmarkMap
-    from locus_core.mapping.localizer import Localizer
-    from locus_core.models.model import load_model
-    from locus_core.runtime import create_engine
+    from locus_core.pipeline import FrameProcessor
 
     landmark_map = LandmarkMap.load(map_dir)
     spec = model_spec or model_spec_of(landmark_map)
-    model = load_model(spec)
+    processor = FrameProcessor(spec, device, config_path or "", precision, overrides=overrides or [])
+    model = processor.model
     if model.hash != landmark_map.model_hash:
         raise MapError(
             f"{Path(map_dir) / 'manifest.json'}: map was built with model {landmark_map.model_hash}, but {spec} "
             f"is {model.hash}; rebuild the map with this model"
         )
-    config = load_config(LocalizerConfig, config_path, overrides or [])
-    engine = create_engine(model.eval(), device, precision=precision)
-    localizer = Localizer(landmark_map, engine, config)
+    processor.use_map(landmark_map, Path(map_dir))
+    config = processor.config
     dataset = open_dataset(data, frames)
     results, gt, queries = [], [], []
     for i in range(len(dataset)):
         frame = dataset[i]
-        results.append(localizer.localize(frame))
+        results.append(processor.localize(frame))
         gt.append(frame.T_world_cam)
         queries.append(frame)
         if (i + 1) % 50 == 0:
@@ -83,7 +80,7 @@ def localize_dataset(
     metrics["map"] = str(map_dir)
     metrics["data"] = str(data)
     metrics["frames"] = frames
-    metrics["model"] = {"spec": spec, "hash": model.hash, "runtime": engine.name}
+    metrics["model"] = {"spec": spec, "hash": model.hash, "runtime": processor.runtime}
     metrics["threads"] = torch.get_num_threads()
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -8,6 +8,7 @@ and a worker thread never see a half-updated map.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ class FrameProcessor:
         localizer_config: YAML file of LocalizerConfig overrides, or "" for the defaults.
         precision: fp32 | bf16 | int8 (``create_engine``: int8 runs ONNX Runtime with int8
             MatMul/Gemm layers, bf16 eager PyTorch under autocast, where they are available).
+        overrides: "KEY=VALUE" LocalizerConfig overrides applied over ``localizer_config``.
 
     Raises:
         LocusError: the model cannot be loaded, ``device`` or ``precision`` is unknown, the config
@@ -36,7 +38,13 @@ class FrameProcessor:
     """
 
     def __init__(
-        self, model_spec: str, device: str = "auto", localizer_config: str | Path = "", precision: str = "fp32"
+        self,
+        model_spec: str,
+        device: str = "auto",
+        localizer_config: str | Path = "",
+        precision: str = "fp32",
+        *,
+        overrides: Sequence[str] = (),
     ) -> None:
         from locus_core.config import load_config
         from locus_core.mapping import LocalizerConfig
@@ -44,7 +52,7 @@ class FrameProcessor:
         from locus_core.runtime import create_engine
 
         self.lock = threading.RLock()
-        self.config = load_config(LocalizerConfig, Path(localizer_config) if localizer_config else None)
+        self.config = load_config(LocalizerConfig, Path(localizer_config) if localizer_config else None, list(overrides))
         self.model = load_model(model_spec).eval()
         self.engine = create_engine(self.model, device, precision=precision)
         self.map: Any = None  # locus_core.mapping.LandmarkMap
@@ -67,12 +75,17 @@ class FrameProcessor:
 
     def load_map(self, path: str | Path) -> None:
         """Replace the map by the one at ``path``; on failure the current map stays (LocusError raised)."""
-        from locus_core.mapping import LandmarkMap, Localizer
+        from locus_core.mapping import LandmarkMap
 
-        new_map = LandmarkMap.load(Path(path), expected_model_hash=self.model.hash)
-        localizer = Localizer(new_map, self.engine, self.config)
+        self.use_map(LandmarkMap.load(Path(path), expected_model_hash=self.model.hash), Path(path))
+
+    def use_map(self, landmark_map: Any, path: Path | None = None) -> None:
+        """Replace the map by ``landmark_map`` (a loaded ``LandmarkMap`` of this model, read from ``path``)."""
+        from locus_core.mapping import Localizer
+
+        localizer = Localizer(landmark_map, self.engine, self.config)
         with self.lock:
-            self.map, self._localizer, self.map_path = new_map, localizer, Path(path)
+            self.map, self._localizer, self.map_path = landmark_map, localizer, path
 
     def new_map(self) -> None:
         """An empty map for mapping mode (keyframes are inserted as posed frames arrive)."""

@@ -74,3 +74,11 @@ def test_map_lifecycle_errors(world: dict, tmp_path: Path) -> None:
     assert p.save_map(tmp_path / "m") == tmp_path / "m" and (tmp_path / "m" / "manifest.json").is_file()
     with pytest.raises(LocusError, match="device: unknown .tpu."):
         FrameProcessor("backbone:test", "tpu")
+
+
+def test_overrides_apply_over_the_config_file(world: dict) -> None:
+    p = FrameProcessor("backbone:test", "cpu", world["config"], overrides=["knn=5"])
+    assert p.config.knn == 5
+    assert p.config.min_inliers == FrameProcessor("backbone:test", "cpu", world["config"]).config.min_inliers
+    with pytest.raises(LocusError, match="knn"):
+        FrameProcessor("backbone:test", "cpu", overrides=["knn=many"])
