@@ -25,6 +25,8 @@ class EvalConfig:
         pose_bins: co-visibility bin edges of the pose pairs (min of both directions).
         pose_pairs_per_bin: random pairs per bin (seeded).
         rigid_threshold_m, pnp_threshold_px: RANSAC inlier thresholds (3D–3D, 2D–3D).
+        max_depth_spread: dense relative pose leaves out patches that straddle a depth edge, as maps
+            do (``locus_core.geometry.depth_edge_patches``); inf keeps them.
         success_trans_m, success_rot_deg: a pose is a success below both.
         lighterglue_keypoints: XFeat keypoints per image for the LighterGlue baseline.
         knn: neighbours of the k-NN label transfer.
@@ -44,6 +46,7 @@ class EvalConfig:
     pose_pairs_per_bin: int = 40
     rigid_threshold_m: float = 0.05
     pnp_threshold_px: float = 8.0
+    max_depth_spread: float = 0.05
     success_trans_m: float = 0.1
     success_rot_deg: float = 5.0
     lighterglue_keypoints: int = 1024

@@ -267,7 +267,7 @@ def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig) -> tuple[tupl
 
     fa, fb = fs.flat()[a], fs.flat()[b]
     pa, pb = fs.cam_points[a], fs.cam_points[b]
-    va, vb = torch.isfinite(pa).all(-1), torch.isfinite(pb).all(-1)
+    va, vb = (torch.isfinite(fs.cam_points[k]).all(-1) & ~_depth_edges(fs, k, config.max_depth_spread) for k in (a, b))
     T_gt = np.linalg.inv(fs.frames[a].T_world_cam) @ fs.frames[b].T_world_cam
     ia, ib = pose.mutual_nearest(fa[va], fb[vb])
     ia, ib = va.nonzero()[:, 0][ia], vb.nonzero()[:, 0][ib]
@@ -285,6 +285,17 @@ def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig) -> tuple[tupl
                "inliers": fit.inliers if fit else np.zeros(len(ia), bool),
                "error_m": (fs.world_points[a][ia] - fs.world_points[b][ib]).norm(dim=-1).numpy()}
     return rigid, pnp_err, matches
+
+
+def _depth_edges(fs: FeatureSet, k: int, tolerance: float) -> torch.Tensor:
+    """(h*w,) which patches of frame ``k`` straddle a depth edge (none when ``tolerance`` is inf)."""
+    from locus_core.geometry import depth_edge_patches
+
+    z = fs.cam_points[k][:, 2]
+    if not np.isfinite(tolerance):
+        return torch.zeros(len(z), dtype=torch.bool)
+    depth = torch.from_numpy(np.asarray(fs.frames[k].depth, np.float32))[None]
+    return depth_edge_patches(depth, z[None], fs.stride, tolerance)[0]
 
 
 def _lighterglue_pair(matcher: Any, keypoints: dict, frames: list[PosedFrame], a: int, b: int,

@@ -43,11 +43,9 @@ def patch_geometry(
 ) -> PatchGeometry:
     """Lift the stride-``stride`` patch centres of ``frame`` (already at the model input size).
 
-    A patch where more than a tenth of the valid depths differ from its depth by more than
-    ``max_depth_spread`` times that depth straddles a depth edge: its point is invalid, as its
-    colour and depth may show different surfaces (7-Scenes' depth is not even registered to colour)
-    and its 3D position is ill-defined."""
-    from locus_core.geometry import lift_patches, patch_centers, transform_points
+    Patches that straddle a depth edge (``locus_core.geometry.depth_edge_patches`` with tolerance
+    ``max_depth_spread``) get no point."""
+    from locus_core.geometry import depth_edge_patches, lift_patches, patch_centers, transform_points
 
     uv = patch_centers(frame.height, frame.width, stride, dtype=torch.float64).numpy()
     if frame.depth is None:
@@ -59,26 +57,13 @@ def patch_geometry(
     z = cam[:, 2]
     keep = (z >= min_depth) & (z <= max_depth)
     if np.isfinite(max_depth_spread):
-        keep &= torch.from_numpy(~_straddles_edge(depth[0].numpy(), z.numpy(), stride, max_depth_spread))
+        keep &= ~depth_edge_patches(depth, z[None], stride, max_depth_spread)[0]
     cam[~keep] = float("nan")
     if frame.T_world_cam is None:
         world = torch.full_like(cam, float("nan"))
     else:
         world = transform_points(torch.from_numpy(np.asarray(frame.T_world_cam, np.float64))[None], cam[None])[0]
     return PatchGeometry(uv, cam.numpy(), world.numpy())
-
-
-def _straddles_edge(depth: np.ndarray, z: np.ndarray, stride: int, tolerance: float) -> np.ndarray:
-    """(H, W) metres and (h*w,) patch depths → (h*w,) whether more than a tenth of a patch's valid
-    depths lie farther than ``tolerance`` times its depth from it."""
-    H, W = depth.shape
-    h, w = H // stride, W // stride
-    d = depth[: h * stride, : w * stride].reshape(h, stride, w, stride)
-    zz = z.reshape(h, 1, w, 1)
-    with np.errstate(invalid="ignore"):
-        valid = np.isfinite(d) & (d > 0)
-        off = valid & (np.abs(d - zz) > tolerance * zz)
-    return off.sum((1, 3)).ravel() > 0.1 * valid.sum((1, 3)).ravel()
 
 
 @dataclass

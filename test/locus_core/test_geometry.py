@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from locus_core.geometry import (
+    depth_edge_patches,
     compose_se3,
     invert_se3,
     lift_patches,
@@ -172,3 +173,19 @@ def test_input_checks() -> None:
         patch_centers(4, 4, 8)
     with pytest.raises(TypeError, match="torch.Tensor"):
         invert_se3([[1.0]])  # type: ignore[arg-type]
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.sampled_from([0.125, 0.5, 2.0, 8.0]))  # exact in floating point
+def test_depth_edges_are_scale_invariant_and_ignore_holes(seed: int, scale: float) -> None:
+    g = torch.Generator().manual_seed(seed)
+    depth = 1.0 + 3.0 * torch.rand(2, 16, 24, generator=g, dtype=torch.float64)
+    depth[:, :, :8] = 2.0  # a flat patch column ...
+    depth[:, ::3, :8] = float("nan")  # ... with holes
+    depth[:, 1::3, :8] = 0.0
+    z = lift_patches(depth, torch.eye(3, dtype=torch.float64).expand(2, 3, 3), torch.eye(4, dtype=torch.float64).expand(2, 4, 4), 8)[..., 2]
+    edges = depth_edge_patches(depth, z, 8, 0.05)
+    assert edges.shape == (2, 6)
+    assert not edges.reshape(2, 2, 3)[:, :, 0].any()  # flat, holes do not count
+    torch.testing.assert_close(depth_edge_patches(scale * depth, scale * z, 8, 0.05), edges, rtol=0, atol=0)
+    assert not depth_edge_patches(depth, z, 8, 10.0).any()  # every deviation tolerated
