@@ -57,6 +57,8 @@ class EvalConfig:
         unknown = [t for t in self.tasks if t not in TASKS]
         if unknown:
             raise EvaluationError(f"tasks: unknown {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+        if not self.max_depth_spread > 0:
+            raise EvaluationError(f"max_depth_spread must be > 0 (.inf keeps depth-edge patches), got {self.max_depth_spread}")
         if not 0 < self.rho < self.kappa:
             raise EvaluationError(f"rho ({self.rho}) must be positive and below kappa ({self.kappa})")
         if len(self.pose_bins) < 2 or list(self.pose_bins) != sorted(self.pose_bins):

@@ -55,6 +55,8 @@ class MapConfig:
             )
         if self.index_nprobe < 1:
             raise ValueError(f"index_nprobe must be >= 1, got {self.index_nprobe}")
+        if not self.max_depth_spread > 0:
+            raise ValueError(f"max_depth_spread must be > 0 (.inf keeps depth-edge patches), got {self.max_depth_spread}")
 
 
 @dataclass(frozen=True)

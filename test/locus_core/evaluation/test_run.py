@@ -147,3 +147,5 @@ def test_bad_config_values() -> None:
         EvalConfig(rho=20.0)
     with pytest.raises(EvaluationError, match="pose_bins"):
         EvalConfig(pose_bins=(0.5, 0.1))
+    with pytest.raises(EvaluationError, match="max_depth_spread must be > 0"):
+        EvalConfig(max_depth_spread=-0.1)

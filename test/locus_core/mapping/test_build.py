@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from locus_core.data.frame import PosedFrame
 from locus_core.mapping.build import patch_geometry
@@ -30,3 +31,11 @@ def test_edge_patch_depth_is_a_measured_one_when_allowed() -> None:
     np.testing.assert_allclose(z[:, 0], 1.0)
     np.testing.assert_allclose(z[:, 1], 1.0)  # half box, half wall: never a blend such as 1.5
     np.testing.assert_allclose(z[:, 3], 2.0)
+
+
+def test_depth_edge_tolerance_must_be_positive() -> None:
+    from locus_core.mapping import MapConfig
+
+    with pytest.raises(ValueError, match="max_depth_spread must be > 0"):
+        MapConfig(max_depth_spread=0.0)
+    assert MapConfig(max_depth_spread=float("inf")).max_depth_spread == float("inf")
