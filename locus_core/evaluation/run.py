@@ -271,7 +271,7 @@ def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig) -> tuple[tupl
     T_gt = np.linalg.inv(fs.frames[a].T_world_cam) @ fs.frames[b].T_world_cam
     ia, ib = pose.mutual_nearest(fa[va], fb[vb])
     ia, ib = va.nonzero()[:, 0][ia], vb.nonzero()[:, 0][ib]
-    fit = ransac_rigid(pb[ib].numpy(), pa[ia].numpy(), config.rigid_threshold_m, seed=config.seed)
+    fit = ransac_rigid(pb[ib].numpy(), pa[ia].numpy(), config.rigid_threshold_m, seed=config.seed, robust=True)
     rigid = pose.pose_error(fit.T if fit else None, T_gt)
     ja, jb = pose.mutual_nearest(fa[va], fb)
     ja = va.nonzero()[:, 0][ja]
@@ -318,7 +318,7 @@ def _lighterglue_pair(matcher: Any, keypoints: dict, frames: list[PosedFrame], a
 
     pa, pb = lift(frames[a], ua), lift(frames[b], ub)
     both = np.isfinite(pa).all(1) & np.isfinite(pb).all(1)
-    fit = ransac_rigid(pb[both], pa[both], config.rigid_threshold_m, seed=config.seed)
+    fit = ransac_rigid(pb[both], pa[both], config.rigid_threshold_m, seed=config.seed, robust=True)
     okay = np.isfinite(pa).all(1)
     pnp = pnp_ransac(pa[okay], ub[okay], frames[b].K, config.pnp_threshold_px, seed=config.seed)
     Ta, Tb = frames[a].T_world_cam, frames[b].T_world_cam

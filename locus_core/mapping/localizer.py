@@ -18,7 +18,16 @@ from locus_core.mapping.build import MapBuilder, _flatten, patch_geometry
 from locus_core.mapping.config import LocalizerConfig
 from locus_core.mapping.errors import MapError
 from locus_core.mapping.landmark_map import LandmarkMap
-from locus_core.mapping.ransac import RigidFit, kabsch, pnp_ransac, pose_covariance, ransac_rigid, refine_pnp, reprojection
+from locus_core.mapping.ransac import (
+    RigidFit,
+    kabsch,
+    pnp_ransac,
+    pose_covariance,
+    ransac_rigid,
+    refine_pnp,
+    refine_rigid,
+    reprojection,
+)
 
 
 @dataclass(frozen=True)
@@ -241,12 +250,7 @@ class Localizer:
             if inliers.sum() < 3:
                 return T, 0, lambda: None
             src, dst = pts[inliers], landmark_pos[inliers]
-            # Cauchy-weighted refinement: matches to a neighbouring patch (a few cm off) are inliers
-            # but would bias a plain least-squares fit.
-            scale = 0.5 * thr[inliers]
-            for _ in range(5):
-                r = np.linalg.norm(src @ T[:3, :3].T + T[:3, 3] - dst, axis=1)
-                T = kabsch(src, dst, 1.0 / (1.0 + (r / scale) ** 2))
+            T = refine_rigid(src, dst, T, 0.5 * thr[inliers])
             count = int(np.unique(q[inliers]).size)
             return T, count, lambda: pose_covariance(lambda T_: (src @ T_[:3, :3].T + T_[:3, 3] - dst).ravel(), T)
 

@@ -57,6 +57,21 @@ def kabsch(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = 
     return T
 
 
+def refine_rigid(source: np.ndarray, target: np.ndarray, T: np.ndarray, scale: float | np.ndarray, iterations: int = 5) -> np.ndarray:
+    """``T`` refit by iteratively reweighted least squares with Cauchy weights 1 / (1 + (r / scale)^2).
+
+    Matches to a neighbouring patch (a few cm off) pass an inlier threshold but would pull a plain
+    least-squares fit; the Cauchy weights let the many exact matches decide.
+
+    Args:
+        source, target: (N, 3) inlier correspondences, ``target ≈ T source``; scale: scalar or (N,) metres.
+    """
+    for _ in range(iterations):
+        r = np.linalg.norm(source @ T[:3, :3].T + T[:3, 3] - target, axis=1)
+        T = kabsch(source, target, 1.0 / (1.0 + (r / scale) ** 2))
+    return T
+
+
 def ransac_rigid(
     source: np.ndarray,
     target: np.ndarray,
@@ -65,8 +80,10 @@ def ransac_rigid(
     iterations: int = 500,
     seed: int = 0,
     min_inliers: int = 3,
+    robust: bool = False,
 ) -> RigidFit | None:
-    """RANSAC over minimal 3-point samples, then iterative refinement on the inliers.
+    """RANSAC over minimal 3-point samples, then iterative refinement on the inliers and, with
+    ``robust``, a Cauchy-weighted refit (``refine_rigid``, scale half the threshold).
 
     Args:
         source: (N, 3) points (e.g. query camera frame); target: (N, 3) (e.g. map frame).
@@ -122,6 +139,8 @@ def ransac_rigid(
         inliers = new
     if inliers.sum() < max(3, min_inliers):
         return None
+    if robust:
+        T = refine_rigid(source[inliers], target[inliers], T, 0.5 * thr[inliers])
 
     def residuals(T_: np.ndarray) -> np.ndarray:
         return (source[inliers] @ T_[:3, :3].T + T_[:3, 3] - target[inliers]).ravel()

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from locus_core.evaluation.pose import pose_error
-from locus_core.mapping.ransac import kabsch, perturb, pnp_ransac, pose_covariance, ransac_rigid, so3_exp
+from locus_core.mapping.ransac import kabsch, perturb, pnp_ransac, pose_covariance, ransac_rigid, refine_rigid, so3_exp
 
 
 def random_pose(rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
@@ -81,3 +81,19 @@ def test_covariance_scales_with_noise() -> None:
     ratio = np.trace(covs[1][:3, :3]) / np.trace(covs[0][:3, :3])
     assert 50 < ratio < 200  # variance grows with noise squared
     np.testing.assert_allclose(perturb(np.eye(4), np.zeros(6)), np.eye(4))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000))
+def test_robust_refit_resists_neighbour_matches(seed: int) -> None:
+    # 300 exact matches and 60 that went to a neighbouring patch 4 cm off in one direction: inside a
+    # 5 cm threshold, so plain least squares is pulled; the Cauchy refit stays close to the truth.
+    rng = np.random.default_rng(seed)
+    T = random_pose(rng)
+    src = rng.uniform(-1.5, 1.5, size=(360, 3))
+    dst = src @ T[:3, :3].T + T[:3, 3]
+    dst[300:] += np.array([0.04, 0.0, 0.0])
+    plain = kabsch(src, dst)
+    robust = refine_rigid(src, dst, plain, 0.025)
+    assert pose_error(robust, T)[0] < 0.5 * pose_error(plain, T)[0]
+    np.testing.assert_allclose(refine_rigid(src[:300], dst[:300], T, 0.025), T, atol=1e-9)  # exact data: a fixed point
