@@ -367,8 +367,14 @@ def cached_onnx(model: nn.Module, *, opset: int | None = None) -> Path:
     return path
 
 
+# Smallest per-patch cosine an int8 graph must keep with its fp32 graph to be used (a guard against
+# a broken quantisation; whether retrieval suffers is `locus bench infer --int8 --ap-data`'s to say).
+INT8_MIN_PARITY = 0.98
+
+
 def cached_int8_onnx(model: nn.Module) -> Path:
-    """``cached_onnx``'s graph with int8 dynamic quantisation of its MatMul/Gemm layers, made once.
+    """``cached_onnx``'s graph with int8 dynamic quantisation of its MatMul/Gemm layers, made once and
+    kept only if its features stay within ``INT8_MIN_PARITY`` of the fp32 graph's.
 
     Convolutions stay float: as ConvInteger they ran 3-5x slower than float here, and the fused
     Attention op has no quantised form (QAttention rejects its attributes).
@@ -382,7 +388,7 @@ def cached_int8_onnx(model: nn.Module) -> Path:
             raise RuntimeUnavailable("onnxruntime.quantization is not installed") from None
         root = logging.getLogger()
         level = root.level
-        root.setLevel(logging.WARNING)  # the quantiser logs a line per tensor at INFO on the root logger
+        root.setLevel(logging.ERROR)  # the quantiser logs a line per tensor, and advice, on the root logger
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         try:
             quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
@@ -391,6 +397,16 @@ def cached_int8_onnx(model: nn.Module) -> Path:
             raise ExportError(f"{source}: int8 quantisation failed ({str(exc).splitlines()[0]})") from None
         finally:
             root.setLevel(level)
+        from locus_core.runtime.export import example_input, parity
+
+        images = example_input(model)
+        agreement = parity(OnnxEngine(model, source)(images), OnnxEngine(model, tmp)(images))
+        if agreement < INT8_MIN_PARITY:
+            tmp.unlink(missing_ok=True)
+            raise ExportError(
+                f"{source}: its int8 graph departs from fp32 (smallest per-patch cosine {agreement:.4f} < "
+                f"{INT8_MIN_PARITY}); not used"
+            )
         os.replace(tmp, path)
     return path
 

@@ -40,7 +40,8 @@ def parity(reference: torch.Tensor, candidate: torch.Tensor) -> float:
     return float(cos.min())
 
 
-def _example(model: nn.Module, input_size: tuple[int, int] | None) -> torch.Tensor:
+def example_input(model: nn.Module, input_size: tuple[int, int] | None = None) -> torch.Tensor:
+    """The seeded (2,3,H,W) images graphs are exported with and checked on."""
     # Batch 2: the exporter specialises a size-1 axis, and the batch axis must stay symbolic.
     height, width = input_size or model.input_size
     generator = torch.Generator().manual_seed(0)
@@ -58,7 +59,7 @@ def export_onnx(
     """Write ``model`` as one ONNX graph; batch (and with ``dynamic``, H and W) symbolic."""
     if opset not in OPSETS:
         raise ExportError(f"opset {opset} not supported; valid: {', '.join(map(str, OPSETS))}")
-    example = _example(model, input_size)
+    example = example_input(model, input_size)
     axes: dict[int, object] = {0: torch.export.Dim("batch", min=1, max=64)}
     if dynamic:
         stride = int(model.stride)
@@ -90,7 +91,7 @@ def export_onnx(
 
 def export_torchscript(model: nn.Module, path: Path, *, input_size: tuple[int, int] | None = None) -> Path:
     """Trace ``model`` at one input size into a TorchScript file."""
-    example = _example(model, input_size)
+    example = example_input(model, input_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with torch.inference_mode(False), torch.no_grad():
@@ -128,7 +129,7 @@ def export_model(
         # embedding is resampled to it).
         model = model.with_input_size(tuple(input_size))
         input_size = None
-    example = _example(model, input_size)
+    example = example_input(model, input_size)
     with torch.inference_mode():
         reference = model.eval()(example)
     if fmt == "onnx":

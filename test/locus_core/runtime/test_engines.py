@@ -238,3 +238,17 @@ def test_int8_quantisation_failure_falls_back_to_fp32(
     assert engine.name == "onnxruntime"
     assert engine.fallbacks == [f"onnxruntime-int8: {cached_onnx(model)}: int8 quantisation failed (unsupported node)"]
     assert not list((tmp_path / "onnx").glob("*int8*"))  # nothing half-written left in the cache
+
+
+def test_int8_graph_that_departs_from_fp32_is_not_used(
+    model: LocusModel, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import locus_core.runtime.export as export
+
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path))
+    cached_onnx(model)  # the fp32 graph passed its own check before int8 is tried
+    monkeypatch.setattr(export, "parity", lambda reference, candidate: 0.5)
+    engine = create_engine(model, "onnxruntime", precision="int8")
+    assert engine.name == "onnxruntime"
+    assert "its int8 graph departs from fp32 (smallest per-patch cosine 0.5000 < 0.98); not used" in engine.fallbacks[0]
+    assert not list((tmp_path / "onnx").glob("*int8*"))
