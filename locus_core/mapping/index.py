@@ -107,7 +107,8 @@ class LandmarkIndex:
 
     def set_nprobe(self, nprobe: int) -> None:
         if self.kind != "flat":
-            self._index.nprobe = int(nprobe)
+            # search_preassigned reads nprobe cells per query: never more than there are
+            self._index.nprobe = min(int(nprobe), int(self._index.nlist))
 
     def add(self, descriptors: np.ndarray, ids: np.ndarray) -> None:
         """Insert (N, D) descriptors under (N,) ids (ids must not be in the index already)."""
@@ -131,7 +132,7 @@ class LandmarkIndex:
         x = _as_float32(queries)
         if self._centres_t is None:
             return self._index.search(x, k)
-        cell_sims, cells = top_k_rows(torch.from_numpy(x) @ self._centres_t, min(self._index.nprobe, self._index.nlist))
+        cell_sims, cells = top_k_rows(torch.from_numpy(x) @ self._centres_t, self._index.nprobe)
         return self._index.search_preassigned(x, k, cells.numpy().astype(np.int64), cell_sims.numpy())
 
     def reconstruct_all(self) -> tuple[np.ndarray, np.ndarray]:

@@ -79,3 +79,11 @@ def test_ivf_search_equals_faiss_own_quantizer(kind: str) -> None:
     own_sims, own_ids = own.search(queries, 3)
     np.testing.assert_array_equal(ids, own_ids)
     np.testing.assert_allclose(sims, own_sims, rtol=1e-5)
+
+
+def test_nprobe_above_nlist_visits_every_cell() -> None:
+    rng = np.random.default_rng(3)
+    x = unit(rng, 1000)
+    index = LandmarkIndex.build(x, np.arange(1000), kind="ivf_sq8", nlist=16, nprobe=64)
+    assert faiss.extract_index_ivf(index._index).nprobe == 16
+    np.testing.assert_array_equal(index.search(x[:100], 1)[1][:, 0], np.arange(100))  # exhaustive: exact
