@@ -267,7 +267,7 @@ def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig) -> tuple[tupl
 
     fa, fb = fs.flat()[a], fs.flat()[b]
     pa, pb = fs.cam_points[a], fs.cam_points[b]
-    va, vb = (torch.isfinite(fs.cam_points[k]).all(-1) & ~_depth_edges(fs, k, config.max_depth_spread) for k in (a, b))
+    va, vb = (_usable_points(fs, k, config.max_depth_spread) for k in (a, b))
     T_gt = np.linalg.inv(fs.frames[a].T_world_cam) @ fs.frames[b].T_world_cam
     ia, ib = pose.mutual_nearest(fa[va], fb[vb])
     ia, ib = va.nonzero()[:, 0][ia], vb.nonzero()[:, 0][ib]
@@ -287,15 +287,17 @@ def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig) -> tuple[tupl
     return rigid, pnp_err, matches
 
 
-def _depth_edges(fs: FeatureSet, k: int, tolerance: float) -> torch.Tensor:
-    """(h*w,) which patches of frame ``k`` straddle a depth edge (none when ``tolerance`` is inf)."""
+def _usable_points(fs: FeatureSet, k: int, edge_tolerance: float) -> torch.Tensor:
+    """(h*w,) patches of frame ``k`` with a 3D point that do not straddle a depth edge (any edge
+    when ``edge_tolerance`` is inf)."""
     from locus_core.geometry import depth_edge_patches
 
-    z = fs.cam_points[k][:, 2]
-    if not np.isfinite(tolerance):
-        return torch.zeros(len(z), dtype=torch.bool)
-    depth = torch.from_numpy(np.asarray(fs.frames[k].depth, np.float32))[None]
-    return depth_edge_patches(depth, z[None], fs.stride, tolerance)[0]
+    points = fs.cam_points[k]
+    usable = torch.isfinite(points).all(-1)
+    if np.isfinite(edge_tolerance):
+        depth = torch.from_numpy(np.asarray(fs.frames[k].depth, np.float32))[None]
+        usable &= ~depth_edge_patches(depth, points[None, :, 2], fs.stride, edge_tolerance)[0]
+    return usable
 
 
 def _lighterglue_pair(matcher: Any, keypoints: dict, frames: list[PosedFrame], a: int, b: int,
