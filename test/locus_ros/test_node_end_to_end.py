@@ -34,9 +34,13 @@ REAL = ROOT.parent / "shared" / "data" / "7scenes-redkitchen"
 MODEL = "backbone:xfeat"  # the trained default is measured by `locus bench node`; plumbing is the same
 CAMERA = "camera_color_optical_frame"
 # Held-out frames between the keyframes, never mapped. In the synthetic scene's repeated textures raw
-# XFeat (the model here) confuses some frames with other places; 25 and 85 it localizes within 2 cm
-# (the tests are about the node, not about XFeat).
+# XFeat (the model here) confuses some frames with other places; 25 and 85 it localizes (the tests
+# are about the node, not about XFeat).
 QUERIES = "10:90:40" if REAL.is_dir() else "25:90:60"
+# How close the published pose must be to the ground truth. Wiring faults are off by the odometry
+# drift below (30 cm, 10 deg) or more; the synthetic scene's 240x320 frames have few patches left
+# once depth-edge patches are dropped, and raw XFeat poses them to 2-7 cm there.
+TOLERANCE_M, TOLERANCE_DEG = (0.05, 2.0) if REAL.is_dir() else (0.10, 4.0)
 # Ground truth of the odometry drift the localizer must recover: map→odom.
 T_MAP_ODOM = np.eye(4)
 T_MAP_ODOM[:3, :3] = Rotation.from_euler("z", 10, degrees=True).as_matrix()
@@ -177,9 +181,9 @@ def test_localizes_held_out_frames_against_the_ground_truth(client: Client, loca
         pose = client.wait_for(lambda: _by_stamp(client, "/locus_localizer/pose", frame.stamp), 10, "~/pose")[-1]
         assert pose.header.frame_id == "map"
         T = conv.pose_to_matrix(pose.pose.pose)
-        assert np.linalg.norm(T[:3, 3] - frame.T_world_cam[:3, 3]) < 0.05
+        assert np.linalg.norm(T[:3, 3] - frame.T_world_cam[:3, 3]) < TOLERANCE_M
         angle = Rotation.from_matrix(T[:3, :3].T @ frame.T_world_cam[:3, :3]).magnitude()
-        assert np.degrees(angle) < 2.0
+        assert np.degrees(angle) < TOLERANCE_DEG
         assert np.isfinite(pose.pose.covariance).all() and pose.pose.covariance[0] > 0
         best = matches.matches[0]
         np.testing.assert_allclose(conv.pose_to_matrix(best.keyframe_pose) @ conv.pose_to_matrix(best.relative_pose), T, atol=0.05)
@@ -193,9 +197,9 @@ def test_localizes_held_out_frames_against_the_ground_truth(client: Client, loca
         # Compared where the robot is: far from the map origin a 1 degree error moves odom's origin
         # by more than the camera.
         T_odom_cam = np.linalg.inv(T_MAP_ODOM) @ frame.T_world_cam
-        assert np.linalg.norm((T_map_odom @ T_odom_cam)[:3, 3] - frame.T_world_cam[:3, 3]) < 0.05
+        assert np.linalg.norm((T_map_odom @ T_odom_cam)[:3, 3] - frame.T_world_cam[:3, 3]) < TOLERANCE_M
         angle = Rotation.from_matrix(T_map_odom[:3, :3].T @ T_MAP_ODOM[:3, :3]).magnitude()
-        assert np.degrees(angle) < 2.0
+        assert np.degrees(angle) < TOLERANCE_DEG
 
 
 def test_bad_content_and_tf_gaps_are_reported(client: Client, localizer, workdir: Path) -> None:
