@@ -38,13 +38,12 @@ class PatchGeometry:
         return np.isfinite(self.points_cam).all(1)
 
 
-def patch_geometry(
-    frame: PosedFrame, stride: int, min_depth: float = 0.0, max_depth: float = np.inf, max_depth_spread: float = np.inf
-) -> PatchGeometry:
+def patch_geometry(frame: PosedFrame, stride: int, config: MapConfig | None = None) -> PatchGeometry:
     """Lift the stride-``stride`` patch centres of ``frame`` (already at the model input size).
 
-    Patches that straddle a depth edge (``locus_core.geometry.depth_edge_patches`` with tolerance
-    ``max_depth_spread``) get no point."""
+    With ``config``, patches outside its depth range (``min_depth_m``, ``max_depth_m``) and patches
+    that straddle a depth edge (``locus_core.geometry.depth_edge_patches``, tolerance
+    ``max_depth_spread``) get no point; without, every patch with valid depth gets one."""
     from locus_core.geometry import depth_edge_patches, lift_patches, patch_centers, transform_points
 
     uv = patch_centers(frame.height, frame.width, stride, dtype=torch.float64).numpy()
@@ -55,10 +54,11 @@ def patch_geometry(
     K = torch.from_numpy(np.asarray(frame.K, np.float64))[None]
     cam = lift_patches(depth, K, torch.eye(4, dtype=torch.float64)[None], stride)[0]
     z = cam[:, 2]
-    keep = (z >= min_depth) & (z <= max_depth)
-    if np.isfinite(max_depth_spread):
-        keep &= ~depth_edge_patches(depth, z[None], stride, max_depth_spread)[0]
-    cam[~keep] = float("nan")
+    if config is not None:
+        keep = (z >= config.min_depth_m) & (z <= config.max_depth_m)
+        if np.isfinite(config.max_depth_spread):
+            keep &= ~depth_edge_patches(depth, z[None], stride, config.max_depth_spread)[0]
+        cam[~keep] = float("nan")
     if frame.T_world_cam is None:
         world = torch.full_like(cam, float("nan"))
     else:
@@ -96,7 +96,7 @@ class MapBuilder:
             return True
         if not self.recent or cfg.keyframe_min_covisibility <= 0:
             return False
-        geometry = geometry or patch_geometry(frame, self.stride, cfg.min_depth_m, cfg.max_depth_m, cfg.max_depth_spread)
+        geometry = geometry or patch_geometry(frame, self.stride, cfg)
         centres = np.stack([r.frame.T_world_cam[:3, 3] for r in self.recent])
         nearest = self.recent[int(np.argmin(np.linalg.norm(centres - frame.T_world_cam[:3, 3], axis=1)))]
         return covisibility(geometry.points_map, nearest.frame) < cfg.keyframe_min_covisibility
@@ -111,7 +111,7 @@ class MapBuilder:
         if frame.T_world_cam is None or frame.depth is None:
             raise MapError(f"frame {frame.frame_id}: mapping needs depth and a pose in the map frame")
         cfg = self.config
-        geometry = patch_geometry(frame, self.stride, cfg.min_depth_m, cfg.max_depth_m, cfg.max_depth_spread)
+        geometry = patch_geometry(frame, self.stride, cfg)
         if not self.wants(frame, geometry):
             return False
         F = _flatten(features)

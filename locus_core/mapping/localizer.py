@@ -103,8 +103,7 @@ class Localizer:
         t = time.perf_counter()
         features, resized = extract_features(self.model, frame, self.map.config.scale)
         F = _flatten(features)
-        mc = self.map.config
-        geometry = patch_geometry(resized, self.model.stride, mc.min_depth_m, mc.max_depth_m, mc.max_depth_spread)
+        geometry = patch_geometry(resized, self.model.stride, self.map.config)
         use_depth = int(geometry.valid.sum()) >= cfg.min_inliers
         query = np.flatnonzero(geometry.valid) if use_depth else np.arange(len(F))
         times["features"] = (time.perf_counter() - t) * 1e3

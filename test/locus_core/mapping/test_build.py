@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from locus_core.data.frame import PosedFrame
+from locus_core.mapping import MapConfig
 from locus_core.mapping.build import patch_geometry
 
 
@@ -20,7 +21,7 @@ def step_frame(noise: float = 0.0) -> PosedFrame:
 
 def test_patches_straddling_a_depth_edge_have_no_point() -> None:
     frame = step_frame(noise=0.005)
-    valid = patch_geometry(frame, 8, max_depth_spread=0.05).valid.reshape(4, 4)
+    valid = patch_geometry(frame, 8, MapConfig(max_depth_spread=0.05)).valid.reshape(4, 4)
     assert not valid[:, 1].any()  # the box's edge
     assert valid[:, [0, 2, 3]].all()  # box, wall: sensor noise (0.5 %) is not an edge
     assert patch_geometry(frame, 8).valid.all()  # off by default in the function
@@ -34,8 +35,6 @@ def test_edge_patch_depth_is_a_measured_one_when_allowed() -> None:
 
 
 def test_depth_edge_tolerance_must_be_positive() -> None:
-    from locus_core.mapping import MapConfig
-
     with pytest.raises(ValueError, match="max_depth_spread must be > 0"):
         MapConfig(max_depth_spread=0.0)
     assert MapConfig(max_depth_spread=float("inf")).max_depth_spread == float("inf")
