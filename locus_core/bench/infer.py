@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
 
 from locus_core.bench import BenchResult
 from locus_core.bench.errors import BenchError
+
+if TYPE_CHECKING:
+    from locus_core.runtime import InferenceEngine
 
 # Speed does not depend on weight values, so ViTs whose pretrained weights are absent are timed
 # with random weights (the record says so).
@@ -62,7 +66,6 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     import torch
 
     from locus_core.bench.memory import peak_tensor_bytes
-    from locus_core.runtime import create_engine
 
     if args.warmup < 0 or args.repeats < 1:
         raise BenchError(f"need --warmup >= 0 and --repeats >= 1, got {args.warmup} and {args.repeats}")
@@ -86,14 +89,25 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
         if args.ap_data:
             notes["baseline_ap"] = _retrieval_ap(model, args)
         for runtime in runtimes:
-            device, _, precision = runtime.partition("-")
-            engine = create_engine(model, device, precision=precision or "fp32")
-            if engine.name != runtime:
-                results.append(BenchResult(f"{label} {runtime}", float("nan"), float("nan"),
-                                           extra={"skipped": "; ".join(engine.fallbacks)}))
+            engine = runtime_engine(model, runtime, f"{label} {runtime}")
+            if isinstance(engine, BenchResult):
+                results.append(engine)
                 continue
             results.append(_compare(f"{label} {runtime}", engine, model, images, args, notes))
     return results
+
+
+def runtime_engine(model: Any, runtime: str, name: str) -> InferenceEngine | BenchResult:
+    """The engine for a ``RUNTIMES`` name ("DEVICE" or "DEVICE-PRECISION", e.g. onnxruntime-int8), or,
+    where that runtime is unavailable (another one would be measured in its place), a result ``name``
+    that says it was skipped and why."""
+    from locus_core.runtime import create_engine
+
+    device, _, precision = runtime.partition("-")
+    engine = create_engine(model, device, precision=precision or "fp32")
+    if engine.name != runtime:
+        return BenchResult(name, float("nan"), float("nan"), extra={"skipped": "; ".join(engine.fallbacks)})
+    return engine
 
 
 def _compare(name: str, engine, model, images, args: argparse.Namespace, notes: dict) -> BenchResult:  # noqa: ANN001

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from locus_core.bench import BenchResult
 from locus_core.bench.errors import BenchError
-from locus_core.bench.infer import RUNTIMES, default_specs
+from locus_core.bench.infer import RUNTIMES, default_specs, runtime_engine
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,7 +48,6 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     from locus_core.bench.timing import measure_pair
     from locus_core.mapping import Localizer, LocalizerConfig, MapConfig, build_map
     from locus_core.models import load_model
-    from locus_core.runtime import create_engine
     from locus_core.runtime.engines import TorchEngine
 
     if args.warmup < 0 or args.repeats < 1 or args.queries < 1:
@@ -57,11 +56,9 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     spec = args.model or default_specs()[0]
     model = load_model(spec).eval()
     label = spec if spec.startswith("backbone:") else model.hash
-    device, _, precision = args.runtime.partition("-")
-    engine = create_engine(model, device, precision=precision or "fp32")
-    if engine.name != args.runtime:
-        return [BenchResult(f"pipeline localize {label} {args.runtime}", float("nan"), float("nan"),
-                            extra={"skipped": "; ".join(engine.fallbacks)})]
+    engine = runtime_engine(model, args.runtime, f"pipeline localize {label} {args.runtime}")
+    if isinstance(engine, BenchResult):
+        return [engine]
     eager = model if engine.device.type == "cpu" else TorchEngine(model, engine.device.type)
     with _dataset(args.data) as data_path:
         map_frames, queries, names = _frames(data_path, args)

@@ -46,3 +46,17 @@ def test_reduced_precision_is_scored_on_retrieval_ap(
 def test_bench_infer_rejects_bad_repeats(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "infer", "--model", "backbone:test", "--repeats", "0"]) == 2
     assert "need --warmup >= 0 and --repeats >= 1" in capsys.readouterr().err
+
+
+def test_unavailable_runtime_is_reported_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here: nothing to skip")
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path))
+    assert main(["bench", "infer", "--json", *TINY, "--runtime", "cuda"]) == 0
+    (row,) = rows(capsys.readouterr().out)
+    assert row["name"] == "backbone:test cuda"
+    assert row["extra"]["skipped"].startswith("cuda: CUDA is not available")
