@@ -18,6 +18,10 @@ from typing import Any
 
 import numpy as np
 import rclpy
+# Imported here, in the main thread, although only the worker's model uses it: scipy (TF callbacks on
+# the executor thread) inspects torch whenever it is in sys.modules, so a worker importing torch
+# mid-callback made scipy see a partially initialised module and the callback fail.
+import torch  # noqa: F401
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Point, PoseWithCovarianceStamped, TransformStamped
 from locus.msg import LocalizerStatus, PlaceMatch, PlaceMatchArray
@@ -37,9 +41,6 @@ from locus_core.data.formats.tf import TransformBuffer
 from locus_core.data.frame import PosedFrame
 from locus_core.errors import LocusError
 from locus_core.pipeline.messages import frame_from_messages
-# Imported here, in the main thread, although only the worker uses it: it imports torch, and scipy
-# (TF callbacks on executor threads) inspects torch whenever it is in sys.modules, so a worker
-# importing torch mid-callback made scipy see a partially initialised module.
 from locus_core.pipeline.processor import FrameProcessor
 from locus_core.pipeline.sync import ApproximateTimeSynchronizer
 from locus_ros import conversions as conv
