@@ -13,6 +13,7 @@ repetitions, so consumers never see it jump back.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ import rclpy
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
@@ -188,13 +190,17 @@ def main(args: list[str] | None = None) -> int:
     from locus_core.data import open_dataset
     from locus_core.errors import LocusError
 
-    rclpy.init(args=args)
+    # Our own SIGINT/SIGTERM handling: rclpy's would invalidate the context at once, and a publish
+    # already under way would then fail; stopping the player ends the loop between frames.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         options = parse_args(remove_ros_args(args if args is not None else sys.argv)[1:])
         config = PlayerConfig(**{k: v for k, v in vars(options).items() if k not in ("data", "frames", "wait")})
         dataset = open_dataset(options.data, frames=options.frames)
         node = rclpy.create_node("locus_player")
         player = Player(node, dataset, config)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: player.stop())
         if not player.wait_for_subscribers(options.wait):
             node.get_logger().warning(f"nobody subscribes to {config.rgb_topic} after {options.wait} s; playing anyway")
         node.get_logger().info(f"playing {len(dataset)} frames of {dataset.name} ({dataset.format}) at {config.rate}x")
