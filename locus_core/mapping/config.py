@@ -68,7 +68,10 @@ class LocalizerConfig:
     the best keyframe's verified inliers are ``min_inlier_ratio`` of its candidate matches, and no
     other place with a pose farther than ``consistency_translation_m`` / ``consistency_rotation_deg``
     reaches ``ambiguity_ratio`` of its inlier count (a robot must say "not localized" rather than
-    guess). Defaults measured on 7scenes-redkitchen: with raw XFeat true places have >= 132 refit
+    guess). A pose from depth is then refined by ``projective_rounds`` of projective association
+    with the landmarks of keyframes within ``projective_radius_m`` and ``projective_max_angle_deg``
+    (at most ``projective_max_landmarks`` of those in view; ``locus_core.mapping.projective``;
+    0 rounds: the descriptor matches' pose). Defaults measured on 7scenes-redkitchen: with raw XFeat true places have >= 132 refit
     inliers (RGB-D) and the unseen realsense-desk <= 43; with the default model's fine scale the
     desk reaches 117 (min_inliers 80 let 12 % of desk frames through, 120 none, at the cost of 2 %
     of the redkitchen test frames); without depth, poses off by > 25 cm and the desk stay below 250.
@@ -90,11 +93,25 @@ class LocalizerConfig:
     consistency_rotation_deg: float = 10.0
     max_position_std_m: float = 0.05
     blank_std: float = 2.0
+    projective_rounds: int = 4
+    projective_radius_m: float = 3.0
+    projective_max_angle_deg: float = 90.0
+    projective_max_landmarks: int = 1000
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.knn < 1 or self.top_keyframes < 1:
             raise ValueError(f"knn ({self.knn}) and top_keyframes ({self.top_keyframes}) must be >= 1")
+        if self.projective_rounds < 0 or self.projective_max_landmarks < 3:
+            raise ValueError(
+                f"need projective_rounds >= 0 and projective_max_landmarks >= 3, got "
+                f"{self.projective_rounds} and {self.projective_max_landmarks}"
+            )
+        if self.projective_radius_m <= 0 or not 0 < self.projective_max_angle_deg <= 180:
+            raise ValueError(
+                f"need projective_radius_m > 0 and 0 < projective_max_angle_deg <= 180, got "
+                f"{self.projective_radius_m} and {self.projective_max_angle_deg}"
+            )
         if self.vote_temperature <= 0:
             raise ValueError(f"vote_temperature must be > 0, got {self.vote_temperature}")
         if self.min_inliers < 3 or self.min_inliers_pnp < 6:

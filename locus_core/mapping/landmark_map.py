@@ -60,6 +60,15 @@ class LandmarkMap:
         """(n, 3) float64 map-frame positions of landmark ids."""
         return self.landmarks.positions(np.asarray(ids, np.int64), self.keyframes.centres)
 
+    def landmarks_near(self, T_map_cam: np.ndarray, radius_m: float, max_angle_deg: float) -> np.ndarray:
+        """Ids of the landmarks anchored in keyframes within ``radius_m`` of the camera ``T_map_cam``
+        (4, 4) whose optical axes are within ``max_angle_deg`` of its own: the landmarks it may see."""
+        T_kf = self.keyframes.T_map_kf
+        distance = np.linalg.norm(T_kf[:, :3, 3] - T_map_cam[:3, 3], axis=1)
+        cos = T_kf[:, :3, 2] @ T_map_cam[:3, 2]
+        near = np.flatnonzero((distance <= radius_m) & (cos >= np.cos(np.radians(max_angle_deg))))
+        return self.landmarks.anchored_at(near)
+
     def search(self, descriptors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """k nearest landmarks of (Q, D) descriptors: similarities (Q, k), ids (Q, k) (-1 = none)."""
         if self.index is None:

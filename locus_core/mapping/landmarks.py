@@ -25,6 +25,8 @@ class LandmarkTable:
     extra_landmark: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
     extra_keyframe: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
     extra_uv: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.uint16))
+    # ids sorted by anchor keyframe and where each keyframe's run starts; built on first use
+    _by_anchor: tuple[int, np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.anchor)
@@ -92,6 +94,21 @@ class LandmarkTable:
             rows.append(rep)
             kfs.append(self.extra_keyframe[np.repeat(lo, counts) + within].astype(np.int64))
         return np.concatenate(rows), np.concatenate(kfs)
+
+    def anchored_at(self, keyframes: np.ndarray) -> np.ndarray:
+        """Ids of the active landmarks whose anchor is one of ``keyframes`` (ascending per keyframe).
+
+        The sort behind it (4 bytes per landmark) is kept until landmarks are appended."""
+        if self._by_anchor is None or self._by_anchor[0] != len(self):
+            order = np.argsort(self.anchor, kind="stable").astype(np.uint32)
+            active = self.anchor[self.anchor != REMOVED]
+            starts = np.concatenate([[0], np.cumsum(np.bincount(active))]) if len(active) else np.zeros(1, np.int64)
+            self._by_anchor = (len(self), order, starts)
+        _, order, starts = self._by_anchor
+        keyframes = np.asarray(keyframes, np.int64)
+        keyframes = keyframes[(keyframes >= 0) & (keyframes < len(starts) - 1)]
+        ids = np.concatenate([order[starts[k] : starts[k + 1]] for k in keyframes]) if len(keyframes) else order[:0]
+        return ids[self.anchor[ids] != REMOVED].astype(np.int64)
 
     def remove(self, ids: np.ndarray) -> None:
         self.anchor[ids] = REMOVED

@@ -2,13 +2,15 @@
 
 frame → features → k-NN landmarks → keyframe voting → per-keyframe geometric verification (3D–3D
 RANSAC when the query has depth, PnP RANSAC otherwise) → refinement on the inliers of all matches →
-decision. The decision is deliberately strict: a wrong pose is worse than none for a robot.
+decision → with depth, geometric refinement of the pose on the nearby landmarks
+(``locus_core.mapping.projective``). The decision is deliberately strict: a wrong pose is worse than
+none for a robot.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -18,6 +20,7 @@ from locus_core.mapping.build import MapBuilder, _flatten, patch_geometry
 from locus_core.mapping.config import LocalizerConfig
 from locus_core.mapping.errors import MapError
 from locus_core.mapping.landmark_map import LandmarkMap
+from locus_core.mapping.projective import projective_refine
 from locus_core.mapping.ransac import (
     RigidFit,
     kabsch,
@@ -25,7 +28,6 @@ from locus_core.mapping.ransac import (
     pose_covariance,
     ransac_rigid,
     refine_pnp,
-    refine_rigid,
     reprojection,
 )
 
@@ -47,7 +49,7 @@ class Localization:
 
     T_map_cam: camera-to-map pose (4,4) when localized. covariance: 6x6 over (x, y, z, rot_x, rot_y,
     rot_z) (see ``ransac``). matches: verified places, best first. inliers: inliers of the final fit.
-    latency_ms: end to end; latency_breakdown: ms per stage (features, search, verify).
+    latency_ms: end to end; latency_breakdown: ms per stage (features, search, verify, refine).
     method: "3d-3d" or "pnp" (how the pose was verified). reason: why not localized ("" when localized).
     """
 
@@ -166,6 +168,12 @@ class Localizer:
         std = float(np.sqrt(np.max(np.diag(cov)[:3])))
         if std > cfg.max_position_std_m:
             return done(f"uncertain pose (position std {std:.3f} m > {cfg.max_position_std_m})", **{**result, "T": None, "cov": None})
+        if use_depth and cfg.projective_rounds:
+            t = time.perf_counter()
+            T = result["T"] = self._refine_projective(T, geometry, resized.K, features.shape[-2:])
+            best = matches[0]
+            matches[0] = replace(best, T_keyframe_query=np.linalg.inv(best.T_map_keyframe) @ T)
+            times["refine"] = (time.perf_counter() - t) * 1e3
         return done("", **result, cov=cov)
 
     def insert_keyframe(self, frame: PosedFrame) -> bool:
@@ -209,6 +217,23 @@ class Localizer:
             return ransac_rigid(pts, landmark_pos, thr, iterations=cfg.ransac_iterations, seed=cfg.seed, min_inliers=3)
         return pnp_ransac(landmark_pos, geometry.uv[q], K, cfg.pnp_threshold_px, iterations=cfg.ransac_iterations, seed=cfg.seed)
 
+    def _refine_projective(self, T: np.ndarray, geometry: Any, K: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+        """``T`` refined on the nearby landmarks by projective association, or ``T`` itself when that
+        fails or strays beyond the consistency tolerance (it only polishes a verified pose). The
+        covariance stays the descriptor fit's: neighbouring patches share depth errors, so the
+        thousands of projective pairs are not independent measurements."""
+        cfg = self.config
+        ids = self.map.landmarks_near(T, cfg.projective_radius_m, cfg.projective_max_angle_deg)
+        fit = projective_refine(
+            T, self.map.positions(ids), geometry.points_cam, K, (int(grid[0]), int(grid[1])), self.model.stride,
+            cfg.ransac_threshold_m, cfg.ransac_threshold_relative, rounds=cfg.projective_rounds,
+            max_landmarks=cfg.projective_max_landmarks, min_inliers=cfg.min_inliers,
+        )
+        if fit is None:
+            return T
+        dt, dr = _pose_distance(fit.T, T)
+        return fit.T if dt <= cfg.consistency_translation_m and dr <= cfg.consistency_rotation_deg else T
+
     def _refiner(
         self, geometry: Any, K: np.ndarray, q: np.ndarray, landmark_pos: np.ndarray, use_depth: bool
     ) -> Callable[[np.ndarray], tuple[np.ndarray, int, Callable[[], np.ndarray | None]]]:
@@ -249,7 +274,6 @@ class Localizer:
             if inliers.sum() < 3:
                 return T, 0, lambda: None
             src, dst = pts[inliers], landmark_pos[inliers]
-            T = refine_rigid(src, dst, T, 0.5 * thr[inliers])
             count = int(np.unique(q[inliers]).size)
             return T, count, lambda: pose_covariance(lambda T_: (src @ T_[:3, :3].T + T_[:3, 3] - dst).ravel(), T)
 

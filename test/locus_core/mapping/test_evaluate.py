@@ -58,7 +58,7 @@ def test_cli_build_info_merge_localize(scene: Path, tmp_path: Path, capsys) -> N
     assert {"recall_at_1"} <= set(metrics["place"]) and {"p50", "p95"} <= set(metrics["latency_ms"])
     assert (tmp_path / "loc" / "trajectory.png").stat().st_size > 0
     assert (tmp_path / "loc" / "config.yaml").is_file() and (tmp_path / "loc" / "results.csv").is_file()
-    assert set(metrics["latency_ms"]["stages_p50"]) == {"features", "search", "verify"}
+    assert set(metrics["latency_ms"]["stages_p50"]) == {"features", "search", "verify", "refine"}
     assert main(["map", "info", str(tmp_path / "nothing")]) == 2
     assert "no map directory" in capsys.readouterr().err
     assert main(["map", "localize", "--map", str(out), "--data", str(scene), "--frames", "0:2",

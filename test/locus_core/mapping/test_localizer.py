@@ -31,7 +31,10 @@ def test_localizes_a_mapped_view(scene: Path, model, built_map: LandmarkMap) -> 
     assert result.method == "3d-3d" and result.inliers >= 20 and result.covariance.shape == (6, 6)
     best = result.matches[0]
     np.testing.assert_allclose(best.T_map_keyframe @ best.T_keyframe_query, result.T_map_cam, atol=1e-9)
-    assert set(result.latency_breakdown) == {"features", "search", "verify"}
+    assert set(result.latency_breakdown) == {"features", "search", "verify", "refine"}
+    unrefined = Localizer(built_map, model, dataclasses.replace(localizer.config, projective_rounds=0)).localize(frame)
+    assert unrefined.localized and set(unrefined.latency_breakdown) == {"features", "search", "verify"}
+    assert unrefined.inliers == result.inliers  # refinement polishes the pose, the decision is the matches'
 
 
 def test_pnp_fallback_without_depth(scene: Path, model, built_map: LandmarkMap) -> None:
@@ -50,6 +53,20 @@ def test_blank_frame_is_not_localized(scene: Path, model, built_map: LandmarkMap
     blank = dataclasses.replace(frame, rgb=np.full_like(frame.rgb, value))
     result = Localizer(built_map, model).localize(blank)
     assert not result.localized and "blank" in result.reason and result.T_map_cam is None
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("projective_rounds", -1, "projective_rounds >= 0"),
+        ("projective_max_landmarks", 2, "projective_max_landmarks >= 3"),
+        ("projective_radius_m", 0.0, "projective_radius_m > 0"),
+        ("projective_max_angle_deg", 181.0, "0 < projective_max_angle_deg <= 180"),
+    ],
+)
+def test_projective_refinement_parameters_are_checked(field: str, value: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LocalizerConfig(**{field: value})
 
 
 def test_model_mismatch_is_refused(built_map: LandmarkMap, model) -> None:

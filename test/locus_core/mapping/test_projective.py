@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from locus_core.evaluation.pose import pose_error
+from locus_core.mapping.projective import associate, projective_refine
+from locus_core.mapping.ransac import perturb, so3_exp
+
+GRID, STRIDE = (24, 32), 8
+K = np.array([[230.0, 0, 128], [0, 230.0, 96], [0, 0, 1]])
+
+
+def patch_points(rng: np.random.Generator) -> np.ndarray:
+    """(h*w, 3) camera points of the patch centres of a bumpy surface about 2 m away (non-planar, so
+    every degree of freedom of a pose is pinned)."""
+    h, w = GRID
+    v, u = np.mgrid[:h, :w].reshape(2, -1) * STRIDE + (STRIDE - 1) / 2
+    z = 2.0 + 0.4 * np.sin(u / 40.0) * np.cos(v / 30.0) + 0.3 * (u > 128) + rng.uniform(0, 0.02, u.shape)
+    return np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=1)
+
+
+def pose(rng: np.random.Generator) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3] = so3_exp(rng.normal(size=3))
+    T[:3, 3] = rng.normal(size=3)
+    return T
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_landmarks_at_patch_centres_associate_with_their_own_patch(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    points = patch_points(rng)
+    T = pose(rng)
+    world = points @ T[:3, :3].T + T[:3, 3]
+    behind = T[:3, :3] @ np.array([0.0, 0.0, -2.0]) + T[:3, 3]
+    outside = T[:3, :3] @ np.array([50.0, 0.0, 1.0]) + T[:3, 3]
+    rows, patches = associate(T, np.vstack([world, behind, outside]), K, GRID, STRIDE)
+    np.testing.assert_array_equal(rows, np.arange(len(world)))
+    np.testing.assert_array_equal(patches, np.arange(len(world)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_perturbed_pose_is_refined_to_the_true_one(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    points = patch_points(rng)
+    T = pose(rng)
+    landmarks = (points @ T[:3, :3].T + T[:3, 3])[rng.permutation(len(points))[:400]]
+    start = perturb(T, rng.normal(size=6) * np.array([0.01, 0.01, 0.01, 0.005, 0.005, 0.005]))
+    assert pose_error(start, T)[0] > 0.005
+    fit = projective_refine(start, landmarks, points, K, GRID, STRIDE, 0.05, 0.02, rounds=20)
+    assert fit is not None and fit.rounds < 20
+    dt, dr = pose_error(fit.T, T)
+    assert dt < 1e-4 and dr < 1e-2
+    assert len(fit.patches) == len(fit.landmarks) >= 380  # all but those the start pose put out of view
+
+
+def test_too_few_pairs_and_a_mismatched_grid() -> None:
+    rng = np.random.default_rng(0)
+    points = patch_points(rng)
+    T = np.eye(4)
+    assert projective_refine(T, points[:10], points, K, GRID, STRIDE, 0.05, 0.02, min_inliers=20) is None
+    points[: len(points) // 2] = np.nan  # patches without depth pair with nothing
+    fit = projective_refine(T, points[len(points) // 2 :], points, K, GRID, STRIDE, 0.05, 0.02)
+    assert fit is not None and len(fit.landmarks) == len(points) // 2
+    with pytest.raises(ValueError, match="does not match grid"):
+        projective_refine(T, points, points[:-1], K, GRID, STRIDE, 0.05, 0.02)
+
+
+def test_max_landmarks_thins_the_landmarks_in_view() -> None:
+    rng = np.random.default_rng(1)
+    points = patch_points(rng)
+    fit = projective_refine(np.eye(4), points, points, K, GRID, STRIDE, 0.05, 0.02, max_landmarks=100)
+    assert fit is not None and 90 <= len(fit.landmarks) <= 100
