@@ -6,7 +6,8 @@ The node's path is: rgb, depth and camera_info → ``locus_core.pipeline.Approxi
 ``rosbags`` (rosbag2 sqlite3/MCAP, ROS 1), so no ROS runtime is needed. Unlike the live node nothing
 is dropped for lack of time: every synchronised set is localized, or, with ``max_rate_hz``, at most
 that many per second of bag time (a robot that relocalizes at a fixed rate; the rest are counted
-as throttled and not even decoded).
+as throttled and not even deserialised: image and camera_info messages stay serialised, synchronised
+by the header stamp read from their first bytes, until a set is localized).
 
 Ground truth (``gt_frame`` → the image's frame in TF, or a PoseStamped topic) is looked up after the
 pass, per *segment*: a stream whose stamp falls more than ``time_jump_s`` behind its newest starts a
@@ -17,6 +18,7 @@ Messages the node would skip are skipped here too and counted by reason.
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -109,6 +111,30 @@ class ReplayResult:
 
 def _stamp(msg: Any) -> float:
     return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+@dataclass(frozen=True)
+class Serialized:
+    """A message kept as the bag stored it until a localized frame needs it."""
+
+    topic: str
+    msgtype: str
+    raw: bytes
+    stamp: float
+
+
+def header_stamp(raw: bytes, ros2: bool) -> float | None:
+    """Stamp (s) of a serialised message whose first field is a std_msgs/Header, without
+    deserialising it; None when ``raw`` is too short to hold one.
+
+    rosbag2 (CDR): a 4-byte encapsulation header (its second byte odd for little endian), then the
+    stamp's int32 sec and uint32 nanosec. ROS 1: uint32 seq, then uint32 secs and nsecs, little endian.
+    """
+    if len(raw) < 12:
+        return None
+    order = ("<" if raw[1] & 1 else ">") if ros2 else "<"
+    sec, nsec = struct.unpack_from(order + ("iI" if ros2 else "II"), raw, 4)
+    return sec + nsec * 1e-9
 
 
 def _tq(transform: Any) -> np.ndarray:
@@ -255,9 +281,15 @@ def replay(
             skipped[reason] += 1
             notes.setdefault(reason, message)
 
-        def on_synced(rgb: Any, depth: Any, info: Any) -> None:
+        def deserialize(message: Serialized) -> Any:
+            try:
+                return reader.deserialize(message.raw, message.msgtype)
+            except Exception as exc:  # a corrupt record: rosbags raises assorted types
+                raise LocusError(f"{message.topic}: cannot deserialize ({type(exc).__name__}: {exc})") from None
+
+        def on_synced(*messages: Serialized) -> None:
             nonlocal throttled
-            stamp = _stamp(rgb)
+            stamp = messages[0].stamp
             key = (segments.index, stamp)
             if key in seen:  # a duplicated message re-forms a set the node has already handled
                 skip("duplicate", f"{topics['rgb']}: stamp {stamp:.6f} seen before")
@@ -269,6 +301,7 @@ def replay(
                 throttled += 1
                 return
             try:
+                rgb, depth, info = (deserialize(m) for m in messages)
                 frame, camera_frame = frame_from_messages(rgb, depth, info, topics=names, camera_frame=config.camera_frame)
             except UnsupportedEncoding as exc:
                 skip("unknown_encoding", str(exc))
@@ -293,6 +326,14 @@ def replay(
         messages: Counter[str] = Counter()
         for conn, _, raw in reader.messages(wanted):
             messages[conn.topic] += 1
+            if conn.topic in streams:
+                stamp = header_stamp(raw, reader.is2)
+                if stamp is None:
+                    skip("bad_message", f"{conn.topic}: a {len(raw)}-byte record holds no header")
+                    continue
+                segments.observe(conn.topic, stamp)
+                sync.add(streams[conn.topic], stamp, Serialized(conn.topic, conn.msgtype, raw, stamp))
+                continue
             try:
                 msg = reader.deserialize(raw, conn.msgtype)
             except Exception as exc:  # a corrupt record: rosbags raises assorted types
@@ -306,9 +347,6 @@ def replay(
                 tq = np.array([pose.position.x, pose.position.y, pose.position.z, pose.orientation.x,
                                pose.orientation.y, pose.orientation.z, pose.orientation.w])
                 segments.trees[-1].add(msg.header.frame_id, GT_CHILD, _stamp(msg), tq, static=False)
-            if conn.topic in streams:
-                segments.observe(conn.topic, _stamp(msg))
-                sync.add(streams[conn.topic], _stamp(msg), msg)
     finally:
         reader.close()
     wall = time.perf_counter() - start
