@@ -55,6 +55,8 @@ def test_live_node_matches_offline_replay(tmp_path: Path) -> None:
     node = NodeProcess(params, tmp_path / "node.log", *remaps)
     try:
         assert node.wait_log("keyframes", 120), node.log()
+        # the periodic status shows our subscription is matched: per-frame statuses will not be missed
+        client.wait_for(lambda: client.messages("/locus_localizer/status"), 30, "a first status from the node")
         play = subprocess.run([sys.executable, "-m", "locus_core.cli.main", "bag", "play", str(tmp_path / "bag")],
                               cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert play.returncode == 0, play.stdout + play.stderr
