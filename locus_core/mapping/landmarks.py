@@ -40,7 +40,9 @@ class LandmarkTable:
         return self.num_active + len(self.extra_landmark)
 
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in self.arrays().values())
+        """Bytes held, the ``anchored_at`` index included once built."""
+        index = self._by_anchor[1].nbytes + self._by_anchor[2].nbytes if self._by_anchor is not None else 0
+        return sum(a.nbytes for a in self.arrays().values()) + index
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in _FIELDS}

@@ -50,3 +50,13 @@ def test_landmarks_near_a_pose_are_those_of_nearby_keyframes_looking_its_way() -
     np.testing.assert_array_equal(landmark_map.landmarks_near(query, 2.0, 20.0), [0, 2])
     landmark_map.add_landmarks(rng.normal(size=(2, 4)).astype(np.float32), rng.normal(size=(2, 3)), 0, np.zeros((2, 2)))
     np.testing.assert_array_equal(landmark_map.landmarks_near(query, 2.0, 20.0), [0, 2, 12, 13])
+
+
+def test_the_anchor_index_is_counted_in_the_table_bytes() -> None:
+    landmark_map = LandmarkMap(model_hash="h", dim=4)
+    landmark_map.keyframes.append(np.eye(4), np.eye(3), "f0", 0, 0.0)
+    landmark_map.add_landmarks(np.ones((5, 4), np.float32), np.zeros((5, 3)), 0, np.zeros((5, 2)))
+    table = landmark_map.landmarks
+    before = table.nbytes()
+    np.testing.assert_array_equal(table.anchored_at(np.array([0, 7])), np.arange(5))  # 7: no such keyframe
+    assert table.nbytes() == before + 5 * 4 + 2 * 8  # uint32 per landmark, int64 run starts per keyframe + 1
