@@ -215,7 +215,8 @@ class Localizer:
             pts = geometry.points_cam[q]
             thr = np.maximum(cfg.ransac_threshold_m, cfg.ransac_threshold_relative * pts[:, 2])
             return ransac_rigid(pts, landmark_pos, thr, iterations=cfg.ransac_iterations, seed=cfg.seed, min_inliers=3)
-        return pnp_ransac(landmark_pos, geometry.uv[q], K, cfg.pnp_threshold_px, iterations=cfg.ransac_iterations, seed=cfg.seed)
+        return pnp_ransac(landmark_pos, geometry.uv[q], K, cfg.pnp_threshold_px, iterations=cfg.ransac_iterations,
+                          seed=cfg.seed, solver=cfg.pnp_solver)
 
     def _refine_projective(self, T: np.ndarray, geometry: Any, K: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
         """``T`` refined on the nearby landmarks by projective association, or ``T`` itself when that

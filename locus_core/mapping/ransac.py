@@ -148,6 +148,9 @@ def ransac_rigid(
     return RigidFit(T, inliers, pose_covariance(residuals, T))
 
 
+PNP_SOLVERS = ("epnp", "ap3p")
+
+
 def pnp_ransac(
     points: np.ndarray,
     uv: np.ndarray,
@@ -157,13 +160,19 @@ def pnp_ransac(
     iterations: int = 500,
     seed: int = 0,
     min_inliers: int = 6,
+    solver: str = "epnp",
 ) -> RigidFit | None:
     """Camera pose from map points (N, 3) and their pixels (N, 2) in an image with intrinsics K.
 
+    ``solver`` fits RANSAC's minimal samples: "epnp" (5 points) or "ap3p" (4 points: all inliers more
+    often at low inlier ratios, so RANSAC stops sooner, at some cost in hypothesis accuracy).
     Returns a fit whose ``T`` is camera-to-map (T_map_cam), or None when RANSAC finds no pose with
     ``min_inliers`` (at least 6) inliers.
     """
     import cv2
+
+    if solver not in PNP_SOLVERS:
+        raise ValueError(f"pnp_ransac: solver must be one of {', '.join(PNP_SOLVERS)}, got {solver!r}")
 
     n = len(points)
     if n < max(6, min_inliers):
@@ -173,7 +182,7 @@ def pnp_ransac(
     cv2.setRNGSeed(seed)
     ok, rvec, tvec, idx = cv2.solvePnPRansac(
         obj, img, K, None, iterationsCount=iterations, reprojectionError=float(threshold_px),
-        confidence=0.999, flags=cv2.SOLVEPNP_EPNP,
+        confidence=0.999, flags=cv2.SOLVEPNP_EPNP if solver == "epnp" else cv2.SOLVEPNP_AP3P,
     )
     if not ok or idx is None or len(idx) < max(6, min_inliers):
         return None

@@ -62,9 +62,10 @@ def test_blank_frame_is_not_localized(scene: Path, model, built_map: LandmarkMap
         ("projective_max_landmarks", 2, "projective_max_landmarks >= 3"),
         ("projective_radius_m", 0.0, "projective_radius_m > 0"),
         ("projective_max_angle_deg", 181.0, "0 < projective_max_angle_deg <= 180"),
+        ("pnp_solver", "dls", "pnp_solver must be one of epnp, ap3p, got 'dls'"),
     ],
 )
-def test_projective_refinement_parameters_are_checked(field: str, value: float, message: str) -> None:
+def test_refinement_and_solver_parameters_are_checked(field: str, value: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         LocalizerConfig(**{field: value})
 

@@ -53,7 +53,8 @@ def test_ransac_gives_up_on_pure_noise() -> None:
     assert ransac_rigid(src[:2], dst[:2], 0.01) is None
 
 
-def test_pnp_recovers_pose_with_outliers() -> None:
+@pytest.mark.parametrize("solver", ["epnp", "ap3p"])
+def test_pnp_recovers_pose_with_outliers(solver: str) -> None:
     rng = np.random.default_rng(2)
     K = np.array([[300.0, 0, 160], [0, 300, 128], [0, 0, 1]])
     T_map_cam = random_pose(rng, 0.5)
@@ -62,12 +63,17 @@ def test_pnp_recovers_pose_with_outliers() -> None:
     uv = (cam / cam[:, 2:]) @ K.T
     uv = uv[:, :2] + rng.normal(scale=0.5, size=(300, 2))
     uv[:90] = rng.uniform(0, 320, (90, 2))
-    fit = pnp_ransac(world, uv, K, 4.0)
+    fit = pnp_ransac(world, uv, K, 4.0, solver=solver)
     assert fit is not None
     dt, dr = pose_error(fit.T, T_map_cam)
     assert dt < 0.02 and dr < 0.5
     assert fit.inliers[90:].mean() > 0.95
     assert fit.covariance is not None and fit.covariance.shape == (6, 6)
+
+
+def test_pnp_solver_is_checked() -> None:
+    with pytest.raises(ValueError, match="solver must be one of epnp, ap3p, got 'p3p'"):
+        pnp_ransac(np.zeros((10, 3)), np.zeros((10, 2)), np.eye(3), 4.0, solver="p3p")
 
 
 def test_covariance_scales_with_noise() -> None:
