@@ -91,10 +91,8 @@ class LandmarkTable:
         hi = np.searchsorted(self.extra_landmark, ids, "right")
         counts = hi - lo
         if counts.sum():
-            rep = np.repeat(np.arange(len(ids)), counts)
-            within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-            rows.append(rep)
-            kfs.append(self.extra_keyframe[np.repeat(lo, counts) + within].astype(np.int64))
+            rows.append(np.repeat(np.arange(len(ids)), counts))
+            kfs.append(self.extra_keyframe[_runs(lo, counts)].astype(np.int64))
         return np.concatenate(rows), np.concatenate(kfs)
 
     def anchored_at(self, keyframes: np.ndarray) -> np.ndarray:
@@ -109,8 +107,8 @@ class LandmarkTable:
         _, order, starts = self._by_anchor
         keyframes = np.asarray(keyframes, np.int64)
         keyframes = keyframes[(keyframes >= 0) & (keyframes < len(starts) - 1)]
-        ids = np.concatenate([order[starts[k] : starts[k + 1]] for k in keyframes]) if len(keyframes) else order[:0]
-        return ids[self.anchor[ids] != REMOVED].astype(np.int64)
+        ids = order[_runs(starts[keyframes], starts[keyframes + 1] - starts[keyframes])].astype(np.int64)
+        return ids[self.anchor[ids] != REMOVED]
 
     def remove(self, ids: np.ndarray) -> None:
         self.anchor[ids] = REMOVED
@@ -139,6 +137,12 @@ _FIELDS = {
     "extra_keyframe": np.uint32,
     "extra_uv": np.uint16,
 }
+
+
+def _runs(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The indices first[i], ..., first[i] + counts[i] - 1 for every i, concatenated."""
+    within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(first, counts) + within
 
 
 def _offsets(x: np.ndarray) -> np.ndarray:
