@@ -8,7 +8,9 @@ rotates the camera about map-frame axes through its own centre.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
 
 import numpy as np
 
@@ -19,15 +21,21 @@ _CHUNK = 64
 @dataclass(frozen=True)
 class RigidFit:
     """T (4,4) maps source points to target points (``target ≈ R @ source + t``); inliers (N,) bool;
-    covariance (6,6) of T's camera centre and rotation, None when under-determined."""
+    ``covariance`` (6,6) of T's camera centre and rotation, None when under-determined, computed
+    from ``residuals`` (the inliers' residuals as a function of T) when first asked for: the
+    localizer verifies several places and needs the covariance of none of their RANSAC fits."""
 
     T: np.ndarray
     inliers: np.ndarray
-    covariance: np.ndarray | None
+    residuals: Callable[[np.ndarray], np.ndarray] = field(repr=False, compare=False)
 
     @property
     def num_inliers(self) -> int:
         return int(self.inliers.sum())
+
+    @cached_property
+    def covariance(self) -> np.ndarray | None:
+        return pose_covariance(self.residuals, self.T)
 
 
 def kabsch(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -145,7 +153,7 @@ def ransac_rigid(
     def residuals(T_: np.ndarray) -> np.ndarray:
         return (source[inliers] @ T_[:3, :3].T + T_[:3, 3] - target[inliers]).ravel()
 
-    return RigidFit(T, inliers, pose_covariance(residuals, T))
+    return RigidFit(T, inliers, residuals)
 
 
 PNP_SOLVERS = ("epnp", "ap3p")
@@ -196,7 +204,7 @@ def pnp_ransac(
     inliers = (np.linalg.norm(residual, axis=-1) < threshold_px) & front
     if inliers.sum() < max(6, min_inliers):
         return None
-    return RigidFit(T, inliers, pose_covariance(lambda T_: reprojection(T_, obj[inliers], img[inliers], K)[0].ravel(), T))
+    return RigidFit(T, inliers, lambda T_: reprojection(T_, obj[inliers], img[inliers], K)[0].ravel())
 
 
 def reprojection(T_map_cam: np.ndarray, points: np.ndarray, uv: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
