@@ -31,8 +31,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from locus_ros import conversions as conv
 from locus_ros.errors import ConversionError
 
-# A frame's pose, matches and status are three topics: their order of arrival is not guaranteed, so
-# a frame is printed once all have come or this long (wall time) after its matches.
+# A frame's pose, matches, status and ground truth are four topics: their order of arrival is not
+# guaranteed, so a frame is printed once all have come or this long (wall time) after its matches.
 GRACE_S = 2.0  # seconds: on a loaded machine the three topics can arrive 0.5 s apart
 EARLY_KEPT = 100
 
@@ -123,7 +123,8 @@ class Monitor(Node):
 
     # ------------------------------------------------------------------ output
     def poll(self, *, flush: bool = False) -> None:
-        """Print every frame whose answer is complete (or overdue; all of them with ``flush``)."""
+        """Print every frame whose answer is complete (or overdue; all of them with ``flush``). A pose
+        waits for its ground truth too: topics are not ordered across each other."""
         now = time.monotonic()
         with self._lock:
             ready = sorted(
@@ -131,7 +132,7 @@ class Monitor(Node):
                 if key not in self._printed
                 and (flush or now - a.arrived > GRACE_S
                      or (a.status is not None and a.status.frames_processed > 0
-                         and (a.pose is not None or not a.status.localized)))
+                         and (not a.status.localized or (a.pose is not None and key in self.truth))))
             )
             self._printed.update(ready)
         for key in ready:
