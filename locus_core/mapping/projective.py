@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from locus_core.mapping.ransac import kabsch
+from locus_core.mapping.ransac import refine_rigid
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,10 @@ def projective_refine(
     """Refine ``T_map_cam`` by alternating ``associate`` and a Cauchy-weighted rigid fit.
 
     A pair is an inlier when the query point, moved by the pose, lies within
-    max(``threshold_m``, ``threshold_relative`` x depth) of its landmark; weights are
-    1 / (1 + (r / (threshold / 2))^2) as in ``ransac.refine_rigid``. Stops when the pose moves less
-    than ``tolerance_m`` (translation, and rotation as arc length at 1 m) or after ``rounds``.
+    max(``threshold_m``, ``threshold_relative`` x depth) of its landmark; each round's fit is one
+    Cauchy-weighted step of ``ransac.refine_rigid`` (scale half the threshold). Stops when the pose
+    moves less than ``tolerance_m`` (translation, and rotation as arc length at 1 m) or after
+    ``rounds``.
     After the first round only the landmarks then in view take part, at most ``max_landmarks`` of
     them (evenly spaced).
 
@@ -107,8 +108,7 @@ def projective_refine(
         inlier = r < threshold
         if inlier.sum() < max(min_inliers, 3):
             return None
-        src, dst, r, threshold = src[inlier], dst[inlier], r[inlier], threshold[inlier]
-        new = kabsch(src, dst, 1.0 / (1.0 + (2.0 * r / threshold) ** 2))
+        new = refine_rigid(src[inlier], dst[inlier], T, 0.5 * threshold[inlier], iterations=1)
         step = np.linalg.inv(T) @ new
         T = new
         angle = np.arccos(np.clip((np.trace(step[:3, :3]) - 1) / 2, -1.0, 1.0))
