@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from locus_core.cli import add_runtime_args
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bag", help="write, evaluate and play ROS bags", description=__doc__)
@@ -35,8 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="override a ReplayConfig value (repeatable)")
     e.add_argument("--max-rate", type=float, default=0.0, metavar="HZ",
                    help="localize at most HZ frames per second of bag time (default: every frame)")
-    e.add_argument("--device", default="auto", help="auto | cpu | cuda | onnxruntime | tensorrt (falls back, logged)")
-    e.add_argument("--precision", default="fp32", help="fp32 | bf16 | int8 (int8: ONNX Runtime with int8 MatMul/Gemm layers; falls back, logged)")
+    add_runtime_args(e)
     e.add_argument("--out", required=True, help="output folder")
     e.set_defaults(func=run_eval)
 

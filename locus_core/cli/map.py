@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from locus_core.cli import add_runtime_args
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("map", help="build, inspect, merge landmark maps and localize against them", description=__doc__)
@@ -35,8 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     loc.add_argument("--frames", help="query frames START:STOP[:STEP], e.g. 600:1000")
     loc.add_argument("--model", help="model spec (default: the one the map was built with)")
     loc.add_argument("--out", required=True, help="output folder")
-    loc.add_argument("--device", default="auto", help="auto | cpu | cuda | onnxruntime | tensorrt (falls back, logged)")
-    loc.add_argument("--precision", default="fp32", help="fp32 | bf16 | int8 (int8: ONNX Runtime with int8 MatMul/Gemm layers; falls back, logged)")
+    add_runtime_args(loc)
     _config_args(loc, "LocalizerConfig")
     loc.set_defaults(func=run_localize)
 
