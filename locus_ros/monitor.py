@@ -33,7 +33,7 @@ from locus_ros.errors import ConversionError
 
 # A frame's pose, matches, status and ground truth are four topics: their order of arrival is not
 # guaranteed, so a frame is printed once all have come or this long (wall time) after its matches.
-GRACE_S = 2.0  # seconds: on a loaded machine the three topics can arrive 0.5 s apart
+GRACE_S = 2.0  # seconds: on a loaded machine the topics can arrive 0.5 s apart
 EARLY_KEPT = 100
 
 
