@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from locus_core.bags.errors import BagError
 from locus_core.bags.replay import QUERY_SIZE, ReplayConfig, ReplayFrame, ReplayResult, replay
+from locus_core.bags.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 COVISIBILITY_TOLERANCE_M = 0.05  # query_keyframe_covisibility's default, as `locus map localize` uses it
@@ -150,11 +152,16 @@ def evaluate_bag(
     localizer_config: str = "",
     device: str = "auto",
     precision: str = "fp32",
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Replay ``bag`` through the node's ``FrameProcessor`` with the map at ``map_dir`` and write
     ``out/``: metrics.json, config.yaml, trajectory.tum (estimates), groundtruth.tum, frames.csv
     (per frame: decision, reason, error), trajectory.png and errors.png. Returns the metrics (NaN
-    as None)."""
+    as None).
+
+    ``workers`` > 1 localizes frames in that many processes, sharing this process's CPU threads
+    out (``locus_core.bags.workers``): the same results, faster on long bags; the latencies are
+    then each worker's, with its share of the threads, not what the node would see."""
     import torch
     import yaml
 
@@ -164,18 +171,28 @@ def evaluate_bag(
     from locus_core.mapping.run import model_spec_of
     from locus_core.pipeline import FrameProcessor
 
+    if workers < 1:
+        raise BagError(f"workers must be >= 1, got {workers}")
     config = config or ReplayConfig()
     landmark_map = LandmarkMap.load(map_dir)
     spec = model_spec or model_spec_of(landmark_map)
     processor = FrameProcessor(spec, device, localizer_config, precision)  # logs the runtime fallbacks
-    processor.use_map(landmark_map, map_dir)
-    result = replay(bag, processor, config, progress=_progress)
+    processor.use_map(landmark_map, map_dir)  # checks model and map before any worker starts
+    threads = torch.get_num_threads()
+    if workers > 1:
+        with WorkerPool(workers, spec, map_dir, device=device, localizer_config=localizer_config,
+                        precision=precision) as pool:
+            threads = pool.threads
+            result = replay(bag, pool, config, progress=_progress)
+    else:
+        result = replay(bag, processor, config, progress=_progress)
     frames = result.frames
     metrics = localization_metrics([f.localization for f in frames], [f.T_gt for f in frames],
                                    _covisibility(landmark_map, frames))
     metrics.update(_replay_report(result, config))
     metrics.update(bag=str(bag), map=str(map_dir), model={"spec": spec, "hash": processor.model.hash},
-                   device=device, runtime={"name": processor.runtime, "precision": precision, "fallbacks": processor.fallbacks}, threads=torch.get_num_threads())
+                   device=device, runtime={"name": processor.runtime, "precision": precision, "fallbacks": processor.fallbacks}, threads=threads,
+                   workers=workers)
     metrics = to_json(metrics)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

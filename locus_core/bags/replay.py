@@ -8,6 +8,9 @@ is dropped for lack of time: every synchronised set is localized, or, with ``max
 that many per second of bag time (a robot that relocalizes at a fixed rate; the rest are counted
 as throttled and not even deserialised: image and camera_info messages stay serialised, synchronised
 by the header stamp read from their first bytes, until a set is localized).
+Frames can be localized in
+parallel (``locus_core.bags.workers.WorkerPool``): the localizer keeps no state between frames, so
+the results are those of a serial replay, in the same order.
 
 Ground truth (``gt_frame`` → the image's frame in TF, or a PoseStamped topic) is looked up after the
 pass, per *segment*: a stream whose stamp falls more than ``time_jump_s`` behind its newest starts a
@@ -20,8 +23,9 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,8 +89,8 @@ class ReplayFrame:
     stamp: float
     segment: int
     camera_frame: str
-    localization: Any  # locus_core.mapping.Localization
     points_cam: np.ndarray  # (N, 3) float64
+    localization: Any = None  # locus_core.mapping.Localization
     T_gt: np.ndarray | None = None
 
 
@@ -245,6 +249,20 @@ class _Segments:
         return float(sum(last - first for first, last in self.spans))
 
 
+def _submitter(processor: Any) -> Callable[[PosedFrame], Future]:
+    """``processor.submit`` where it localizes in parallel (a ``WorkerPool``); else its ``localize``,
+    run at once, as a finished future."""
+    if hasattr(processor, "submit"):
+        return processor.submit
+
+    def now(frame: PosedFrame) -> Future:
+        future: Future = Future()
+        future.set_result(processor.localize(frame))
+        return future
+
+    return now
+
+
 def replay(
     path: str | Path,
     processor: Any,
@@ -253,7 +271,8 @@ def replay(
     progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Replay the bag at ``path`` through ``processor`` (a ``locus_core.pipeline.FrameProcessor``
-    with a map loaded) and attach ground truth to each localized frame.
+    with a map loaded, or a ``locus_core.bags.workers.WorkerPool``) and attach ground truth to each
+    localized frame.
 
     Raises:
         BagError: unreadable bag, missing topics (camera_info included), nothing to localize.
@@ -263,6 +282,10 @@ def replay(
 
     config = config or ReplayConfig()
     path = Path(path)
+    submit = _submitter(processor)
+    # Frames handed to workers and not yet back; a bound keeps the images in memory to a few.
+    in_flight: deque[tuple[ReplayFrame, Future]] = deque()
+    max_in_flight = 2 * getattr(processor, "workers", 1)
     reader = open_bag(path)
     start = time.perf_counter()
     try:
@@ -280,6 +303,14 @@ def replay(
         def skip(reason: str, message: str) -> None:
             skipped[reason] += 1
             notes.setdefault(reason, message)
+
+        def collect(limit: int) -> None:
+            while len(in_flight) > limit:
+                frame, future = in_flight.popleft()
+                frame.localization = future.result()
+                frames.append(frame)
+                if progress is not None:
+                    progress(len(frames))
 
         def deserialize(message: Serialized) -> Any:
             try:
@@ -313,10 +344,8 @@ def replay(
                 warnings.append(f"{topics['info']}: {warning}")
                 log.warning("%s", warnings[-1])
             last_localized[segments.index] = stamp
-            result = processor.localize(frame)
-            frames.append(ReplayFrame(frame.stamp, segments.index, camera_frame, result, camera_points(frame)))
-            if progress is not None:
-                progress(len(frames))
+            in_flight.append((ReplayFrame(frame.stamp, segments.index, camera_frame, camera_points(frame)), submit(frame)))
+            collect(max_in_flight - 1)
 
         sync = ApproximateTimeSynchronizer(3, config.sync_max_interval, config.sync_queue_size, on_synced)
         streams = {topics["rgb"]: 0, topics["depth"]: 1, topics["info"]: 2}
@@ -347,6 +376,7 @@ def replay(
                 tq = np.array([pose.position.x, pose.position.y, pose.position.z, pose.orientation.x,
                                pose.orientation.y, pose.orientation.z, pose.orientation.w])
                 segments.trees[-1].add(msg.header.frame_id, GT_CHILD, _stamp(msg), tq, static=False)
+        collect(0)
     finally:
         reader.close()
     wall = time.perf_counter() - start

@@ -86,6 +86,29 @@ def test_eval_equals_map_localize_on_the_folder(tmp_path: Path, world: dict, sto
     assert all(r["reason"] and not r["trans_err_m"] for r in rows if r["localized"] == "0")
 
 
+def test_workers_localize_in_parallel_with_the_serial_results(tmp_path: Path, world: dict) -> None:
+    write_bag(open_dataset(world["scene"], "1:16:2"), tmp_path / "bag")
+    runs = {n: evaluate_bag(tmp_path / "bag", world["map"], tmp_path / f"w{n}", localizer_config=str(world["config"]),
+                            device="cpu", workers=n) for n in (1, 2)}
+    _same(runs[2], runs[1])
+    assert runs[2]["workers"] == 2 and runs[2]["threads"] >= 1 and runs[1]["workers"] == 1
+
+    def rows(n: int) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "latency_ms"}
+                for r in csv.DictReader((tmp_path / f"w{n}" / "frames.csv").open())]
+
+    assert rows(2) == rows(1) and len(rows(1)) == 8  # same decisions, inliers and errors, in bag order
+    with pytest.raises(BagError, match="workers must be >= 1, got 0"):
+        evaluate_bag(tmp_path / "bag", world["map"], tmp_path / "w0", workers=0)
+
+
+def test_a_worker_that_cannot_start_is_reported(tmp_path: Path) -> None:
+    from locus_core.bags.workers import WorkerPool
+
+    with pytest.raises(BagError, match="a localization worker failed to start"):
+        WorkerPool(1, "backbone:test", tmp_path / "no-map", device="cpu")
+
+
 def _frames(world: dict, n: int = 4, spacing: float = 0.4) -> list:
     """Query frames with stamps far enough apart that a loop of them jumps back > 1 s."""
     ds = open_dataset(world["scene"], "1:16:2")

@@ -1,0 +1,136 @@
+"""Localizing a bag's frames in worker processes, for replays of long recordings on many cores.
+
+Each worker runs its own ``FrameProcessor`` (the node's code path) over the same map. The localizer
+keeps no state from one frame to the next, so N workers give the results of one, in the same order;
+what changes is each frame's latency, as a worker has 1/N of the CPU threads. Processes rather than
+threads: the localizer's numpy and the model's runtime each keep a few threads busy, and on 2 cores
+two single-threaded processes localize 1.57x the frames of one two-threaded process (two threads in
+one process: 1.48x, and the ``FrameProcessor`` lock would have to go).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from locus_core.bags.errors import BagError
+from locus_core.data.frame import PosedFrame
+
+READY_TIMEOUT_S = 300.0  # a worker imports torch and loads the model and the map; TensorRT may build an engine
+
+_processor: Any = None  # the worker's FrameProcessor
+_started: Any = None  # a barrier all workers reach once loaded
+_failure = ""  # why the worker could not load, reported by its first task
+
+
+def _start(
+    model_spec: str, map_dir: str, device: str, localizer_config: str, precision: str, threads: int, started: Any
+) -> None:
+    import torch
+
+    from locus_core.pipeline import FrameProcessor
+
+    global _processor, _started, _failure
+    _started = started
+    torch.set_num_threads(threads)
+    try:
+        _processor = FrameProcessor(model_spec, device, localizer_config, precision)
+        _processor.load_map(map_dir)
+    except Exception as exc:  # raised from an initializer it would only break the pool, without the reason
+        _failure = f"{type(exc).__name__}: {exc}"
+
+
+def _ready() -> int:
+    # Each worker holds one of these until all have taken one: then every worker has loaded.
+    if _failure:
+        _started.abort()
+        raise BagError(f"a localization worker failed to start ({_failure})")
+    _started.wait(READY_TIMEOUT_S)
+    return os.getpid()
+
+
+def _localize(frame: PosedFrame) -> Any:
+    return _processor.localize(frame)
+
+
+class WorkerPool:
+    """``workers`` processes, each localizing frames against the map at ``map_dir`` with
+    ``threads`` CPU threads (default: this process's threads shared out, at least one each).
+
+    Construction returns once every worker has loaded the model and the map (what a serial replay
+    does before it starts its clock). Use as a context manager, or call ``close``.
+
+    Raises:
+        ValueError: workers < 1 or threads < 1.
+        BagError: a worker failed to start (with its reason).
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        model_spec: str,
+        map_dir: str | Path,
+        *,
+        device: str = "auto",
+        localizer_config: str = "",
+        precision: str = "fp32",
+        threads: int | None = None,
+    ) -> None:
+        import torch
+
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self.threads = threads if threads is not None else max(1, torch.get_num_threads() // workers)
+        if self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+        # spawn, not fork: forking a process that has started torch's and ONNX Runtime's threads can deadlock.
+        context = multiprocessing.get_context("spawn")
+        self._executor = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_start,
+            initargs=(model_spec, str(map_dir), device, localizer_config, precision, self.threads,
+                      context.Barrier(workers)),
+        )
+        ready = [self._executor.submit(_ready) for _ in range(workers)]
+        wait(ready, READY_TIMEOUT_S)
+        outcomes = [f.exception() if f.done() else TimeoutError(f"not ready after {READY_TIMEOUT_S:.0f} s") for f in ready]
+        failures = [exc for exc in outcomes if exc is not None]
+        if failures:
+            self.close()
+            # A worker's own reason first; the others only saw the barrier break or the pool die.
+            failures.sort(key=lambda exc: not isinstance(exc, BagError))
+            if isinstance(failures[0], BagError):
+                raise failures[0]
+            raise BagError(f"a localization worker failed to start ({failures[0] or 'another worker failed'})")
+
+    def submit(self, frame: PosedFrame) -> Future:
+        """Future of ``frame``'s ``Localization``; a worker that dies fails it with BagError."""
+        future: Future = Future()
+
+        def relay(done: Future) -> None:
+            exc = done.exception()
+            if isinstance(exc, BrokenProcessPool):
+                future.set_exception(BagError(f"a localization worker died ({exc})"))
+            elif exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(done.result())
+
+        try:
+            self._executor.submit(_localize, frame).add_done_callback(relay)
+        except BrokenProcessPool as exc:
+            raise BagError(f"a localization worker died ({exc})") from None
+        return future
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
