@@ -26,9 +26,8 @@ from typing import Any
 
 from locus_core.bench import BenchResult
 from locus_core.bench.errors import BenchError
+from locus_core.bench.recordings import REAL_DATA, ROOT, cached_map, recording
 
-ROOT = Path(__file__).resolve().parents[2]
-REAL_DATA = ROOT.parent / "shared" / "data" / "7scenes-redkitchen"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,36 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="s measured per node")
     parser.add_argument("--preload", type=int, default=60, help="query frames the driver keeps in memory (cycled)")
     parser.add_argument("--out", type=Path, help="keep node logs and driver results here (default: a temporary folder)")
-
-
-def _dataset(args: argparse.Namespace, cache: Path) -> tuple[Path, str, str]:
-    """(data, map frames, query frames): the real recording, or a synthetic scene at camera size."""
-    if args.data is not None:
-        return args.data, args.map_frames, args.query_frames
-    if REAL_DATA.is_dir():
-        return REAL_DATA, args.map_frames, args.query_frames
-    from locus_core.data.synthetic import generate_scene
-
-    scene = cache / "synthetic-480x640"
-    if not (scene / "scene.json").is_file():
-        generate_scene(scene, seed=0, rooms=2, frames=120, size=(480, 640))
-    return scene, "0:120:2", "1:120:2"
-
-
-def _map(model_spec: str, data: Path, frames: str, cache: Path) -> Path:
-    """A map of ``frames`` built with the model (eager PyTorch), cached per model, data and frames."""
-    import hashlib
-
-    from locus_core.data import open_dataset
-    from locus_core.mapping import MapConfig, build_map
-    from locus_core.models import load_model
-
-    model = load_model(model_spec)
-    key = hashlib.sha256(f"{data.resolve()}|{frames}".encode()).hexdigest()[:10]
-    path = cache / f"map-{model.hash}-{key}"
-    if not (path / "manifest.json").is_file():
-        build_map(model, open_dataset(data, frames=frames), MapConfig()).save(path)
-    return path
 
 
 def _rss_bytes(pid: int) -> int | None:
@@ -176,8 +145,8 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
 
     cache = cache_dir() / "bench-node"
     cache.mkdir(parents=True, exist_ok=True)
-    data, map_frames, query = _dataset(args, cache)
-    map_dir = _map(args.model, data, map_frames, cache)
+    data, map_frames, query = recording(args.data, args.map_frames, args.query_frames, cache)
+    map_dir = cached_map(args.model, data, map_frames, cache)
     work = args.out or Path(tempfile.mkdtemp(prefix="locus-bench-node-"))
     ours_run = _run_node(args, args.device, data, query, map_dir, work / f"device-{args.device}")
     ours, extra = _summary("ours", ours_run)

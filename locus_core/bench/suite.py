@@ -1,4 +1,4 @@
-"""Every benchmark in one run (infer, loss, map, pipeline, node), each with its own defaults.
+"""Every benchmark in one run (infer, loss, map, pipeline, node, bag), each with its own defaults.
 
 ``locus bench suite --report DIR`` is the command behind the README's performance table: one report
 with every result, the resolved arguments of each benchmark and the machine they ran on.
@@ -11,7 +11,7 @@ import argparse
 from locus_core.bench import BenchResult
 from locus_core.bench.errors import BenchError
 
-ORDER = ("infer", "loss", "map", "pipeline", "node")
+ORDER = ("infer", "loss", "map", "pipeline", "node", "bag")
 # --quick: a smoke run of the whole suite in a few minutes (figures not for the README).
 QUICK: dict[str, list[str]] = {
     "infer": ["--warmup", "1", "--repeats", "5"],
@@ -20,6 +20,7 @@ QUICK: dict[str, list[str]] = {
             "--baseline-frames", "1", "--nprobe", "16"],
     "pipeline": ["--queries", "5", "--repeats", "1", "--warmup", "1"],
     "node": ["--warmup", "5", "--duration", "15"],
+    "bag": ["--repeats", "1"],
 }
 
 
@@ -27,10 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", action="append", choices=ORDER, default=None, metavar="NAME",
                         help=f"run only these benchmarks (repeatable; default: {', '.join(ORDER)})")
     parser.add_argument("--quick", action="store_true", help="few repeats and small sizes: a smoke run")
-    parser.add_argument("--model", default=None, help="model for infer, pipeline and node (their default otherwise)")
-    parser.add_argument("--data", default=None, help="posed RGB-D data set for pipeline and node")
+    parser.add_argument("--model", default=None, help="model for infer, pipeline, node and bag (their default otherwise)")
+    parser.add_argument("--data", default=None, help="posed RGB-D data set for pipeline, node and bag")
     parser.add_argument("--runtime", default=None, choices=("onnxruntime", "cuda", "tensorrt", "cpu-bf16", "cuda-bf16"),
-                        help="runtime for infer and pipeline, device of the node (their default otherwise)")
+                        help="runtime for infer and pipeline, device of node and bag (their default otherwise)")
 
 
 def run(args: argparse.Namespace) -> list[BenchResult]:
@@ -54,12 +55,12 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
 
 def _argv(name: str, args: argparse.Namespace) -> list[str]:
     argv = list(QUICK[name]) if args.quick else []
-    if args.model and name in ("infer", "pipeline", "node"):
+    if args.model and name in ("infer", "pipeline", "node", "bag"):
         argv += ["--model", args.model]
     if args.runtime and name in ("infer", "pipeline"):
         argv += ["--runtime", args.runtime]
-    if args.runtime and name == "node" and not args.runtime.endswith("-bf16"):  # the node runs fp32
+    if args.runtime and name in ("node", "bag") and not args.runtime.endswith("-bf16"):  # the node runs fp32
         argv += ["--device", args.runtime]
-    if args.data and name in ("pipeline", "node"):
+    if args.data and name in ("pipeline", "node", "bag"):
         argv += ["--data", args.data]
     return argv

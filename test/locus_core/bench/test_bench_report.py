@@ -47,5 +47,5 @@ def test_table_shows_ratios_and_notes() -> None:
 
 def test_discovery_finds_the_benchmarks_and_skips_helpers() -> None:
     modules = benchmark_modules()
-    assert {"infer", "loss", "map", "node", "pipeline", "suite"} <= set(modules)
-    assert not {"timing", "memory", "report", "record", "errors"} & set(modules)
+    assert {"infer", "loss", "map", "node", "pipeline", "bag", "suite"} <= set(modules)
+    assert not {"timing", "memory", "report", "record", "recordings", "errors"} & set(modules)

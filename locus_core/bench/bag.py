@@ -1,0 +1,106 @@
+"""Bag replay: ``locus bag eval``'s replay in N worker processes vs one, per frame and against the
+bag's clock.
+
+The test frames of a recording (``../shared/data/7scenes-redkitchen`` 600:1000:2, i.e. 15 Hz; a
+synthetic scene when absent) are written once as an MCAP bag with a camera driver's topics and
+replayed against a map of the train frames, through the node's code path
+(``locus_core.bags.replay``). Baseline: one process with every thread, as ``locus bag eval``
+runs by default; ours: ``--workers`` processes sharing the threads (``locus bag eval --workers``).
+The two alternate, ``--repeats`` times each; per-frame time is the replay's wall time over the
+frames it localized, and the results of both must be the same frame by frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+from typing import Any
+
+from locus_core.bench import BenchResult
+from locus_core.bench.errors import BenchError
+from locus_core.bench.recordings import REAL_DATA, cache_key, cached_map, recording
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="default", help="'default', a checkpoint or backbone:NAME")
+    parser.add_argument("--data", type=Path, help=f"recording (default: {REAL_DATA}, synthetic when absent)")
+    parser.add_argument("--map-frames", default="0:600:2", help="frames the map is built from (train split)")
+    parser.add_argument("--query-frames", default="600:1000:2", help="frames written to the bag (test split)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of ours")
+    parser.add_argument("--max-rate", type=float, default=0.0, metavar="HZ",
+                        help="localize at most HZ frames per second of bag time (0: every frame)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | onnxruntime | tensorrt")
+    parser.add_argument("--repeats", type=int, default=2, help="replays of each (alternating)")
+
+
+def run(args: argparse.Namespace) -> list[BenchResult]:
+    import torch
+
+    from locus_core.bags.replay import ReplayConfig, replay
+    from locus_core.bags.workers import WorkerPool
+    from locus_core.pipeline import FrameProcessor
+    from locus_core.runtime.engines import cache_dir
+
+    if args.workers < 2 or args.repeats < 1 or not args.max_rate >= 0:
+        raise BenchError(f"need --workers >= 2, --repeats >= 1 and --max-rate >= 0, got {args.workers}, "
+                         f"{args.repeats} and {args.max_rate}")
+    cache = cache_dir() / "bench-bag"
+    cache.mkdir(parents=True, exist_ok=True)
+    data, map_frames, query = recording(args.data, args.map_frames, args.query_frames, cache)
+    map_dir = cached_map(args.model, data, map_frames, cache)
+    bag = _bag(data, query, cache)
+    config = ReplayConfig(max_rate_hz=args.max_rate)
+    threads = torch.get_num_threads()
+    processor = FrameProcessor(args.model, args.device)
+    processor.load_map(map_dir)
+    runs: dict[str, list[Any]] = {"ours": [], "base": []}
+    with WorkerPool(args.workers, args.model, map_dir, device=args.device) as pool:
+        for _ in range(args.repeats):
+            runs["ours"].append(replay(bag, pool, config))
+            runs["base"].append(replay(bag, processor, config))
+        per_worker = pool.threads
+    ours, base = (_per_frame_ms(runs[k]) for k in ("ours", "base"))
+    first = runs["base"][0]
+    extra = {
+        "realtime_factor": statistics.median(r.realtime_factor for r in runs["ours"]),
+        "baseline_realtime_factor": statistics.median(r.realtime_factor for r in runs["base"]),
+        "frames": len(first.frames), "bag_duration_s": first.bag_duration_s, "max_rate_hz": args.max_rate,
+        "same_results": all(_same(r, first) for r in runs["ours"] + runs["base"]),
+        "latency_p50_ms": _latency_p50(runs["ours"]), "baseline_latency_p50_ms": _latency_p50(runs["base"]),
+        "workers": args.workers, "threads_per_worker": per_worker, "baseline_threads": threads,
+        "runtime": processor.runtime, "model": args.model, "data": str(data), "query_frames": query,
+        "map": str(map_dir), "bag": str(bag),
+    }
+    return [BenchResult(f"bag replay per frame ({args.workers} workers)", p50_ms=ours[0], p95_ms=ours[1],
+                        baseline=f"1 process, {threads} threads", baseline_p50_ms=base[0], extra=extra)]
+
+
+def _bag(data: Path, frames: str, cache: Path) -> Path:
+    """The query frames as an MCAP bag, written once per data set and selection."""
+    import shutil
+
+    from locus_core.bags.convert import write_bag
+    from locus_core.data import open_dataset
+
+    path = cache / f"bag-{cache_key(data, frames)}"
+    if not (path / "metadata.yaml").is_file():
+        shutil.rmtree(path, ignore_errors=True)  # a run interrupted while writing
+        write_bag(open_dataset(data, frames=frames), path, storage="mcap")
+    return path
+
+
+def _per_frame_ms(results: list[Any]) -> tuple[float, float]:
+    """(median, worst) over the replays of wall time per localized frame, ms."""
+    per_frame = [r.wall_s * 1e3 / len(r.frames) for r in results]
+    return statistics.median(per_frame), max(per_frame)
+
+
+def _latency_p50(results: list[Any]) -> float:
+    return statistics.median(f.localization.latency_ms for r in results for f in r.frames)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Frame by frame the same stamps, decisions and inlier counts."""
+    return [(f.stamp, f.localization.localized, f.localization.inliers) for f in a.frames] == \
+        [(f.stamp, f.localization.localized, f.localization.inliers) for f in b.frames]

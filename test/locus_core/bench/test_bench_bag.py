@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from locus_core.bench import bag
+from locus_core.bench.errors import BenchError
+from locus_core.data.synthetic import generate_scene
+
+
+def args_for(scene: Path, *argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    bag.add_arguments(parser)
+    return parser.parse_args(["--data", str(scene), "--model", "backbone:test", "--device", "cpu",
+                              "--map-frames", "0:16:2", "--query-frames", "1:16:2", "--repeats", "1", *argv])
+
+
+def test_bag_replay_in_workers_against_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path / "cache"))
+    scene = generate_scene(tmp_path / "scene", frames=16, rooms=1, size=(96, 128))
+    (result,) = bag.run(args_for(scene))
+    assert result.name == "bag replay per frame (2 workers)" and result.baseline.startswith("1 process")
+    assert result.speedup == pytest.approx(result.baseline_p50_ms / result.p50_ms)
+    extra = result.extra
+    assert extra["frames"] == 8 and extra["same_results"] and extra["workers"] == 2 and extra["threads_per_worker"] >= 1
+    assert extra["realtime_factor"] > 0 and extra["baseline_realtime_factor"] > 0
+    assert (Path(extra["bag"]) / "metadata.yaml").is_file()  # kept for the next run
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--workers", "1"), ("--repeats", "0"), ("--max-rate", "-1")])
+def test_bad_settings_are_rejected(tmp_path: Path, flag: str, value: str) -> None:
+    with pytest.raises(BenchError, match="need --workers >= 2"):
+        bag.run(args_for(tmp_path, flag, value))
