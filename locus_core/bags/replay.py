@@ -7,10 +7,9 @@ The node's path is: rgb, depth and camera_info → ``locus_core.pipeline.Approxi
 is dropped for lack of time: every synchronised set is localized, or, with ``max_rate_hz``, at most
 that many per second of bag time (a robot that relocalizes at a fixed rate; the rest are counted
 as throttled and not even deserialised: image and camera_info messages stay serialised, synchronised
-by the header stamp read from their first bytes, until a set is localized).
-Frames can be localized in
-parallel (``locus_core.bags.workers.WorkerPool``): the localizer keeps no state between frames, so
-the results are those of a serial replay, in the same order.
+by the header stamp read from their first bytes, until a set is localized). Frames can be localized
+in parallel (``locus_core.bags.workers.WorkerPool``): the localizer keeps no state between frames,
+so the results are those of a serial replay, in the same order.
 
 Ground truth (``gt_frame`` → the image's frame in TF, or a PoseStamped topic) is looked up after the
 pass, per *segment*: a stream whose stamp falls more than ``time_jump_s`` behind its newest starts a
@@ -249,18 +248,19 @@ class _Segments:
         return float(sum(last - first for first, last in self.spans))
 
 
-def _submitter(processor: Any) -> Callable[[PosedFrame], Future]:
-    """``processor.submit`` where it localizes in parallel (a ``WorkerPool``); else its ``localize``,
-    run at once, as a finished future."""
+def _submitter(processor: Any) -> tuple[Callable[[PosedFrame], Future], int]:
+    """(submit, most frames in flight): ``processor.submit`` where it localizes in parallel (a
+    ``WorkerPool``; two frames per worker keep each busy and few images in memory), else its
+    ``localize``, run at once, as a finished future."""
     if hasattr(processor, "submit"):
-        return processor.submit
+        return processor.submit, 2 * processor.workers
 
     def now(frame: PosedFrame) -> Future:
         future: Future = Future()
         future.set_result(processor.localize(frame))
         return future
 
-    return now
+    return now, 1
 
 
 def replay(
@@ -282,10 +282,8 @@ def replay(
 
     config = config or ReplayConfig()
     path = Path(path)
-    submit = _submitter(processor)
-    # Frames handed to workers and not yet back; a bound keeps the images in memory to a few.
-    in_flight: deque[tuple[ReplayFrame, Future]] = deque()
-    max_in_flight = 2 * getattr(processor, "workers", 1)
+    submit, max_in_flight = _submitter(processor)
+    in_flight: deque[tuple[ReplayFrame, Future]] = deque()  # submitted, in bag order
     reader = open_bag(path)
     start = time.perf_counter()
     try:
