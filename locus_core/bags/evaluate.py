@@ -17,61 +17,20 @@ from typing import Any
 import numpy as np
 
 from locus_core.bags.errors import BagError
-from locus_core.bags.replay import QUERY_SIZE, ReplayConfig, ReplayFrame, ReplayResult, replay
+from locus_core.bags.replay import ReplayConfig, ReplayFrame, ReplayResult, replay
 from locus_core.bags.workers import WorkerPool
 
 log = logging.getLogger(__name__)
-COVISIBILITY_TOLERANCE_M = 0.05  # query_keyframe_covisibility's default, as `locus map localize` uses it
-
-
-def map_keyframes(landmark_map: Any) -> list[Any] | None:
-    """The posed frames the map's keyframes were made from, or None when the map has several
-    sources or its source data set is gone (then no query counts as co-visible)."""
-    from locus_core.data import open_dataset
-    from locus_core.errors import LocusError
-
-    sources = landmark_map.sources
-    path = Path(sources[0].get("path", "")) if len(sources) == 1 else None
-    if path is None or not path.exists():
-        log.warning("map sources %s not available: place recall is not computed", [s.get("path") for s in sources])
-        return None
-    try:
-        source = open_dataset(path)
-    except LocusError as exc:
-        log.warning("map source %s unreadable (%s): place recall is not computed", path, exc)
-        return None
-    position = {index: k for k, index in enumerate(source.indices)}
-    wanted = [int(i) for i in landmark_map.keyframes.source_index]
-    if any(i not in position for i in wanted):
-        log.warning("keyframes of the map are not all in %s: place recall is not computed", path)
-        return None
-    return [source[position[i]] for i in wanted]
 
 
 def _covisibility(landmark_map: Any, frames: list[ReplayFrame]) -> np.ndarray | None:
-    """(Q, K) ``query_keyframe_covisibility`` of the replayed frames, from the camera-frame points
-    the replay kept of each (it keeps no images) placed by their ground truth."""
-    import torch
+    """(Q, K) co-visibility of the replayed frames with the map's keyframes, from the camera-frame
+    points the replay kept of each (it keeps no images) placed by their ground truth; frames without
+    ground truth count as not co-visible."""
+    from locus_core.mapping.evaluate import covisibility, source_keyframes
 
-    from locus_core.data.resize import resize_frame
-    from locus_core.geometry import transform_points, visible
-
-    keyframes = map_keyframes(landmark_map)
-    if keyframes is None:
-        return None
-    if any(f.T_gt is None for f in frames):
-        log.warning("some frames have no ground truth: place recall is not computed")
-        return None
-    small = [resize_frame(f, QUERY_SIZE) for f in keyframes]
-    depth = torch.from_numpy(np.stack([np.asarray(f.depth, np.float64) for f in small]))
-    K = torch.from_numpy(np.stack([f.K for f in small]))
-    T = torch.from_numpy(np.stack([f.T_world_cam for f in small]))
-    out = np.zeros((len(frames), len(keyframes)), np.float32)
-    for i, f in enumerate(frames):
-        if len(f.points_cam):
-            p = transform_points(torch.from_numpy(f.T_gt), torch.from_numpy(f.points_cam))
-            out[i] = visible(p.expand(len(keyframes), -1, -1).contiguous(), depth, K, T, COVISIBILITY_TOLERANCE_M).double().mean(1).numpy()
-    return out
+    keyframes = source_keyframes(landmark_map)
+    return None if keyframes is None else covisibility([(f.points_cam, f.T_gt) for f in frames], keyframes)
 
 
 def write_tum(path: Path, stamps: list[float], poses: list[np.ndarray]) -> Path:

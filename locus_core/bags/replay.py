@@ -44,9 +44,6 @@ COMPRESSED = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 TF_MSG = "tf2_msgs/msg/TFMessage"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
-# The co-visibility sampling of locus_core.mapping.evaluate.query_keyframe_covisibility (its defaults).
-QUERY_SIZE = (120, 160)  # (H, W)
-PATCH_STRIDE = 8
 GT_CHILD = "ground_truth_pose"  # the pose topic's samples enter the TF tree as this frame
 
 
@@ -83,7 +80,8 @@ class ReplayConfig:
 @dataclass
 class ReplayFrame:
     """One localized frame: its stamp, segment, the result, the ground truth (None when TF had no
-    pose at that time) and ``camera_points(frame)`` (for co-visibility metrics)."""
+    pose at that time) and ``locus_core.mapping.evaluate.camera_points(frame)`` (for co-visibility
+    metrics: ~7 KB per frame instead of its images, so an hour of 30 Hz camera fits in memory)."""
 
     stamp: float
     segment: int
@@ -143,23 +141,6 @@ def header_stamp(raw: bytes, ros2: bool) -> float | None:
 def _tq(transform: Any) -> np.ndarray:
     t, q = transform.translation, transform.rotation
     return np.array([t.x, t.y, t.z, q.x, q.y, q.z, q.w], dtype=np.float64)
-
-
-def camera_points(frame: PosedFrame) -> np.ndarray:
-    """(N, 3) float64 camera-frame points of ``frame``'s patch centres with valid depth, sampled as
-    the co-visibility metric samples queries (``QUERY_SIZE``, ``PATCH_STRIDE``). Kept per frame
-    instead of the images: ~7 KB, so an hour of 30 Hz camera fits in memory."""
-    import torch
-
-    from locus_core.data.resize import resize_frame
-    from locus_core.geometry import lift_patches
-
-    small = resize_frame(frame, QUERY_SIZE)
-    if small.depth is None:
-        return np.zeros((0, 3))
-    depth = torch.from_numpy(np.asarray(small.depth, np.float64))[None]
-    points = lift_patches(depth, torch.from_numpy(small.K)[None], torch.eye(4, dtype=torch.float64)[None], PATCH_STRIDE)[0]
-    return points[torch.isfinite(points).all(1)].numpy()
 
 
 def open_bag(path: Path) -> Any:
@@ -277,6 +258,7 @@ def replay(
     Raises:
         BagError: unreadable bag, missing topics (camera_info included), nothing to localize.
     """
+    from locus_core.mapping.evaluate import camera_points
     from locus_core.pipeline import ApproximateTimeSynchronizer, UnsupportedEncoding, frame_from_messages
     from locus_core.pipeline.messages import distortion_warning
 

@@ -51,7 +51,14 @@ def localize_dataset(
 
     from locus_core.config import config_to_dict
     from locus_core.data import open_dataset
-    from locus_core.mapping.evaluate import localization_metrics, plot_trajectory, to_json
+    from locus_core.mapping.evaluate import (
+        camera_points,
+        covisibility,
+        localization_metrics,
+        plot_trajectory,
+        source_keyframes,
+        to_json,
+    )
     from locus_core.mapping.landmark_map import LandmarkMap
     from locus_core.pipeline import FrameProcessor
 
@@ -67,15 +74,18 @@ def localize_dataset(
     processor.use_map(landmark_map, Path(map_dir))
     config = processor.config
     dataset = open_dataset(data, frames)
-    results, gt, queries = [], [], []
+    # Per query only what the metrics need, not the frame: a long sequence's images would not fit.
+    results, gt, names, points = [], [], [], []
     for i in range(len(dataset)):
         frame = dataset[i]
         results.append(processor.localize(frame))
         gt.append(frame.T_world_cam)
-        queries.append(frame)
+        names.append(frame.frame_id)
+        points.append(camera_points(frame))
         if (i + 1) % 50 == 0:
             log.info("%d/%d queries, %d localized", i + 1, len(dataset), sum(r.localized for r in results))
-    covis = _covisibility(landmark_map, dataset, queries)
+    keyframes = source_keyframes(landmark_map, Path(dataset.path))
+    covis = None if keyframes is None else covisibility(list(zip(points, gt)), keyframes)
     metrics = to_json(localization_metrics(results, gt, covis))
     metrics["map"] = str(map_dir)
     metrics["data"] = str(data)
@@ -88,42 +98,22 @@ def localize_dataset(
         {"localizer": config_to_dict(config), "map": config_to_dict(landmark_map.config), "model": {"spec": spec, "hash": model.hash}},
         sort_keys=False,
     ))
-    _write_results(out / "results.csv", queries, results)
+    _write_results(out / "results.csv", names, results)
     plot_trajectory(out / "trajectory.png", results, gt, landmark_map.keyframes.T_map_kf,
                     title=f"{Path(str(data)).name} vs map {Path(map_dir).name}")
     return metrics
 
 
-def _covisibility(landmark_map: Any, dataset: Any, queries: list[Any]) -> np.ndarray | None:
-    from locus_core.data import open_dataset
-    from locus_core.mapping.evaluate import query_keyframe_covisibility
-
-    sources = landmark_map.sources
-    same = len(sources) == 1 and Path(sources[0].get("path", "")).resolve() == Path(dataset.path).resolve()
-    if not same:
-        return None
-    if not all(q.T_world_cam is not None and q.depth is not None for q in queries):
-        return None
-    full = open_dataset(dataset.path)
-    position = {idx: pos for pos, idx in enumerate(full.indices)}
-    missing = [int(i) for i in landmark_map.keyframes.source_index if int(i) not in position]
-    if missing:
-        log.warning("keyframes %s not in %s; no co-visibility", missing[:5], dataset.path)
-        return None
-    keyframes = [full[position[int(i)]] for i in landmark_map.keyframes.source_index]
-    return query_keyframe_covisibility(queries, keyframes)
-
-
-def _write_results(path: Path, queries: list[Any], results: list[Any]) -> None:
+def _write_results(path: Path, frame_ids: list[str], results: list[Any]) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["frame_id", "localized", "reason", "method", "inliers", "keyframe", "latency_ms",
                     "tx", "ty", "tz", "qx", "qy", "qz", "qw"])
-        for q, r in zip(queries, results):
+        for frame_id, r in zip(frame_ids, results):
             pose = [""] * 7
             if r.T_map_cam is not None:
                 pose = list(r.T_map_cam[:3, 3]) + list(_quaternion(r.T_map_cam[:3, :3]))
-            w.writerow([q.frame_id, int(r.localized), r.reason, r.method, r.inliers,
+            w.writerow([frame_id, int(r.localized), r.reason, r.method, r.inliers,
                         r.matches[0].keyframe_id if r.matches else "", f"{r.latency_ms:.1f}", *pose])
 
 

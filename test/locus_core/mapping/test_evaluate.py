@@ -64,3 +64,35 @@ def test_cli_build_info_merge_localize(scene: Path, tmp_path: Path, capsys) -> N
     assert main(["map", "localize", "--map", str(out), "--data", str(scene), "--frames", "0:2",
                  "--model", "backbone:xfeat", "--out", str(tmp_path / "loc2")]) == 2
     assert "manifest.json: map was built with model backbone-test" in capsys.readouterr().err
+
+
+def test_covisibility_of_kept_points_sees_a_frame_from_itself_and_not_from_behind(scene: Path) -> None:
+    import dataclasses
+
+    from locus_core.data import open_dataset
+    from locus_core.mapping.evaluate import camera_points, covisibility
+
+    frames = open_dataset(scene, frames="0:8:4")
+    a = frames[0]
+    points = camera_points(a)
+    assert points.shape[1] == 3 and len(points) > 0 and np.isfinite(points).all() and (points[:, 2] > 0).all()
+    assert camera_points(dataclasses.replace(a, depth=None)).shape == (0, 3)
+    # The camera turned around on the spot sees none of what it saw.
+    behind = a.T_world_cam @ np.diag([-1.0, 1.0, -1.0, 1.0])
+    out = covisibility([(points, a.T_world_cam), (points, behind), (points, None)], [a])
+    assert out.shape == (3, 1) and out[0, 0] > 0.95 and out[1, 0] == 0.0 and out[2, 0] == 0.0
+    assert covisibility([(points, a.T_world_cam)], []).shape == (1, 0)
+
+
+def test_source_keyframes_only_from_the_maps_own_data(scene: Path, built_map, tmp_path: Path) -> None:
+    from locus_core.mapping.evaluate import source_keyframes
+
+    keyframes = source_keyframes(built_map, scene)
+    assert keyframes is not None and len(keyframes) == len(built_map.keyframes)
+    assert [k.index for k in keyframes] == [int(i) for i in built_map.keyframes.source_index]
+    assert source_keyframes(built_map, tmp_path) is None  # queries from another recording
+    built_map.sources[0]["path"] = str(tmp_path / "gone")
+    try:
+        assert source_keyframes(built_map) is None
+    finally:
+        built_map.sources[0]["path"] = str(scene)
