@@ -10,6 +10,7 @@ train on, and it exports as plain arithmetic on the grid size.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -38,13 +39,147 @@ def sinusoidal_position_encoding(
     return torch.cat([row_enc, col_enc], dim=2).reshape(height * width, dim)
 
 
+BLOCK = 4  # neighbourhood attention computes queries in BLOCK x BLOCK tiles (fastest for radius 3 here)
+_FAR = -1e4  # attention bias of a key outside the neighbourhood (finite: a padding query keeps finite output)
+
+
+def neighbourhoods(
+    height: int, width: int, radius: int, *, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What blocked neighbourhood attention gathers on a (height, width) patch grid.
+
+    Queries come in ``BLOCK`` x ``BLOCK`` tiles (the grid zero-padded to whole tiles, row-major tile
+    order); each tile gathers the keys of its tile grown by ``radius`` on every side.
+
+    Returns:
+        keys: (T, (BLOCK+2·radius)²) int64 row-major patch indices, ``height*width`` where the
+            grown tile leaves the grid (a zero token).
+        bias: (T, BLOCK², (BLOCK+2·radius)²) float, 0 where the key is in the grid and at most
+            ``radius`` rows and columns from the query, else a large negative number.
+    """
+    tiles_down, tiles_across = -(-height // BLOCK), -(-width // BLOCK)
+
+    def grid_of(down: int, across: int) -> tuple[torch.Tensor, torch.Tensor]:  # row-major (rows, cols)
+        rows = torch.arange(down, device=device)[:, None].expand(down, across)
+        cols = torch.arange(across, device=device)[None, :].expand(down, across)
+        return rows.reshape(-1), cols.reshape(-1)
+
+    top, left = (t * BLOCK for t in grid_of(tiles_down, tiles_across))  # (T,) each tile's first patch
+    side = BLOCK + 2 * radius
+    d_row, d_col = grid_of(side, side)
+    k_row, k_col = top[:, None] - radius + d_row, left[:, None] - radius + d_col  # (T, side²)
+    inside = (k_row >= 0) & (k_row < height) & (k_col >= 0) & (k_col < width)
+    keys = torch.where(inside, k_row * width + k_col, height * width)
+    d_row, d_col = grid_of(BLOCK, BLOCK)
+    q_row, q_col = top[:, None] + d_row, left[:, None] + d_col  # (T, BLOCK²)
+    near = ((q_row[:, :, None] - k_row[:, None]).abs() <= radius) & (
+        (q_col[:, :, None] - k_col[:, None]).abs() <= radius
+    )
+    bias = torch.zeros(near.shape, device=device).masked_fill(~(near & inside[:, None]), _FAR)
+    return keys, bias
+
+
+def _tiles(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(B, h*w, C) → (B, T, BLOCK², C): the grid zero-padded to whole tiles, cut into tiles."""
+    b, _, c = x.shape
+    h, w = grid
+    down, across = -(-h // BLOCK), -(-w // BLOCK)
+    x = F.pad(x.view(b, h, w, c), (0, 0, 0, across * BLOCK - w, 0, down * BLOCK - h))
+    return x.view(b, down, BLOCK, across, BLOCK, c).transpose(2, 3).reshape(b, down * across, BLOCK * BLOCK, c)
+
+
+def _untile(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Inverse of ``_tiles``: (B, T, BLOCK², C) → (B, h*w, C)."""
+    b, _, _, c = x.shape
+    h, w = grid
+    down, across = -(-h // BLOCK), -(-w // BLOCK)
+    x = x.view(b, down, across, BLOCK, BLOCK, c).transpose(2, 3).reshape(b, down * BLOCK, across * BLOCK, c)
+    return x[:, :h, :w].reshape(b, h * w, c)
+
+
+class EncoderLayer(nn.Module):
+    """A pre-norm transformer layer: x + attention(norm1(x)), then x + MLP(norm2(x)) (GELU, 4x
+    width), with the parameters of ``nn.TransformerEncoderLayer(norm_first=True)`` under the same
+    names (checkpoints of either load into the other).
+
+    ``radius`` > 0: each patch attends only to the patches at most ``radius`` rows and columns
+    away (its neighbourhood, clipped at the border); 0: to every patch. Neighbourhood attention is
+    computed per ``BLOCK`` x ``BLOCK`` tile of queries against the keys of the tile grown by
+    ``radius``, the keys beyond each query's neighbourhood masked: exact, and in plain batched
+    matrix products that every runtime handles (an (h·w)² mask on fused attention ran 2.6x slower).
+    """
+
+    def __init__(self, dim: int, heads: int, radius: int = 0) -> None:
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.linear1 = nn.Linear(dim, 4 * dim)
+        self.linear2 = nn.Linear(4 * dim, dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+        self.radius = radius
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """(B, h*w, dim) → (B, h*w, dim); ``grid`` = (h, w)."""
+        y = self.norm1(x)
+        if self.radius:
+            y = self._local(y, grid)
+        else:
+            y = self.self_attn(y, y, y, need_weights=False)[0]
+        x = x + y
+        return x + self.linear2(F.gelu(self.linear1(self.norm2(x))))
+
+    def _local(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        # Not cached: a few ops on small index tensors per call, which exporters fold into constants.
+        keys, bias = neighbourhoods(*grid, self.radius, device=x.device)
+        attn = self.self_attn
+        b, _, c = x.shape
+        heads = attn.num_heads
+        q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        zero = x.new_zeros(b, 1, c)  # the key and value of grid positions outside the image
+
+        def split(t: torch.Tensor) -> torch.Tensor:  # (B, T, L, C) → (B, T, heads, L, C/heads)
+            return t.view(*t.shape[:3], heads, c // heads).transpose(2, 3)
+
+        q = split(_tiles(q, grid)) * (c // heads) ** -0.5
+        k = split(torch.cat([k, zero], 1)[:, keys])
+        v = split(torch.cat([v, zero], 1)[:, keys])
+        weights = (q @ k.transpose(-1, -2) + bias[:, None].to(q.dtype)).softmax(-1)
+        out = (weights @ v).transpose(2, 3).reshape(b, -1, BLOCK * BLOCK, c)
+        return attn.out_proj(_untile(out, grid))
+
+
+class Encoder(nn.Module):
+    """``EncoderLayer``s, one per attention radius in ``radii`` (0: global attention)."""
+
+    def __init__(self, dim: int, heads: int, radii: Sequence[int]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(EncoderLayer(dim, heads, radius) for radius in radii)
+
+    def forward(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, grid)
+        return x
+
+
 class LocusHead(nn.Module):
-    """LayerNorm → Linear(C→hidden) + 2D sinusoids → ``layers`` pre-norm transformer blocks →
+    """LayerNorm → Linear(C→hidden) + 2D sinusoids → ``layers`` pre-norm transformer layers →
     LayerNorm → Linear(hidden→dim·S) → S L2-normalised maps.
 
     The input LayerNorm is not in the paper: backbone features differ in scale by orders of
     magnitude (XFeat's convolutional maps vs. ViT tokens with outlier channels), and normalising
     them keeps one learning rate right for every backbone.
+
+    ``attention_radii``: per layer, 0 for attention over the whole image (the paper's, and the
+    default for every layer), r > 0 for attention to the patches at most r rows and columns away.
+    With few training views a local first layer generalises better to new ones: a patch's
+    neighbourhood tells its place on a new view more reliably than the layout of the whole image,
+    which changes with the viewpoint, and a global layer after it keeps the context that tells
+    look-alike places apart (redkitchen, XFeat, 300 steps: test retrieval AP 0.439 with both layers
+    global; 0.486 / 0.492 with both local, radius 3 / 5; 0.505 local 3 then global; 0.500 global
+    then local 3). Every patch must see the same neighbourhood around itself: windows that tile the
+    image did not help (8x8 windows, shifted in the second layer as Swin's: 0.432; 8x8 tiles each
+    attending to the tile grown by 3: 0.428). On ONNX Runtime a radius-3 layer runs as fast as a
+    global one at 256x320 (radius 5: 1.4x slower).
     """
 
     def __init__(
@@ -56,23 +191,18 @@ class LocusHead(nn.Module):
         layers: int = 2,
         heads: int = 4,
         scales: int = 1,
+        attention_radii: Sequence[int] = (),
     ) -> None:
         super().__init__()
         if hidden % heads or hidden % 4:
             raise ModelError(f"head: hidden={hidden} must be divisible by heads={heads} and by 4")
+        radii = tuple(attention_radii) or (0,) * layers
+        if len(radii) != layers or min(radii) < 0:
+            raise ModelError(f"head: attention_radii needs one radius >= 0 per layer ({layers}), got {list(radii)}")
         self.in_dim, self.dim, self.hidden, self.scales = in_dim, dim, hidden, scales
         self.in_norm = nn.LayerNorm(in_dim)
         self.proj = nn.Linear(in_dim, hidden)
-        block = nn.TransformerEncoderLayer(
-            hidden,
-            heads,
-            dim_feedforward=4 * hidden,
-            dropout=0.0,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.blocks = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.blocks = Encoder(hidden, heads, radii)
         self.out_norm = nn.LayerNorm(hidden)
         self.out = nn.Linear(hidden, dim * scales)
 
@@ -85,7 +215,7 @@ class LocusHead(nn.Module):
         b, _, h, w = feats.shape
         x = self.proj(self.in_norm(feats.flatten(2).transpose(1, 2)))
         x = x + sinusoidal_position_encoding(h, w, self.hidden, device=x.device).to(x.dtype)
-        x = self.out(self.out_norm(self.blocks(x)))  # (B, h*w, S*dim)
+        x = self.out(self.out_norm(self.blocks(x, (h, w))))  # (B, h*w, S*dim)
         x = x.view(b, h, w, self.scales, self.dim).permute(0, 3, 4, 1, 2)
         return F.normalize(x, dim=2)
 

@@ -40,6 +40,8 @@ class ModelConfig:
         input_size: (H, W) frames are resized to before extraction.
         dim: descriptor dimension per scale.
         hidden, layers, heads: the head's transformer width, depth and attention heads.
+        attention_radii: per head layer, how many rows and columns away a patch attends (0: the
+            whole image); empty: 0 for every layer (see ``LocusHead``).
     """
 
     backbone: str = "xfeat"
@@ -49,6 +51,7 @@ class ModelConfig:
     hidden: int = 128
     layers: int = 2
     heads: int = 4
+    attention_radii: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.backbone not in available_backbones():
@@ -62,6 +65,10 @@ class ModelConfig:
         for key in ("dim", "hidden", "layers", "heads"):
             if getattr(self, key) < 1:
                 raise ModelConfigError(f"{key}: must be positive, got {getattr(self, key)}")
+        if self.attention_radii and (len(self.attention_radii) != self.layers or min(self.attention_radii) < 0):
+            raise ModelConfigError(
+                f"attention_radii: need one radius >= 0 per layer ({self.layers}) or none, got {list(self.attention_radii)}"
+            )
         if self.hidden % self.heads or self.hidden % 4:
             raise ModelConfigError(
                 f"hidden: {self.hidden} must be divisible by heads ({self.heads}) and by 4"
@@ -101,6 +108,7 @@ class LocusModel(nn.Module):
             layers=self.config.layers,
             heads=self.config.heads,
             scales=len(self.config.radii),
+            attention_radii=self.config.attention_radii,
         )
         self.metadata: dict[str, Any] = {}
 
@@ -142,7 +150,10 @@ class LocusModel(nn.Module):
         """12 hex chars of sha256 over the config and the head's weights ("backbone-NAME" when raw)."""
         if self.is_raw:
             return f"backbone-{self.config.backbone}"
-        digest = hashlib.sha256(json.dumps(config_to_dict(self.config), sort_keys=True).encode())
+        config = config_to_dict(self.config)
+        if not config["attention_radii"]:  # added later: global-attention models keep their hashes
+            del config["attention_radii"]
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
         for key, tensor in sorted(self.head.state_dict().items()):
             digest.update(key.encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

@@ -59,6 +59,10 @@ def export_onnx(
     """Write ``model`` as one ONNX graph; batch (and with ``dynamic``, H and W) symbolic."""
     if opset not in OPSETS:
         raise ExportError(f"opset {opset} not supported; valid: {', '.join(map(str, OPSETS))}")
+    if dynamic and any(getattr(getattr(model, "config", None), "attention_radii", ())):
+        # The exporter folds the neighbourhood index arithmetic for the traced grid into the graph.
+        raise ExportError(f"model {model.hash} has local attention, which exports at a fixed input size: "
+                          "export once per size (--size H W) instead of --dynamic")
     example = example_input(model, input_size)
     axes: dict[int, object] = {0: torch.export.Dim("batch", min=1, max=64)}
     if dynamic:

@@ -8,14 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from locus_core.models.errors import ModelError
-from locus_core.models.head import LocusHead, NormalizeHead, sinusoidal_position_encoding
+from locus_core.models.head import EncoderLayer, LocusHead, NormalizeHead, sinusoidal_position_encoding
 
 
 @settings(max_examples=15, deadline=None)
-@given(h=st.integers(1, 9), w=st.integers(1, 9), scales=st.integers(1, 3), batch=st.integers(1, 2))
-def test_head_output_is_normalised_for_any_grid(h: int, w: int, scales: int, batch: int) -> None:
+@given(h=st.integers(1, 9), w=st.integers(1, 9), scales=st.integers(1, 3), batch=st.integers(1, 2),
+       radii=st.sampled_from([(), (1, 0), (3, 3)]))
+def test_head_output_is_normalised_for_any_grid(h: int, w: int, scales: int, batch: int, radii: tuple) -> None:
     torch.manual_seed(0)
-    head = LocusHead(16, dim=8, hidden=32, layers=2, heads=4, scales=scales)
+    head = LocusHead(16, dim=8, hidden=32, layers=2, heads=4, scales=scales, attention_radii=radii)
     out = head(torch.randn(batch, 16, h, w) * 50)
     assert out.shape == (batch, scales, 8, h, w)
     torch.testing.assert_close(out.norm(dim=2), torch.ones(batch, scales, h, w))
@@ -60,3 +61,45 @@ def test_normalize_head() -> None:
     out = NormalizeHead()(torch.randn(2, 5, 3, 4))
     assert out.shape == (2, 1, 5, 3, 4)
     torch.testing.assert_close(out.norm(dim=2), torch.ones(2, 1, 3, 4))
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(1, 13), w=st.integers(1, 13), radius=st.integers(1, 4), batch=st.integers(1, 2))
+def test_local_attention_is_attention_masked_to_each_neighbourhood(h: int, w: int, radius: int, batch: int) -> None:
+    torch.manual_seed(0)
+    layer = EncoderLayer(16, 4, radius=radius).eval()
+    x = torch.randn(batch, h * w, 16)
+    rows, cols = torch.arange(h).repeat_interleave(w), torch.arange(w).repeat(h)
+    far = ((rows[:, None] - rows[None]).abs() > radius) | ((cols[:, None] - cols[None]).abs() > radius)
+    y = layer.norm1(x)
+    masked = layer.self_attn(y, y, y, need_weights=False, attn_mask=far)[0]
+    torch.testing.assert_close(layer._local(y, (h, w)), masked, rtol=1e-5, atol=1e-5)
+
+
+def test_local_layers_depend_on_the_neighbourhood_only() -> None:
+    torch.manual_seed(0)
+    h, w, radius = 9, 11, 2
+    x = torch.randn(1, h * w, 16)
+    layer = EncoderLayer(16, 4, radius=radius)
+    patch = 4 * w + 3  # row 4, column 3
+
+    def f(value: torch.Tensor) -> torch.Tensor:
+        return layer(torch.cat([x[:, :patch], value[None, None], x[:, patch + 1 :]], 1), (h, w))
+
+    seen = torch.autograd.functional.jacobian(f, x[0, patch]).abs().sum((0, 2, 3)).view(h, w) > 0
+    expected = torch.zeros(h, w, dtype=torch.bool)
+    expected[4 - radius : 4 + radius + 1, 3 - radius : 3 + radius + 1] = True
+    assert torch.equal(seen, expected)
+    with pytest.raises(ModelError, match=r"one radius >= 0 per layer \(2\), got \[3\]"):
+        LocusHead(16, attention_radii=(3,))
+    with pytest.raises(ModelError, match="one radius >= 0 per layer"):
+        LocusHead(16, attention_radii=(3, -1))
+
+
+def test_global_layers_compute_what_torchs_encoder_layer_does() -> None:
+    torch.manual_seed(0)
+    ours = EncoderLayer(32, 4).eval()  # radius 0: global attention
+    torchs = torch.nn.TransformerEncoderLayer(32, 4, 128, 0.0, "gelu", batch_first=True, norm_first=True).eval()
+    torchs.load_state_dict(ours.state_dict())  # the same parameter names
+    x = torch.randn(2, 12, 32)
+    torch.testing.assert_close(ours(x, (3, 4)), torchs(x), rtol=1e-5, atol=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,20 @@ def test_hash_identifies_config_and_weights() -> None:
     assert a.hash == b.hash and len(a.hash) == 12 and int(a.hash, 16) >= 0
     assert small_model(1).hash != a.hash
     assert a.with_input_size((64, 96)).hash != a.hash  # the config is part of the hash
+    torch.manual_seed(0)
+    local = LocusModel(dataclasses.replace(CONFIG, attention_radii=(3, 0)))
+    assert local.hash != a.hash and local.head.state_dict().keys() == a.head.state_dict().keys()
+
+
+def test_checkpoints_from_before_attention_radii_still_load(tmp_path: Path) -> None:
+    """Maps record their model's hash: a config field added later must not change the hashes of
+    models saved before it (no ``attention_radii``, all global, is left out of the hash)."""
+    path = small_model().save(tmp_path / "model.pt")
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["config"]["attention_radii"]  # as written before the field existed
+    torch.save(checkpoint, path)
+    loaded = LocusModel.load(path)
+    assert loaded.config.attention_radii == () and loaded.hash == checkpoint["hash"]
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
@@ -133,6 +149,8 @@ def test_metadata_must_be_plain(tmp_path: Path) -> None:
         ("radii=[0.2, 0.2]", "distinct"),
         ("input_size=[4, 4]", "input_size"),
         ("hidden=30", "divisible by heads"),
+        ("attention_radii=[3]", "attention_radii: need one radius >= 0 per layer"),
+        ("attention_radii=[3, -1]", "attention_radii: need one radius >= 0 per layer"),
     ],
 )
 def test_bad_config_values_name_the_key(tmp_path: Path, override: str, message: str) -> None:

@@ -56,6 +56,19 @@ def test_opset_23_fuses_attention_and_matches(model: LocusModel, tmp_path: Path)
     assert "Attention" in ops and score >= 0.999
 
 
+def test_local_attention_exports_at_a_fixed_size(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    local = LocusModel(ModelConfig(backbone="test", input_size=SIZE, radii=(0.2,), attention_radii=(2, 0))).eval()
+    path, score = export_model(local, tmp_path / "local.onnx", "onnx")
+    assert score >= 0.999
+    with torch.inference_mode():
+        images = torch.rand(3, 3, *SIZE)  # the batch axis is symbolic
+        assert parity(local(images), OnnxEngine(local, path)(images)) >= 0.999
+    assert export_model(local, tmp_path / "local.ts", "torchscript")[1] >= 0.999
+    with pytest.raises(ExportError, match="local attention, which exports at a fixed input size"):
+        export_model(local, tmp_path / "dynamic.onnx", "onnx", dynamic=True)
+
+
 def test_unsupported_opset_is_named(model: LocusModel, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="opset 17 not supported; valid: 18, 23"):
         export_model(model, tmp_path / "o.onnx", "onnx", opset=17)
