@@ -22,9 +22,10 @@ class MapConfig:
     ``merge_min_similarity`` similar to it becomes a new observation of that landmark.
     Patches straddling a depth edge (more than a tenth of their depths farther than
     ``max_depth_spread`` times the patch depth from it) get no 3D point, in the map and in queries:
-    on redkitchen (default model) that raised the localized share from 0.90 to 0.955 and cut the
-    median rotation error from 2.4 to 2.0 degrees; raw XFeat maps do better without it
-    (``max_depth_spread: .inf``: 0.975 localized instead of 0.935).
+    on redkitchen (the first, global-attention default model) that raised the localized share from
+    0.90 to 0.955 and cut the median rotation error from 2.4 to 2.0 degrees (the current default
+    localizes as many frames either way, 3.6 instead of 4.0 cm off); raw XFeat maps do better
+    without it (``max_depth_spread: .inf``: 0.975 localized instead of 0.935).
     ``scale`` is the model output the map stores; None picks the model's smallest positive radius
     (the most precise matches, which metric pose needs), and the saved config holds the choice.
     """
@@ -76,9 +77,10 @@ class LocalizerConfig:
     0 rounds: the descriptor matches' pose). Without depth, PnP RANSAC fits its samples with
     ``pnp_solver`` (``ransac.pnp_ransac``; AP3P: the frames EPnP localizes, in 85 instead of 128 ms).
     Defaults measured on 7scenes-redkitchen: with raw XFeat true places have >= 132 refit
-    inliers (RGB-D) and the unseen realsense-desk <= 43; with the default model's fine scale the
-    desk reaches 117 (min_inliers 80 let 12 % of desk frames through, 120 none, at the cost of 2 %
-    of the redkitchen test frames); without depth, poses off by > 25 cm and the desk stay below 250.
+    inliers (RGB-D) and the unseen realsense-desk <= 43; with the first default model's fine scale
+    the desk reached 117 (min_inliers 80 let 12 % of desk frames through, 120 none, at the cost of
+    2 % of the redkitchen test frames), with the current one's 66; without depth, poses off by
+    > 25 cm and the desk stay below 250.
     """
 
     knn: int = 3
