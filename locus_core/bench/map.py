@@ -11,6 +11,8 @@ from locus_core.bench import BenchResult
 if TYPE_CHECKING:
     import numpy as np
 
+    from locus_core.mapping.landmarks import LandmarkTable
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--landmarks", type=int, default=1_000_000, help="map size N")
@@ -65,7 +67,6 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
 
     from locus_core.bench.timing import measure
     from locus_core.mapping.index import LandmarkIndex
-    from locus_core.mapping.landmarks import LandmarkTable
 
     n = args.landmarks
     x = synthetic_landmarks(n, args.dim, args.clusters, args.spread, args.seed)
