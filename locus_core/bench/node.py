@@ -29,7 +29,6 @@ from locus_core.bench.errors import BenchError
 from locus_core.bench.recordings import REAL_DATA, ROOT, cached_map, recording
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="default", help="'default', a checkpoint or backbone:NAME")
     parser.add_argument("--data", type=Path, help=f"recording (default: {REAL_DATA}, synthetic when absent)")
