@@ -25,6 +25,10 @@ class EvalConfig:
         pose_bins: co-visibility bin edges of the pose pairs (min of both directions).
         pose_pairs_per_bin: random pairs per bin (seeded).
         rigid_threshold_m, pnp_threshold_px: RANSAC inlier thresholds (3D–3D, 2D–3D).
+        coarse_to_fine: a model with a coarser scale than its pose scale fits 3D–3D pose coarse to
+            fine: mutual nearest neighbours of the coarse features → RANSAC at ``coarse_threshold_m``,
+            then mutual nearest neighbours of the fine features among the patches that pose brings
+            within ``guided_radius_m`` of each other → RANSAC at ``rigid_threshold_m``.
         max_depth_spread: dense relative pose leaves out patches that straddle a depth edge, as maps
             do (``locus_core.geometry.depth_edge_patches``); inf keeps them.
         success_trans_m, success_rot_deg: a pose is a success below both.
@@ -46,6 +50,9 @@ class EvalConfig:
     pose_pairs_per_bin: int = 40
     rigid_threshold_m: float = 0.05
     pnp_threshold_px: float = 8.0
+    coarse_to_fine: bool = True
+    coarse_threshold_m: float = 0.1
+    guided_radius_m: float = 0.3
     max_depth_spread: float = 0.05
     success_trans_m: float = 0.1
     success_rot_deg: float = 5.0
@@ -59,6 +66,9 @@ class EvalConfig:
             raise EvaluationError(f"tasks: unknown {', '.join(unknown)}; choose from {', '.join(TASKS)}")
         if not self.max_depth_spread > 0:
             raise EvaluationError(f"max_depth_spread must be > 0 (.inf keeps depth-edge patches), got {self.max_depth_spread}")
+        for name in ("rigid_threshold_m", "coarse_threshold_m", "guided_radius_m", "pnp_threshold_px"):
+            if not getattr(self, name) > 0:
+                raise EvaluationError(f"{name}: must be > 0, got {getattr(self, name)}")
         if not 0 < self.rho < self.kappa:
             raise EvaluationError(f"rho ({self.rho}) must be positive and below kappa ({self.kappa})")
         if len(self.pose_bins) < 2 or list(self.pose_bins) != sorted(self.pose_bins):

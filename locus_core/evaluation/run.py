@@ -138,13 +138,16 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
         # Metric pose uses the model's finest scale (what maps store); the other tasks use scale 0.
         radii = tuple(model.config.radii)
         fine = min(range(len(radii)), key=radii.__getitem__)
-        pose_feats = feats
+        pose_feats, coarse = feats, None
         if fine != 0:
             with _timed(timings, "pose_features"):
                 pose_feats = {**feats, "model": extract(model, dataset, "features (model, pose scale)", scale=fine)}
+            if config.coarse_to_fine and radii[0] > radii[fine]:
+                coarse = feats["model"]
         with _timed(timings, "pose"):
-            metrics["pose"], figures["pose"] = run_pose(pose_feats, pairs, config)
+            metrics["pose"], figures["pose"] = run_pose(pose_feats, pairs, config, coarse)
         metrics["pose"]["radius_m"] = radii[fine]
+        metrics["pose"]["matching"] = f"coarse to fine (rho {radii[0]:g} m, then {radii[fine]:g} m)" if coarse else "mutual nearest neighbours"
     if "consistency" in tasks:
         with _timed(timings, "consistency"):
             metrics["consistency"] = run_consistency(feats, pairs)
@@ -261,17 +264,30 @@ def run_place(feats: dict[str, FeatureSet], train_feats: dict[str, FeatureSet], 
             "min_covisibility": config.place_min_covisibility, "database_frames": len(train)}
 
 
-def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig) -> tuple[tuple[float, float], tuple[float, float], dict]:
-    """Rigid and PnP errors of one model on pair (a, b), and the rigid matches (for the figure)."""
+def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig,
+               coarse: FeatureSet | None = None) -> tuple[tuple[float, float], tuple[float, float], dict]:
+    """Rigid and PnP errors of one model on pair (a, b), and the rigid matches (for the figure);
+    with ``coarse`` features the rigid pose goes coarse to fine (``EvalConfig.coarse_to_fine``)."""
     from locus_core.mapping.ransac import pnp_ransac, ransac_rigid
 
     fa, fb = fs.flat()[a], fs.flat()[b]
     pa, pb = fs.cam_points[a], fs.cam_points[b]
     va, vb = (_usable_points(fs, k, config.max_depth_spread) for k in (a, b))
+    ka, kb = va.nonzero()[:, 0], vb.nonzero()[:, 0]
     T_gt = np.linalg.inv(fs.frames[a].T_world_cam) @ fs.frames[b].T_world_cam
-    ia, ib = pose.mutual_nearest(fa[va], fb[vb])
-    ia, ib = va.nonzero()[:, 0][ia], vb.nonzero()[:, 0][ib]
-    fit = ransac_rigid(pb[ib].numpy(), pa[ia].numpy(), config.rigid_threshold_m, seed=config.seed, robust=True)
+    if coarse is None:
+        ia, ib = pose.mutual_nearest(fa[va], fb[vb])
+        ia, ib = ka[ia], kb[ib]
+        fit = ransac_rigid(pb[ib].numpy(), pa[ia].numpy(), config.rigid_threshold_m, seed=config.seed, robust=True)
+    else:
+        ia, ib = pose.mutual_nearest(coarse.flat()[a][va], coarse.flat()[b][vb])
+        ia, ib = ka[ia], kb[ib]
+        fit = ransac_rigid(pb[ib].numpy(), pa[ia].numpy(), config.coarse_threshold_m, seed=config.seed, robust=True)
+        if fit is not None:
+            moved = pb[vb].double() @ torch.from_numpy(fit.T[:3, :3]).T + torch.from_numpy(fit.T[:3, 3])
+            ia, ib = pose.guided_mutual_nearest(fa[va], fb[vb], pa[va], moved, config.guided_radius_m)
+            ia, ib = ka[ia], kb[ib]
+            fit = ransac_rigid(pb[ib].numpy(), pa[ia].numpy(), config.rigid_threshold_m, seed=config.seed, robust=True)
     rigid = pose.pose_error(fit.T if fit else None, T_gt)
     ja, jb = pose.mutual_nearest(fa[va], fb)
     ja = va.nonzero()[:, 0][ja]
@@ -330,7 +346,10 @@ def _lighterglue_pair(matcher: Any, keypoints: dict, frames: list[PosedFrame], a
     return pose.pose_error(fit.T if fit else None, T_gt), pose.pose_error(pnp.T if pnp else None, T_gt), matches
 
 
-def run_pose(feats: dict[str, FeatureSet], pairs: list[pose.PosePair], config: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def run_pose(feats: dict[str, FeatureSet], pairs: list[pose.PosePair], config: EvalConfig,
+             coarse: FeatureSet | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Relative pose of every pair by each model (``coarse``: the model's coarse-scale features, for
+    coarse-to-fine matching) and by XFeat + LighterGlue."""
     from locus_core.evaluation.lighterglue import LighterGlueMatcher
 
     if not pairs:
@@ -342,7 +361,7 @@ def run_pose(feats: dict[str, FeatureSet], pairs: list[pose.PosePair], config: E
     hardest = min(pairs, key=lambda p: p.covisibility)
     for p in tqdm(pairs, desc="relative pose", unit="pair", leave=False):
         for name, fs in _unique(feats).items():
-            rigid, pnp, matches = _pose_pair(fs, p.i, p.j, config)
+            rigid, pnp, matches = _pose_pair(fs, p.i, p.j, config, coarse if name == "model" else None)
             errors[name]["rigid"].append(rigid)
             errors[name]["pnp"].append(pnp)
             errors[name]["match_error"].append(matches["error_m"])

@@ -5,7 +5,14 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from locus_core.evaluation.pose import match_quality, mutual_nearest, pose_error, select_pairs, summarize
+from locus_core.evaluation.pose import (
+    guided_mutual_nearest,
+    match_quality,
+    mutual_nearest,
+    pose_error,
+    select_pairs,
+    summarize,
+)
 
 
 def _T(rotvec_deg, t):
@@ -43,6 +50,45 @@ def test_mutual_nearest() -> None:
     b = torch.tensor([[0.0, 1, 0], [1, 0, 0], [0.9, 0.1, 0]])
     ia, ib = mutual_nearest(a, torch.nn.functional.normalize(b, dim=-1))
     assert sorted(zip(ia.tolist(), ib.tolist())) == [(0, 1), (1, 0)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_guided_mutual_nearest_without_limit_is_mutual_nearest(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.nn.functional.normalize(torch.randn(40, 8, generator=g), dim=-1)
+    b = torch.nn.functional.normalize(torch.randn(30, 8, generator=g), dim=-1)
+    pa, pb = torch.rand(40, 3, generator=g), torch.rand(30, 3, generator=g)
+    assert all(torch.equal(x, y) for x, y in zip(guided_mutual_nearest(a, b, pa, pb, float("inf")), mutual_nearest(a, b)))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_guided_mutual_nearest_keeps_pairs_within_radius(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.nn.functional.normalize(torch.randn(40, 8, generator=g), dim=-1)
+    b = torch.nn.functional.normalize(torch.randn(30, 8, generator=g), dim=-1)
+    pa, pb = torch.rand(40, 3, generator=g), torch.rand(30, 3, generator=g)
+    ia, ib = guided_mutual_nearest(a, b, pa, pb, 0.3)
+    assert len(ia) > 0 and ((pa[ia] - pb[ib]).norm(dim=-1) < 0.3).all()
+    sim = a @ b.T
+    near = torch.cdist(pa, pb) < 0.3
+    for i, j in zip(ia.tolist(), ib.tolist()):  # mutual best among the pairs in range
+        assert sim[i, j] == sim[i][near[i]].max() and sim[i, j] == sim[:, j][near[:, j]].max()
+
+
+def test_guided_mutual_nearest_picks_the_near_one_of_two_lookalikes() -> None:
+    a = torch.tensor([[1.0, 0.0]])
+    b = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.1]]), dim=-1)
+    pa, pb = torch.zeros(1, 3), torch.tensor([[5.0, 0, 0], [0.1, 0, 0]])
+    ia, ib = guided_mutual_nearest(a, b, pa, pb, 0.3)
+    assert ia.tolist() == [0] and ib.tolist() == [1]
+    assert mutual_nearest(a, b)[1].tolist() == [0]
+    empty = guided_mutual_nearest(a, b, pa + 10, pb, 0.3)
+    assert len(empty[0]) == 0 and len(empty[1]) == 0
+
+
+def test_guided_mutual_nearest_checks_shapes() -> None:
+    with pytest.raises(ValueError, match="points"):
+        guided_mutual_nearest(torch.zeros(3, 4), torch.zeros(2, 4), torch.zeros(3, 2), torch.zeros(2, 3), 0.1)
 
 
 def test_match_quality_pools_pairs() -> None:

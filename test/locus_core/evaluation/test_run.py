@@ -61,6 +61,26 @@ def test_full_run_writes_every_file(scene: Path, checkpoint: Path, tmp_path: Pat
     assert (out / "config.yaml").exists()
 
 
+@pytest.mark.parametrize("coarse_to_fine", [True, False])
+def test_multiscale_model_matches_pose_coarse_to_fine(scene: Path, tmp_path: Path, coarse_to_fine: bool) -> None:
+    import torch
+
+    from locus_core.models.model import LocusModel, ModelConfig
+
+    torch.manual_seed(0)
+    model = LocusModel(ModelConfig(backbone="test", radii=(0.2, 0.05), input_size=(96, 128), dim=16, hidden=32,
+                                   layers=1, heads=2))
+    checkpoint = model.save(tmp_path / "two_scales.pt")
+    out = tmp_path / "eval"
+    code = main(["eval", "--model", str(checkpoint), "--data", str(scene), "--frames", "0:8", "--tasks", "pose",
+                 "--out", str(out), "--set", "pose_pairs_per_bin=3", "--set", "pose_bins=[0.0,0.4,1.0]",
+                 "--set", "lighterglue_keypoints=128", "--set", f"coarse_to_fine={str(coarse_to_fine).lower()}"])
+    assert code == 0
+    pose = json.loads((out / "metrics.json").read_text())["pose"]
+    assert pose["radius_m"] == 0.05 and pose["pairs"] > 0
+    assert pose["matching"] == ("coarse to fine (rho 0.2 m, then 0.05 m)" if coarse_to_fine else "mutual nearest neighbours")
+
+
 def test_raw_backbone_is_its_own_baseline(scene: Path, tmp_path: Path) -> None:
     code = main(["eval", "--model", "backbone:test", "--data", str(scene), "--frames", "0:6",
                  "--tasks", "retrieval,segmentation", "--out", str(tmp_path), "--set", "retrieval_queries=20"])
@@ -149,3 +169,5 @@ def test_bad_config_values() -> None:
         EvalConfig(pose_bins=(0.5, 0.1))
     with pytest.raises(EvaluationError, match="max_depth_spread must be > 0"):
         EvalConfig(max_depth_spread=-0.1)
+    with pytest.raises(EvaluationError, match="guided_radius_m: must be > 0"):
+        EvalConfig(guided_radius_m=0.0)
