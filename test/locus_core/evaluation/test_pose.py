@@ -52,21 +52,23 @@ def test_mutual_nearest() -> None:
     assert sorted(zip(ia.tolist(), ib.tolist())) == [(0, 1), (1, 0)]
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_guided_mutual_nearest_without_limit_is_mutual_nearest(seed: int) -> None:
+def _features_and_points(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """40 and 30 random unit features in 8-d, with random points in a unit cube."""
     g = torch.Generator().manual_seed(seed)
     a = torch.nn.functional.normalize(torch.randn(40, 8, generator=g), dim=-1)
     b = torch.nn.functional.normalize(torch.randn(30, 8, generator=g), dim=-1)
-    pa, pb = torch.rand(40, 3, generator=g), torch.rand(30, 3, generator=g)
+    return a, b, torch.rand(40, 3, generator=g), torch.rand(30, 3, generator=g)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_guided_mutual_nearest_without_limit_is_mutual_nearest(seed: int) -> None:
+    a, b, pa, pb = _features_and_points(seed)
     assert all(torch.equal(x, y) for x, y in zip(guided_mutual_nearest(a, b, pa, pb, float("inf")), mutual_nearest(a, b)))
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_guided_mutual_nearest_keeps_pairs_within_radius(seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    a = torch.nn.functional.normalize(torch.randn(40, 8, generator=g), dim=-1)
-    b = torch.nn.functional.normalize(torch.randn(30, 8, generator=g), dim=-1)
-    pa, pb = torch.rand(40, 3, generator=g), torch.rand(30, 3, generator=g)
+    a, b, pa, pb = _features_and_points(seed)
     ia, ib = guided_mutual_nearest(a, b, pa, pb, 0.3)
     assert len(ia) > 0 and ((pa[ia] - pb[ib]).norm(dim=-1) < 0.3).all()
     sim = a @ b.T
