@@ -268,29 +268,29 @@ def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig,
                coarse: FeatureSet | None = None) -> tuple[tuple[float, float], tuple[float, float], dict]:
     """Rigid and PnP errors of one model on pair (a, b), and the rigid matches (for the figure);
     with ``coarse`` features the rigid pose goes coarse to fine (``EvalConfig.coarse_to_fine``)."""
-    from locus_core.mapping.ransac import pnp_ransac, ransac_rigid
+    from locus_core.mapping.ransac import RigidFit, pnp_ransac, ransac_rigid
 
     fa, fb = fs.flat()[a], fs.flat()[b]
     pa, pb = fs.cam_points[a], fs.cam_points[b]
     va, vb = (_usable_points(fs, k, config.max_depth_spread) for k in (a, b))
     ka, kb = va.nonzero()[:, 0], vb.nonzero()[:, 0]
     T_gt = np.linalg.inv(fs.frames[a].T_world_cam) @ fs.frames[b].T_world_cam
+
+    def fitted(usable_a: torch.Tensor, usable_b: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor, RigidFit | None]:
+        ia, ib = ka[usable_a], kb[usable_b]  # indices among the usable patches -> patch indices
+        return ia, ib, ransac_rigid(pb[ib].numpy(), pa[ia].numpy(), threshold, seed=config.seed, robust=True)
+
     if coarse is None:
-        ia, ib = pose.mutual_nearest(fa[va], fb[vb])
-        ia, ib = ka[ia], kb[ib]
-        fit = ransac_rigid(pb[ib].numpy(), pa[ia].numpy(), config.rigid_threshold_m, seed=config.seed, robust=True)
+        ia, ib, fit = fitted(*pose.mutual_nearest(fa[va], fb[vb]), config.rigid_threshold_m)
     else:
-        ia, ib = pose.mutual_nearest(coarse.flat()[a][va], coarse.flat()[b][vb])
-        ia, ib = ka[ia], kb[ib]
-        fit = ransac_rigid(pb[ib].numpy(), pa[ia].numpy(), config.coarse_threshold_m, seed=config.seed, robust=True)
+        ia, ib, fit = fitted(*pose.mutual_nearest(coarse.flat()[a][va], coarse.flat()[b][vb]), config.coarse_threshold_m)
         if fit is not None:
             moved = pb[vb].double() @ torch.from_numpy(fit.T[:3, :3]).T + torch.from_numpy(fit.T[:3, 3])
-            ia, ib = pose.guided_mutual_nearest(fa[va], fb[vb], pa[va], moved, config.guided_radius_m)
-            ia, ib = ka[ia], kb[ib]
-            fit = ransac_rigid(pb[ib].numpy(), pa[ia].numpy(), config.rigid_threshold_m, seed=config.seed, robust=True)
+            ia, ib, fit = fitted(*pose.guided_mutual_nearest(fa[va], fb[vb], pa[va], moved, config.guided_radius_m),
+                                 config.rigid_threshold_m)
     rigid = pose.pose_error(fit.T if fit else None, T_gt)
     ja, jb = pose.mutual_nearest(fa[va], fb)
-    ja = va.nonzero()[:, 0][ja]
+    ja = ka[ja]
     h, w = fs.features.shape[2:]
     from locus_core.geometry import patch_centers
 
