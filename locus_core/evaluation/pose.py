@@ -4,9 +4,8 @@ Dense features → mutual nearest neighbours between the valid-depth patches of 
 3D–3D RANSAC (rigid alignment) or PnP RANSAC (2D–3D) from ``locus_core.mapping.ransac``. A
 multiscale model's 3D–3D pose goes coarse to fine: its coarse scale (robust to viewpoint) gives a
 first pose, which limits the fine scale's (accurate) matches to patches it brings near each other
-(``guided_mutual_nearest``). Errors
-are against the ground-truth relative pose; a failed estimate counts as an infinite error, so
-medians and success rates include failures.
+(``guided_mutual_nearest``). Errors are against the ground-truth relative pose; a failed estimate
+counts as an infinite error, so medians and success rates include failures.
 """
 
 from __future__ import annotations
