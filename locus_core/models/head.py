@@ -43,6 +43,11 @@ BLOCK = 4  # neighbourhood attention computes queries in BLOCK x BLOCK tiles (fa
 _FAR = -1e4  # attention bias of a key outside the neighbourhood (finite: a padding query keeps finite output)
 
 
+def _tile_counts(height: int, width: int) -> tuple[int, int]:
+    """(down, across): ``BLOCK`` x ``BLOCK`` tiles that cover a (height, width) grid."""
+    return -(-height // BLOCK), -(-width // BLOCK)
+
+
 def neighbourhoods(
     height: int, width: int, radius: int, *, device: torch.device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -57,7 +62,7 @@ def neighbourhoods(
         bias: (T, BLOCK², (BLOCK+2·radius)²) float, 0 where the key is in the grid and at most
             ``radius`` rows and columns from the query, else a large negative number.
     """
-    tiles_down, tiles_across = -(-height // BLOCK), -(-width // BLOCK)
+    tiles_down, tiles_across = _tile_counts(height, width)
 
     def grid_of(down: int, across: int) -> tuple[torch.Tensor, torch.Tensor]:  # row-major (rows, cols)
         rows = torch.arange(down, device=device)[:, None].expand(down, across)
@@ -83,7 +88,7 @@ def _tiles(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """(B, h*w, C) → (B, T, BLOCK², C): the grid zero-padded to whole tiles, cut into tiles."""
     b, _, c = x.shape
     h, w = grid
-    down, across = -(-h // BLOCK), -(-w // BLOCK)
+    down, across = _tile_counts(h, w)
     x = F.pad(x.view(b, h, w, c), (0, 0, 0, across * BLOCK - w, 0, down * BLOCK - h))
     return x.view(b, down, BLOCK, across, BLOCK, c).transpose(2, 3).reshape(b, down * across, BLOCK * BLOCK, c)
 
@@ -92,7 +97,7 @@ def _untile(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Inverse of ``_tiles``: (B, T, BLOCK², C) → (B, h*w, C)."""
     b, _, _, c = x.shape
     h, w = grid
-    down, across = -(-h // BLOCK), -(-w // BLOCK)
+    down, across = _tile_counts(h, w)
     x = x.view(b, down, across, BLOCK, BLOCK, c).transpose(2, 3).reshape(b, down * BLOCK, across * BLOCK, c)
     return x[:, :h, :w].reshape(b, h * w, c)
 
