@@ -102,5 +102,8 @@ def _latency_p50(results: list[Any]) -> float:
 
 def _same(a: Any, b: Any) -> bool:
     """Frame by frame the same stamps, decisions and inlier counts."""
-    return [(f.stamp, f.localization.localized, f.localization.inliers) for f in a.frames] == \
-        [(f.stamp, f.localization.localized, f.localization.inliers) for f in b.frames]
+    return _decisions(a) == _decisions(b)
+
+
+def _decisions(result: Any) -> list[tuple[float, bool, int]]:
+    return [(f.stamp, f.localization.localized, f.localization.inliers) for f in result.frames]
