@@ -42,6 +42,8 @@ class ModelConfig:
         hidden, layers, heads: the head's transformer width, depth and attention heads.
         attention_radii: per head layer, how many rows and columns away a patch attends (0: the
             whole image); empty: 0 for every layer (see ``LocusHead``).
+        kv_pool: global layers attend to keys and values averaged over kv_pool x kv_pool patches
+            (1: to every patch, the paper's; see ``LocusHead``).
     """
 
     backbone: str = "xfeat"
@@ -52,6 +54,7 @@ class ModelConfig:
     layers: int = 2
     heads: int = 4
     attention_radii: tuple[int, ...] = ()
+    kv_pool: int = 1
 
     def __post_init__(self) -> None:
         if self.backbone not in available_backbones():
@@ -62,7 +65,7 @@ class ModelConfig:
             raise ModelConfigError(f"radii: need distinct positive metres, got {list(self.radii)}")
         if len(self.input_size) != 2 or min(self.input_size) < 8:
             raise ModelConfigError(f"input_size: need (H, W) of at least 8 pixels, got {self.input_size}")
-        for key in ("dim", "hidden", "layers", "heads"):
+        for key in ("dim", "hidden", "layers", "heads", "kv_pool"):
             if getattr(self, key) < 1:
                 raise ModelConfigError(f"{key}: must be positive, got {getattr(self, key)}")
         if self.attention_radii and (len(self.attention_radii) != self.layers or min(self.attention_radii) < 0):
@@ -109,6 +112,7 @@ class LocusModel(nn.Module):
             heads=self.config.heads,
             scales=len(self.config.radii),
             attention_radii=self.config.attention_radii,
+            kv_pool=self.config.kv_pool,
         )
         self.metadata: dict[str, Any] = {}
 
@@ -151,8 +155,11 @@ class LocusModel(nn.Module):
         if self.is_raw:
             return f"backbone-{self.config.backbone}"
         config = config_to_dict(self.config)
-        if not config["attention_radii"]:  # added later: global-attention models keep their hashes
+        # added later, so their defaults are left out: models made before them keep their hashes
+        if not config["attention_radii"]:
             del config["attention_radii"]
+        if config["kv_pool"] == 1:
+            del config["kv_pool"]
         digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
         for key, tensor in sorted(self.head.state_dict().items()):
             digest.update(key.encode())

@@ -96,6 +96,36 @@ def test_local_layers_depend_on_the_neighbourhood_only() -> None:
         LocusHead(16, attention_radii=(3, -1))
 
 
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(1, 11), w=st.integers(1, 11), pool=st.integers(2, 4), batch=st.integers(1, 2))
+def test_pooled_attention_attends_to_averaged_blocks_of_patches(h: int, w: int, pool: int, batch: int) -> None:
+    torch.manual_seed(0)
+    layer = EncoderLayer(16, 4, kv_pool=pool).eval()
+    x = torch.randn(batch, h * w, 16)
+    y = layer.norm1(x)
+    # averaging commutes with the key and value projections, so the blocks can be averaged first
+    blocks = torch.nn.functional.avg_pool2d(y.transpose(1, 2).reshape(batch, 16, h, w), pool, ceil_mode=True)
+    blocks = blocks.flatten(2).transpose(1, 2)
+    assert blocks.shape[1] == -(-h // pool) * -(-w // pool)
+    expected = layer.self_attn(y, blocks, blocks, need_weights=False)[0]
+    torch.testing.assert_close(layer._pooled(y, (h, w)), expected, rtol=1e-5, atol=1e-5)
+    after = x + expected
+    mlp = layer.linear2(torch.nn.functional.gelu(layer.linear1(layer.norm2(after))))
+    torch.testing.assert_close(layer(x, (h, w)), after + mlp, rtol=1e-5, atol=1e-5)
+
+
+def test_pooling_applies_to_global_layers_only() -> None:
+    torch.manual_seed(0)
+    plain, pooled = LocusHead(16, hidden=32, attention_radii=(2, 0)), LocusHead(16, hidden=32, attention_radii=(2, 0), kv_pool=2)
+    pooled.load_state_dict(plain.state_dict())  # the same parameters
+    x = torch.randn(1, 6 * 7, 32)
+    local, glob = (layer for layer in zip(plain.blocks.layers, pooled.blocks.layers))
+    assert torch.equal(local[0](x, (6, 7)), local[1](x, (6, 7)))
+    assert not torch.allclose(glob[0](x, (6, 7)), glob[1](x, (6, 7)))
+    with pytest.raises(ModelError, match="kv_pool must be >= 1, got 0"):
+        LocusHead(16, kv_pool=0)
+
+
 def test_global_layers_compute_what_torchs_encoder_layer_does() -> None:
     torch.manual_seed(0)
     ours = EncoderLayer(32, 4).eval()  # radius 0: global attention

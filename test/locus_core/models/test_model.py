@@ -51,17 +51,21 @@ def test_hash_identifies_config_and_weights() -> None:
     torch.manual_seed(0)
     local = LocusModel(dataclasses.replace(CONFIG, attention_radii=(3, 0)))
     assert local.hash != a.hash and local.head.state_dict().keys() == a.head.state_dict().keys()
+    torch.manual_seed(0)
+    pooled = LocusModel(dataclasses.replace(CONFIG, kv_pool=2))
+    assert pooled.hash != a.hash and pooled.head.state_dict().keys() == a.head.state_dict().keys()
 
 
-def test_checkpoints_from_before_attention_radii_still_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("field", ["attention_radii", "kv_pool"])
+def test_checkpoints_from_before_a_head_option_still_load(tmp_path: Path, field: str) -> None:
     """Maps record their model's hash: a config field added later must not change the hashes of
-    models saved before it (no ``attention_radii``, all global, is left out of the hash)."""
+    models saved before it (the field's default, the head those models have, is left out of it)."""
     path = small_model().save(tmp_path / "model.pt")
     checkpoint = torch.load(path, weights_only=True)
-    del checkpoint["config"]["attention_radii"]  # as written before the field existed
+    del checkpoint["config"][field]  # as written before the field existed
     torch.save(checkpoint, path)
     loaded = LocusModel.load(path)
-    assert loaded.config.attention_radii == () and loaded.hash == checkpoint["hash"]
+    assert getattr(loaded.config, field) == getattr(CONFIG, field) and loaded.hash == checkpoint["hash"]
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
@@ -151,6 +155,7 @@ def test_metadata_must_be_plain(tmp_path: Path) -> None:
         ("hidden=30", "divisible by heads"),
         ("attention_radii=[3]", "attention_radii: need one radius >= 0 per layer"),
         ("attention_radii=[3, -1]", "attention_radii: need one radius >= 0 per layer"),
+        ("kv_pool=0", "kv_pool: must be positive"),
     ],
 )
 def test_bad_config_values_name_the_key(tmp_path: Path, override: str, message: str) -> None:

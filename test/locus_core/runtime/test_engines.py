@@ -69,6 +69,16 @@ def test_local_attention_exports_at_a_fixed_size(tmp_path: Path) -> None:
         export_model(local, tmp_path / "dynamic.onnx", "onnx", dynamic=True)
 
 
+@pytest.mark.parametrize("size", [SIZE, (72, 88)])  # grids 8x10 and 9x11: the last blocks are smaller
+def test_pooled_global_attention_exports(tmp_path: Path, size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    pooled = LocusModel(ModelConfig(backbone="test", input_size=size, radii=(0.2,), attention_radii=(2, 0), kv_pool=2))
+    pooled = pooled.eval()
+    for opset in (18, 23):
+        assert export_model(pooled, tmp_path / f"pooled{opset}.onnx", "onnx", opset=opset)[1] >= 0.999
+    assert export_model(pooled, tmp_path / "pooled.ts", "torchscript")[1] >= 0.999
+
+
 def test_unsupported_opset_is_named(model: LocusModel, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="opset 17 not supported; valid: 18, 23"):
         export_model(model, tmp_path / "o.onnx", "onnx", opset=17)
