@@ -12,6 +12,7 @@ import copy
 import hashlib
 import logging
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -94,6 +95,21 @@ def weights_digest(model: nn.Module) -> str:
         digest.update(key.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:12]
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]
+
+
+def code_digest(model: nn.Module) -> str:
+    """6 hex chars of sha256 over the torch version and the source of this package's modules in
+    ``model``: a graph exported by other code (an upgrade that changes how a layer computes, with the
+    same weights) is not reused."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    files = {getattr(sys.modules.get(type(module).__module__), "__file__", None) for module in model.modules()}
+    for path in sorted(Path(f).resolve() for f in files if f):
+        if path.is_relative_to(_PACKAGE):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:6]
 
 
 def onnxruntime_opset() -> int:
@@ -346,12 +362,13 @@ def engine_key(model: nn.Module, trt_version: str, input_size: tuple[int, int], 
     """What a cached TensorRT engine must match to be loaded: model, weights, TensorRT, GPU, size, precision."""
     props = torch.cuda.get_device_properties(0)
     height, width = input_size
-    return (f"{model.hash}-{weights_digest(model)}-trt{trt_version}-{props.name}-sm{props.major}{props.minor}"
+    return (f"{model.hash}-{weights_digest(model)}-{code_digest(model)}-trt{trt_version}-{props.name}"
+            f"-sm{props.major}{props.minor}"
             f"-{height}x{width}-{'fp16' if fp16 else 'fp32'}")
 
 
 def cached_onnx(model: nn.Module, *, opset: int | None = None) -> Path:
-    """The model's ONNX graph at its input size, exported (and parity-checked) once per weights.
+    """The model's ONNX graph at its input size, exported (and parity-checked) once per weights and code.
 
     ``opset``: None for the fastest graph ONNX Runtime runs here (:func:`onnxruntime_opset`).
     """
@@ -359,8 +376,7 @@ def cached_onnx(model: nn.Module, *, opset: int | None = None) -> Path:
 
     opset = opset or onnxruntime_opset()
     height, width = model.input_size
-    stamp = hashlib.sha256(f"{torch.__version__}".encode()).hexdigest()[:6]
-    name = f"{model.hash}-{weights_digest(model)}-{height}x{width}-op{opset}-{stamp}.onnx"
+    name = f"{model.hash}-{weights_digest(model)}-{height}x{width}-op{opset}-{code_digest(model)}.onnx"
     path = cache_dir() / "onnx" / name
     if not path.is_file():
         export_model(model, path, "onnx", opset=opset)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import torch
 
 from locus_core.models import LocusModel, ModelConfig
 from locus_core.runtime import EngineError, ExportError, create_engine, export_model, parity
-from locus_core.runtime.engines import OnnxEngine, TensorRTEngine, TorchEngine, cached_onnx, weights_digest
+from locus_core.runtime.engines import (
+    OnnxEngine, TensorRTEngine, TorchEngine, cached_onnx, code_digest, weights_digest,
+)
 
 SIZE = (64, 80)
 
@@ -103,7 +106,32 @@ def test_cached_graph_is_keyed_by_all_weights_not_only_the_head(model: LocusMode
     assert weights_digest(raw) != weights_digest(other)
     assert weights_digest(model) == weights_digest(model)
     path = cached_onnx(model)
-    assert weights_digest(model) in path.name and path == cached_onnx(model)
+    assert weights_digest(model) in path.name and code_digest(model) in path.name and path == cached_onnx(model)
+
+
+def test_cached_graph_is_keyed_by_the_code_of_the_models_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upgrade that changes how a layer computes, with the same weights, must not reuse old graphs."""
+    import importlib.util
+
+    import locus_core.runtime.engines as engines
+
+    source = tmp_path / "layers.py"
+
+    def model_from(code: str) -> torch.nn.Module:
+        source.write_text(code)
+        spec = importlib.util.spec_from_file_location("layers", source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        monkeypatch.setitem(sys.modules, "layers", module)
+        return torch.nn.Sequential(torch.nn.Linear(2, 2), module.Layer())
+
+    monkeypatch.setattr(engines, "_PACKAGE", tmp_path)  # the layers "of this package"
+    layer = "import torch\nclass Layer(torch.nn.Module):\n    def forward(self, x):\n        return x{}\n"
+    first = code_digest(model_from(layer.format("")))
+    assert code_digest(model_from(layer.format(""))) == first
+    assert code_digest(model_from(layer.format(" * 2"))) != first
+    monkeypatch.setattr(engines, "_PACKAGE", tmp_path / "elsewhere")  # torch's own code is not hashed
+    assert code_digest(model_from(layer.format(" * 3"))) == code_digest(torch.nn.Linear(2, 2))
 
 
 @pytest.mark.parametrize(("policy", "spinning"), [("PASSIVE", "0"), ("ACTIVE", "1")])
