@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 LABELS = {"model": "LoCUS (ours)", "backbone": "raw backbone", "lighterglue": "XFeat + LighterGlue"}
+MAX_DRAWN = 400  # match lines per method in the matches figure
 
 
 def pca_colours(features: torch.Tensor) -> np.ndarray:
@@ -98,12 +99,16 @@ def _matches(plt: Any, ex: dict[str, Any], path: Path, labels: dict[str, str]) -
     for ax, name in zip(axes[:, 0], methods):
         m = ex[name]
         inl = np.asarray(m["inliers"], bool)
+        drawn = np.arange(len(inl))
+        if len(drawn) > MAX_DRAWN:  # a seeded sample: thousands of lines hide the image and each other
+            drawn = np.sort(np.random.default_rng(0).choice(len(drawn), MAX_DRAWN, replace=False))
         ax.imshow(canvas)
-        for (ua, va), (ub, vb), ok in zip(m["uv_a"], m["uv_b"], inl):
+        for (ua, va), (ub, vb), ok in zip(m["uv_a"][drawn], m["uv_b"][drawn], inl[drawn]):
             ax.plot([ua, ub + shift], [va, vb], color="lime" if ok else "red", linewidth=0.6,
                     alpha=0.8 if ok else 0.3)
+        sample = f", {len(drawn)} drawn" if len(drawn) < len(inl) else ""
         ax.set_title(f"{labels[name]}, co-visibility {ex['covisibility']:.0%}: "
-                     f"{int(inl.sum())} RANSAC inliers (green) of {len(inl)} matches", fontsize=9)
+                     f"{int(inl.sum())} RANSAC inliers (green) of {len(inl)} matches{sample}", fontsize=9)
         ax.axis("off")
     return _save(fig, path)
 
