@@ -25,10 +25,12 @@ class EvalConfig:
         pose_bins: co-visibility bin edges of the pose pairs (min of both directions).
         pose_pairs_per_bin: random pairs per bin (seeded).
         rigid_threshold_m, pnp_threshold_px: RANSAC inlier thresholds (3D–3D, 2D–3D).
-        coarse_to_fine: a model with a coarser scale than its pose scale fits 3D–3D pose coarse to
-            fine: mutual nearest neighbours of the coarse features → RANSAC at ``coarse_threshold_m``,
-            then mutual nearest neighbours of the fine features among the patches that pose brings
-            within ``guided_radius_m`` of each other → RANSAC at ``rigid_threshold_m``.
+        two_stage: every dense model (ours and the raw backbone) fits 3D–3D pose in two stages:
+            mutual nearest neighbours of its coarse scale (scale 0 when coarser than the pose scale,
+            else the pose scale) → RANSAC at ``coarse_threshold_m`` → a first pose; then each patch
+            with its ``guided_top_k`` most similar patches of the pose scale among those the first
+            pose brings within ``guided_radius_m`` → RANSAC at ``rigid_threshold_m``. false: mutual
+            nearest neighbours of the pose scale → RANSAC, one stage.
         max_depth_spread: dense relative pose leaves out patches that straddle a depth edge, as maps
             do (``locus_core.geometry.depth_edge_patches``); inf keeps them.
         success_trans_m, success_rot_deg: a pose is a success below both.
@@ -50,9 +52,10 @@ class EvalConfig:
     pose_pairs_per_bin: int = 40
     rigid_threshold_m: float = 0.05
     pnp_threshold_px: float = 8.0
-    coarse_to_fine: bool = True
+    two_stage: bool = True
     coarse_threshold_m: float = 0.1
     guided_radius_m: float = 0.3
+    guided_top_k: int = 5
     max_depth_spread: float = 0.05
     success_trans_m: float = 0.1
     success_rot_deg: float = 5.0
@@ -74,6 +77,6 @@ class EvalConfig:
         if len(self.pose_bins) < 2 or list(self.pose_bins) != sorted(self.pose_bins):
             raise EvaluationError(f"pose_bins: need at least two increasing edges, got {self.pose_bins}")
         for name in ("retrieval_queries", "place_query_step", "place_database_step", "knn",
-                     "lighterglue_keypoints"):
+                     "lighterglue_keypoints", "guided_top_k"):
             if getattr(self, name) < 1:
                 raise EvaluationError(f"{name}: must be at least 1, got {getattr(self, name)}")

@@ -1,11 +1,12 @@
 """Task 3: relative pose between frame pairs with depth, binned by co-visibility.
 
 Dense features → mutual nearest neighbours between the valid-depth patches of two frames →
-3D–3D RANSAC (rigid alignment) or PnP RANSAC (2D–3D) from ``locus_core.mapping.ransac``. A
-multiscale model's 3D–3D pose goes coarse to fine: its coarse scale (robust to viewpoint) gives a
-first pose, which limits the fine scale's (accurate) matches to patches it brings near each other
-(``guided_mutual_nearest``). Errors are against the ground-truth relative pose; a failed estimate
-counts as an infinite error, so medians and success rates include failures.
+3D–3D RANSAC (rigid alignment) or PnP RANSAC (2D–3D) from ``locus_core.mapping.ransac``. 3D–3D
+pose goes in two stages: mutual nearest neighbours of a multiscale model's coarse scale (robust to
+viewpoint; a one-scale model's only scale) give a first pose, then each patch is matched to its k
+most similar patches of the pose scale among those the first pose brings near it
+(``guided_top_k``). Errors are against the ground-truth relative pose; a failed estimate counts as
+an infinite error, so medians and success rates include failures.
 """
 
 from __future__ import annotations
@@ -123,31 +124,36 @@ def mutual_nearest(features_a: torch.Tensor, features_b: torch.Tensor) -> tuple[
     return idx_a[keep], ab[keep]
 
 
-def guided_mutual_nearest(
+def guided_top_k(
     features_a: torch.Tensor, features_b: torch.Tensor, points_a: torch.Tensor, points_b: torch.Tensor,
-    radius: float,
+    radius: float, k: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mutual nearest neighbours by cosine similarity among the pairs whose points lie within ``radius``.
+    """Each patch of a paired with its ``k`` most similar patches of b among those within ``radius``.
+
+    With a first pose limiting where a match can be, a patch's best partner is often a neighbour of
+    the right one (3D-consistent features are alike over their ρ): keeping the k best for RANSAC
+    keeps the right one too, where mutual nearest neighbours often drop the patch.
 
     Args:
         features_a: (Na, D), features_b: (Nb, D), L2-normalised.
         points_a: (Na, 3), points_b: (Nb, 3) in one frame (b's moved there by a pose estimate).
-        radius: metres.
+        radius: metres; k: candidates per patch of a (>= 1).
     Returns:
-        (idx_a (M,), idx_b (M,)) long indices of the mutual pairs (a patch with no partner in
-        range has none).
+        (idx_a (M,), idx_b (M,)) long indices, grouped by idx_a in increasing order (a patch with no
+        partner in range has none; one with fewer than k has those it has).
     """
     if points_a.shape != (len(features_a), 3) or points_b.shape != (len(features_b), 3):
         raise ValueError(f"points (Na,3), (Nb,3) expected, got {tuple(points_a.shape)}, {tuple(points_b.shape)}")
     if features_a.ndim != 2 or features_b.ndim != 2 or features_a.shape[1] != features_b.shape[1]:
         raise ValueError(f"(Na,D) and (Nb,D) expected, got {tuple(features_a.shape)}, {tuple(features_b.shape)}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
     empty = torch.zeros(0, dtype=torch.long)
     if len(features_a) == 0 or len(features_b) == 0:
         return empty, empty
     near = torch.cdist(points_a.double(), points_b.double()) < radius
     sim = (features_a.float() @ features_b.float().T).masked_fill(~near, float("-inf"))
-    ab = sim.argmax(1)
-    ba = sim.argmax(0)
-    idx_a = torch.arange(len(features_a))
-    keep = (ba[ab] == idx_a) & near.any(1)
-    return idx_a[keep], ab[keep]
+    best = sim.topk(min(k, len(features_b)), dim=1)
+    keep = torch.isfinite(best.values)
+    rows = torch.arange(len(features_a))[:, None].expand_as(keep)
+    return rows[keep], best.indices[keep]

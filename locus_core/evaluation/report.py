@@ -55,7 +55,8 @@ def write_report(path: Path, metrics: dict[str, Any], config: Any, figures: list
         lines += ["## Relative pose", "",
                   f"Success = error < {t['success_trans_m']} m and < {t['success_rot_deg']}°; failures count as "
                   "infinite error. Bins: co-visibility (min of both directions). "
-                  f"{ours}: features of ρ = {ps['radius_m']:g} m, 3D–3D matches by {ps['matching']}.", "",
+                  f"{ours}: features of ρ = {ps['radius_m']:g} m, 3D–3D matches by {ps['matching']}; raw "
+                  f"backbone: by {ps['baseline_backbone']['matching']}.", "",
                   "| method | estimator | bin | pairs | median t (m) | median R (°) | success |",
                   "|---|---|---|---|---|---|---|"]
         for label, block in ((ours, ps), ("raw backbone", ps["baseline_backbone"]),

@@ -138,16 +138,17 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
         # Metric pose uses the model's finest scale (what maps store); the other tasks use scale 0.
         radii = tuple(model.config.radii)
         fine = min(range(len(radii)), key=radii.__getitem__)
-        pose_feats, coarse = feats, None
+        pose_feats = feats
         if fine != 0:
             with _timed(timings, "pose_features"):
                 pose_feats = {**feats, "model": extract(model, dataset, "features (model, pose scale)", scale=fine)}
-            if config.coarse_to_fine and radii[0] > radii[fine]:
-                coarse = feats["model"]
+        # the first stage's features: scale 0 where it is coarser than the pose scale, else the pose scale
+        first = {**pose_feats, "model": feats["model"]} if config.two_stage else None
         with _timed(timings, "pose"):
-            metrics["pose"], figures["pose"] = run_pose(pose_feats, pairs, config, coarse)
+            metrics["pose"], figures["pose"] = run_pose(pose_feats, pairs, config, first)
         metrics["pose"]["radius_m"] = radii[fine]
-        metrics["pose"]["matching"] = f"coarse to fine (rho {radii[0]:g} m, then {radii[fine]:g} m)" if coarse else "mutual nearest neighbours"
+        metrics["pose"]["matching"] = _matching(config, radii[0], radii[fine])
+        metrics["pose"]["baseline_backbone"]["matching"] = _matching(config)
     if "consistency" in tasks:
         with _timed(timings, "consistency"):
             metrics["consistency"] = run_consistency(feats, pairs)
@@ -264,10 +265,19 @@ def run_place(feats: dict[str, FeatureSet], train_feats: dict[str, FeatureSet], 
             "min_covisibility": config.place_min_covisibility, "database_frames": len(train)}
 
 
+def _matching(config: EvalConfig, first_rho: float | None = None, rho: float | None = None) -> str:
+    """How a model's 3D–3D matches are made, for the report (``rho``s: a multiscale model's two scales)."""
+    if not config.two_stage:
+        return "mutual nearest neighbours"
+    scales = (f" (rho {first_rho:g} m)", f" (rho {rho:g} m)") if first_rho != rho else ("", "")
+    return (f"mutual nearest neighbours{scales[0]} for a first pose, then the {config.guided_top_k} most "
+            f"similar{scales[1]} within {config.guided_radius_m:g} m of where it puts each patch")
+
+
 def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig,
-               coarse: FeatureSet | None = None) -> tuple[tuple[float, float], tuple[float, float], dict]:
+               first: FeatureSet | None = None) -> tuple[tuple[float, float], tuple[float, float], dict]:
     """Rigid and PnP errors of one model on pair (a, b), and the rigid matches (for the figure);
-    with ``coarse`` features the rigid pose goes coarse to fine (``EvalConfig.coarse_to_fine``)."""
+    with ``first``-stage features the rigid pose takes two stages (``EvalConfig.two_stage``)."""
     from locus_core.mapping.ransac import RigidFit, pnp_ransac, ransac_rigid
 
     fa, fb = fs.flat()[a], fs.flat()[b]
@@ -280,14 +290,14 @@ def _pose_pair(fs: FeatureSet, a: int, b: int, config: EvalConfig,
         ia, ib = ka[usable_a], kb[usable_b]  # indices among the usable patches -> patch indices
         return ia, ib, ransac_rigid(pb[ib].numpy(), pa[ia].numpy(), threshold, seed=config.seed, robust=True)
 
-    if coarse is None:
+    if first is None:
         ia, ib, fit = fitted(*pose.mutual_nearest(fa[va], fb[vb]), config.rigid_threshold_m)
     else:
-        ia, ib, fit = fitted(*pose.mutual_nearest(coarse.flat()[a][va], coarse.flat()[b][vb]), config.coarse_threshold_m)
+        ia, ib, fit = fitted(*pose.mutual_nearest(first.flat()[a][va], first.flat()[b][vb]), config.coarse_threshold_m)
         if fit is not None:
             moved = pb[vb].double() @ torch.from_numpy(fit.T[:3, :3]).T + torch.from_numpy(fit.T[:3, 3])
-            ia, ib, fit = fitted(*pose.guided_mutual_nearest(fa[va], fb[vb], pa[va], moved, config.guided_radius_m),
-                                 config.rigid_threshold_m)
+            guided = pose.guided_top_k(fa[va], fb[vb], pa[va], moved, config.guided_radius_m, config.guided_top_k)
+            ia, ib, fit = fitted(*guided, config.rigid_threshold_m)
     rigid = pose.pose_error(fit.T if fit else None, T_gt)
     ja, jb = pose.mutual_nearest(fa[va], fb)
     ja = ka[ja]
@@ -347,9 +357,9 @@ def _lighterglue_pair(matcher: Any, keypoints: dict, frames: list[PosedFrame], a
 
 
 def run_pose(feats: dict[str, FeatureSet], pairs: list[pose.PosePair], config: EvalConfig,
-             coarse: FeatureSet | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Relative pose of every pair by each model (``coarse``: the model's coarse-scale features, for
-    coarse-to-fine matching) and by XFeat + LighterGlue."""
+             first: dict[str, FeatureSet] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Relative pose of every pair by each model (``first``: per model, its first-stage features for
+    two-stage matching) and by XFeat + LighterGlue."""
     from locus_core.evaluation.lighterglue import LighterGlueMatcher
 
     if not pairs:
@@ -361,7 +371,7 @@ def run_pose(feats: dict[str, FeatureSet], pairs: list[pose.PosePair], config: E
     hardest = min(pairs, key=lambda p: p.covisibility)
     for p in tqdm(pairs, desc="relative pose", unit="pair", leave=False):
         for name, fs in _unique(feats).items():
-            rigid, pnp, matches = _pose_pair(fs, p.i, p.j, config, coarse if name == "model" else None)
+            rigid, pnp, matches = _pose_pair(fs, p.i, p.j, config, first[name] if first else None)
             errors[name]["rigid"].append(rigid)
             errors[name]["pnp"].append(pnp)
             errors[name]["match_error"].append(matches["error_m"])

@@ -6,7 +6,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from locus_core.evaluation.pose import (
-    guided_mutual_nearest,
+    guided_top_k,
     match_quality,
     mutual_nearest,
     pose_error,
@@ -61,36 +61,47 @@ def _features_and_points(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.T
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_guided_mutual_nearest_without_limit_is_mutual_nearest(seed: int) -> None:
+def test_guided_top_k_without_limit_keeps_each_patchs_k_most_similar(seed: int) -> None:
     a, b, pa, pb = _features_and_points(seed)
-    assert all(torch.equal(x, y) for x, y in zip(guided_mutual_nearest(a, b, pa, pb, float("inf")), mutual_nearest(a, b)))
+    ia, ib = guided_top_k(a, b, pa, pb, float("inf"), 3)
+    assert torch.equal(ia, torch.arange(len(a)).repeat_interleave(3))
+    assert torch.equal(ib.view(-1, 3), (a @ b.T).topk(3, dim=1).indices)
+    assert all(torch.equal(x, y) for x, y in zip(guided_top_k(a, b, pa, pb, float("inf"), 1), (torch.arange(len(a)), (a @ b.T).argmax(1))))
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_guided_mutual_nearest_keeps_pairs_within_radius(seed: int) -> None:
+@pytest.mark.parametrize("k", [1, 4, 100])
+def test_guided_top_k_keeps_the_k_most_similar_within_radius(seed: int, k: int) -> None:
     a, b, pa, pb = _features_and_points(seed)
-    ia, ib = guided_mutual_nearest(a, b, pa, pb, 0.3)
-    assert len(ia) > 0 and ((pa[ia] - pb[ib]).norm(dim=-1) < 0.3).all()
-    sim = a @ b.T
+    ia, ib = guided_top_k(a, b, pa, pb, 0.3, k)
     near = torch.cdist(pa, pb) < 0.3
-    for i, j in zip(ia.tolist(), ib.tolist()):  # mutual best among the pairs in range
-        assert sim[i, j] == sim[i][near[i]].max() and sim[i, j] == sim[:, j][near[:, j]].max()
+    sim = a @ b.T
+    assert len(ia) > 0 and bool(near[ia, ib].all()) and bool((ia[1:] >= ia[:-1]).all())
+    for i in range(len(a)):
+        partners = ib[ia == i]
+        assert len(partners) == min(k, int(near[i].sum()))  # all it has in range, when fewer than k
+        if len(partners):  # and none left out is more similar than one kept
+            left_out = near[i].clone()
+            left_out[partners] = False
+            assert not left_out.any() or sim[i][left_out].max() <= sim[i, partners].min()
 
 
-def test_guided_mutual_nearest_picks_the_near_one_of_two_lookalikes() -> None:
+def test_guided_top_k_picks_the_near_one_of_two_lookalikes() -> None:
     a = torch.tensor([[1.0, 0.0]])
     b = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.1]]), dim=-1)
     pa, pb = torch.zeros(1, 3), torch.tensor([[5.0, 0, 0], [0.1, 0, 0]])
-    ia, ib = guided_mutual_nearest(a, b, pa, pb, 0.3)
+    ia, ib = guided_top_k(a, b, pa, pb, 0.3, 2)
     assert ia.tolist() == [0] and ib.tolist() == [1]
     assert mutual_nearest(a, b)[1].tolist() == [0]
-    empty = guided_mutual_nearest(a, b, pa + 10, pb, 0.3)
+    empty = guided_top_k(a, b, pa + 10, pb, 0.3, 2)
     assert len(empty[0]) == 0 and len(empty[1]) == 0
 
 
-def test_guided_mutual_nearest_checks_shapes() -> None:
+def test_guided_top_k_checks_its_input() -> None:
     with pytest.raises(ValueError, match="points"):
-        guided_mutual_nearest(torch.zeros(3, 4), torch.zeros(2, 4), torch.zeros(3, 2), torch.zeros(2, 3), 0.1)
+        guided_top_k(torch.zeros(3, 4), torch.zeros(2, 4), torch.zeros(3, 2), torch.zeros(2, 3), 0.1, 2)
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+        guided_top_k(torch.zeros(3, 4), torch.zeros(2, 4), torch.zeros(3, 3), torch.zeros(2, 3), 0.1, 0)
 
 
 def test_match_quality_pools_pairs() -> None:

@@ -61,8 +61,8 @@ def test_full_run_writes_every_file(scene: Path, checkpoint: Path, tmp_path: Pat
     assert (out / "config.yaml").exists()
 
 
-@pytest.mark.parametrize("coarse_to_fine", [True, False])
-def test_multiscale_model_matches_pose_coarse_to_fine(scene: Path, tmp_path: Path, coarse_to_fine: bool) -> None:
+@pytest.mark.parametrize("two_stage", [True, False])
+def test_multiscale_model_matches_pose_in_two_stages(scene: Path, tmp_path: Path, two_stage: bool) -> None:
     import torch
 
     from locus_core.models.model import LocusModel, ModelConfig
@@ -74,11 +74,18 @@ def test_multiscale_model_matches_pose_coarse_to_fine(scene: Path, tmp_path: Pat
     out = tmp_path / "eval"
     code = main(["eval", "--model", str(checkpoint), "--data", str(scene), "--frames", "0:8", "--tasks", "pose",
                  "--out", str(out), "--set", "pose_pairs_per_bin=3", "--set", "pose_bins=[0.0,0.4,1.0]",
-                 "--set", "lighterglue_keypoints=128", "--set", f"coarse_to_fine={str(coarse_to_fine).lower()}"])
+                 "--set", "lighterglue_keypoints=128", "--set", f"two_stage={str(two_stage).lower()}"])
     assert code == 0
     pose = json.loads((out / "metrics.json").read_text())["pose"]
     assert pose["radius_m"] == 0.05 and pose["pairs"] > 0
-    assert pose["matching"] == ("coarse to fine (rho 0.2 m, then 0.05 m)" if coarse_to_fine else "mutual nearest neighbours")
+    if two_stage:
+        assert pose["matching"] == ("mutual nearest neighbours (rho 0.2 m) for a first pose, then the 5 most similar "
+                                    "(rho 0.05 m) within 0.3 m of where it puts each patch")
+        assert pose["baseline_backbone"]["matching"] == ("mutual nearest neighbours for a first pose, then the 5 "
+                                                         "most similar within 0.3 m of where it puts each patch")
+    else:
+        assert pose["matching"] == pose["baseline_backbone"]["matching"] == "mutual nearest neighbours"
+    assert "3D–3D matches by " + pose["matching"] in (out / "report.md").read_text()
 
 
 def test_raw_backbone_is_its_own_baseline(scene: Path, tmp_path: Path) -> None:
@@ -171,3 +178,5 @@ def test_bad_config_values() -> None:
         EvalConfig(max_depth_spread=-0.1)
     with pytest.raises(EvaluationError, match="guided_radius_m: must be > 0"):
         EvalConfig(guided_radius_m=0.0)
+    with pytest.raises(EvaluationError, match="guided_top_k: must be at least 1, got 0"):
+        EvalConfig(guided_top_k=0)
