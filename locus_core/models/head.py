@@ -110,10 +110,10 @@ class EncoderLayer(nn.Module):
     ``radius`` > 0: each patch attends only to the patches at most ``radius`` rows and columns
     away (its neighbourhood, clipped at the border); 0: to every patch, or with ``kv_pool`` > 1 to
     every ``kv_pool`` x ``kv_pool`` block of patches, averaged (the last row or column of blocks
-    may be smaller). Neighbourhood attention is
-    computed per ``BLOCK`` x ``BLOCK`` tile of queries against the keys of the tile grown by
-    ``radius``, the keys beyond each query's neighbourhood masked: exact, and in plain batched
-    matrix products that every runtime handles (an (h·w)² mask on fused attention ran 2.6x slower).
+    may be smaller). Neighbourhood attention is computed per ``BLOCK`` x ``BLOCK`` tile of queries
+    against the keys of the tile grown by ``radius``, the keys beyond each query's neighbourhood
+    masked: exact, and in plain batched matrix products that every runtime handles (an (h·w)² mask
+    on fused attention ran 2.6x slower).
     """
 
     def __init__(self, dim: int, heads: int, radius: int = 0, kv_pool: int = 1) -> None:

@@ -82,6 +82,16 @@ def test_pooled_global_attention_exports(tmp_path: Path, size: tuple[int, int]) 
     assert export_model(pooled, tmp_path / "pooled.ts", "torchscript")[1] >= 0.999
 
 
+def test_pooled_global_attention_exports_for_any_size(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    pooled = LocusModel(ModelConfig(backbone="test", input_size=SIZE, radii=(0.2,), kv_pool=2)).eval()
+    path, score = export_model(pooled, tmp_path / "dynamic.onnx", "onnx", dynamic=True)
+    other = pooled.with_input_size((72, 88))  # a 9x11 grid: the last blocks are smaller
+    with torch.inference_mode():
+        images = torch.rand(2, 3, 72, 88)
+        assert score >= 0.999 and parity(other(images), OnnxEngine(other, path)(images)) >= 0.999
+
+
 def test_unsupported_opset_is_named(model: LocusModel, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="opset 17 not supported; valid: 18, 23"):
         export_model(model, tmp_path / "o.onnx", "onnx", opset=17)
