@@ -141,37 +141,35 @@ class EncoderLayer(nn.Module):
     def _local(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         # Not cached: a few ops on small index tensors per call, which exporters fold into constants.
         keys, bias = neighbourhoods(*grid, self.radius, device=x.device)
-        attn = self.self_attn
         b, _, c = x.shape
-        heads = attn.num_heads
-        q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = self._projected(x)
         zero = x.new_zeros(b, 1, c)  # the key and value of grid positions outside the image
-
-        def split(t: torch.Tensor) -> torch.Tensor:  # (B, T, L, C) → (B, T, heads, L, C/heads)
-            return t.view(*t.shape[:3], heads, c // heads).transpose(2, 3)
-
-        q = split(_tiles(q, grid)) * (c // heads) ** -0.5
-        k = split(torch.cat([k, zero], 1)[:, keys])
-        v = split(torch.cat([v, zero], 1)[:, keys])
+        q = self._heads(_tiles(q, grid)) * (c // self.self_attn.num_heads) ** -0.5
+        k = self._heads(torch.cat([k, zero], 1)[:, keys])
+        v = self._heads(torch.cat([v, zero], 1)[:, keys])
         weights = (q @ k.transpose(-1, -2) + bias[:, None].to(q.dtype)).softmax(-1)
         out = (weights @ v).transpose(2, 3).reshape(b, -1, BLOCK * BLOCK, c)
-        return attn.out_proj(_untile(out, grid))
+        return self.self_attn.out_proj(_untile(out, grid))
 
     def _pooled(self, x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-        attn = self.self_attn
         b, n, c = x.shape
-        heads = attn.num_heads
-        q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = self._projected(x)
         kv = torch.cat([k, v], -1).transpose(1, 2).reshape(b, 2 * c, *grid)
         # ceil_mode: a border row or column of an odd grid is averaged on its own
         kv = F.avg_pool2d(kv, self.kv_pool, ceil_mode=True).flatten(2).transpose(1, 2)
         k, v = kv.chunk(2, dim=-1)
+        out = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v))
+        return self.self_attn.out_proj(out.transpose(1, 2).reshape(b, n, c))
 
-        def split(t: torch.Tensor) -> torch.Tensor:  # (B, L, C) → (B, heads, L, C/heads)
-            return t.reshape(b, -1, heads, c // heads).transpose(1, 2)
+    def _projected(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, L, C) → queries, keys, values (B, L, C) each, by the attention's input projection."""
+        attn = self.self_attn
+        return F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
 
-        out = F.scaled_dot_product_attention(split(q), split(k), split(v))
-        return attn.out_proj(out.transpose(1, 2).reshape(b, n, c))
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        """(..., L, C) → (..., heads, L, C/heads)."""
+        heads = self.self_attn.num_heads
+        return t.reshape(*t.shape[:-1], heads, t.shape[-1] // heads).transpose(-3, -2)
 
 
 class Encoder(nn.Module):
