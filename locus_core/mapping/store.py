@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import glob
 import hashlib
 import io
 import json
@@ -46,13 +47,55 @@ log = logging.getLogger(__name__)
 
 
 def save_map(landmark_map: LandmarkMap, directory: Path) -> Path:
-    """Write ``landmark_map`` to ``directory`` atomically; returns the directory."""
+    """Write ``landmark_map`` to ``directory`` atomically; returns the directory.
+
+    Raises:
+        MapError: naming the directory, when it holds something other than a map (saving would
+            delete it), or the file system refuses (no space, no permission, a file in the way).
+    """
+    directory = Path(directory)
+    tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+    try:
+        _check_replaceable(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(directory)
+        _write(landmark_map, tmp)
+        _swap_into_place(tmp, directory)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise MapError(f"{directory}: cannot save the map ({exc.strerror or exc})") from None
+    return directory
+
+
+def _check_replaceable(directory: Path) -> None:
+    """Saving replaces ``directory`` whole: refuse unless it is absent, empty, or a map."""
+    if not directory.exists():
+        above = next((p for p in directory.parents if p.exists()), None)
+        if above is not None and not above.is_dir():
+            raise MapError(f"{directory}: {above} is a file, not a folder")
+        return
+    if not directory.is_dir():
+        raise MapError(f"{directory}: exists and is not a directory; choose another path for the map")
+    manifest = directory / "manifest.json"
+    if not manifest.exists():
+        if any(directory.iterdir()):
+            raise MapError(
+                f"{directory}: a folder that is not a LoCUS map (no manifest.json); saving would replace "
+                "everything in it, so choose a new or empty folder"
+            )
+        return
+    try:
+        found = json.loads(manifest.read_bytes()).get("format")
+    except (OSError, ValueError, AttributeError):
+        return  # a map whose manifest is damaged: replacing it is what the user wants
+    if found != FORMAT:
+        raise MapError(f"{manifest}: not a LoCUS landmark map (format {found!r}); choose another folder")
+
+
+def _write(landmark_map: LandmarkMap, tmp: Path) -> None:
+    """Write every file of ``landmark_map`` into a new directory ``tmp``, synced to disk."""
     import yaml
 
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(directory)
-    tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     payload = {
@@ -83,8 +126,6 @@ def save_map(landmark_map: LandmarkMap, directory: Path) -> Path:
     }
     _write_synced(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
     _fsync_dir(tmp)
-    _swap_into_place(tmp, directory)
-    return directory
 
 
 def load_map(directory: Path, *, expected_model_hash: str | None = None) -> LandmarkMap:
@@ -135,6 +176,8 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         manifest = json.loads(path.read_bytes())
     except FileNotFoundError:
         raise MapError(f"{path}: missing (not a map directory, or an incomplete copy)") from None
+    except OSError as exc:
+        raise MapError(f"{path}: unreadable ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MapError(f"{path}: corrupt manifest ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
@@ -158,6 +201,8 @@ def _read_verified(path: Path, expected: dict[str, Any] | None) -> bytes:
         data = path.read_bytes()
     except FileNotFoundError:
         raise MapError(f"{path}: missing") from None
+    except OSError as exc:
+        raise MapError(f"{path}: unreadable ({exc.strerror or exc})") from None
     if len(data) != expected["bytes"]:
         raise MapError(f"{path}: {len(data)} bytes, manifest says {expected['bytes']} (truncated or replaced)")
     if hashlib.sha256(data).hexdigest() != expected["sha256"]:
@@ -253,14 +298,14 @@ def _swap_into_place(tmp: Path, directory: Path) -> None:
 
 
 def _interrupted_swap_copy(directory: Path) -> Path | None:
-    candidates = sorted(directory.parent.glob(f"{directory.name}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    candidates = sorted(directory.parent.glob(f"{glob.escape(directory.name)}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True)
     return next((c for c in candidates if (c / "manifest.json").is_file()), None)
 
 
 def _remove_stale(directory: Path) -> None:
     """Delete temporary directories of saves whose process is gone (killed mid-save)."""
     for pattern in (".tmp-", ".old-"):
-        for path in directory.parent.glob(f"{directory.name}{pattern}*"):
+        for path in directory.parent.glob(f"{glob.escape(directory.name)}{pattern}*"):
             pid = path.name.rsplit("-", 1)[-1]
             if pid.isdigit() and not _alive(int(pid)) and not (pattern == ".old-" and not directory.exists()):
                 shutil.rmtree(path, ignore_errors=True)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from locus_core.mapping import LandmarkMap, MapError
+from locus_core.mapping import LandmarkMap, MapError, store
 from locus_core.mapping.store import FILES
 
 
@@ -121,6 +122,57 @@ def test_kill_mid_save_leaves_a_loadable_map(built_map: LandmarkMap, tmp_path: P
         assert (loaded.num_landmarks - built_map.num_landmarks) % 50_000 == 0
     built_map.save(target)  # the next save cleans up after the killed ones
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_saving_never_replaces_a_folder_that_is_not_a_map(built_map: LandmarkMap, tmp_path: Path) -> None:
+    maps = tmp_path / "maps"
+    (maps / "other").mkdir(parents=True)
+    (maps / "other" / "precious.txt").write_text("keep")
+    with pytest.raises(MapError, match=r"maps: a folder that is not a LoCUS map \(no manifest.json\)"):
+        built_map.save(maps)
+    assert (maps / "other" / "precious.txt").read_text() == "keep"
+    (maps / "manifest.json").write_text(json.dumps({"format": "someone-elses"}))
+    with pytest.raises(MapError, match="not a LoCUS landmark map"):
+        built_map.save(maps)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MapError, match="file: exists and is not a directory"):
+        built_map.save(tmp_path / "file")
+    (tmp_path / "empty").mkdir()
+    assert_same(LandmarkMap.load(built_map.save(tmp_path / "empty")), built_map)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "file", "maps"]
+
+
+def test_file_system_errors_are_map_errors_naming_the_path(
+    built_map: LandmarkMap, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MapError, match=r"file/m: .*file is a file, not a folder"):
+        built_map.save(tmp_path / "file" / "m")
+    built_map.save(tmp_path / "m")
+
+    def disk_full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(store, "_write_synced", disk_full)
+    with pytest.raises(MapError, match=r"/m: cannot save the map \(No space left on device\)"):
+        built_map.save(tmp_path / "m")
+    monkeypatch.undo()
+    assert_same(LandmarkMap.load(tmp_path / "m"), built_map)  # the saved map is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "m"]  # and no half-written copy is left
+    (tmp_path / "m" / "manifest.json").unlink()
+    (tmp_path / "m" / "manifest.json").mkdir()
+    with pytest.raises(MapError, match=r"manifest.json: unreadable \(Is a directory\)"):
+        LandmarkMap.load(tmp_path / "m")
+
+
+def test_map_names_with_glob_characters_touch_only_their_own_copies(built_map: LandmarkMap, tmp_path: Path) -> None:
+    dead = 2**22 + 12345  # above Linux's pid_max default: no process has it
+    other = tmp_path / "maps2.old-{}".format(dead)
+    built_map.save(other)  # another map's only copy, left by an interrupted save
+    built_map.save(tmp_path / "maps[v2]")
+    assert other.is_dir()
+    with pytest.raises(MapError, match=r"maps\[v3\]: no map directory here"):
+        LandmarkMap.load(tmp_path / "maps[v3]")
 
 
 def test_merge_two_sessions(built_map: LandmarkMap, tmp_path: Path) -> None:
