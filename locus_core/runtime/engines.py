@@ -9,10 +9,12 @@ runtimes in order of speed and falls back, logging the reason once, when one is 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import logging
 import os
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import torch
@@ -101,15 +103,26 @@ def weights_digest(model: nn.Module) -> str:
 _PACKAGE = Path(__file__).resolve().parents[1]
 
 
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    """Top-level module name → installed distributions providing it (0.2 s to scan: once)."""
+    return metadata.packages_distributions()
+
+
 def code_digest(model: nn.Module) -> str:
-    """6 hex chars of sha256 over the torch version and the source of this package's modules in
-    ``model``: a graph exported by other code (an upgrade that changes how a layer computes, with the
-    same weights) is not reused."""
+    """6 hex chars of sha256 over the torch version, the source of this package's modules in
+    ``model`` and the versions of the other packages its modules come from (timm's ViTs, ...): a
+    graph exported by other code (an upgrade that changes how a layer computes, with the same
+    weights) is not reused."""
     digest = hashlib.sha256(torch.__version__.encode())
     files = {getattr(sys.modules.get(type(module).__module__), "__file__", None) for module in model.modules()}
     for path in sorted(Path(f).resolve() for f in files if f):
         if path.is_relative_to(_PACKAGE):
             digest.update(path.read_bytes())
+    packages = {type(module).__module__.split(".")[0] for module in model.modules()} - {_PACKAGE.name}
+    for name in sorted(packages):
+        for dist in sorted(_distributions().get(name, ())):
+            digest.update(f"{dist}=={metadata.version(dist)}".encode())
     return digest.hexdigest()[:6]
 
 

@@ -120,7 +120,9 @@ def export_model(
     ``opset`` applies to ONNX only; the TensorRT engine is always built from an opset-18 graph.
 
     Raises:
-        ExportError: the export fails or its parity is below 0.999 (the file is then removed).
+        ExportError: the export fails or its parity is below 0.999 (0.99 for an FP16 TensorRT
+            engine); nothing is then written to ``path`` (a file already there is kept, except a
+            TensorRT engine, which builds in place).
         RuntimeUnavailable: TensorRT asked for where it is not installed or there is no GPU.
     """
     from locus_core.runtime.engines import OnnxEngine, TensorRTEngine, TorchScriptEngine
@@ -136,25 +138,34 @@ def export_model(
     example = example_input(model, input_size)
     with torch.inference_mode():
         reference = model.eval()(example)
-    if fmt == "onnx":
-        export_onnx(model, path, input_size=input_size, dynamic=dynamic, opset=opset)
-        engine = OnnxEngine(model, path)
-    elif fmt == "torchscript":
-        export_torchscript(model, path, input_size=input_size)
-        engine = TorchScriptEngine(model, path)
-    else:
-        # Checks TensorRT and the GPU before exporting the (cached, opset-18) graph it builds from.
-        engine = TensorRTEngine(model, engine_path=path, fp16=fp16)
-    with torch.inference_mode():
-        candidate = engine(example.to(engine.device))
-    score = parity(reference, candidate)
-    # FP16 engines are held to a looser bound: half precision costs about 1e-3 of cosine.
-    required = 0.99 if fmt == "tensorrt" and fp16 else MIN_PARITY
-    if score < required:
-        path.unlink(missing_ok=True)
-        raise ExportError(
-            f"{path}: exported {fmt} graph disagrees with PyTorch (min per-patch cosine {score:.4f} < {required}); removed"
-        )
+    # ONNX and TorchScript files are checked under another name and only then moved to ``path``:
+    # a graph that exports but computes something else must never be found there, by this process
+    # or by another one loading the cache meanwhile, and a failed export keeps the previous file.
+    written = path if fmt == "tensorrt" else path.with_name(f".{path.name}.unchecked{os.getpid()}")
+    try:
+        if fmt == "onnx":
+            export_onnx(model, written, input_size=input_size, dynamic=dynamic, opset=opset)
+            engine = OnnxEngine(model, written)
+        elif fmt == "torchscript":
+            export_torchscript(model, written, input_size=input_size)
+            engine = TorchScriptEngine(model, written)
+        else:
+            # Checks TensorRT and the GPU before exporting the (cached, opset-18) graph it builds from.
+            engine = TensorRTEngine(model, engine_path=path, fp16=fp16)
+        with torch.inference_mode():
+            candidate = engine(example.to(engine.device))
+        score = parity(reference, candidate)
+        # FP16 engines are held to a looser bound: half precision costs about 1e-3 of cosine.
+        required = 0.99 if fmt == "tensorrt" and fp16 else MIN_PARITY
+        if score < required:
+            raise ExportError(
+                f"{path}: exported {fmt} graph disagrees with PyTorch (min per-patch cosine {score:.4f} < "
+                f"{required}); not written"
+            )
+        os.replace(written, path)
+    except BaseException:
+        written.unlink(missing_ok=True)
+        raise
     log.info("exported %s to %s (parity %.6f)", fmt, path, score)
     return path, score
 

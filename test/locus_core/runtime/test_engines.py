@@ -92,6 +92,27 @@ def test_pooled_global_attention_exports_for_any_size(tmp_path: Path) -> None:
         assert score >= 0.999 and parity(other(images), OnnxEngine(other, path)(images)) >= 0.999
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_export_writes_only_a_checked_file(
+    model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    import locus_core.runtime.export as export
+
+    path = tmp_path / "model.out"
+    path.write_bytes(b"previous")
+    during_check = []
+
+    def disagrees(reference: torch.Tensor, candidate: torch.Tensor) -> float:
+        during_check.append(path.read_bytes())
+        return 0.5
+
+    monkeypatch.setattr(export, "parity", disagrees)
+    with pytest.raises(ExportError, match=rf"model.out: exported {fmt} graph disagrees .* 0.5000 < 0.999\); not written"):
+        export_model(model, path, fmt)
+    assert during_check == [b"previous"]  # checked before it replaced the file
+    assert path.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == ["model.out"]
+
+
 def test_unsupported_opset_is_named(model: LocusModel, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="opset 17 not supported; valid: 18, 23"):
         export_model(model, tmp_path / "o.onnx", "onnx", opset=17)
@@ -142,6 +163,19 @@ def test_cached_graph_is_keyed_by_the_code_of_the_models_layers(tmp_path: Path, 
     assert code_digest(model_from(layer.format(" * 2"))) != first
     monkeypatch.setattr(engines, "_PACKAGE", tmp_path / "elsewhere")  # torch's own code is not hashed
     assert code_digest(model_from(layer.format(" * 3"))) == code_digest(torch.nn.Linear(2, 2))
+
+
+def test_cached_graph_is_keyed_by_the_versions_of_other_packages_in_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """timm's ViT blocks are not our source: a timm upgrade must not reuse graphs exported with the old one."""
+    import timm.layers
+
+    import locus_core.runtime.engines as engines
+
+    vit_part, plain = torch.nn.Sequential(timm.layers.Mlp(4)), torch.nn.Linear(2, 2)
+    before = code_digest(vit_part), code_digest(plain)
+    version = engines.metadata.version
+    monkeypatch.setattr(engines.metadata, "version", lambda dist: "99.0" if dist == "timm" else version(dist))
+    assert code_digest(vit_part) != before[0] and code_digest(plain) == before[1]
 
 
 @pytest.mark.parametrize(("policy", "spinning"), [("PASSIVE", "0"), ("ACTIVE", "1")])
