@@ -48,8 +48,9 @@ def associate(
     front = np.flatnonzero(z > 1e-6)
     u = K[0, 0] * cam[front, 0] / z[front] + K[0, 2]
     v = K[1, 1] * cam[front, 1] / z[front] + K[1, 2]
-    col = np.floor(u / stride)
-    row = np.floor(v / stride)
+    # pixel centres are integers (as K's), so patch j spans [stride*j - 0.5, stride*(j+1) - 0.5)
+    col = np.floor((u + 0.5) / stride)
+    row = np.floor((v + 0.5) / stride)
     inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
     return front[inside], (row[inside] * w + col[inside]).astype(np.int64)
 
@@ -89,6 +90,8 @@ def projective_refine(
     """
     if points_cam.shape != (grid[0] * grid[1], 3):
         raise ValueError(f"projective_refine: points_cam {points_cam.shape} does not match grid {grid}")
+    if rounds < 1:
+        raise ValueError(f"projective_refine: rounds must be >= 1, got {rounds}")
     T = np.asarray(T_map_cam, np.float64)
     rows = np.arange(len(landmarks))
     for done in range(1, rounds + 1):

@@ -43,6 +43,17 @@ def test_landmarks_at_patch_centres_associate_with_their_own_patch(seed: int) ->
     np.testing.assert_array_equal(patches, np.arange(len(world)))
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.floats(-0.49, GRID[1] * STRIDE - 0.51), st.floats(-0.49, GRID[0] * STRIDE - 0.51))
+def test_a_landmark_associates_with_the_patch_holding_the_pixel_it_projects_into(u: float, v: float) -> None:
+    # pixel centres are integers (as K's), so pixel (round(u), round(v)) is the one hit
+    z = 2.0
+    point = np.array([[(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z]])
+    rows, patches = associate(np.eye(4), point, K, GRID, STRIDE)
+    col, row = int(np.floor(u + 0.5)) // STRIDE, int(np.floor(v + 0.5)) // STRIDE
+    assert rows.tolist() == [0] and patches.tolist() == [row * GRID[1] + col]
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_a_perturbed_pose_is_refined_to_the_true_one(seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -68,6 +79,8 @@ def test_too_few_pairs_and_a_mismatched_grid() -> None:
     assert fit is not None and len(fit.landmarks) == len(points) // 2
     with pytest.raises(ValueError, match="does not match grid"):
         projective_refine(T, points, points[:-1], K, GRID, STRIDE, 0.05, 0.02)
+    with pytest.raises(ValueError, match="rounds must be >= 1, got 0"):
+        projective_refine(T, points, points, K, GRID, STRIDE, 0.05, 0.02, rounds=0)
 
 
 def test_max_landmarks_thins_the_landmarks_in_view() -> None:
