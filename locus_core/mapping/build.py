@@ -18,7 +18,7 @@ from locus_core.mapping.config import MapConfig
 from locus_core.mapping.errors import MapError
 from locus_core.mapping.keyframes import is_new_viewpoint
 from locus_core.mapping.landmark_map import LandmarkMap
-from locus_core.mapping.landmarks import distinctiveness, match_for_merge
+from locus_core.mapping.landmarks import REMOVED, distinctiveness, match_for_merge
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,9 @@ class MapBuilder:
         self.stride = stride
         self.config: MapConfig = landmark_map.config
         self.recent: deque[_Recent] = deque(maxlen=max(1, self.config.neighbour_keyframes))
+        # the float descriptors of the landmarks added here: the index keeps only codes once it is
+        # product-quantised, and rebuilding it from decoded codes would quantise them twice
+        self._added: list[tuple[np.ndarray, np.ndarray]] = []
 
     def wants(self, frame: PosedFrame, geometry: PatchGeometry | None = None) -> bool:
         """Whether ``frame`` (resized, posed, with depth) would become a keyframe."""
@@ -138,7 +141,7 @@ class MapBuilder:
         known_feats = np.concatenate([np.zeros((0, feats.shape[1]), np.float32)] + [r.landmark_features for r in self.recent])
         known_ids, first = np.unique(known_ids, return_index=True)
         known_feats = known_feats[first]
-        alive = self.map.landmarks.anchor[known_ids] != np.iinfo(np.uint32).max
+        alive = self.map.landmarks.anchor[known_ids] != REMOVED
         known_ids, known_feats = known_ids[alive], known_feats[alive]
         match = match_for_merge(
             feats, points, known_feats, self.map.positions(known_ids),
@@ -147,9 +150,21 @@ class MapBuilder:
         merged = match >= 0
         self.map.landmarks.observe(known_ids[match[merged]], points[merged], kf, uv[merged], self.map.keyframes.centres)
         new_ids = self.map.add_landmarks(feats[~merged], points[~merged], kf, uv[~merged]) if (~merged).any() else np.zeros(0, np.int64)
+        self._added.append((new_ids, feats[~merged]))
         ids = np.concatenate([known_ids[match[merged]], new_ids])
         descs = np.concatenate([known_feats[match[merged]], feats[~merged]])
         return ids, descs
+
+
+    def reindex(self) -> None:
+        """Rebuild the map's index for its final size, from the float descriptors when every indexed
+        landmark was added by this builder (else from the index's own, as ``LandmarkMap.reindex``)."""
+        ids = np.concatenate([np.zeros(0, np.int64)] + [i for i, _ in self._added])
+        descriptors = np.concatenate([np.zeros((0, self.map.dim), np.float32)] + [d for _, d in self._added])
+        alive = self.map.landmarks.anchor[ids] != REMOVED
+        index = self.map.index
+        complete = index is not None and int(alive.sum()) == index.ntotal
+        self.map.reindex(descriptors=(descriptors[alive], ids[alive]) if complete else None)
 
 
 def covisibility(points_map: np.ndarray, view: PosedFrame, tolerance: float = 0.05) -> float:
@@ -206,7 +221,7 @@ def build_map(
         log.warning("skipped %d frame(s) without depth or pose", skipped)
     if len(landmark_map.keyframes) == 0:
         raise MapError(f"no keyframes: none of the {len(dataset)} frames has both depth and a pose")
-    landmark_map.reindex()
+    builder.reindex()
     landmark_map.sources.append(source if source is not None else _describe(dataset))
     return landmark_map
 

@@ -99,11 +99,16 @@ class LandmarkMap:
         if self.index is not None:
             self.index.remove(ids)
 
-    def reindex(self, kind: str | None = None) -> None:
-        """Rebuild the index (kind chosen by size unless given), e.g. after the map grew."""
+    def reindex(self, kind: str | None = None, *, descriptors: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Rebuild the index (kind chosen by size unless given), e.g. after the map grew.
+
+        Args:
+            descriptors: (N, D) float descriptors and (N,) ids of every indexed landmark, to build
+                from instead of the index's own (decoded codes, when it is product-quantised).
+        """
         if self.index is None:
             return
-        descriptors, ids = self.index.reconstruct_all()
+        descriptors, ids = descriptors if descriptors is not None else self.index.reconstruct_all()
         kind = kind or choose_kind(len(ids), self.config.index_exact_max)
         self.index = LandmarkIndex.build(
             descriptors, ids, kind=kind, nlist=self.config.index_nlist, nprobe=self.config.index_nprobe  # type: ignore[arg-type]
@@ -177,7 +182,9 @@ class LandmarkMap:
         return merged
 
     def with_config(self, config: MapConfig) -> LandmarkMap:
-        out = replace(self, config=config)
-        if out.index is not None:
-            out.index.set_nprobe(config.index_nprobe)
-        return out
+        """This map under another config: the keyframe and landmark tables are shared (treat both maps
+        as read-only), the index is a copy (its search settings follow ``config``)."""
+        index = self.index
+        if index is not None:
+            index = LandmarkIndex.from_bytes(index.to_bytes(), nprobe=config.index_nprobe)
+        return replace(self, config=config, index=index)

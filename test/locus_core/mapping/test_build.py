@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -38,3 +40,26 @@ def test_depth_edge_tolerance_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_depth_spread must be > 0"):
         MapConfig(max_depth_spread=0.0)
     assert MapConfig(max_depth_spread=float("inf")).max_depth_spread == float("inf")
+
+
+def test_a_large_map_is_indexed_from_its_float_descriptors_not_from_decoded_codes(
+    scene: Path, model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from locus_core.data import open_dataset
+    from locus_core.mapping import build_map
+    from locus_core.mapping.index import LandmarkIndex
+
+    builds = []
+    build = LandmarkIndex.build.__func__
+
+    def spy(cls, descriptors, ids, **kw):  # type: ignore[no-untyped-def]
+        builds.append((kw["kind"], descriptors))
+        return build(cls, descriptors, ids, **kw)
+
+    monkeypatch.setattr(LandmarkIndex, "build", classmethod(spy))
+    # past 300 landmarks the index is product-quantised while the map grows, and rebuilt at the end
+    m = build_map(model, open_dataset(scene, frames="0:48:2"), MapConfig(landmarks_per_keyframe=150, index_exact_max=300))
+    kind, descriptors = builds[-1]
+    assert kind == "ivf_pq" and m.index.kind == "ivf_pq" and m.index.ntotal == m.num_landmarks == len(descriptors)
+    # the features are unit vectors; PQ codes decode to vectors a percent or so off unit length
+    np.testing.assert_allclose(np.linalg.norm(descriptors, axis=1), 1.0, atol=1e-5)

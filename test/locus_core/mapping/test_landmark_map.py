@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -60,3 +62,11 @@ def test_the_anchor_index_is_counted_in_the_table_bytes() -> None:
     before = table.nbytes()
     np.testing.assert_array_equal(table.anchored_at(np.array([0, 7])), np.arange(5))  # 7: no such keyframe
     assert table.nbytes() == before + 5 * 4 + 2 * 8  # uint32 per landmark, int64 run starts per keyframe + 1
+
+
+def test_a_map_under_another_config_searches_its_own_index(built_map: LandmarkMap) -> None:
+    ivf = built_map.with_config(dataclasses.replace(built_map.config, index_nprobe=4))
+    ivf.reindex(kind="ivf_pq")
+    fewer = ivf.with_config(dataclasses.replace(ivf.config, index_nprobe=1))
+    assert ivf.index._index.nprobe == 4 and fewer.index._index.nprobe == 1
+    assert built_map.index.kind == "flat" and fewer.index.ntotal == ivf.index.ntotal == built_map.num_landmarks
