@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,7 +236,7 @@ def write_messages(out: str | Path, messages: Iterable[BagMessage], msgs: Messag
         if not counts:
             raise BagError(f"{out}: no messages to write")
         os.replace(staging / out.name, out)
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:  # sqlite3 storage reports a full disk as sqlite3.OperationalError
         raise BagError(f"{out}: writing the bag failed ({exc})") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -12,9 +12,11 @@ in parallel (``locus_core.bags.workers.WorkerPool``): the localizer keeps no sta
 so the results are those of a serial replay, in the same order.
 
 Ground truth (``gt_frame`` → the image's frame in TF, or a PoseStamped topic) is looked up after the
-pass, per *segment*: a stream whose stamp falls more than ``time_jump_s`` behind its newest starts a
-new segment (a looped or restarted recording) with a fresh TF tree, as the node clears its TF buffer.
-Messages the node would skip are skipped here too and counted by reason.
+pass, per *segment* (``locus_core.data.formats.tf.TfSegments``): a stream whose stamp falls more than
+``time_jump_s`` behind its newest moves on to a new segment (a looped or restarted recording) with a
+fresh TF tree, as the node clears its TF buffer; each synchronised set belongs to the segment of its
+rgb message. Messages the node would skip are skipped here too and counted by reason, and only
+those: every set the synchroniser emits is localized, one whose rgb stamp was seen before included.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ import numpy as np
 
 from locus_core.bags import topics as tp
 from locus_core.bags.errors import BagError
-from locus_core.data.formats.tf import TfTree
+from locus_core.data.formats.rosbag import camera_info_topic
+from locus_core.data.formats.tf import TfSegments, stamp_of
 from locus_core.data.frame import PosedFrame
 from locus_core.errors import LocusError
 
@@ -110,10 +113,6 @@ class ReplayResult:
         return self.bag_duration_s / self.wall_s if self.wall_s > 0 else float("inf")
 
 
-def _stamp(msg: Any) -> float:
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-
-
 @dataclass(frozen=True)
 class Serialized:
     """A message kept as the bag stored it until a localized frame needs it."""
@@ -122,6 +121,7 @@ class Serialized:
     msgtype: str
     raw: bytes
     stamp: float
+    segment: int  # of TfSegments, when the message was read
 
 
 def header_stamp(raw: bytes, ros2: bool) -> float | None:
@@ -136,11 +136,6 @@ def header_stamp(raw: bytes, ros2: bool) -> float | None:
     order = ("<" if raw[1] & 1 else ">") if ros2 else "<"
     sec, nsec = struct.unpack_from(order + ("iI" if ros2 else "II"), raw, 4)
     return sec + nsec * 1e-9
-
-
-def _tq(transform: Any) -> np.ndarray:
-    t, q = transform.translation, transform.rotation
-    return np.array([t.x, t.y, t.z, q.x, q.y, q.z, q.w], dtype=np.float64)
 
 
 def open_bag(path: Path) -> Any:
@@ -166,7 +161,7 @@ def resolve_topics(reader: Any, path: Path, config: ReplayConfig) -> dict[str, s
         counts[c.topic] += c.msgcount
     listing = ", ".join(f"{t} [{m}]" for t, m in sorted(types.items())) or "none"
     rgb = config.rgb_topic or (tp.RGB if tp.RGB in types else tp.COMPRESSED if tp.COMPRESSED in types else tp.RGB)
-    info = config.info_topic or rgb.removesuffix("/compressed").rsplit("/", 1)[0] + "/camera_info"
+    info = config.info_topic or camera_info_topic(rgb)
     wanted = {"rgb": (rgb, (IMAGE, COMPRESSED)), "depth": (config.depth_topic, (IMAGE, COMPRESSED)),
               "info": (info, (CAMERA_INFO,))}
     if config.gt_topic:
@@ -180,53 +175,6 @@ def resolve_topics(reader: Any, path: Path, config: ReplayConfig) -> dict[str, s
         if counts[topic] == 0:
             raise BagError(f"{path}: no message on {topic}" + (" (camera_info is required)" if role == "info" else ""))
     return {role: topic for role, (topic, _) in wanted.items()}
-
-
-class _Segments:
-    """TF trees per time segment. A stream (a topic, or one TF child frame) whose stamp falls more
-    than ``jump_s`` behind its own newest opens a new segment (per stream, so that publishers with
-    different latencies on one topic never look like a jump); static transforms carry over."""
-
-    def __init__(self, jump_s: float, max_gap_s: float) -> None:
-        self.jump_s, self.max_gap_s = jump_s, max_gap_s
-        self.trees = [TfTree(max_gap_s)]
-        self.statics: list[tuple[str, str, np.ndarray]] = []
-        self.newest: dict[str, float] = {}
-        self.spans: list[list[float]] = []  # [first, last] image stamp per segment
-
-    @property
-    def index(self) -> int:
-        return len(self.trees) - 1
-
-    def observe(self, stream: str, stamp: float) -> None:
-        newest = self.newest.get(stream)
-        if newest is not None and stamp < newest - self.jump_s:
-            tree = TfTree(self.max_gap_s)
-            for parent, child, tq in self.statics:
-                tree.add(parent, child, 0.0, tq, static=True)
-            self.trees.append(tree)
-            self.newest.clear()
-            newest = None
-        self.newest[stream] = stamp if newest is None else max(newest, stamp)
-
-    def image(self, stamp: float) -> None:
-        while len(self.spans) <= self.index:
-            self.spans.append([stamp, stamp])
-        span = self.spans[self.index]
-        span[0], span[1] = min(span[0], stamp), max(span[1], stamp)
-
-    def add_tf(self, msg: Any, static: bool) -> None:
-        for tr in msg.transforms:
-            stamp = tr.header.stamp.sec + tr.header.stamp.nanosec * 1e-9
-            if static:
-                self.statics.append((tr.header.frame_id, tr.child_frame_id, _tq(tr.transform)))
-            else:
-                self.observe("tf:" + tr.child_frame_id, stamp)
-            self.trees[-1].add(tr.header.frame_id, tr.child_frame_id, stamp, _tq(tr.transform), static=static)
-
-    @property
-    def duration_s(self) -> float:
-        return float(sum(last - first for first, last in self.spans))
 
 
 def _submitter(processor: Any) -> tuple[Callable[[PosedFrame], Future], int]:
@@ -271,11 +219,11 @@ def replay(
     try:
         topics = resolve_topics(reader, path, config)
         names = (topics["rgb"], topics["depth"], topics["info"])
-        segments = _Segments(config.time_jump_s, config.tf_max_gap_s)
+        segments = TfSegments(config.time_jump_s, config.tf_max_gap_s)
+        spans: dict[int, list[float]] = {}  # segment -> [first, last] synchronised image stamp
         frames: list[ReplayFrame] = []
         skipped: Counter[str] = Counter()
         notes: dict[str, str] = {}
-        seen: set[tuple[int, float]] = set()
         last_localized: dict[int, float] = {}  # segment -> stamp, for max_rate_hz
         throttled = 0
         warnings: list[str] = []  # what makes the results less trustworthy (the node logs the same)
@@ -300,14 +248,10 @@ def replay(
 
         def on_synced(*messages: Serialized) -> None:
             nonlocal throttled
-            stamp = messages[0].stamp
-            key = (segments.index, stamp)
-            if key in seen:  # a duplicated message re-forms a set the node has already handled
-                skip("duplicate", f"{topics['rgb']}: stamp {stamp:.6f} seen before")
-                return
-            seen.add(key)
-            segments.image(stamp)
-            last = last_localized.get(segments.index)
+            stamp, segment = messages[0].stamp, messages[0].segment
+            span = spans.setdefault(segment, [stamp, stamp])
+            span[0], span[1] = min(span[0], stamp), max(span[1], stamp)
+            last = last_localized.get(segment)
             if config.max_rate_hz > 0 and last is not None and stamp - last < 1.0 / config.max_rate_hz - 1e-6:
                 throttled += 1
                 return
@@ -323,8 +267,8 @@ def replay(
             if not warnings and (warning := distortion_warning(info)):
                 warnings.append(f"{topics['info']}: {warning}")
                 log.warning("%s", warnings[-1])
-            last_localized[segments.index] = stamp
-            in_flight.append((ReplayFrame(frame.stamp, segments.index, camera_frame, camera_points(frame)), submit(frame)))
+            last_localized[segment] = stamp
+            in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, camera_points(frame)), submit(frame)))
             collect(max_in_flight - 1)
 
         sync = ApproximateTimeSynchronizer(3, config.sync_max_interval, config.sync_queue_size, on_synced)
@@ -340,8 +284,8 @@ def replay(
                 if stamp is None:
                     skip("bad_message", f"{conn.topic}: a {len(raw)}-byte record holds no header")
                     continue
-                segments.observe(conn.topic, stamp)
-                sync.add(streams[conn.topic], stamp, Serialized(conn.topic, conn.msgtype, raw, stamp))
+                segment = segments.observe(conn.topic, stamp)
+                sync.add(streams[conn.topic], stamp, Serialized(conn.topic, conn.msgtype, raw, stamp, segment))
                 continue
             try:
                 msg = reader.deserialize(raw, conn.msgtype)
@@ -351,11 +295,12 @@ def replay(
             if conn.msgtype == TF_MSG:
                 segments.add_tf(msg, static=conn.topic == tp.TF_STATIC)
             elif conn.topic == topics.get("gt"):
-                segments.observe(conn.topic, _stamp(msg))
+                stamp = stamp_of(msg)
                 pose = msg.pose
                 tq = np.array([pose.position.x, pose.position.y, pose.position.z, pose.orientation.x,
                                pose.orientation.y, pose.orientation.z, pose.orientation.w])
-                segments.trees[-1].add(msg.header.frame_id, GT_CHILD, _stamp(msg), tq, static=False)
+                segment = segments.observe(conn.topic, stamp)
+                segments.trees[segment].add(msg.header.frame_id, GT_CHILD, stamp, tq, static=False)
         collect(0)
     finally:
         reader.close()
@@ -374,6 +319,7 @@ def replay(
     return ReplayResult(
         frames=frames, topics=topics, messages=dict(messages), skipped=dict(skipped), throttled=throttled,
         sync={"emitted": stats.emitted, "dropped": stats.dropped, "time_jumps": stats.time_jumps},
-        segments=len(segments.trees), bag_duration_s=segments.duration_s, wall_s=wall, notes=list(notes.values()),
+        segments=len(segments.trees), bag_duration_s=float(sum(last - first for first, last in spans.values())),
+        wall_s=wall, notes=list(notes.values()),
         warnings=warnings,
     )

@@ -44,12 +44,12 @@ def _start(
         _failure = f"{type(exc).__name__}: {exc}"
 
 
-def _ready() -> int:
+def _ready(timeout_s: float) -> int:
     # Each worker holds one of these until all have taken one: then every worker has loaded.
     if _failure:
         _started.abort()
         raise BagError(f"a localization worker failed to start ({_failure})")
-    _started.wait(READY_TIMEOUT_S)
+    _started.wait(timeout_s)
     return os.getpid()
 
 
@@ -66,7 +66,7 @@ class WorkerPool:
 
     Raises:
         ValueError: workers < 1 or threads < 1.
-        BagError: a worker failed to start (with its reason).
+        BagError: a worker failed to start (with its reason), or was not ready after ``ready_timeout_s``.
     """
 
     def __init__(
@@ -79,6 +79,7 @@ class WorkerPool:
         localizer_config: str = "",
         precision: str = "fp32",
         threads: int | None = None,
+        ready_timeout_s: float = READY_TIMEOUT_S,
     ) -> None:
         import torch
 
@@ -95,12 +96,16 @@ class WorkerPool:
             initargs=(model_spec, str(map_dir), device, localizer_config, precision, self.threads,
                       context.Barrier(workers)),
         )
-        ready = [self._executor.submit(_ready) for _ in range(workers)]
-        wait(ready, READY_TIMEOUT_S)
-        outcomes = [f.exception() if f.done() else TimeoutError(f"not ready after {READY_TIMEOUT_S:.0f} s") for f in ready]
+        ready = [self._executor.submit(_ready, ready_timeout_s) for _ in range(workers)]
+        wait(ready, ready_timeout_s)
+        outcomes = [f.exception() if f.done() else TimeoutError(f"not ready after {ready_timeout_s:g} s") for f in ready]
         failures = [exc for exc in outcomes if exc is not None]
         if failures:
-            self.close()
+            # A worker may hang while starting: shutdown(wait=True) would join it forever.
+            # ProcessPoolExecutor has no public way to stop its workers before Python 3.14.
+            for process in list((self._executor._processes or {}).values()):
+                process.terminate()
+            self._executor.shutdown(wait=False, cancel_futures=True)
             # A worker's own reason first; the others only saw the barrier break or the pool die.
             failures.sort(key=lambda exc: not isinstance(exc, BagError))
             if isinstance(failures[0], BagError):

@@ -5,8 +5,11 @@ Colour: ``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8) or ``CompressedI
 the colour camera (e.g. RealSense ``aligned_depth_to_color``); intrinsics from ``CameraInfo``;
 camera poses from ``/tf`` + ``/tf_static``: the colour image's ``header.frame_id`` (its optical
 frame) in the fixed frame (``map``, else ``world``, or as given), interpolated at the image stamp.
-Topics are found from message types and encodings unless given. One pass over the bag at open
-indexes stamps and TF; images are read again when a frame is asked for.
+Topics are found from message types and encodings unless given (a raw topic rather than its
+image_transport siblings, ``.../compressed``, ``.../compressedDepth``). A recording whose stamps
+restart (a restarted simulator or driver) is split where they jump back (``TfSegments``): TF and
+depth pairing stay within each run. One pass over the bag at open indexes stamps and TF; images are
+read again when a frame is asked for.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options
-from locus_core.data.formats.tf import TfTree
+from locus_core.data.formats.tf import TfSegments, stamp_of
 from locus_core.data.frame import PosedFrame
 from locus_core.data.io import depth_from_raw
 from locus_core.data.poses import check_pose
@@ -37,6 +40,7 @@ TF = "tf2_msgs/msg/TFMessage"
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 DEPTH_ENCODINGS = ("16uc1", "mono16", "32fc1")
 FIXED_FRAMES = ("map", "world")
+TRANSPORTS = ("compressed", "compressedDepth")  # image_transport siblings of a raw image topic
 OPTIONS = ("rgb_topic", "depth_topic", "camera_info_topic", "fixed_frame", "camera_frame", "max_dt")
 
 
@@ -46,18 +50,31 @@ def detect(path: Path) -> bool:
     return path.is_dir() and (path / "metadata.yaml").is_file()
 
 
-def stamp_of(msg: Any) -> float:
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+def transport_base(topic: str) -> str:
+    """The raw image topic of an image_transport sibling (``/cam/image_raw/compressed`` ->
+    ``/cam/image_raw``); any other topic as it is."""
+    base, _, last = topic.rpartition("/")
+    return base if base and last in TRANSPORTS else topic
 
 
-def _tq(transform: Any) -> np.ndarray:
-    t, q = transform.translation, transform.rotation
-    return np.array([t.x, t.y, t.z, q.x, q.y, q.z, q.w], dtype=np.float64)
+def camera_info_topic(image_topic: str) -> str:
+    """The CameraInfo topic a driver publishes next to ``image_topic`` (or next to its raw topic)."""
+    return transport_base(image_topic).rsplit("/", 1)[0] + "/camera_info"
 
 
-def _raw_pixels(msg: Any, dtype: np.dtype, channels: int) -> np.ndarray:
+def prefer_raw(topics: list[str]) -> list[str]:
+    """``topics`` less the image_transport siblings of others among them: the same frames, and
+    the raw one is lossless."""
+    return [t for t in topics if transport_base(t) == t or transport_base(t) not in topics]
+
+
+def _raw_pixels(msg: Any, dtype: np.dtype, channels: int, where: str) -> np.ndarray:
     dtype = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(msg.height, msg.step)
+    data = bytes(msg.data)
+    if msg.step < msg.width * channels * dtype.itemsize or len(data) != msg.height * msg.step:
+        raise DataFileError(f"{where}: {msg.width}x{msg.height} {msg.encoding} image with step {msg.step} "
+                            f"needs {msg.height * msg.step} bytes, has {len(data)}")
+    rows = np.frombuffer(data, dtype=np.uint8).reshape(msg.height, msg.step)
     pixels = rows[:, : msg.width * channels * dtype.itemsize].copy().view(dtype)
     return pixels.reshape(msg.height, msg.width, channels).astype(dtype.newbyteorder("="))
 
@@ -75,7 +92,7 @@ def decode_color(msg: Any, where: str) -> np.ndarray:
     if encoding not in COLOR_ENCODINGS:
         raise FormatError(f"{where}: colour encoding {msg.encoding!r} not supported ({', '.join(COLOR_ENCODINGS)})")
     channels = 1 if encoding == "mono8" else len(encoding) - 1
-    pixels = _raw_pixels(msg, np.uint8, channels)
+    pixels = _raw_pixels(msg, np.uint8, channels, where)
     if encoding == "mono8":
         return np.repeat(pixels, 3, axis=2)
     if encoding.startswith("bgr"):
@@ -94,12 +111,15 @@ def decode_depth(msg: Any, where: str) -> np.ndarray:
         raw = cv2.imdecode(np.frombuffer(bytes(msg.data)[12:], np.uint8), cv2.IMREAD_UNCHANGED)
         if raw is None:
             raise DataFileError(f"{where}: cannot decode compressedDepth PNG")
+        if raw.dtype != np.uint16 or raw.ndim != 2:
+            raise FormatError(f"{where}: compressedDepth PNG decodes to {raw.dtype} of shape {raw.shape}, "
+                              "expected single-channel 16-bit (millimetres)")
         return depth_from_raw(raw, 1000.0)
     encoding = msg.encoding.lower()
     if encoding in ("16uc1", "mono16"):
-        return depth_from_raw(_raw_pixels(msg, np.uint16, 1)[:, :, 0], 1000.0)
+        return depth_from_raw(_raw_pixels(msg, np.uint16, 1, where)[:, :, 0], 1000.0)
     if encoding == "32fc1":
-        depth = _raw_pixels(msg, np.float32, 1)[:, :, 0]
+        depth = _raw_pixels(msg, np.float32, 1, where)[:, :, 0]
         return np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
     raise FormatError(f"{where}: depth encoding {msg.encoding!r} not supported (16UC1, mono16, 32FC1)")
 
@@ -109,18 +129,27 @@ class _Stamped:
     stamp: float  # header stamp, s
     bag_time: int  # bag timestamp, ns (to find the message again)
     frame_id: str
+    segment: int  # of TfSegments: the run of a recording whose stamps restart
 
 
-def _choose(candidates: list[str], prefer: tuple[str, ...], what: str, option: str, path: Path) -> str:
+def _choose(candidates: list[str], prefer: tuple[str, ...], what: str, option: str, path: Path, *, colour: bool) -> str:
+    candidates = prefer_raw(candidates)
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
         raise FormatError(f"{path}: no {what} topic found")
+    # "color" is also in RealSense's aligned_depth_to_color topics: no colour camera topic names depth.
+    eligible = [c for c in candidates if not (colour and "depth" in c)]
     for word in prefer:
-        hits = [c for c in candidates if word in c]
+        hits = [c for c in eligible if word in c]
         if len(hits) == 1:
             return hits[0]
     raise FormatError(f"{path}: several {what} topics ({', '.join(candidates)}); choose one with {option}=")
+
+
+def _check_size(height: int, width: int, info: Any, where: str, info_topic: str) -> None:
+    if (height, width) != (info.height, info.width):
+        raise FormatError(f"{where}: image is {width}x{height} but {info_topic} is for {info.width}x{info.height}")
 
 
 def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
@@ -144,26 +173,28 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
 
 def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any], max_dt: float) -> PosedDataset:
     """One pass over the bag: choose topics, collect stamps and TF, pair depth and poses."""
-    by_topic = {c.topic: c for c in reader.connections}
-    topics = ", ".join(f"{c.topic} [{c.msgtype}]" for c in reader.connections) or "none"
+    # ROS 1 bags hold one connection per publisher: a restarted driver (new callerid) adds another.
+    by_topic: dict[str, list[Any]] = {}
+    for c in reader.connections:
+        by_topic.setdefault(c.topic, []).append(c)
+    topics = ", ".join(f"{t} [{cs[0].msgtype}]" for t, cs in by_topic.items()) or "none"
 
     def first(topic: str) -> Any:
-        conn = by_topic[topic]
-        for c, _, raw in reader.messages([conn]):
+        for c, _, raw in reader.messages(by_topic[topic]):
             return reader.deserialize(raw, c.msgtype)
         return None
 
     def kind(topic: str) -> str:
-        conn = by_topic[topic]
-        if conn.msgtype not in (IMAGE, COMPRESSED):
+        msgtype = by_topic[topic][0].msgtype
+        if msgtype not in (IMAGE, COMPRESSED):
             return ""
         msg = first(topic)
         if msg is None:
             return ""
-        label = (msg.format if conn.msgtype == COMPRESSED else msg.encoding).lower()
+        label = (msg.format if msgtype == COMPRESSED else msg.encoding).lower()
         if "compresseddepth" in label or label in DEPTH_ENCODINGS:
             return "depth"
-        return "rgb" if conn.msgtype == COMPRESSED or label in COLOR_ENCODINGS else ""
+        return "rgb" if msgtype == COMPRESSED or label in COLOR_ENCODINGS else ""
 
     rgb_topic, depth_topic = options.get("rgb_topic"), options.get("depth_topic")
     for given in (rgb_topic, depth_topic, options.get("camera_info_topic")):
@@ -175,36 +206,39 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
             candidates = [t for t, k in kinds.items() if k == "rgb"]
             if not candidates:
                 raise FormatError(f"{path}: no colour image topic (topics: {topics})")
-            rgb_topic = _choose(candidates, ("color", "rgb"), "colour image", "rgb_topic", path)
+            rgb_topic = _choose(candidates, ("color", "rgb"), "colour image", "rgb_topic", path, colour=True)
         if depth_topic is None:
             candidates = [t for t, k in kinds.items() if k == "depth"]
             if not candidates:
                 raise FormatError(f"{path}: no depth image topic (topics: {topics})")
-            depth_topic = _choose(candidates, ("aligned", "registered", "depth"), "depth image", "depth_topic", path)
+            depth_topic = _choose(candidates, ("aligned", "registered", "depth"), "depth image", "depth_topic", path,
+                                  colour=False)
     info_topic = options.get("camera_info_topic")
     if info_topic is None:
-        infos = [t for t, c in by_topic.items() if c.msgtype == CAMERA_INFO]
-        sibling = rgb_topic.rsplit("/", 1)[0] + "/camera_info"
-        info_topic = sibling if sibling in infos else _choose(infos, ("color", "rgb"), "CameraInfo", "camera_info_topic", path)
+        infos = [t for t, cs in by_topic.items() if cs[0].msgtype == CAMERA_INFO]
+        sibling = camera_info_topic(rgb_topic)
+        info_topic = sibling if sibling in infos else _choose(infos, ("color", "rgb"), "CameraInfo", "camera_info_topic",
+                                                              path, colour=True)
 
-    tree = TfTree()
+    segments = TfSegments()
     rgbs: list[_Stamped] = []
-    depths: list[_Stamped] = []
+    depths: dict[int, list[_Stamped]] = {}  # segment -> its depth images
     info = None
-    wanted = [by_topic[t] for t in (rgb_topic, depth_topic, info_topic)]
-    wanted += [c for c in reader.connections if c.msgtype == TF and c.topic in ("/tf", "/tf_static")]
+    wanted = [c for c in reader.connections if c.topic in (rgb_topic, depth_topic, info_topic)
+              or (c.msgtype == TF and c.topic in ("/tf", "/tf_static"))]
     for conn, bag_time, raw in reader.messages(wanted):
         msg = reader.deserialize(raw, conn.msgtype)
         if conn.msgtype == TF:
-            for tr in msg.transforms:
-                tree.add(tr.header.frame_id, tr.child_frame_id, stamp_of(tr), _tq(tr.transform),
-                         static=conn.topic == "/tf_static")
-        elif conn.topic == info_topic:
+            segments.add_tf(msg, static=conn.topic == "/tf_static")
+            continue
+        if conn.topic == info_topic:
             info = info if info is not None else msg
-        elif conn.topic == rgb_topic:
-            rgbs.append(_Stamped(stamp_of(msg), bag_time, msg.header.frame_id))
+        stamp = stamp_of(msg)
+        if conn.topic == rgb_topic:
+            rgbs.append(_Stamped(stamp, bag_time, msg.header.frame_id, segments.observe(rgb_topic, stamp)))
         if conn.topic == depth_topic:
-            depths.append(_Stamped(stamp_of(msg), bag_time, msg.header.frame_id))
+            segment = segments.observe(depth_topic, stamp)
+            depths.setdefault(segment, []).append(_Stamped(stamp, bag_time, msg.header.frame_id, segment))
     if info is None:
         raise FormatError(f"{path}: no message on CameraInfo topic {info_topic}")
     K = np.array(info.k if hasattr(info, "k") else info.K, dtype=np.float64).reshape(3, 3)  # ROS 1: K
@@ -212,30 +246,41 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
         raise FormatError(f"{path}: {info_topic} has no calibration (K = {K.ravel().tolist()})")
     if not rgbs or not depths:
         raise FormatError(f"{path}: no messages on {rgb_topic if not rgbs else depth_topic}")
+    if len(segments.trees) > 1:
+        log.info("%s: stamps jump back %d times (a restarted recording): TF and depth paired per run",
+                 path, len(segments.trees) - 1)
 
-    depth_stamps = np.array([d.stamp for d in depths])
-    order = np.argsort(depth_stamps)
-    sorted_depth = depth_stamps[order]
-    fixed = options.get("fixed_frame") or next((f for f in FIXED_FRAMES if f in tree.frames), None)
-    if fixed is not None and fixed not in tree.frames:
-        raise FormatError(f"{path}: fixed frame {fixed!r} not in TF (frames: {', '.join(sorted(tree.frames))})")
+    for run in depths.values():
+        run.sort(key=lambda d: d.stamp)
+    depth_stamps = {segment: np.array([d.stamp for d in run]) for segment, run in depths.items()}
+
+    def nearest_depth(rgb: _Stamped) -> _Stamped | None:
+        stamps = depth_stamps.get(rgb.segment)
+        if stamps is None:
+            return None
+        j = int(np.searchsorted(stamps, rgb.stamp))
+        best = min((n for n in (j - 1, j) if 0 <= n < len(stamps)), key=lambda n: abs(stamps[n] - rgb.stamp))
+        return depths[rgb.segment][best] if abs(stamps[best] - rgb.stamp) <= max_dt else None
+
+    fixed = (options.get("fixed_frame") or "").lstrip("/")  # as the lookups strip it
+    fixed = fixed or next((f for f in FIXED_FRAMES if f in segments.frames), None)
+    if fixed is not None and fixed not in segments.frames:
+        raise FormatError(f"{path}: fixed frame {fixed!r} not in TF (frames: {', '.join(sorted(segments.frames))})")
     if fixed is None:
         log.info("%s: no 'map' or 'world' frame in TF; frames have no poses", path)
 
     kept: list[tuple[int, _Stamped, _Stamped, np.ndarray | None]] = []
     for i, rgb in enumerate(rgbs):
-        j = int(np.searchsorted(sorted_depth, rgb.stamp))
-        near = [n for n in (j - 1, j) if 0 <= n < len(sorted_depth)]
-        best = min(near, key=lambda n: abs(sorted_depth[n] - rgb.stamp))
-        if abs(sorted_depth[best] - rgb.stamp) > max_dt:
+        depth = nearest_depth(rgb)
+        if depth is None:
             continue
         T = None
         if fixed is not None:
-            T = tree.lookup(fixed, options.get("camera_frame") or rgb.frame_id, rgb.stamp)
+            T = segments.trees[rgb.segment].lookup(fixed, options.get("camera_frame") or rgb.frame_id, rgb.stamp)
             if T is None:
                 continue
             T = check_pose(T, f"{path}: TF {fixed} <- {rgb.frame_id} at {rgb.stamp:.3f}")
-        kept.append((i, rgb, depths[order[best]], T))
+        kept.append((i, rgb, depth, T))
     if len(kept) < len(rgbs):
         log.info("%s: %d of %d colour images lack depth within %.3f s or a TF pose; skipped",
                  path, len(rgbs) - len(kept), len(rgbs), max_dt)
@@ -244,24 +289,30 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
                           f"{max_dt} s and a pose in {fixed!r}")
     positions = select([k[0] for k in kept], frames, source=str(path))
     chosen = [kept[p] for p in positions]
-    rgb_conn, depth_conn = by_topic[rgb_topic], by_topic[depth_topic]
+    rgb_conns, depth_conns = by_topic[rgb_topic], by_topic[depth_topic]
 
-    def read(conn: Any, item: _Stamped) -> Any:
-        for c, _, raw in reader.messages([conn], start=item.bag_time, stop=item.bag_time + 1):
+    def read(conns: list[Any], item: _Stamped) -> Any:
+        for c, _, raw in reader.messages(conns, start=item.bag_time, stop=item.bag_time + 1):
             msg = reader.deserialize(raw, c.msgtype)
             if abs(stamp_of(msg) - item.stamp) < 1e-9:
                 return msg
-        raise DataFileError(f"{path}: message at {item.bag_time} ns on {conn.topic} vanished")
+        raise DataFileError(f"{path}: message at {item.bag_time} ns on {conns[0].topic} vanished")
+
+    def color(rgb: _Stamped) -> np.ndarray:
+        where = f"{path}:{rgb_topic}@{rgb.stamp:.6f}"
+        image = decode_color(read(rgb_conns, rgb), where)
+        _check_size(*image.shape[:2], info, where, info_topic)
+        return image
 
     def load(k: int) -> PosedFrame:
         i, rgb, depth, T = chosen[k]
-        where = f"{path}:{rgb_topic}@{rgb.stamp:.6f}"
         return PosedFrame(
-            rgb=decode_color(read(rgb_conn, rgb), where),
-            depth=decode_depth(read(depth_conn, depth), f"{path}:{depth_topic}@{depth.stamp:.6f}"),
+            rgb=color(rgb),
+            depth=decode_depth(read(depth_conns, depth), f"{path}:{depth_topic}@{depth.stamp:.6f}"),
             K=K, T_world_cam=T, frame_id=f"{path.stem}/{i:06d}", index=i, stamp=rgb.stamp,
         ).validate()
 
+    color(chosen[0][1])  # a CameraInfo for another image size would give wrong intrinsics to every frame
     poses = None if fixed is None else np.stack([c[3] for c in chosen])
     return PosedDataset(path=path, name=path.stem, format="rosbag", indices=[c[0] for c in chosen],
                         poses=poses, intrinsics=K, image_size=(int(info.height), int(info.width)), loader=load)

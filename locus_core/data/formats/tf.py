@@ -10,7 +10,8 @@ interpolate across a hole in a stream (a dropped odometry message is fine, a mis
 
 ``TransformBuffer`` raises ``TransformError``s (thread-safe, for the node); ``TfTree`` is the bag
 readers' view of it: whole recording kept, poses given as ``tx ty tz qx qy qz qw``, ``None`` where
-the buffer would raise.
+the buffer would raise; ``TfSegments`` splits a recording whose stamps restart (a looped bag, a
+restarted simulator) into one ``TfTree`` per run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import bisect
 import math
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
@@ -78,10 +80,10 @@ class _Edge:
             if 0 <= j < len(self.stamps) and abs(self.stamps[j] - time) <= SAME_STAMP_S:
                 return self._sample(j)
         t0, t1 = self.stamps[i - 1], self.stamps[i]
-        if time - t0 > max_gap or t1 - time > max_gap:
+        if t1 - t0 > max_gap:
             raise ExtrapolationError(
                 f"lookup of {self.parent} -> {child} at t={time:.6f} falls in a gap of the stream: "
-                f"samples at {t0:.6f} and {t1:.6f}, more than {max_gap} s away"
+                f"samples at {t0:.6f} and {t1:.6f}, more than {max_gap} s apart"
             )
         alpha = (time - t0) / (t1 - t0)
         slerp = Slerp([0.0, 1.0], Rotation.from_quat([self.rotations[i - 1], self.rotations[i]]))
@@ -97,8 +99,8 @@ class TransformBuffer:
     Args:
         cache_time: seconds of dynamic history kept per edge (tf2's default is 10 s; ``math.inf``
             keeps everything, for a recording read offline).
-        max_gap: largest distance (s) from a lookup time to each of the two samples it is
-            interpolated between (inf: tf2's behaviour, any gap is bridged).
+        max_gap: largest time (s) between the two samples a lookup is interpolated between
+            (inf: tf2's behaviour, any gap is bridged).
     """
 
     def __init__(self, cache_time: float = 10.0, *, max_gap: float = math.inf) -> None:
@@ -217,7 +219,7 @@ class TfTree:
     sample and answers ``None`` instead of raising.
 
     Args:
-        max_gap: no interpolation between samples more than this far (s) from the query time.
+        max_gap: no interpolation between samples more than this far (s) apart.
     """
 
     def __init__(self, max_gap: float = 0.5) -> None:
@@ -243,3 +245,66 @@ class TfTree:
             return self._buffer.lookup(target, source, t)
         except TransformError:
             return None
+
+
+def stamp_of(msg: Any) -> float:
+    """Seconds of the ``header.stamp`` of a ROS message (``sec`` + ``nanosec``, either ROS)."""
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def _tq(transform: Any) -> np.ndarray:
+    """``tx ty tz qx qy qz qw`` of a ``geometry_msgs/Transform``."""
+    t, q = transform.translation, transform.rotation
+    return np.array([t.x, t.y, t.z, q.x, q.y, q.z, q.w], dtype=np.float64)
+
+
+class TfSegments:
+    """A recording's TF in time segments, for recordings whose stamps restart (a looped bag, a
+    restarted simulator or driver): one :class:`TfTree` per segment, static transforms carried over.
+
+    Each stream (a topic, or the TF samples of one child frame) is in one segment at a time. A
+    message whose stamp falls more than ``jump_s`` behind the newest of its own stream moves that
+    stream on to the newest segment, opening one if the stream is already there. So a segment is
+    opened once, by the first stream to jump back, and the others join it when they jump
+    themselves: publishers with different latencies never look like a jump, and a late message of
+    the previous run (received just after the new run's first) stays in the previous segment.
+
+    Args:
+        jump_s: how far (s) a stream's stamp must fall behind its newest to start a new run.
+        max_gap_s: the trees' ``max_gap``.
+    """
+
+    def __init__(self, jump_s: float = 1.0, max_gap_s: float = 0.5) -> None:
+        self.jump_s, self.max_gap_s = jump_s, max_gap_s
+        self.trees = [TfTree(max_gap_s)]
+        self._statics: list[tuple[str, str, np.ndarray]] = []
+        self._streams: dict[str, tuple[int, float]] = {}  # stream -> (segment, newest stamp)
+
+    def observe(self, stream: str, stamp: float) -> int:
+        """The segment of the message of ``stream`` stamped ``stamp`` (s); a new stream starts in the newest."""
+        newest_segment = len(self.trees) - 1
+        segment, newest = self._streams.get(stream, (newest_segment, stamp))
+        if stamp < newest - self.jump_s:
+            if segment == newest_segment:
+                tree = TfTree(self.max_gap_s)
+                for parent, child, tq in self._statics:
+                    tree.add(parent, child, 0.0, tq, static=True)
+                self.trees.append(tree)
+            segment, newest = len(self.trees) - 1, stamp
+        self._streams[stream] = (segment, max(newest, stamp))
+        return segment
+
+    def add_tf(self, msg: Any, *, static: bool) -> None:
+        """Record a ``tf2_msgs/TFMessage`` of ``/tf``, or of ``/tf_static`` (``static``)."""
+        for tr in msg.transforms:
+            parent, child, stamp, tq = tr.header.frame_id, tr.child_frame_id, stamp_of(tr), _tq(tr.transform)
+            if static:
+                self._statics.append((parent, child, tq))
+                self.trees[-1].add(parent, child, stamp, tq, static=True)
+            else:
+                self.trees[self.observe("tf:" + child, stamp)].add(parent, child, stamp, tq, static=False)
+
+    @property
+    def frames(self) -> set[str]:
+        """The frames of every segment's tree."""
+        return set().union(*(tree.frames for tree in self.trees))

@@ -38,8 +38,9 @@ def detect(path: Path) -> bool:
     return path.is_dir() and (path / "rgb.txt").is_file() and (path / "depth.txt").is_file()
 
 
-def read_list(path: Path, columns: int) -> tuple[np.ndarray, list[list[str]]]:
-    """Timestamps (N,) and the remaining fields of each non-comment line."""
+def read_list(path: Path, columns: int, *, numeric: bool = False) -> tuple[np.ndarray, list[list[str]]]:
+    """Timestamps (N,) and the remaining fields of each non-comment line (checked to be numbers
+    with ``numeric``)."""
     if not path.is_file():
         raise DataFileError(f"{path}: file not found")
     stamps, rest = [], []
@@ -53,6 +54,12 @@ def read_list(path: Path, columns: int) -> tuple[np.ndarray, list[list[str]]]:
             stamps.append(float(fields[0]))
         except ValueError:
             raise FormatError(f"{path}:{n}: bad timestamp {fields[0]!r}") from None
+        if numeric:
+            for value in fields[1:]:
+                try:
+                    float(value)
+                except ValueError:
+                    raise FormatError(f"{path}:{n}: {value!r} is not a number") from None
         rest.append(fields[1:])
     return np.array(stamps), rest
 
@@ -63,7 +70,7 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     max_dt = float(options.get("max_dt", 0.02))
     rgb_t, rgb_f = read_list(path / "rgb.txt", 2)
     depth_t, depth_f = read_list(path / "depth.txt", 2)
-    gt_t, gt_rows = read_list(path / "groundtruth.txt", 8)
+    gt_t, gt_rows = read_list(path / "groundtruth.txt", 8, numeric=True)
     order = np.argsort(gt_t)
     gt_t, gt = gt_t[order], np.array(gt_rows, dtype=np.float64)[order]
     if len(depth_t) == 0:

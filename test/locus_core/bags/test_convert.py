@@ -27,7 +27,7 @@ def test_round_trip_through_the_bag_reader(tmp_path: Path, scene, storage: str, 
     assert summary.frames == 6 and summary.duration_s == pytest.approx(5 / 30)
     assert summary.topics[tp.TF_STATIC] == 1 and summary.topics[tp.GROUND_TRUTH] == 6
     assert not list(tmp_path.glob(".bag.tmp-*"))  # staging removed
-    back = open_dataset(tmp_path / "bag", rgb_topic=tp.RGB)
+    back = open_dataset(tmp_path / "bag")  # the raw colour topic, not its /compressed sibling
     np.testing.assert_allclose(back.poses(), scene.poses(), atol=1e-9)
     for k in (0, 5):
         a, b = scene[k], back[k]
@@ -92,3 +92,17 @@ def test_errors_name_the_problem(tmp_path: Path, scene) -> None:
     with pytest.raises(BagError, match="has no pose"):
         write_bag([dataclasses.replace(scene[0], T_world_cam=None)], tmp_path / "other")
     assert not (tmp_path / "other").exists() and not list(tmp_path.glob(".other.tmp-*"))
+
+
+def test_a_full_disk_under_sqlite3_names_the_bag(tmp_path: Path, scene, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from rosbags.rosbag2 import Writer
+
+    def full(*args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Writer, "write", full)
+    with pytest.raises(BagError, match=r"full: writing the bag failed \(database or disk is full\)"):
+        write_bag(scene[:1], tmp_path / "full", storage="sqlite3")
+    assert not (tmp_path / "full").exists() and not list(tmp_path.glob(".full.tmp-*"))

@@ -47,6 +47,9 @@ def test_tum(tmp_path: Path) -> None:
     lines = (path / "groundtruth.txt").read_text().splitlines()
     (path / "groundtruth.txt").write_text("\n".join(lines[:3] + lines[4:]) + "\n")
     assert 2 not in open_dataset(path).indices
+    (path / "groundtruth.txt").write_text("\n".join(lines[:2] + [lines[2].replace(" ", " x", 1)]) + "\n")
+    with pytest.raises(FormatError, match=r"groundtruth\.txt:3: 'x[-0-9.e]+' is not a number"):
+        open_dataset(path)
 
 
 def test_scannet_resizes_colour_to_depth(tmp_path: Path) -> None:

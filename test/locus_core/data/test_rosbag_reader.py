@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
-from rgbd_scene import Scene, make_scene, tq_of
+from rgbd_scene import Scene, make_scene, mm, tq_of
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from locus_core.data import FormatError, open_dataset
+from locus_core.data import DataFileError, FormatError, open_dataset
 from locus_core.data.consistency import reprojection_median
+from locus_core.data.formats.rosbag import decode_color, decode_depth
 from locus_core.data.formats.tf import TfTree
 from locus_core.data.poses import pose_from_tq
 
@@ -18,7 +21,16 @@ T_BASE_CAM = pose_from_tq(np.array([0.1, 0.0, 0.3, -0.5, 0.5, -0.5, 0.5]))  # op
 T_MAP_ODOM = pose_from_tq(np.array([1.0, -2.0, 0.0, 0.0, 0.0, 0.2588190, 0.9659258]))
 
 
-def write_bag(path: Path, scene: Scene, kind: str, *, depth_encoding: str = "16UC1") -> Path:
+def write_bag(path: Path, scene: Scene, kind: str, *, depth_encoding: str = "16UC1", stamps: list[float] | None = None,
+              restart_driver_at: int | None = None, siblings: bool = False,
+              info_size: tuple[int, int] | None = None) -> Path:
+    """Frame k recorded at bag time 10 + k/10 s, stamped ``stamps[k]`` (default: the same).
+
+    restart_driver_at: from this frame on, the camera topics come from a new publisher (ROS 1: a new
+    connection, as a restarted driver's new callerid). siblings: the image_transport topics (JPEG
+    colour and PNG depth ``/compressed``, depth ``/compressedDepth``) and the depth camera's
+    CameraInfo too, as ``ros2 bag record -a`` of a RealSense. info_size: (H, W) the CameraInfo claims.
+    """
     ros1 = kind == "ros1"
     store = get_typestore(Stores.ROS1_NOETIC if ros1 else Stores.ROS2_HUMBLE)
     if ros1:  # the noetic store lacks tf2_msgs
@@ -39,6 +51,15 @@ def write_bag(path: Path, scene: Scene, kind: str, *, depth_encoding: str = "16U
                 rotation=T["geometry_msgs/msg/Quaternion"](x=qx, y=qy, z=qz, w=qw)))
 
     H, W = scene.depth[0].shape
+    stamps = stamps or [10.0 + k / 10 for k in range(len(scene.rgb))]
+    camera = [("/camera/color/image_raw", "sensor_msgs/msg/Image"),
+              ("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image"),
+              ("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo")]
+    if siblings:
+        camera += [("/camera/color/image_raw/compressed", "sensor_msgs/msg/CompressedImage"),
+                   ("/camera/aligned_depth_to_color/image_raw/compressed", "sensor_msgs/msg/CompressedImage"),
+                   ("/camera/aligned_depth_to_color/image_raw/compressedDepth", "sensor_msgs/msg/CompressedImage"),
+                   ("/camera/aligned_depth_to_color/camera_info", "sensor_msgs/msg/CameraInfo")]
     if ros1:
         from rosbags.rosbag1 import Writer
 
@@ -49,45 +70,53 @@ def write_bag(path: Path, scene: Scene, kind: str, *, depth_encoding: str = "16U
         writer = Writer(path, version=8, storage_plugin=StoragePlugin.MCAP if kind == "mcap" else StoragePlugin.SQLITE3)
     serialize = store.serialize_ros1 if ros1 else store.serialize_cdr
     with writer:
-        conns = {
-            topic: writer.add_connection(topic, msgtype, typestore=store)
-            for topic, msgtype in [
-                ("/camera/color/image_raw", "sensor_msgs/msg/Image"),
-                ("/camera/aligned_depth_to_color/image_raw", "sensor_msgs/msg/Image"),
-                ("/camera/color/camera_info", "sensor_msgs/msg/CameraInfo"),
-                ("/tf", "tf2_msgs/msg/TFMessage"),
-                ("/tf_static", "tf2_msgs/msg/TFMessage"),
-            ]
-        }
+        tf = [("/tf", "tf2_msgs/msg/TFMessage"), ("/tf_static", "tf2_msgs/msg/TFMessage")]
+        conns = {topic: writer.add_connection(topic, msgtype, typestore=store) for topic, msgtype in camera + tf}
 
         def write(topic: str, t: float, msg) -> None:
             writer.write(conns[topic], int(t * 1e9), serialize(msg, msg.__msgtype__))
 
         write("/tf_static", 9.0, T["tf2_msgs/msg/TFMessage"](transforms=[
             transform(9.0, "base_link", "camera_color_optical_frame", T_BASE_CAM)]))
-        Image = T["sensor_msgs/msg/Image"]
-        for k, (rgb, depth, pose) in enumerate(zip(scene.rgb, scene.depth, scene.poses)):
+        Image, Compressed = T["sensor_msgs/msg/Image"], T["sensor_msgs/msg/CompressedImage"]
+        for k, (rgb, depth, pose, s) in enumerate(zip(scene.rgb, scene.depth, scene.poses, stamps)):
             t = 10.0 + k / 10
-            # The robot pose that puts the optical frame at the scene's camera pose, sampled around t.
+            if k == restart_driver_at:
+                conns.update({topic: writer.add_connection(topic, msgtype, typestore=store, callerid="/camera_restarted")
+                              for topic, msgtype in camera})
+            # The robot pose that puts the optical frame at the scene's camera pose, sampled around s.
             T_odom_base = np.linalg.inv(T_MAP_ODOM) @ pose @ np.linalg.inv(T_BASE_CAM)
             write("/tf", t, T["tf2_msgs/msg/TFMessage"](transforms=[
-                transform(t, "map", "odom", T_MAP_ODOM), transform(t, "odom", "base_link", T_odom_base)]))
+                transform(s, "map", "odom", T_MAP_ODOM), transform(s, "odom", "base_link", T_odom_base)]))
             calibration = {"d": np.zeros(5), "k": scene.K.ravel(), "r": np.eye(3).ravel(), "p": np.zeros(12)}
-            write("/camera/color/camera_info", t, T["sensor_msgs/msg/CameraInfo"](
-                header=header(t, "camera_color_optical_frame"), height=H, width=W, distortion_model="plumb_bob",
+            info_h, info_w = info_size or (H, W)
+            info = T["sensor_msgs/msg/CameraInfo"](
+                header=header(s, "camera_color_optical_frame"), height=info_h, width=info_w, distortion_model="plumb_bob",
                 **{key.upper() if ros1 else key: value for key, value in calibration.items()}, binning_x=0, binning_y=0,
-                roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)))
+                roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0, do_rectify=False))
+            write("/camera/color/camera_info", t, info)
             bgr = np.ascontiguousarray(rgb[:, :, ::-1])
             write("/camera/color/image_raw", t, Image(
-                header=header(t, "camera_color_optical_frame"), height=H, width=W, encoding="bgr8", is_bigendian=0,
+                header=header(s, "camera_color_optical_frame"), height=H, width=W, encoding="bgr8", is_bigendian=0,
                 step=W * 3, data=bgr.ravel()))
             if depth_encoding == "16UC1":
                 raw = np.nan_to_num(np.round(depth * 1000), nan=0).astype("<u2")
             else:
                 raw = np.nan_to_num(depth, nan=0).astype("<f4")
             write("/camera/aligned_depth_to_color/image_raw", t + 0.004, Image(
-                header=header(t + 0.004, "camera_color_optical_frame"), height=H, width=W, encoding=depth_encoding,
+                header=header(s + 0.004, "camera_color_optical_frame"), height=H, width=W, encoding=depth_encoding,
                 is_bigendian=0, step=W * raw.itemsize, data=raw.view(np.uint8).ravel()))
+            if siblings:
+                write("/camera/aligned_depth_to_color/camera_info", t + 0.004, info)
+                jpeg = cv2.imencode(".jpg", bgr)[1].ravel()
+                write("/camera/color/image_raw/compressed", t, Compressed(
+                    header=header(s, "camera_color_optical_frame"), format="bgr8; jpeg compressed bgr8", data=jpeg))
+                png = cv2.imencode(".png", mm(depth))[1].ravel()
+                write("/camera/aligned_depth_to_color/image_raw/compressed", t + 0.004, Compressed(
+                    header=header(s + 0.004, "camera_color_optical_frame"), format="16UC1; png compressed ", data=png))
+                write("/camera/aligned_depth_to_color/image_raw/compressedDepth", t + 0.004, Compressed(
+                    header=header(s + 0.004, "camera_color_optical_frame"), format="16UC1; compressedDepth png",
+                    data=np.concatenate([np.zeros(12, np.uint8), png])))  # a 12-byte config header first
     return path
 
 
@@ -111,12 +140,66 @@ def test_bag_options_and_errors(tmp_path: Path) -> None:
     path = write_bag(tmp_path / "bag2", make_scene(n=3), "mcap")
     ds = open_dataset(path, fixed_frame="odom", rgb_topic="/camera/color/image_raw")
     np.testing.assert_allclose(ds.poses()[0], np.linalg.inv(T_MAP_ODOM) @ make_scene(n=3).poses[0], atol=1e-6)
+    np.testing.assert_allclose(open_dataset(path, fixed_frame="/map").poses(), np.stack(make_scene(n=3).poses), atol=1e-6)
     with pytest.raises(FormatError, match="fixed frame 'earth' not in TF"):
         open_dataset(path, fixed_frame="earth")
     with pytest.raises(FormatError, match="topic '/nope' not in the bag"):
         open_dataset(path, depth_topic="/nope")
     with pytest.raises(FormatError, match="no colour image on .* has depth"):
         open_dataset(path, max_dt=0.001)
+
+
+def test_stamps_that_restart_split_the_recording(tmp_path: Path) -> None:
+    """A simulator restarted mid-recording: the second run reuses the first one's stamps. Each image
+    gets the pose and the depth of its own run."""
+    scene = make_scene(n=6)
+    path = write_bag(tmp_path / "bag2", scene, "mcap", stamps=[10.0, 10.6, 11.2] * 2)
+    ds = open_dataset(path)
+    assert ds.indices == list(range(6))
+    np.testing.assert_allclose(ds.poses(), np.stack(scene.poses), atol=1e-6)
+    for k in range(6):
+        np.testing.assert_allclose(ds[k].depth, scene.depth[k], atol=5e-4)
+
+
+def test_a_restarted_driver_s_second_connection_is_read(tmp_path: Path) -> None:
+    scene = make_scene(n=5)
+    ds = open_dataset(write_bag(tmp_path / "robot.bag", scene, "ros1", restart_driver_at=2))
+    assert ds.indices == [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(ds.poses(), np.stack(scene.poses), atol=1e-6)
+    assert np.array_equal(ds[1].rgb, scene.rgb[1]) and np.array_equal(ds[4].rgb, scene.rgb[4])
+
+
+def test_raw_topics_are_preferred_over_their_transport_siblings(tmp_path: Path) -> None:
+    """``ros2 bag record -a`` of a RealSense: the raw colour and depth topics, not their JPEG/PNG
+    siblings (the depth's ``/compressed`` has "color" in its name too); a compressed colour topic
+    gets the colour camera's CameraInfo."""
+    scene = make_scene(n=3)
+    path = write_bag(tmp_path / "bag2", scene, "mcap", siblings=True)
+    ds = open_dataset(path)
+    assert np.array_equal(ds[1].rgb, scene.rgb[1])  # not the JPEG
+    np.testing.assert_allclose(ds.poses(), np.stack(scene.poses), atol=1e-6)
+    jpeg = open_dataset(path, rgb_topic="/camera/color/image_raw/compressed")
+    assert jpeg[1].rgb.shape == scene.rgb[1].shape and not np.array_equal(jpeg[1].rgb, scene.rgb[1])  # the JPEG
+    np.testing.assert_allclose(jpeg.intrinsics(0), scene.K)
+    png = open_dataset(path, depth_topic="/camera/aligned_depth_to_color/image_raw/compressedDepth")
+    np.testing.assert_allclose(png[2].depth, scene.depth[2], atol=5e-4)
+
+
+def test_camera_info_for_another_image_size_is_refused(tmp_path: Path) -> None:
+    path = write_bag(tmp_path / "bag2", make_scene(n=2), "mcap", info_size=(24, 32))
+    with pytest.raises(FormatError, match=r"/camera/color/image_raw@10\.000000: image is 64x48 but "
+                                          r"/camera/color/camera_info is for 32x24"):
+        open_dataset(path)
+
+
+def test_broken_image_messages_name_their_topic() -> None:
+    short = SimpleNamespace(encoding="rgb8", height=2, width=2, step=6, is_bigendian=0, data=bytes(10))
+    with pytest.raises(DataFileError, match=r"bag:/rgb@1\.0: 2x2 rgb8 image with step 6 needs 12 bytes, has 10"):
+        decode_color(short, "bag:/rgb@1.0")
+    png8 = cv2.imencode(".png", np.full((2, 2), 7, np.uint8))[1].tobytes()
+    eight_bit = SimpleNamespace(format="16UC1; compressedDepth png", data=bytes(12) + png8)
+    with pytest.raises(FormatError, match=r"bag:/depth@1\.0: compressedDepth PNG decodes to uint8"):
+        decode_depth(eight_bit, "bag:/depth@1.0")
 
 
 def test_tf_tree_on_real_bag(shared_data: Path) -> None:

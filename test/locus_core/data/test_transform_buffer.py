@@ -138,6 +138,17 @@ def test_max_gap_refuses_to_bridge_a_hole_in_the_stream() -> None:
         buf.set_transform_tq("odom", "base_link", np.zeros(7), 1.0)
 
 
+def test_max_gap_is_the_time_between_the_two_samples() -> None:
+    """Near a sample or midway, a lookup between samples further apart than max_gap is refused; any
+    lookup between closer ones is answered."""
+    tree = TfTree(max_gap=0.5)
+    for t in (10.0, 10.8, 11.2):
+        tree.add("odom", "base_link", t, _tq(_T(t=(t, 0, 0))), static=False)
+    assert [tree.lookup("odom", "base_link", t) for t in (10.05, 10.4, 10.75)] == [None] * 3
+    for t in (10.85, 11.0, 11.15):
+        np.testing.assert_allclose(tree.lookup("odom", "base_link", t)[:3, 3], [t, 0, 0], atol=1e-12)
+
+
 def test_tf_tree_keeps_the_whole_recording_and_answers_none() -> None:
     """The bag readers' view: unlimited history, poses as tx ty tz qx qy qz qw, None instead of errors."""
     tree = TfTree(max_gap=0.5)
