@@ -25,6 +25,7 @@ from locus_core.pipeline.messages import (  # noqa: F401  (re-exported: the node
     distortion_warning,
     image_to_numpy,
     intrinsics_from_camera_info,
+    registration_warning,
     rgb_from_compressed,
     rgb_from_image,
     stamp_to_seconds,

@@ -115,7 +115,7 @@ def render(snapshot: dict, *, node_name: str, inputs: list[str], sync: dict, sta
     """
     rates = snapshot["rates"]
     silent = [t for t in inputs if rates.get(t, 0.0) == 0.0]
-    bad = sum(snapshot["skipped"].get(k, 0) for k in ("bad_message", "camera_info"))
+    bad = sum(snapshot["skipped"].get(k, 0) for k in ("bad_message", "unknown_encoding"))
     input_level, input_msg = DiagnosticStatus.OK, "receiving"
     if silent:
         input_level, input_msg = DiagnosticStatus.WARN, f"no messages in {WINDOW_S:.0f} s on {', '.join(silent)}"

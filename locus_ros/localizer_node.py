@@ -13,6 +13,7 @@ import collections
 import dataclasses
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from locus_core.pipeline.sync import ApproximateTimeSynchronizer
 from locus_ros import conversions as conv
 from locus_ros import params as node_params
 from locus_ros.diagnostics import NodeStats, render
-from locus_ros.errors import ConversionError, ParameterError, TransformError
+from locus_ros.errors import ConversionError, ParameterError, TransformError, UnsupportedEncoding
 
 MAX_MARKER_POINTS = 20000
 
@@ -82,13 +83,15 @@ class TfSource:
             except LocusError as exc:
                 self._stats.skip("bad_tf", str(exc))
 
-    def lookup(self, target: str, source: str, stamp: float) -> np.ndarray:
+    def lookup(self, target: str, source: str, stamp: Any) -> np.ndarray:
+        """At ``stamp`` (builtin_interfaces/Time), converted as each backend converted the stamps it
+        stores: a transform stamped exactly at the image is found, not "in the future"."""
         if self._tf2 is None:
-            return self._buffer.lookup(target, source, stamp)
+            return self._buffer.lookup(target, source, conv.stamp_to_seconds(stamp))
         try:
-            t = self._buffer.lookup_transform(target, source, rclpy.time.Time(seconds=stamp))
+            t = self._buffer.lookup_transform(target, source, rclpy.time.Time.from_msg(stamp))
         except self._tf2.TransformException as exc:  # lookup, connectivity, extrapolation
-            raise TransformError(f"{target} <- {source} at t={stamp:.6f}: {exc}") from exc
+            raise TransformError(f"{target} <- {source} at t={conv.stamp_to_seconds(stamp):.6f}: {exc}") from exc
         return conv.transform_to_matrix(t.transform)
 
     def clear(self) -> None:
@@ -117,7 +120,7 @@ class LocalizerNode(Node):
         self._processor = None
         self._device_note = ""
         self._last_stamp: float | None = None
-        self._distortion_warned = False
+        self._warned: set[str] = set()  # kinds of input warning logged (once each)
         self._status_lock = threading.Lock()
         self._frame_status: LocalizerStatus | None = None  # the last frame's result, repeated periodically
 
@@ -173,19 +176,21 @@ class LocalizerNode(Node):
         return node_params.from_mapping(values)
 
     def _on_set_parameters(self, changes: list[Parameter]) -> SetParametersResult:
-        updates = {}
-        for change in changes:
-            if change.name not in node_params.SPEC:
-                continue
-            reason = node_params.check(change.name, change.value)
+        updates = {change.name: change.value for change in changes if change.name in node_params.SPEC}
+        try:
+            params = node_params.from_mapping({**dataclasses.asdict(self.params), **updates})
+        except ParameterError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        # The map first: map_path and mode set together load the map the mode needs.
+        if "map_path" in updates:
+            reason = self._load_map(params.map_path)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
-            updates[change.name] = change.value
-        if "mode" in updates and updates["mode"] != self.params.mode:
-            reason = self._switch_mode(updates["mode"])
+        if params.mode != self.params.mode:
+            reason = self._switch_mode(params.mode)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
-        self.params = node_params.from_mapping({**dataclasses.asdict(self.params), **updates})
+        self.params = params
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- inputs
@@ -207,7 +212,11 @@ class LocalizerNode(Node):
 
     # ---------------------------------------------------------------- worker
     def _work(self) -> None:
-        self._start_core()
+        try:
+            self._start_core()
+        except Exception as exc:  # noqa: BLE001  the node stays up: services answer, diagnostics say why
+            self._state_error = self._failure("start failed", exc)
+            self.get_logger().error(self._state_error)
         while True:
             with self._wake:
                 while not self._queue and not self._stopping:
@@ -217,22 +226,33 @@ class LocalizerNode(Node):
                 item = self._queue.popleft()
             try:
                 self._process(item)
-            except (LocusError, ValueError) as exc:  # a bad frame never stops the worker
-                kind = "tf" if isinstance(exc, TransformError) else "bad_message" if isinstance(exc, ConversionError) else "processing"
-                self.stats.skip(kind, str(exc))
-                self.stats.processed(localized=False, reason=str(exc), latency_ms=1e3 * (time.monotonic() - item.received))
-                self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=5.0)
-                self._publish_status(item.rgb.header.stamp)
-            except Exception as exc:  # noqa: BLE001  a bug in the core must be reported, not kill the robot's node
-                self.stats.skip("internal", f"{type(exc).__name__}: {exc}")
-                self.get_logger().error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0)
+            except Exception as exc:  # noqa: BLE001  a bad frame, or a bug in the core, never stops the worker
+                self._skip_frame(item, exc)
+
+    def _skip_frame(self, item: _Frame, exc: Exception) -> None:
+        """Count and report a frame that gave no result; its status is published like any other's
+        (the monitor and callers waiting for it need not wait out a timeout)."""
+        if isinstance(exc, (LocusError, ValueError)):
+            kinds = [(TransformError, "tf"), (UnsupportedEncoding, "unknown_encoding"), (ConversionError, "bad_message")]
+            kind = next((k for cls, k in kinds if isinstance(exc, cls)), "processing")
+            reason = str(exc)
+            self.get_logger().warning(f"frame skipped: {reason}", throttle_duration_sec=5.0)
+        else:  # a bug in the core must be reported, not kill the robot's node
+            kind, reason = "internal", f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"frame failed: {reason}", throttle_duration_sec=5.0)
+        self.stats.skip(kind, reason)
+        self.stats.processed(localized=False, reason=reason, latency_ms=1e3 * (time.monotonic() - item.received))
+        self._publish_status(item.rgb.header.stamp)
 
     def _start_core(self) -> None:
+        """The model, then the map. Until both are in, ``_state_error`` ("loading the model") holds
+        frames back; a failure stays there, reported on /diagnostics and ~/status, and the node keeps
+        running (~/load_map can still bring a map)."""
         p = self.params
         try:
             processor = FrameProcessor(p.model, p.device, p.localizer_config, p.precision)
         except Exception as exc:  # noqa: BLE001  reported on /diagnostics; services still answer
-            self._state_error = f"model {p.model!r} could not be loaded: {exc}"
+            self._state_error = self._failure(f"model {p.model!r} could not be loaded", exc)
             self.get_logger().error(self._state_error)
             return
         if processor.fallbacks:
@@ -242,18 +262,41 @@ class LocalizerNode(Node):
             log(self._device_note)
         self.get_logger().info(f"model {p.model} (hash {processor.model.hash}) on {processor.runtime}")
         self._processor = processor
-        self._state_error = ""
-        map_path = Path(p.map_path) if p.map_path else None
-        try:
-            if map_path is not None and (p.mode == "localization" or (map_path / "manifest.json").exists()):
-                processor.load_map(map_path)
-                self.get_logger().info(f"map {map_path}: {processor.counts()[0]} keyframes, {processor.counts()[1]} landmarks")
-            elif p.mode == "mapping":
-                processor.new_map()
+        if p.map_path and (p.mode == "localization" or (Path(p.map_path) / "manifest.json").exists()):
+            reason = self._load_map(p.map_path)
+            if reason:
+                self._state_error = reason
+                self.get_logger().error(reason)
+            return
+        if p.mode == "mapping":
+            processor.new_map()
             self._publish_landmarks()
-        except LocusError as exc:
-            self.get_logger().error(f"map {map_path}: {exc}")
         self._refresh_state_error()
+
+    def _load_map(self, path: str) -> str:
+        """Why the map at ``path`` was not loaded (the map in use stays); empty when it is now the map
+        in use."""
+        if not path:
+            return "map_path cannot be emptied at runtime: the map in use stays"
+        try:
+            if self._processor is None:
+                raise LocusError(self._state_error)
+            self._processor.load_map(path)
+            self._refresh_state_error()
+            self._publish_landmarks()
+        except Exception as exc:  # noqa: BLE001  a running node keeps running: the caller gets the reason
+            return self._failure(f"map {path} not loaded", exc)
+        keyframes, landmarks = self._processor.counts()
+        self.get_logger().info(f"map {path}: {keyframes} keyframes, {landmarks} landmarks")
+        return ""
+
+    def _failure(self, what: str, exc: Exception) -> str:
+        """``what: reason``. A LocusError's message is the reason; anything else is a bug, named by
+        its type and message, its traceback logged here (once)."""
+        if isinstance(exc, LocusError):
+            return f"{what}: {exc}"
+        self.get_logger().error(f"{what}:\n{''.join(traceback.format_exception(exc)).rstrip()}")
+        return f"{what}: {type(exc).__name__}: {exc}"
 
     def _refresh_state_error(self) -> None:
         if self._processor is None:
@@ -264,14 +307,20 @@ class LocalizerNode(Node):
             self._state_error = ""
 
     def _to_frame(self, item: _Frame) -> tuple[PosedFrame, str, float]:
-        frame, camera_frame = frame_from_messages(item.rgb, item.depth, item.info, topics=tuple(self._input_names))
-        warning = conv.distortion_warning(item.info)
-        if warning and not self._distortion_warned:
-            self._distortion_warned = True
-            self.get_logger().warning(warning)
+        rectified = self.params.rectified
+        frame, camera_frame = frame_from_messages(item.rgb, item.depth, item.info, topics=tuple(self._input_names), rectified=rectified)
+        # Once each: the inputs (one rgb/depth pair) do not change while the node runs.
+        warnings = {
+            "distortion": "" if rectified else conv.distortion_warning(item.info),
+            "registration": conv.registration_warning(item.rgb, item.depth, topics=tuple(self._input_names[:2])),
+        }
+        for kind, warning in warnings.items():
+            if warning and kind not in self._warned:
+                self._warned.add(kind)
+                self.get_logger().warning(warning)
         return frame, camera_frame, frame.stamp
 
-    def _lookup_waiting(self, target: str, source: str, stamp: float) -> np.ndarray:
+    def _lookup_waiting(self, target: str, source: str, stamp: Any) -> np.ndarray:
         """TF lookup that waits up to tf_timeout for transforms arriving after the image."""
         deadline = time.monotonic() + self.params.tf_timeout
         while True:
@@ -295,7 +344,7 @@ class LocalizerNode(Node):
         header = Header(stamp=item.rgb.header.stamp, frame_id=p.map_frame)
         if p.mode == "mapping":
             fixed = p.mapping_frame or p.map_frame
-            T_world_cam = self._lookup_waiting(fixed, camera_frame, stamp)
+            T_world_cam = self._lookup_waiting(fixed, camera_frame, item.rgb.header.stamp)
             inserted = self._processor.insert_keyframe(dataclasses.replace(frame, T_world_cam=T_world_cam))
             if inserted:
                 self.stats.count("keyframes_inserted")
@@ -310,7 +359,7 @@ class LocalizerNode(Node):
         self._publish_matches(header, result.matches[: p.max_matches])
         if result.localized and p.publish_tf:
             try:
-                T_odom_cam = self._lookup_waiting(p.odom_frame, camera_frame, stamp)
+                T_odom_cam = self._lookup_waiting(p.odom_frame, camera_frame, item.rgb.header.stamp)
                 self._publish_map_to_odom(stamp, result.T_map_cam @ np.linalg.inv(T_odom_cam))
             except TransformError as exc:
                 tf_reason = f"map->odom not published: {exc}"
@@ -372,10 +421,13 @@ class LocalizerNode(Node):
         )
 
     def _state(self) -> dict:
+        """What diagnostics and ~/status report of the node; read without waiting for an inference."""
         keyframes, landmarks = self._processor.counts() if self._processor else (0, 0)
         p = self.params
+        # The map in use (loaded from, or last saved to): map_path may name one that failed to load.
+        map_path = self._processor.map_path if self._processor else None
         return {
-            "mode": p.mode, "map_path": p.map_path, "model": p.model,
+            "mode": p.mode, "map_path": str(map_path or ""), "model": p.model,
             "runtime": self._processor.runtime if self._processor else "", "device_note": self._device_note,
             "keyframes": keyframes, "landmarks": landmarks, "tf_backend": self.tf.backend, "error": self._state_error,
         }
@@ -413,33 +465,30 @@ class LocalizerNode(Node):
     # ---------------------------------------------------------------- services
     def _on_save_map(self, request: SaveMap.Request, response: SaveMap.Response) -> SaveMap.Response:
         path = request.path or self.params.map_path
-        try:
-            if not path:
-                raise ParameterError("no path given and map_path is empty")
-            if self._processor is None:
-                raise LocusError(self._state_error)
-            saved = self._processor.save_map(path)
-            response.success, response.message = True, f"saved to {saved}"
-        except LocusError as exc:
-            response.success, response.message = False, str(exc)
+        if not path:
+            response.success, response.message = False, "no path given and map_path is empty"
+        else:
+            try:
+                if self._processor is None:
+                    raise LocusError(self._state_error)
+                saved = self._processor.save_map(path)
+                response.success, response.message = True, f"saved to {saved}"
+            except Exception as exc:  # noqa: BLE001  a running node keeps running: the caller gets the reason
+                response.success, response.message = False, self._failure(f"map not saved to {path}", exc)
         self.get_logger().info(f"save_map: {response.message}")
         return response
 
     def _on_load_map(self, request: LoadMap.Request, response: LoadMap.Response) -> LoadMap.Response:
-        try:
-            path = request.path or self.params.map_path
-            if not path:
-                raise ParameterError("no path given and map_path is empty")
-            if self._processor is None:
-                raise LocusError(self._state_error)
-            self._processor.load_map(path)
-            self.params = dataclasses.replace(self.params, map_path=str(path))
-            self._refresh_state_error()
-            self._publish_landmarks()
-            keyframes, landmarks = self._processor.counts()
-            response.success, response.message = True, f"loaded {path}: {keyframes} keyframes, {landmarks} landmarks"
-        except LocusError as exc:
-            response.success, response.message = False, str(exc)
+        """Sets map_path (its callback loads the map), so that the parameter names the map loaded."""
+        path = request.path or self.params.map_path
+        if not path:
+            response.success, response.message = False, "no path given and map_path is empty"
+        else:
+            result = self.set_parameters([Parameter("map_path", value=path)])[0]
+            response.success, response.message = result.successful, result.reason
+            if result.successful:
+                keyframes, landmarks = self._processor.counts()
+                response.message = f"loaded {path}: {keyframes} keyframes, {landmarks} landmarks"
         self.get_logger().info(f"load_map: {response.message}")
         return response
 
@@ -489,8 +538,8 @@ class LocalizerNode(Node):
             try:
                 saved = self._processor.save_map(self.params.map_path)
                 self.get_logger().info(f"map saved to {saved} ({self._processor.counts()[0]} keyframes)")
-            except LocusError as exc:
-                self.get_logger().error(f"saving the map failed: {exc}")
+            except Exception as exc:  # noqa: BLE001  the node must still be destroyed and rclpy shut down
+                self.get_logger().error(self._failure(f"map not saved to {self.params.map_path}", exc))
 
 
 def main(args: list[str] | None = None) -> int:

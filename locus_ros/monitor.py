@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rclpy
@@ -31,10 +31,16 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from locus_ros import conversions as conv
 from locus_ros.errors import ConversionError
 
+if TYPE_CHECKING:  # imported when first needed: it brings torch, seconds the monitor need not wait
+    from locus_core.mapping.localizer import Localization
+
 # A frame's pose, matches, status and ground truth are four topics: their order of arrival is not
 # guaranteed, so a frame is printed once all have come or this long (wall time) after its matches.
 GRACE_S = 2.0  # seconds: on a loaded machine the topics can arrive 0.5 s apart
 EARLY_KEPT = 100
+# Ground truth comes with the image, its answer one inference (and a queued frame) later: truth this
+# old (wall time) belongs to a frame the node dropped, and is forgotten.
+TRUTH_KEPT_S = 30.0
 
 
 def _key(stamp: Any) -> int:
@@ -49,22 +55,22 @@ class _Answer:
     matches: PlaceMatchArray
     arrived: float  # time.monotonic() of the matches
     pose: np.ndarray | None = None
-    covariance: np.ndarray | None = None
     status: LocalizerStatus | None = None
 
 
 class Monitor(Node):
-    """Records the localizer's answers and the ground truth; ``poll`` prints finished frames."""
+    """Records the localizer's answers and the ground truth; ``poll`` prints finished frames and
+    keeps of each only what the summary needs, so a long live run holds a bounded working set."""
 
-    def __init__(self, node_name: str, ground_truth: str, *, echo: bool = True) -> None:
-        super().__init__("locus_monitor")
+    def __init__(self, node_name: str, ground_truth: str, *, echo: bool = True, **kwargs: Any) -> None:
+        super().__init__("locus_monitor", **kwargs)
         prefix = "/" + node_name.strip("/")
         self.echo = echo
-        self.truth: dict[int, np.ndarray] = {}
-        self.answers: dict[int, _Answer] = {}
+        self.truth: dict[int, tuple[np.ndarray, float]] = {}  # stamp -> (T_map_cam, time.monotonic() of arrival), oldest first
+        self.truth_received = 0  # distinct stamps
+        self.answers: dict[int, _Answer] = {}  # not yet printed
         self._early: dict[int, list[tuple[str, Any]]] = {}  # pose/status that came before their matches
-        self._printed: set[int] = set()
-        self.lines: list[str] = []
+        self.scored: list[tuple[Localization, np.ndarray | None]] = []  # per printed frame: the result and its ground truth
         self.last_activity = time.monotonic()
         self._lock = threading.Lock()
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -81,8 +87,11 @@ class Monitor(Node):
         except ConversionError as exc:
             self.get_logger().warning(str(exc), throttle_duration_sec=5.0)
             return
+        key = _key(msg.header.stamp)
         with self._lock:
-            self.truth[_key(msg.header.stamp)] = T
+            self.truth_received += key not in self.truth
+            self.truth.pop(key, None)  # re-inserted last: the dict stays in order of arrival
+            self.truth[key] = (T, time.monotonic())
 
     def _on_pose(self, msg: PoseWithCovarianceStamped) -> None:
         self._attach(_key(msg.header.stamp), "pose", msg)
@@ -118,76 +127,70 @@ class Monitor(Node):
                 answer.pose = conv.pose_to_matrix(msg.pose.pose, what=self.topics["pose"])
             except ConversionError as exc:
                 self.get_logger().warning(str(exc), throttle_duration_sec=5.0)
-                return
-            answer.covariance = np.asarray(msg.pose.covariance, dtype=np.float64).reshape(6, 6)
 
     # ------------------------------------------------------------------ output
     def poll(self, *, flush: bool = False) -> None:
-        """Print every frame whose answer is complete (or overdue; all of them with ``flush``). A pose
-        waits for its ground truth too: topics are not ordered across each other."""
+        """Print every frame whose answer is complete (or overdue; all of them with ``flush``) and
+        move it to ``scored``; forget ground truth no answer came for. A pose waits for its ground
+        truth too: topics are not ordered across each other."""
         now = time.monotonic()
         with self._lock:
             ready = sorted(
                 key for key, a in self.answers.items()
-                if key not in self._printed
-                and (flush or now - a.arrived > GRACE_S
-                     or (a.status is not None and a.status.frames_processed > 0
-                         and (not a.status.localized or (a.pose is not None and key in self.truth))))
+                if flush or now - a.arrived > GRACE_S
+                or (a.status is not None and a.status.frames_processed > 0
+                    and (not a.status.localized or (a.pose is not None and key in self.truth)))
             )
-            self._printed.update(ready)
-        for key in ready:
-            line = self.describe(key)
-            self.lines.append(line)
-            if self.echo:
-                print(line, flush=True)
-
-    def describe(self, key: int) -> str:
-        with self._lock:
-            answer, truth = self.answers[key], self.truth.get(key)
-        best = answer.matches.matches[0] if answer.matches.matches else None
-        place = f"keyframe {best.keyframe_id:5d} inliers {best.inliers:4d}" if best else "no place match             "
-        if answer.pose is None:
-            reason = answer.status.message if answer.status is not None else ""
-            verdict = "not localized" + (f": {reason}" if reason else "")
-        elif truth is None:
-            verdict = "localized (no ground truth at this stamp)"
-        else:
-            from locus_core.evaluation.pose import pose_error
-
-            t_err, r_err = pose_error(answer.pose, truth)
-            verdict = f"localized: error {t_err * 100:6.1f} cm {r_err:5.1f} deg"
-        latency = f"{answer.status.latency_ms:6.1f} ms" if answer.status is not None else "      ? ms"
-        return f"[monitor] t={key / 1e9:.3f}  {place}  {latency}  {verdict}"
+            done = [(key, self.answers.pop(key), self.truth.pop(key, (None, 0.0))[0]) for key in ready]
+            while self.truth and next(iter(self.truth.values()))[1] < now - TRUTH_KEPT_S:
+                del self.truth[next(iter(self.truth))]
+            self.scored.extend((_localization(answer), truth) for _, answer, truth in done)
+        if self.echo:
+            for key, answer, truth in done:
+                print(describe(key, answer, truth), flush=True)
 
     def summary(self) -> dict[str, Any]:
-        """``localization_metrics`` over the answered frames (place recall needs co-visibility: not
+        """``localization_metrics`` over the printed frames (place recall needs co-visibility: not
         known live, reported as 0 queries), plus counts of what was seen."""
         from locus_core.mapping.evaluate import localization_metrics, to_json
-        from locus_core.mapping.localizer import Localization, PlaceMatch
 
         with self._lock:
-            keys = sorted(self.answers)
-            answers = [self.answers[k] for k in keys]
-            truth = [self.truth.get(k) for k in keys]
-            n_truth = len(self.truth)
-        results = [
-            Localization(
-                localized=a.pose is not None, T_map_cam=a.pose, covariance=a.covariance,
-                matches=[
-                    PlaceMatch(int(m.keyframe_id), float(m.score), int(m.inliers),
-                               conv.pose_to_matrix(m.relative_pose), conv.pose_to_matrix(m.keyframe_pose))
-                    for m in a.matches.matches
-                ],
-                inliers=int(a.status.inliers) if a.status is not None else 0,
-                latency_ms=float(a.status.latency_ms) if a.status is not None else float("nan"),
-                reason=a.status.message if a.status is not None and a.pose is None else "",
-            )
-            for a in answers
-        ]
+            results, truth = [r for r, _ in self.scored], [t for _, t in self.scored]
+            n_truth = self.truth_received
         metrics = localization_metrics(results, truth) if results else {"queries": 0}
-        metrics.update(frames_answered=len(keys), frames_with_ground_truth=n_truth,
-                       frames_scored=sum(a.pose is not None and t is not None for a, t in zip(answers, truth)))
+        metrics.update(frames_answered=len(results), frames_with_ground_truth=n_truth,
+                       frames_scored=sum(r.localized and t is not None for r, t in zip(results, truth)))
         return to_json(metrics)
+
+
+def describe(key: int, answer: _Answer, truth: np.ndarray | None) -> str:
+    """The line printed for the frame stamped ``key``."""
+    best = answer.matches.matches[0] if answer.matches.matches else None
+    place = f"keyframe {best.keyframe_id:5d} inliers {best.inliers:4d}" if best else "no place match             "
+    if answer.pose is None:
+        reason = answer.status.message if answer.status is not None else ""
+        verdict = "not localized" + (f": {reason}" if reason else "")
+    elif truth is None:
+        verdict = "localized (no ground truth at this stamp)"
+    else:
+        from locus_core.evaluation.pose import pose_error
+
+        t_err, r_err = pose_error(answer.pose, truth)
+        verdict = f"localized: error {t_err * 100:6.1f} cm {r_err:5.1f} deg"
+    latency = f"{answer.status.latency_ms:6.1f} ms" if answer.status is not None else "      ? ms"
+    return f"[monitor] t={key / 1e9:.3f}  {place}  {latency}  {verdict}"
+
+
+def _localization(answer: _Answer) -> Localization:
+    """What the summary's metrics read of an answer (matches are left out: they need co-visibility)."""
+    from locus_core.mapping.localizer import Localization
+
+    return Localization(
+        localized=answer.pose is not None, T_map_cam=answer.pose, covariance=None, matches=[],
+        inliers=int(answer.status.inliers) if answer.status is not None else 0,
+        latency_ms=float(answer.status.latency_ms) if answer.status is not None else float("nan"),
+        reason=answer.status.message if answer.status is not None and answer.pose is None else "",
+    )
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -218,9 +221,9 @@ def main(args: list[str] | None = None) -> int:
         while rclpy.ok() and not stop.is_set():
             rclpy.spin_once(node, timeout_sec=0.1)
             node.poll()
-            if options.frames and len(node.lines) >= options.frames:
+            if options.frames and len(node.scored) >= options.frames:
                 break
-            if node.answers and time.monotonic() - node.last_activity > options.idle_timeout:
+            if (node.answers or node.scored) and time.monotonic() - node.last_activity > options.idle_timeout:
                 break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -14,4 +14,5 @@ class ConversionError(PipelineError):
 
 
 class UnsupportedEncoding(ConversionError):
-    """An image encoding the pipeline does not read (counted apart: a configuration problem)."""
+    """An image encoding the pipeline does not read (counted apart from bad messages, as
+    ``unknown_encoding``: a configuration problem)."""

@@ -130,38 +130,65 @@ def _compressed_depth(msg: Any, what: str) -> np.ndarray:
     return raw
 
 
-def intrinsics_from_camera_info(msg: Any, *, what: str = "camera_info") -> np.ndarray:
-    """(3, 3) float64 K of a calibrated camera.
+def intrinsics_from_camera_info(msg: Any, *, what: str = "camera_info", rectified: bool = False) -> np.ndarray:
+    """(3, 3) float64 intrinsics of a calibrated camera: K of the raw images, or with ``rectified``
+    P[:3, :3], those of the rectified images (image_proc's image_rect; the ROS convention).
 
     Raises:
-        ConversionError: K unset (an uncalibrated camera publishes zeros) or not a pinhole matrix.
+        ConversionError: the matrix unset (an uncalibrated camera publishes zeros) or not a pinhole
+            matrix; with ``rectified``, P of a stereo pair's second camera (a monocular P has
+            Tx = Ty = 0).
     """
-    K = np.asarray(_field(msg, "k", "K"), dtype=np.float64).reshape(3, 3)
+    if rectified:
+        P = np.asarray(_field(msg, "p", "P"), dtype=np.float64).reshape(3, 4)
+        if P[0, 3] != 0 or P[1, 3] != 0:
+            raise ConversionError(
+                f"{what}: P has Tx, Ty = {P[0, 3]}, {P[1, 3]}: a stereo pair's second camera; rectified images must be monocular"
+            )
+        K, name = P[:, :3], "P[:3, :3]"
+    else:
+        K, name = np.asarray(_field(msg, "k", "K"), dtype=np.float64).reshape(3, 3), "K"
     fx, fy = K[0, 0], K[1, 1]
     if not (np.isfinite(K).all() and fx > 0 and fy > 0 and K[2, 2] == 1.0):
-        raise ConversionError(f"{what}: K = {K.ravel().tolist()} is not a calibrated pinhole matrix")
+        raise ConversionError(f"{what}: {name} = {K.ravel().tolist()} is not a calibrated pinhole matrix")
     if msg.width <= 0 or msg.height <= 0:
         raise ConversionError(f"{what}: image size {msg.width}x{msg.height} is not set")
     return K
 
 
 def distortion_warning(msg: Any) -> str:
-    """Empty when the images can be treated as rectified; otherwise what is wrong, in words."""
+    """Empty when images read with K can be treated as undistorted; otherwise what is wrong, in words."""
     coefficients = np.asarray(_field(msg, "d", "D"), dtype=np.float64)
     if coefficients.size and np.abs(coefficients).max() > DISTORTION_TOLERANCE:
         return (
-            f"camera_info has {msg.distortion_model or 'unknown'} distortion {coefficients.round(4).tolist()}: "
-            "subscribe to rectified images (image_proc) for accurate poses"
+            f"camera_info has {msg.distortion_model or 'unknown'} distortion {coefficients.round(4).tolist()} and the images "
+            "are read as undistorted with K: for accurate poses subscribe to rectified images (image_proc's image_rect) "
+            "and set the node's parameter rectified: true (intrinsics from P)"
         )
     return ""
 
 
+def registration_warning(rgb: Any, depth: Any, *, topics: tuple[str, str] = ("rgb", "depth")) -> str:
+    """Empty when depth carries the colour image's frame_id; otherwise both frames and topics, in
+    words. A warning, not an error: some drivers label depth registered to colour with the depth
+    camera's frame."""
+    rgb_frame, depth_frame = (m.header.frame_id.lstrip("/") for m in (rgb, depth))
+    if depth_frame == rgb_frame:
+        return ""
+    return (
+        f"{topics[1]} is in frame {depth_frame!r} and {topics[0]} in {rgb_frame!r}: depth must be registered to the colour "
+        "camera (e.g. aligned_depth_to_color); it is used as if it were"
+    )
+
+
 def frame_from_messages(
-    rgb: Any, depth: Any, info: Any, *, topics: tuple[str, str, str] = ("rgb", "depth", "camera_info"), camera_frame: str = ""
+    rgb: Any, depth: Any, info: Any, *, topics: tuple[str, str, str] = ("rgb", "depth", "camera_info"), camera_frame: str = "",
+    rectified: bool = False,
 ) -> tuple[PosedFrame, str]:
     """A synchronised rgb (Image or CompressedImage), depth (Image) and CameraInfo → an unposed
     ``PosedFrame`` stamped with the rgb stamp, and the camera's TF frame (``camera_frame`` when
-    given, else the rgb header's ``frame_id``). ``topics`` name the inputs in error messages.
+    given, else the rgb header's ``frame_id``). ``topics`` name the inputs in error messages;
+    ``rectified``: see ``intrinsics_from_camera_info``.
 
     Raises:
         UnsupportedEncoding: an encoding that is not read. ConversionError: anything else that makes
@@ -173,7 +200,7 @@ def frame_from_messages(
     stamp = stamp_to_seconds(rgb.header.stamp)
     image = rgb_from_compressed(rgb, what=topics[0]) if is_compressed(rgb) else rgb_from_image(rgb, what=topics[0])
     depth_m = depth_from_image(depth, what=topics[1])
-    K = intrinsics_from_camera_info(info, what=topics[2])
+    K = intrinsics_from_camera_info(info, what=topics[2], rectified=rectified)
     if depth_m.shape != image.shape[:2]:
         raise ConversionError(
             f"size mismatch: rgb {image.shape[1]}x{image.shape[0]}, depth {depth_m.shape[1]}x{depth_m.shape[0]} (register depth to colour)"

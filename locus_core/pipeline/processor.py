@@ -2,7 +2,8 @@
 
 Callers convert their inputs to ``PosedFrame`` and hand them here; everything that touches the
 model or the map happens in this class, under one lock, so that requests (save, load, set mode)
-and a worker thread never see a half-updated map.
+and a worker thread never see a half-updated map. ``counts`` alone reads without the lock: a
+diagnostics timer must not wait out an inference.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class FrameProcessor:
         self.map: Any = None  # locus_core.mapping.LandmarkMap
         self.map_path: Path | None = None
         self._localizer: Any = None
+        self._counts = (0, 0)  # (keyframes, landmarks), set under the lock whenever the map changes
 
     @property
     def runtime(self) -> str:
@@ -86,6 +88,7 @@ class FrameProcessor:
         localizer = Localizer(landmark_map, self.engine, self.config)
         with self.lock:
             self.map, self._localizer, self.map_path = landmark_map, localizer, path
+            self._recount()
 
     def new_map(self) -> None:
         """An empty map for mapping mode (keyframes are inserted as posed frames arrive)."""
@@ -96,6 +99,7 @@ class FrameProcessor:
         empty.sources.append({"name": "locus_localizer mapping mode"})
         with self.lock:
             self.map, self._localizer, self.map_path = empty, Localizer(empty, self.engine, self.config), None
+            self._recount()
 
     def save_map(self, path: str | Path) -> Path:
         with self.lock:
@@ -117,14 +121,18 @@ class FrameProcessor:
         with self.lock:
             if self._localizer is None:
                 raise PipelineError("no map to insert into: switch to mapping mode first")
-            return bool(self._localizer.insert_keyframe(frame))
+            try:
+                return bool(self._localizer.insert_keyframe(frame))
+            finally:  # a failed insert may have changed the map all the same
+                self._recount()
 
     def counts(self) -> tuple[int, int]:
-        """(keyframes, landmarks) of the current map; zeros without one."""
-        with self.lock:
-            if self.map is None:
-                return 0, 0
-            return len(self.map.keyframes), int(self.map.num_landmarks)
+        """(keyframes, landmarks) of the current map; zeros without one. Does not wait for the lock
+        (a running inference holds it): the counts as of the map's last change."""
+        return self._counts
+
+    def _recount(self) -> None:
+        self._counts = (len(self.map.keyframes), int(self.map.num_landmarks))
 
     def geometry(self, max_points: int) -> tuple[np.ndarray, np.ndarray]:
         """Landmark positions (<= max_points, evenly subsampled) and keyframe positions, map frame."""

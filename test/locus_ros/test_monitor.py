@@ -99,3 +99,36 @@ def test_bad_arguments_are_refused() -> None:
     result = subprocess.run([sys.executable, "-m", "locus_ros.monitor", "--idle-timeout", "0"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--idle-timeout must be > 0" in result.stderr
+
+
+def test_a_long_run_keeps_only_what_the_summary_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Printed answers leave the working set, and so does ground truth of frames never answered
+    (dropped by the node): hours of live frames must not grow it."""
+    import time
+
+    from locus_ros import monitor
+
+    monkeypatch.setattr(monitor, "TRUTH_KEPT_S", 0.0)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = monitor.Monitor(f"/stand_in_localizer_{os.getpid()}", f"/stand_in_truth_{os.getpid()}", echo=False, context=context)
+    try:
+        for i, t in enumerate((10.0, 10.1, 10.2)):  # 10.2: dropped by the node, never answered
+            header = Header(stamp=conv.seconds_to_stamp(t), frame_id="map")
+            node._on_truth(PoseStamped(header=header, pose=conv.matrix_to_pose(_pose(float(i)))))
+            if t == 10.2:
+                continue
+            estimate = PoseWithCovarianceStamped(header=header)
+            estimate.pose.pose = conv.matrix_to_pose(_pose(float(i)))
+            node._on_pose(estimate)
+            node._on_status(LocalizerStatus(header=header, localized=True, frames_processed=i + 1, latency_ms=50.0))
+            node._on_matches(PlaceMatchArray(header=header))
+        time.sleep(0.01)
+        node.poll()
+        assert not node.answers and not node.truth and len(node.scored) == 2
+        summary = node.summary()
+        assert (summary["frames_answered"], summary["frames_with_ground_truth"], summary["frames_scored"]) == (2, 3, 2)
+        assert summary["precision"] == 1.0
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)

@@ -20,7 +20,8 @@ rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("locus.srv")
 pytest.importorskip("faiss")
 
-from locus.srv import SaveMap, SetMode  # noqa: E402
+from locus.srv import LoadMap, SaveMap, SetMode  # noqa: E402
+from rcl_interfaces.srv import GetParameters  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
 
 from locus_core.data import open_dataset  # noqa: E402
@@ -229,3 +230,16 @@ def test_set_mode_switches_and_refuses_bad_modes(client: Client, localizer) -> N
     assert response.success, response.message
     response = client.call(SetMode, "/locus_localizer/set_mode", SetMode.Request(mode="flying"))
     assert not response.success and "flying" in response.message
+
+
+def test_load_map_sets_map_path_and_diagnostics_name_the_map_in_use(client: Client, localizer, built_map: Path, workdir: Path) -> None:
+    def diagnosed_map() -> str:
+        return (client.diagnostics(": localization") or {}).get("map_path", "")
+
+    client.wait_for(lambda: diagnosed_map() == str(built_map), 10, "diagnostics naming the map loaded at start")
+    copy = workdir / "map_copy"  # saved by ~/save_map while mapping
+    response = client.call(LoadMap, "/locus_localizer/load_map", LoadMap.Request(path=str(copy)))
+    assert response.success and response.message.startswith(f"loaded {copy}: "), response.message
+    request = GetParameters.Request(names=["map_path"])
+    assert client.call(GetParameters, "/locus_localizer/get_parameters", request).values[0].string_value == str(copy)
+    client.wait_for(lambda: diagnosed_map() == str(copy), 10, "diagnostics naming the map loaded by ~/load_map")

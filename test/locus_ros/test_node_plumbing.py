@@ -79,6 +79,12 @@ def test_bad_parameters_are_rejected_with_the_reason(running) -> None:
     assert not result.successful and "transform_tolerance must be >= 0.0" in result.reason
     result = client.set_parameter("max_matches", "three")
     assert not result.successful
+    result = client.set_parameter("tf_timeout", float("inf"))  # would block the worker for good
+    assert not result.successful and "tf_timeout must be finite; got inf" in result.reason
+    result = client.set_parameter("odom_frame", "/odom")
+    assert not result.successful and "without a leading '/'" in result.reason
+    result = client.set_parameter("odom_frame", "map")
+    assert not result.successful and "odom_frame must differ from map_frame (both 'map')" in result.reason
     result = client.set_parameter("sync_queue_size", 3)  # read-only: shapes the graph
     assert not result.successful and "read-only" in result.reason
     assert client.set_parameter("max_matches", 3).successful
@@ -89,7 +95,10 @@ def test_services_answer_without_a_map(running, tmp_path: Path) -> None:
     _, client = running
     missing = tmp_path / "no_such_map"
     response = client.call(LoadMap, "/locus_localizer/load_map", LoadMap.Request(path=str(missing)))
-    assert not response.success and response.message
+    assert not response.success and f"map {missing} not loaded" in response.message
+    result = client.set_parameter("map_path", str(missing))  # loads, as ~/load_map does: refused alike
+    assert not result.successful and f"map {missing} not loaded" in result.reason
+    assert client.diagnostics(": localization")["map_path"] == ""
     response = client.call(SaveMap, "/locus_localizer/save_map", SaveMap.Request(path=str(tmp_path / "out")))
     assert not response.success and response.message
     response = client.call(SetMode, "/locus_localizer/set_mode", SetMode.Request(mode="dancing"))
@@ -129,7 +138,7 @@ def test_bad_messages_are_reported_and_the_node_keeps_running(running) -> None:
     stamp += 1.0
     client.publish_frame(rgb, depth, K, stamp, camera_frame="")
     client.wait_for(lambda: "empty header.frame_id" in (client.diagnostics(": inputs") or {}).get("last_error", ""), 20, "the missing frame_id")
-    assert _skipped(client, "bad_message") >= 4
+    assert _skipped(client, "bad_message") >= 3 and _skipped(client, "unknown_encoding") >= 1  # a configuration problem
     # All-NaN depth (32FC1) and time going backwards are accepted input: the frame reaches the core.
     processed = client.diagnostics(": localization")["frames_processed"]
     nan_depth = conv.numpy_to_image(np.full((60, 80), np.nan, np.float32), "32FC1", Header(stamp=conv.seconds_to_stamp(50.0), frame_id="cam"))

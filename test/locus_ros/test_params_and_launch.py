@@ -31,12 +31,32 @@ def test_yaml_holds_every_parameter_with_its_default() -> None:
         ("max_matches", 2.5, "max_matches must be a int; got float"),
         ("publish_tf", 1, "publish_tf must be a bool"),
         ("map_frame", "", "map_frame must be a non-empty TF frame name"),
+        ("map_frame", "/map", "map_frame must be a non-empty TF frame name without a leading '/'"),  # tf2 refuses it
+        ("odom_frame", "odom frame", "odom_frame must be a non-empty TF frame name"),
+        ("mapping_frame", "/odom", "mapping_frame must be a non-empty TF frame name without a leading '/'"),
+        # inf stamps overflow the stamp conversion; an inf timeout blocks the worker for good.
+        ("transform_tolerance", float("inf"), "transform_tolerance must be finite; got inf"),
+        ("tf_timeout", float("inf"), "tf_timeout must be finite; got inf"),
+        ("sync_max_interval", float("inf"), "sync_max_interval must be finite"),
+        ("diagnostics_period", float("nan"), "diagnostics_period must be finite"),
         ("model", "", "model must not be empty"),
         ("nonsense", 1, "unknown parameter 'nonsense'"),
     ],
 )
 def test_bad_values_are_rejected_with_the_reason(name: str, value: object, reason: str) -> None:
     assert reason in params.check(name, value)
+
+
+@pytest.mark.parametrize(("name", "value"), [("mapping_frame", ""), ("mapping_frame", "odom"), ("odom_frame", "robot1/odom")])
+def test_good_values_are_accepted(name: str, value: object) -> None:
+    assert params.check(name, value) == ""
+
+
+def test_odom_frame_must_differ_from_map_frame() -> None:
+    with pytest.raises(ParameterError, match="odom_frame must differ from map_frame \\(both 'map'\\)"):
+        params.from_mapping({"odom_frame": "map"})
+    with pytest.raises(ParameterError, match="odom_frame must differ from map_frame \\(both 'world'\\)"):
+        params.from_mapping({"map_frame": "world", "odom_frame": "world"})
 
 
 def test_devices_and_precisions_are_those_of_locus_core() -> None:

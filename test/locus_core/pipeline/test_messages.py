@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from locus_core.pipeline import ConversionError, UnsupportedEncoding, frame_from_messages
-from locus_core.pipeline.messages import depth_from_image, distortion_warning, rgb_from_image
+from locus_core.pipeline.messages import depth_from_image, distortion_warning, registration_warning, rgb_from_image
 
 K = np.array([[50.0, 0, 3.5], [0, 50.0, 2.5], [0, 0, 1]])
 
@@ -27,8 +27,9 @@ def _image(array: np.ndarray, encoding: str, *, pad: int = 0, big_endian: bool =
                            step=data.shape[1], data=data.ravel())  # rosbags holds data as a uint8 array
 
 
-def _info(w: int = 8, h: int = 6, *, ros1: bool = False, d=(0.0,) * 5) -> SimpleNamespace:
-    fields = {"K": K.ravel(), "D": np.array(d)} if ros1 else {"k": K.ravel(), "d": np.array(d)}
+def _info(w: int = 8, h: int = 6, *, ros1: bool = False, d=(0.0,) * 5, P: np.ndarray | None = None) -> SimpleNamespace:
+    P = np.zeros((3, 4)) if P is None else P
+    fields = {"K": K.ravel(), "D": np.array(d), "P": P.ravel()} if ros1 else {"k": K.ravel(), "d": np.array(d), "p": P.ravel()}
     return SimpleNamespace(header=_header(), width=w, height=h, distortion_model="plumb_bob", **fields)
 
 
@@ -81,9 +82,44 @@ def test_depth_invalid_values_become_nan() -> None:
     assert depth[0, 0] == 1.0 and np.isnan(depth[0, 1:]).all()
 
 
-def test_distortion_warning() -> None:
+def test_distortion_warning_names_the_parameter_that_reads_rectified_images() -> None:
     assert distortion_warning(_info()) == ""
-    assert "distortion" in distortion_warning(_info(ros1=True, d=(0.1, 0, 0, 0, 0)))
+    warning = distortion_warning(_info(ros1=True, d=(0.1, 0, 0, 0, 0)))
+    assert "plumb_bob distortion [0.1" in warning and "read as undistorted with K" in warning
+    assert "image_rect" in warning and "rectified: true" in warning
+
+
+@pytest.mark.parametrize("ros1", [False, True])
+def test_rectified_images_take_their_intrinsics_from_P(ros1: bool) -> None:
+    """image_proc's image_rect: P[:3, :3] holds the rectified camera's intrinsics, K the raw one's."""
+    P = np.zeros((3, 4))
+    P[:, :3] = [[40.0, 0, 4.0], [0, 41.0, 3.0], [0, 0, 1]]
+    info = _info(ros1=ros1, d=(0.1, 0, 0, 0, 0), P=P)
+    frame, _ = frame_from_messages(_image(RGB, "rgb8"), _image(DEPTH_MM, "16UC1"), info, rectified=True)
+    np.testing.assert_array_equal(frame.K, P[:, :3])
+    frame, _ = frame_from_messages(_image(RGB, "rgb8"), _image(DEPTH_MM, "16UC1"), info)
+    np.testing.assert_array_equal(frame.K, K)
+
+
+def test_rectified_without_a_monocular_P_says_why() -> None:
+    depth, topics = _image(DEPTH_MM, "16UC1"), ("/cam/rgb", "/cam/depth", "/cam/info")
+    with pytest.raises(ConversionError, match=r"/cam/info: P\[:3, :3\] = .* is not a calibrated pinhole matrix"):
+        frame_from_messages(_image(RGB, "rgb8"), depth, _info(), topics=topics, rectified=True)  # P unset: zeros
+    stereo_right = np.zeros((3, 4))
+    stereo_right[:, :3] = K
+    stereo_right[0, 3] = -50.0 * 0.05  # Tx = -fx * baseline
+    with pytest.raises(ConversionError, match="/cam/info: P has Tx, Ty = -2.5, 0.0: a stereo pair's second camera"):
+        frame_from_messages(_image(RGB, "rgb8"), depth, _info(P=stereo_right), topics=topics, rectified=True)
+
+
+def test_depth_in_another_frame_is_warned_about_not_refused() -> None:
+    rgb, depth = _image(RGB, "rgb8"), _image(DEPTH_MM, "16UC1", frame="camera_depth_optical_frame")
+    warning = registration_warning(rgb, depth, topics=("/cam/rgb", "/cam/depth"))
+    assert "/cam/depth is in frame 'camera_depth_optical_frame' and /cam/rgb in 'camera_color_optical_frame'" in warning
+    assert "depth must be registered to the colour camera" in warning
+    frame, camera = frame_from_messages(rgb, depth, _info())  # still used: some drivers label registered depth so
+    assert camera == "camera_color_optical_frame"
+    assert registration_warning(rgb, _image(DEPTH_MM, "16UC1", frame="/camera_color_optical_frame")) == ""
 
 
 def test_compressed_depth_as_image_transport_records_it() -> None:

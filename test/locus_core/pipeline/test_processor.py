@@ -76,6 +76,23 @@ def test_map_lifecycle_errors(world: dict, tmp_path: Path) -> None:
         FrameProcessor("backbone:test", "tpu")
 
 
+def test_counts_do_not_wait_for_a_running_inference(world: dict) -> None:
+    """The node's diagnostics timer reads counts on the executor thread while the worker holds the
+    lock for an inference (0.5-1 s with a ViT on a CPU): waiting there stalls every subscription."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    p = FrameProcessor("backbone:test", "cpu", world["config"])
+    p.load_map(world["map"])
+    loaded = p.counts()
+    assert loaded[0] == 6 and loaded[1] > 0
+    p.new_map()
+    assert p.counts() == (0, 0)
+    assert p.insert_keyframe(open_dataset(world["scene"], "0:1")[0]) and p.counts()[0] == 1
+    inserted = p.counts()
+    with ThreadPoolExecutor(1) as pool, p.lock:  # held as localize() holds it (released first on a failure)
+        assert pool.submit(p.counts).result(timeout=5) == inserted
+
+
 def test_overrides_apply_over_the_config_file(world: dict) -> None:
     p = FrameProcessor("backbone:test", "cpu", world["config"], overrides=["knn=5"])
     assert p.config.knn == 5

@@ -1,0 +1,253 @@
+"""The node's handlers, worker and TF lookups in this process, without DDS traffic: a stand-in
+FrameProcessor fails where a test wants it to (a full disk, a bug in the core), and the node must
+answer and report it, never die."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("locus.srv")
+
+from builtin_interfaces.msg import Time  # noqa: E402
+from geometry_msgs.msg import TransformStamped  # noqa: E402
+from locus.srv import LoadMap, SaveMap  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+from tf2_msgs.msg import TFMessage  # noqa: E402
+
+from locus_core.errors import LocusError  # noqa: E402
+from locus_ros import conversions as conv  # noqa: E402
+from locus_ros import localizer_node  # noqa: E402
+from locus_ros.diagnostics import NodeStats  # noqa: E402
+from locus_ros.errors import TransformError  # noqa: E402
+
+K = np.array([[60.0, 0, 40], [0, 60.0, 30], [0, 0, 1]])
+
+
+class StandIn:
+    """What the node uses of FrameProcessor, without a model. ``failures``: method -> exception."""
+
+    failures: dict[str, Exception] = {}
+
+    def __init__(self, model: str, device: str, localizer_config: str, precision: str) -> None:
+        self._fail("__init__")
+        self.runtime, self.fallbacks, self.model = "stand-in", [], SimpleNamespace(hash="0" * 16)
+        self.map, self.map_path = None, None
+
+    def _fail(self, method: str) -> None:
+        if method in self.failures:
+            raise self.failures[method]
+
+    @property
+    def has_map(self) -> bool:
+        return self.map is not None
+
+    def load_map(self, path: str | Path) -> None:
+        self._fail("load_map")
+        self.map, self.map_path = "loaded", Path(path)
+
+    def new_map(self) -> None:
+        self._fail("new_map")
+        self.map, self.map_path = "new", None
+
+    def save_map(self, path: str | Path) -> Path:
+        self._fail("save_map")
+        self.map_path = Path(path)
+        return self.map_path
+
+    def counts(self) -> tuple[int, int]:
+        return (3, 30) if self.map else (0, 0)
+
+    def geometry(self, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros((0, 3)), np.zeros((0, 3))
+
+    def localize(self, frame):
+        self._fail("localize")
+        raise AssertionError("the tests here make localize fail")
+
+
+@pytest.fixture
+def start(monkeypatch: pytest.MonkeyPatch):
+    """``start(failures, **parameters)``: a LocalizerNode on the stand-in, its start finished."""
+    started = []
+
+    def start(failures: dict[str, Exception] | None = None, **parameters) -> localizer_node.LocalizerNode:
+        monkeypatch.setattr(localizer_node, "FrameProcessor", type("Failing", (StandIn,), {"failures": failures or {}}))
+        context = rclpy.Context()
+        rclpy.init(context=context)
+        # A namespace of our own: node tests over DDS may run beside this one.
+        node = localizer_node.LocalizerNode(
+            context=context, namespace=f"/in_process_{os.getpid()}",
+            parameter_overrides=[Parameter(name, value=value) for name, value in {"model": "stand-in", **parameters}.items()],
+        )
+        started.append((node, context))
+        deadline = time.monotonic() + 10
+        while node._state_error == "loading the model" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return node
+
+    yield start
+    for node, context in started:
+        node.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def _wait(predicate, what: str, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+    return value
+
+
+def _synced_set(header: Header, *, depth_frame: str | None = None):
+    rgb = conv.numpy_to_image(np.zeros((60, 80, 3), np.uint8), "rgb8", header)
+    depth_header = Header(stamp=header.stamp, frame_id=header.frame_id if depth_frame is None else depth_frame)
+    depth = conv.depth_to_image(np.full((60, 80), 1.5), depth_header)
+    return rgb, depth, conv.camera_info_from_intrinsics(K, 80, 60, header)
+
+
+def test_service_failures_of_any_kind_are_answered_with_the_path(start, tmp_path: Path) -> None:
+    node = start({"save_map": OSError(28, "No space left on device"), "load_map": RuntimeError("bug in the loader")})
+    target = tmp_path / "out"
+    response = node._on_save_map(SaveMap.Request(path=str(target)), SaveMap.Response())
+    assert not response.success
+    assert response.message == f"map not saved to {target}: OSError: [Errno 28] No space left on device"
+    response = node._on_load_map(LoadMap.Request(path=str(tmp_path / "m")), LoadMap.Response())
+    assert not response.success and response.message == f"map {tmp_path / 'm'} not loaded: RuntimeError: bug in the loader"
+    assert node.get_parameter("map_path").value == ""  # refused: the parameter still names the map in use
+    # A LocusError (the map store's, naming the path) keeps its own message.
+    node._processor.failures = {"save_map": LocusError(f"{target}: not a map folder")}
+    response = node._on_save_map(SaveMap.Request(path=str(target)), SaveMap.Response())
+    assert not response.success and response.message == f"map not saved to {target}: {target}: not a map folder"
+
+
+def test_load_map_sets_map_path_and_diagnostics_report_the_map_in_use(start, tmp_path: Path) -> None:
+    node = start()
+    assert node._state()["map_path"] == "" and "no map loaded" in node._state()["error"]
+    response = node._on_load_map(LoadMap.Request(path=str(tmp_path / "m")), LoadMap.Response())
+    assert response.success and response.message == f"loaded {tmp_path / 'm'}: 3 keyframes, 30 landmarks"
+    assert node.get_parameter("map_path").value == str(tmp_path / "m") == node._state()["map_path"]
+    assert node._state()["error"] == ""
+    # Setting the parameter loads the map; one that cannot be loaded is refused, the map in use stays.
+    assert node.set_parameters([Parameter("map_path", value=str(tmp_path / "n"))])[0].successful
+    assert node._state()["map_path"] == str(tmp_path / "n")
+    node._processor.failures = {"load_map": LocusError("no manifest.json")}
+    result = node.set_parameters([Parameter("map_path", value=str(tmp_path / "bad"))])[0]
+    assert not result.successful and result.reason == f"map {tmp_path / 'bad'} not loaded: no manifest.json"
+    assert node.get_parameter("map_path").value == str(tmp_path / "n") == node._state()["map_path"]
+    result = node.set_parameters([Parameter("map_path", value="")])[0]
+    assert not result.successful and "cannot be emptied" in result.reason
+
+
+def test_a_start_failure_is_the_reported_state_and_the_node_keeps_running(start, tmp_path: Path) -> None:
+    node = start({"load_map": RuntimeError("corrupt index")}, map_path=str(tmp_path / "m"))
+    # The real reason, not "set map_path": map_path is set.
+    assert node._state()["error"] == f"map {tmp_path / 'm'} not loaded: RuntimeError: corrupt index"
+    node = start({"new_map": MemoryError("no memory for the map")}, mode="mapping")
+    assert node._state()["error"] == "start failed: MemoryError: no memory for the map"
+    node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
+    _wait(lambda: node.stats.snapshot()["frames_processed"] == 1, "the frame to be processed")
+    assert node._worker.is_alive() and "start failed" in node.stats.snapshot()["last_reason"]
+
+
+def test_a_bug_in_the_core_is_counted_as_a_processed_frame(start, tmp_path: Path) -> None:
+    node = start({"localize": ZeroDivisionError("division by zero")}, map_path=str(tmp_path / "m"))
+    assert node._state()["error"] == ""
+    node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
+    stats = _wait(lambda: (s := node.stats.snapshot())["frames_processed"] == 1 and s, "the frame to be processed")
+    assert stats["skipped"] == {"internal": 1} and stats["last_reason"] == "ZeroDivisionError: division by zero"
+    assert node._frame_status is not None and node._frame_status.header.stamp == Time(sec=5)  # its status went out
+    assert node._worker.is_alive()
+
+
+def test_shutdown_goes_on_when_the_final_save_fails(start, tmp_path: Path) -> None:
+    node = start({"save_map": PermissionError(13, "Permission denied")}, mode="mapping", map_path=str(tmp_path / "m"))
+    assert node._processor.counts()[0] > 0  # as if keyframes were inserted
+    node.shutdown()  # logs the failure; main() goes on to destroy the node and shut rclpy down
+    assert not node._worker.is_alive()
+
+
+def test_rectified_reads_P_and_does_not_warn_about_distortion(start, capfd: pytest.CaptureFixture) -> None:
+    header = Header(stamp=Time(sec=5), frame_id="cam")
+    rgb, depth, info = _synced_set(header)
+    info.d = [0.2, -0.1, 0.0, 0.0, 0.0]
+    info.p = [50.0, 0, 40, 0, 0, 50.0, 30, 0, 0, 0, 1, 0]
+    item = localizer_node._Frame(rgb, depth, info, time.monotonic())
+    frame, _, _ = start(rectified=True)._to_frame(item)
+    np.testing.assert_array_equal(frame.K, np.reshape(info.p, (3, 4))[:, :3])
+    frame, _, _ = start()._to_frame(item)
+    np.testing.assert_array_equal(frame.K, K)
+    err = capfd.readouterr().err
+    assert err.count("plumb_bob distortion") == 1 and "rectified: true" in err
+
+
+def test_depth_in_another_frame_is_warned_about_once_and_used(start, capfd: pytest.CaptureFixture) -> None:
+    node = start()
+    for sec in (5, 6):
+        item = localizer_node._Frame(*_synced_set(Header(stamp=Time(sec=sec), frame_id="cam"), depth_frame="depth_cam"),
+                                     time.monotonic())
+        frame, camera, _ = node._to_frame(item)
+        assert camera == "cam" and frame.depth.shape == (60, 80)
+    err = capfd.readouterr().err
+    assert err.count("depth must be registered to the colour camera") == 1 and "'depth_cam'" in err
+
+
+class _NoSubscriptions:
+    def create_subscription(self, *args, **kwargs) -> None:
+        pass
+
+
+def _transform(stamp: Time) -> TransformStamped:
+    t = TransformStamped(header=Header(stamp=stamp, frame_id="odom"), child_frame_id="cam")
+    t.transform.translation.x = 1.0
+    t.transform.rotation.w = 1.0
+    return t
+
+
+# A stamp whose float seconds are off by hundreds of ns: rclpy.time.Time(seconds=...) of it was not it.
+STAMP = Time(sec=1_700_000_000, nanosec=123_456_789)
+
+
+def test_tf2_lookups_use_the_exact_stamp(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = []
+
+    class TransformException(Exception):
+        pass
+
+    class Buffer:
+        def __init__(self, node) -> None:
+            pass
+
+        def lookup_transform(self, target: str, source: str, time: rclpy.time.Time) -> TransformStamped:
+            asked.append(time)
+            if time.nanoseconds != 1_700_000_000_123_456_789:
+                raise TransformException("Lookup would require extrapolation into the future")
+            return _transform(STAMP)
+
+    fake = SimpleNamespace(Buffer=Buffer, TransformListener=lambda *args, **kwargs: None, TransformException=TransformException)
+    monkeypatch.setitem(sys.modules, "tf2_ros", fake)
+    tf = localizer_node.TfSource(_NoSubscriptions(), NodeStats())
+    assert tf.backend == "tf2_ros"
+    assert tf.lookup("odom", "cam", STAMP)[0, 3] == 1.0
+    assert asked[0].nanoseconds == 1_700_000_000_123_456_789
+    with pytest.raises(TransformError, match="odom <- cam at t=1700000001.000000: Lookup would require extrapolation"):
+        tf.lookup("odom", "cam", Time(sec=1_700_000_001))
+
+
+def test_fallback_lookups_find_a_transform_stamped_at_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tf2_ros", None)  # absent, as from the PyPI wheels
+    tf = localizer_node.TfSource(_NoSubscriptions(), NodeStats())
+    assert tf.backend == "locus_core TransformBuffer"
+    tf._on_tf(TFMessage(transforms=[_transform(STAMP)]), False)
+    assert tf.lookup("odom", "cam", STAMP)[0, 3] == 1.0
