@@ -156,15 +156,17 @@ class MapBuilder:
         return ids, descs
 
 
-    def reindex(self) -> None:
-        """Rebuild the map's index for its final size, from the float descriptors when every indexed
-        landmark was added by this builder (else from the index's own, as ``LandmarkMap.reindex``)."""
+    def reindex(self) -> bool:
+        """Rebuild the map's index for its size from the float descriptors, when every indexed
+        landmark was added by this builder; returns whether it did. A map that held landmarks before
+        keeps its index: rebuilt from its decoded codes they would be quantised twice."""
         ids = np.concatenate([np.zeros(0, np.int64)] + [i for i, _ in self._added])
         descriptors = np.concatenate([np.zeros((0, self.map.dim), np.float32)] + [d for _, d in self._added])
         alive = self.map.landmarks.anchor[ids] != REMOVED
-        index = self.map.index
-        complete = index is not None and int(alive.sum()) == index.ntotal
-        self.map.reindex(descriptors=(descriptors[alive], ids[alive]) if complete else None)
+        if self.map.index is None or int(alive.sum()) != self.map.index.ntotal:
+            return False
+        self.map.reindex(descriptors=(descriptors[alive], ids[alive]))
+        return True
 
 
 def covisibility(points_map: np.ndarray, view: PosedFrame, tolerance: float = 0.05) -> float:

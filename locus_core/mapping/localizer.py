@@ -190,6 +190,13 @@ class Localizer:
         features, resized = extract_features(self.model, resized, self.map.config.scale)
         return self._builder.add(features, resized)
 
+    def finish_mapping(self) -> None:
+        """Mapping mode, before saving: the index rebuilt for the map's size (its inverted file was
+        trained when the map first outgrew exact search) from the float descriptors of the landmarks
+        inserted, where this session made the whole map (``MapBuilder.reindex``)."""
+        if self._builder is not None:
+            self._builder.reindex()
+
     def _vote(self, q: np.ndarray, lm: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Keyframe votes: each query patch votes once for each keyframe observing one of its matched
         landmarks, weighted by exp((sim - best sim of that patch) / vote_temperature) for its best

@@ -105,6 +105,8 @@ class FrameProcessor:
         with self.lock:
             if self.map is None:
                 raise PipelineError("no map to save: load one or switch to mapping mode first")
+            if self._localizer is not None:
+                self._localizer.finish_mapping()
             self.map.save(Path(path))
             self.map_path = Path(path)
             return self.map_path

@@ -111,3 +111,18 @@ def test_real_redkitchen_frames(shared_data: Path) -> None:
         unseen = open_dataset(desk, frames="15:114:20")
         assert len(unseen) == 5
         assert not any(Localizer(landmark_map, xfeat).localize(unseen[i]).localized for i in range(len(unseen)))
+
+
+def test_a_map_made_by_inserting_keyframes_is_reindexed_for_its_size_before_saving(scene: Path, model) -> None:
+    from locus_core.mapping.index import default_nlist
+
+    frames = open_dataset(scene, frames="0:48:2")
+    empty = LandmarkMap.for_model(model, MapConfig(landmarks_per_keyframe=150, index_exact_max=300))
+    localizer = Localizer(empty, model, LocalizerConfig())
+    for i in range(len(frames)):
+        localizer.insert_keyframe(frames[i])
+    # the inverted file was trained when the map passed 300 landmarks, for that size
+    assert empty.index.kind == "ivf_pq" and empty.index._index.nlist == default_nlist(301)
+    localizer.finish_mapping()
+    n = empty.num_landmarks
+    assert empty.index._index.nlist == default_nlist(n) > default_nlist(301) and empty.index.ntotal == n
