@@ -269,7 +269,7 @@ class LocalizerNode(Node):
                 self.get_logger().error(reason)
             return
         if p.mode == "mapping":
-            processor.new_map()
+            processor.new_map(p.map_path)
             self._publish_landmarks()
         self._refresh_state_error()
 
@@ -514,7 +514,10 @@ class LocalizerNode(Node):
         if self._processor is None:
             return f"cannot switch mode: {self._state_error}"
         if mode == "mapping" and not self._processor.has_map:
-            self._processor.new_map()
+            try:
+                self._processor.new_map(self.params.map_path)
+            except LocusError as exc:
+                return f"cannot map: {exc}"
         if mode == "localization" and self._processor.counts()[0] == 0:
             return "cannot localize: the map has no keyframes (load one or map first)"
         self._refresh_state_error()

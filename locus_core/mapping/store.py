@@ -56,7 +56,7 @@ def save_map(landmark_map: LandmarkMap, directory: Path) -> Path:
     directory = Path(directory)
     tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
     try:
-        _check_replaceable(directory)
+        check_replaceable(directory)
         directory.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(directory)
         _write(landmark_map, tmp)
@@ -67,8 +67,9 @@ def save_map(landmark_map: LandmarkMap, directory: Path) -> Path:
     return directory
 
 
-def _check_replaceable(directory: Path) -> None:
-    """Saving replaces ``directory`` whole: refuse unless it is absent, empty, or a map."""
+def check_replaceable(directory: Path) -> None:
+    """Raise a ``MapError`` unless a map may be saved to ``directory``: saving replaces it whole, so
+    it must be absent, empty, or a map (checked by ``save_map``, and by mapping before it starts)."""
     if not directory.exists():
         above = next((p for p in directory.parents if p.exists()), None)
         if above is not None and not above.is_dir():

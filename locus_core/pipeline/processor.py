@@ -90,10 +90,18 @@ class FrameProcessor:
             self.map, self._localizer, self.map_path = landmark_map, localizer, path
             self._recount()
 
-    def new_map(self) -> None:
-        """An empty map for mapping mode (keyframes are inserted as posed frames arrive)."""
-        from locus_core.mapping import LandmarkMap, Localizer
+    def new_map(self, save_to: str | Path | None = None) -> None:
+        """An empty map for mapping mode (keyframes are inserted as posed frames arrive).
 
+        Raises:
+            MapError: the map could not be saved to ``save_to`` (a folder that is not a map): said
+                before mapping starts rather than when the map is saved.
+        """
+        from locus_core.mapping import LandmarkMap, Localizer
+        from locus_core.mapping.store import check_replaceable
+
+        if save_to:
+            check_replaceable(Path(save_to))
         # The same identity build_map records, so maps made by the node and by `locus map build` mix.
         empty = LandmarkMap.for_model(self.model)
         empty.sources.append({"name": "locus_localizer mapping mode"})

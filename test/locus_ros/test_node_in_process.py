@@ -54,7 +54,7 @@ class StandIn:
         self._fail("load_map")
         self.map, self.map_path = "loaded", Path(path)
 
-    def new_map(self) -> None:
+    def new_map(self, save_to: str | Path | None = None) -> None:
         self._fail("new_map")
         self.map, self.map_path = "new", None
 

@@ -67,7 +67,12 @@ def test_map_lifecycle_errors(world: dict, tmp_path: Path) -> None:
         p.save_map(tmp_path / "m")
     with pytest.raises(PipelineError, match="no map to insert into"):
         p.insert_keyframe(frame)
-    p.new_map()
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"x")
+    with pytest.raises(LocusError, match="photos: a folder that is not a LoCUS map"):
+        p.new_map(save_to=tmp_path / "photos")  # said before mapping starts, not when saving fails
+    assert not p.has_map
+    p.new_map(save_to=tmp_path / "m")
     assert p.insert_keyframe(frame) and p.counts()[0] == 1
     points, keyframes = p.geometry(50)
     assert len(points) <= 50 and keyframes.shape == (1, 3)
