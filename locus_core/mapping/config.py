@@ -24,9 +24,8 @@ class MapConfig:
     ``max_depth_spread`` times the patch depth from it) get no 3D point, in the map and in queries:
     on redkitchen (the first, global-attention default model) that raised the localized share from
     0.90 to 0.955 and cut the median rotation error from 2.4 to 2.0 degrees (the current default:
-    0.94 localized, 3.2 cm off, against 0.955 and 3.5 cm without it); raw XFeat maps localize more
-    without it (``max_depth_spread: .inf``: 0.975 instead of 0.935 at min_inliers 120, 0.995
-    instead of 0.99 at 100).
+    0.965 localized, 3.4 cm off, against 0.945 and 3.7 cm without it; raw XFeat: 1.0 and 3.3 cm
+    against 0.995 and 3.2 cm).
     ``scale`` is the model output the map stores; None picks the model's smallest positive radius
     (the most precise matches, which metric pose needs), and the saved config holds the choice.
     """
@@ -78,9 +77,9 @@ class LocalizerConfig:
     0 rounds: the descriptor matches' pose). Without depth, PnP RANSAC fits its samples with
     ``pnp_solver`` (``ransac.pnp_ransac``; AP3P: the frames EPnP localizes, in 85 instead of 128 ms).
     Defaults measured on 7scenes-redkitchen: with raw XFeat true places have >= 132 refit
-    inliers (RGB-D) and the unseen realsense-desk <= 43; with the first default model's fine scale
+    inliers (RGB-D) and the unseen realsense-desk <= 47; with the first default model's fine scale
     the desk reached 117 (min_inliers 80 let 12 % of desk frames through, 120 none), with the
-    current one's 89 (100: none, and 0.94 of the redkitchen test frames localized against 0.885 at
+    current one's 78 (100: none, and 0.965 of the redkitchen test frames localized against 0.95 at
     120; raise it for a model whose look-alike places reach more); without depth, poses off by
     > 25 cm and the desk stay below 250.
     """
