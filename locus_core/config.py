@@ -8,6 +8,7 @@ to every checkpoint, map and report.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -15,9 +16,34 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
-from locus_core.errors import ConfigError
+from locus_core.errors import ConfigError, LocusError
 
 C = TypeVar("C")
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.safe_load`` without YAML 1.1's base-60 numbers: ``8:15`` (a frame range) stays a
+    string instead of the integer 495; every other implicit type resolves as before."""
+
+
+# PyYAML's int and float patterns, less their sexagesimal alternatives.
+_NO_BASE_60 = {
+    "tag:yaml.org,2002:int": re.compile(
+        r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
+    ),
+    "tag:yaml.org,2002:float": re.compile(
+        r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+}
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, _NO_BASE_60.get(tag, pattern)) for tag, pattern in resolvers]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -44,6 +70,8 @@ def config_from_dict(
 
     Raises:
         ConfigError: naming ``source`` and the key, for unknown keys and values of the wrong type.
+        LocusError: the error ``cls`` itself raises for a value it refuses (e.g. ``EvaluationError``),
+            of the same type, its message prefixed with ``source``.
     """
     if not isinstance(data, Mapping):
         where = f"{source}: {prefix.rstrip('.')}" if prefix else source
@@ -63,6 +91,8 @@ def config_from_dict(
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+    except LocusError as exc:  # same type, so callers that catch a subsystem's errors still do
+        raise type(exc)(f"{source}: {exc}") from exc
 
 
 def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
@@ -133,7 +163,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw) if raw else ""
+        node[leaf] = _load_yaml(raw) if raw else ""
     return result
 
 
@@ -150,7 +180,7 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = _load_yaml(Path(path).read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as exc:

@@ -20,10 +20,12 @@ class EvalConfig:
             task, and segmentation labels every other evaluated frame.
         rho, kappa: retrieval positive / candidate radii (m).
         retrieval_queries: query patches sampled (seeded, the same for every model).
-        place_min_covisibility: a database frame is a hit when this share of the query is visible in it.
+        place_min_covisibility: a database frame is a hit when this share of the query is visible in
+            it, in (0, 1].
         place_query_step, place_database_step: use every n-th patch (row-major) of query / database frames.
-        pose_bins: co-visibility bin edges of the pose pairs (min of both directions).
-        pose_pairs_per_bin: random pairs per bin (seeded).
+        pose_bins: co-visibility bin edges of the pose pairs (min of both directions), strictly
+            increasing, in [0, 1].
+        pose_pairs_per_bin: random pairs per bin (seeded), at least 1.
         rigid_threshold_m, pnp_threshold_px: RANSAC inlier thresholds (3D–3D, 2D–3D).
         two_stage: every dense model (ours and the raw backbone) fits 3D–3D pose in two stages:
             mutual nearest neighbours of its coarse scale (scale 0 when coarser than the pose scale,
@@ -33,7 +35,7 @@ class EvalConfig:
             nearest neighbours of the pose scale → RANSAC, one stage.
         max_depth_spread: dense relative pose leaves out patches that straddle a depth edge, as maps
             do (``locus_core.geometry.depth_edge_patches``); inf keeps them.
-        success_trans_m, success_rot_deg: a pose is a success below both.
+        success_trans_m, success_rot_deg: a pose is a success within both (error <= each).
         lighterglue_keypoints: XFeat keypoints per image for the LighterGlue baseline.
         knn: neighbours of the k-NN label transfer.
         seed: sampling seed of queries and pairs.
@@ -74,9 +76,13 @@ class EvalConfig:
                 raise EvaluationError(f"{name}: must be > 0, got {getattr(self, name)}")
         if not 0 < self.rho < self.kappa:
             raise EvaluationError(f"rho ({self.rho}) must be positive and below kappa ({self.kappa})")
-        if len(self.pose_bins) < 2 or list(self.pose_bins) != sorted(self.pose_bins):
-            raise EvaluationError(f"pose_bins: need at least two increasing edges, got {self.pose_bins}")
-        for name in ("retrieval_queries", "place_query_step", "place_database_step", "knn",
+        if not 0 < self.place_min_covisibility <= 1:
+            raise EvaluationError(f"place_min_covisibility: must be in (0, 1], got {self.place_min_covisibility}")
+        bins = list(self.pose_bins)
+        if len(bins) < 2 or any(lo >= hi for lo, hi in zip(bins, bins[1:])) or not 0 <= bins[0] <= bins[-1] <= 1:
+            raise EvaluationError(f"pose_bins: need at least two strictly increasing edges in [0, 1], "
+                                  f"got {self.pose_bins}")
+        for name in ("retrieval_queries", "place_query_step", "place_database_step", "pose_pairs_per_bin", "knn",
                      "lighterglue_keypoints", "guided_top_k"):
             if getattr(self, name) < 1:
                 raise EvaluationError(f"{name}: must be at least 1, got {getattr(self, name)}")

@@ -1,8 +1,9 @@
 """Task 2: image-level place recognition by patch voting; recall@k with co-visibility hits.
 
 Each query frame's patches vote for the database frame of their nearest database patch (weighted by
-the similarity); database frames are ranked by their votes. A database frame is a hit for a query
-when they share at least ``min_covisibility`` of the query's view.
+the similarity); database frames are ranked by their votes, and a frame without votes is not
+retrieved at all. A database frame is a hit for a query when they share at least
+``min_covisibility`` of the query's view.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ def recall_at_k(ranking: np.ndarray, hits: np.ndarray, ks: tuple[int, ...] = (1,
     """Fraction of queries with a hit among their top k, over queries that have any hit at all.
 
     Args:
-        ranking: (Q, K) database indices per query, best first (K >= max(ks)).
+        ranking: (Q, K) database indices per query, best first (K >= max(ks)); -1 = nothing retrieved.
         hits: (Q, N_db) bool, which database entries count as correct for each query.
     Returns:
         ({k: recall}, number of queries counted). Recall is NaN when no query can be answered.
@@ -27,7 +28,7 @@ def recall_at_k(ranking: np.ndarray, hits: np.ndarray, ks: tuple[int, ...] = (1,
     if ranking.shape[1] < max(ks):
         raise ValueError(f"ranking has {ranking.shape[1]} columns, fewer than k={max(ks)}")
     answerable = hits.any(1)
-    found = np.take_along_axis(hits, ranking, axis=1)
+    found = np.take_along_axis(hits, ranking.clip(min=0), axis=1) & (ranking >= 0)
     out = {}
     for k in ks:
         got = found[:, :k].any(1)[answerable]
@@ -45,19 +46,21 @@ def vote_ranking(
         database_features: N tensors (P_n, D), the same for each database frame.
         top: how many frames to return per query.
     Returns:
-        (Q, min(top, N)) database positions, best first.
+        (Q, min(top, N)) database positions, best first; -1 past the frames that got a vote, so
+        that a query whose votes fall on few frames is not credited with arbitrary ones.
     """
     if not database_features:
         raise ValueError("empty database")
     db = torch.cat(database_features).float()
     owner = np.repeat(np.arange(len(database_features)), [len(f) for f in database_features])
     top = min(top, len(database_features))
-    ranking = np.zeros((len(query_features), top), dtype=np.int64)
+    ranking = np.full((len(query_features), top), -1, dtype=np.int64)
     for q, feats in enumerate(query_features):
         sim, nn = nearest_patch(feats.float(), db)
         votes = np.bincount(owner[nn.numpy()], weights=sim.clamp(min=0).double().numpy(),
                             minlength=len(database_features))
-        ranking[q] = np.argsort(-votes, kind="stable")[:top]
+        voted = np.argsort(-votes, kind="stable")[: min(top, int(np.count_nonzero(votes)))]
+        ranking[q, : len(voted)] = voted
     return ranking
 
 

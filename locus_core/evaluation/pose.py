@@ -37,7 +37,8 @@ def pose_error(T_est: np.ndarray | None, T_gt: np.ndarray) -> tuple[float, float
 
 
 def summarize(errors: np.ndarray, max_trans_m: float = 0.1, max_rot_deg: float = 5.0) -> dict[str, float]:
-    """Median errors and success rate of (N, 2) [translation m, rotation deg] errors (inf = failed)."""
+    """Median errors and success rate of (N, 2) [translation m, rotation deg] errors (inf = failed);
+    a success is within both thresholds (``<=``)."""
     errors = np.asarray(errors, dtype=np.float64).reshape(-1, 2)
     if len(errors) == 0:
         nan = float("nan")

@@ -53,7 +53,7 @@ def write_report(path: Path, metrics: dict[str, Any], config: Any, figures: list
         ps = m["pose"]
         t = ps["thresholds"]
         lines += ["## Relative pose", "",
-                  f"Success = error < {t['success_trans_m']} m and < {t['success_rot_deg']}°; failures count as "
+                  f"Success = error within {t['success_trans_m']} m and {t['success_rot_deg']}°; failures count as "
                   "infinite error. Bins: co-visibility (min of both directions). "
                   f"{ours}: features of ρ = {ps['radius_m']:g} m, 3D–3D matches by {ps['matching']}; raw "
                   f"backbone: by {ps['baseline_backbone']['matching']}.", "",
@@ -80,7 +80,8 @@ def write_report(path: Path, metrics: dict[str, Any], config: Any, figures: list
     if "segmentation" in m:
         s = m["segmentation"]
         lines += ["## Segmentation (k-NN label transfer)", "",
-                  f"{s['labelled_frames']} labelled frames → {s['held_out_frames']} held-out frames.", "",
+                  f"{s['labelled_frames']} labelled frames → {s['held_out_frames']} held-out frames; mIoU over "
+                  f"{s['miou_classes']}.", "",
                   f"| | {ours} | raw backbone |", "|---|---|---|",
                   f"| mIoU | {_f(s['miou'])} | {_f(s['miou_backbone'])} |"]
         if "instance_accuracy" in s:

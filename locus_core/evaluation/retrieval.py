@@ -112,7 +112,8 @@ def patch_retrieval(
     Args:
         features: (N, P, D) L2-normalised patch features of N frames.
         points: (N, P, 3) world points of the patches, NaN = no depth (never a candidate).
-        queries: (Q,) indices into the flattened N*P patches (see ``sample_queries``).
+        queries: (Q,) indices into the flattened N*P patches (see ``sample_queries``); a query
+            without a 3D point has no positives: NaN in ``per_query``, not counted.
         rho: positive radius (m). kappa: candidate radius (m).
     """
     if features.ndim != 3 or points.shape != (*features.shape[:2], 3):
@@ -129,7 +130,8 @@ def patch_retrieval(
         q = queries[start : start + chunk]
         scores = feats[q] @ feats.T
         dist = torch.cdist(pts_filled[q], pts_filled)
-        cand = (dist < kappa) & valid[None] & (frame[None] != frame[q][:, None])
+        # the zero-filled point of a query without depth would measure its positives from the origin
+        cand = (dist < kappa) & valid[None] & valid[q][:, None] & (frame[None] != frame[q][:, None])
         pos = cand & (dist < rho)
         ap, curve = ranking_metrics(scores, pos, cand)
         aps.append(ap)

@@ -12,7 +12,8 @@ except in ``pose``, where each method is a block of the same shape: ``pose.media
 ``pose.baseline_lighterglue.{...}`` with the same keys. The 3D–3D blocks and their bins also hold the
 quality of the matches fed to RANSAC (``matches_per_pair``, ``match_median_error_m``,
 ``match_within_inlier_m``, ``match_within_rho``: ground-truth 3D distance between a match's two ends). Non-finite values (a median over mostly
-failed pairs is infinite) are written as null.
+failed pairs is infinite) are written as null. ``place.recall_at_5`` is null with fewer than 5 database
+frames; ``segmentation.miou`` counts class 0 (background) as a class, as ``segmentation.miou_classes`` says.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ from locus_core.evaluation.config import TASKS, EvalConfig
 from locus_core.evaluation.errors import EvaluationError
 
 log = logging.getLogger(__name__)
+
+# what segmentation's mIoU averages over (metrics.json and report.md say it)
+MIOU_CLASSES = "every class in the ground truth or the prediction, 0 (background) included"
 
 NEEDS = {  # what each task needs from the data
     "retrieval": ("depth", "pose"),
@@ -93,17 +97,32 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
         raise EvaluationError(f"{data}: --frames {config.frames!r} and --train-frames {config.train_frames!r} share "
                               f"{len(shared)} frames (first: {shared[0]}); evaluated frames must be held out")
     tasks, skipped = _plan_tasks(config, dataset[0], train, data)
-    if len(dataset) < 2 and set(tasks) & {"retrieval", "pose", "consistency", "segmentation"}:
-        raise EvaluationError(f"{data}: {tasks} need at least two frames, the selection has {len(dataset)}")
+    # segmentation labels every other evaluated frame only without a labelled (train) selection
+    multi_frame = [t for t in tasks if t in ("retrieval", "pose", "consistency")
+                   or (t == "segmentation" and train is None)]
+    if len(dataset) < 2 and multi_frame:
+        raise EvaluationError(f"{data}: {multi_frame} need at least two frames, the selection has {len(dataset)}")
+    timings: dict[str, float] = {}
+    pairs: list[pose.PosePair] = []
+    if "pose" in tasks or "consistency" in tasks:  # the pairs depend on the data only: checked before any work
+        from locus_core.data.covisibility import covisibility_matrix
+
+        with _timed(timings, "covisibility"):
+            pairs = pose.select_pairs(covisibility_matrix(dataset), config.pose_bins, config.pose_pairs_per_bin,
+                                      config.seed)
+        if not pairs:
+            needing = [t for t in tasks if t in ("pose", "consistency")]
+            raise EvaluationError(f"{data}: no frame pairs of the selection {config.frames!r} have co-visibility in "
+                                  f"{config.pose_bins[0]}–{config.pose_bins[-1]} (pose_bins); {needing} need them")
     model = load_model(model_spec)
     backbone_spec = f"backbone:{model.config.backbone}"
-    baseline = model if model.is_raw else load_model(backbone_spec)
+    # at the model's input size: retrieval queries index both models' patches, on the same grid
+    baseline = model if model.is_raw else load_model(backbone_spec).with_input_size(model.input_size)
     models = {"model": model, "backbone": baseline}
     out.mkdir(parents=True, exist_ok=True)
     config = replace(config, tasks=tuple(tasks))
     save_config(config, out / "config.yaml")
 
-    timings: dict[str, float] = {}
     with _timed(timings, "features"):
         feats = {name: extract(m, dataset, f"features ({name})") for name, m in _unique(models).items()}
         feats = {name: feats[name if name in feats else "model"] for name in models}
@@ -127,13 +146,6 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
     if "place" in tasks:
         with _timed(timings, "place"):
             metrics["place"] = run_place(feats, train_feats, dataset, train, data, config)
-    pairs: list[pose.PosePair] = []
-    if "pose" in tasks or "consistency" in tasks:
-        from locus_core.data.covisibility import covisibility_matrix
-
-        with _timed(timings, "covisibility"):
-            pairs = pose.select_pairs(covisibility_matrix(dataset), config.pose_bins, config.pose_pairs_per_bin,
-                                      config.seed)
     if "pose" in tasks:
         # Metric pose uses the model's finest scale (what maps store); the other tasks use scale 0.
         radii = tuple(model.config.radii)
@@ -168,10 +180,14 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
 
 
 def _plan_tasks(config: EvalConfig, first: PosedFrame, train: Any, data: str | Path) -> tuple[list[str], dict[str, str]]:
-    """The tasks to run and, for automatic selection, the skipped ones with the reason."""
-    have = {"depth": first.has_depth, "pose": first.has_pose, "semantic": first.semantic is not None,
-            "train": train is not None}
-    why = {"depth": "no depth", "pose": "no camera poses", "semantic": "no semantic labels",
+    """The tasks to run and, for automatic selection, the skipped ones with the reason (from the first
+    evaluated frame and the first of ``train``, the labelled frames of segmentation when given)."""
+    labelled = train[0] if train is not None else first
+    have = {"depth": first.has_depth, "pose": first.has_pose,
+            "semantic": first.semantic is not None and labelled.semantic is not None, "train": train is not None}
+    why = {"depth": "no depth", "pose": "no camera poses",
+           "semantic": "no semantic labels" if first.semantic is None
+           else f"no semantic labels in the labelled (--train-frames) frames ({labelled.frame_id})",
            "train": "no --train-frames (database) given"}
     tasks, skipped = [], {}
     for task in config.tasks or TASKS:
@@ -227,6 +243,9 @@ def extract(model: Any, frames: Any, desc: str, batch: int = 8, scale: int = 0) 
 
 
 def run_retrieval(feats: dict[str, FeatureSet], config: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    grids = {name: tuple(fs.features.shape[2:]) for name, fs in feats.items()}
+    if len(set(grids.values())) > 1:  # the queries are flat patch indices of the model's grid
+        raise EvaluationError(f"retrieval: the models' patch grids differ ({grids}); extract them at one input size")
     queries = retrieval.sample_queries(feats["model"].world_points, config.retrieval_queries, config.seed)
     done: dict[int, retrieval.RetrievalResult] = {}
     for fs in tqdm(_unique(feats).values(), desc="retrieval", leave=False):
@@ -247,20 +266,23 @@ def run_place(feats: dict[str, FeatureSet], train_feats: dict[str, FeatureSet], 
 
     lo = min(dataset.indices[0], train.indices[0])
     hi = max(dataset.indices[-1], train.indices[-1]) + 1
-    union = open_dataset(data, f"{lo}:{hi}")
+    span = open_dataset(data, f"{lo}:{hi}")  # poses only: frames are read for the union below
+    wanted = set(dataset.indices) | set(train.indices)
+    union = span.subset([k for k, idx in enumerate(span.indices) if idx in wanted])
     where = {idx: k for k, idx in enumerate(union.indices)}
     cov = covisibility_matrix(union)
     q = [where[i] for i in dataset.indices]
     d = [where[i] for i in train.indices]
     hits = cov[np.ix_(q, d)] >= config.place_min_covisibility
+    # a database of fewer than 5 frames has no recall@5 (recall@N would pass for it): NaN
+    ks = (1, 5) if len(train) >= 5 else (1,)
     per_model = {}
     for name in _unique(feats):
         qf = [f[:: config.place_query_step] for f in feats[name].flat()]
         df = [f[:: config.place_database_step] for f in train_feats[name].flat()]
-        ranking = place.vote_ranking(qf, df, top=5)
-        top = min(5, ranking.shape[1])
-        recall, answerable = place.recall_at_k(ranking, hits, ks=(1, top))
-        per_model[name] = {"recall_at_1": recall[1], "recall_at_5": recall[top]}
+        ranking = place.vote_ranking(qf, df, top=max(ks))
+        recall, answerable = place.recall_at_k(ranking, hits, ks=ks)
+        per_model[name] = {"recall_at_1": recall[1], "recall_at_5": recall.get(5, float("nan"))}
     return {**_suffixed(per_model, feats), "queries": answerable, "queries_without_hit": len(dataset) - answerable,
             "min_covisibility": config.place_min_covisibility, "database_frames": len(train)}
 
@@ -437,7 +459,8 @@ def run_consistency(feats: dict[str, FeatureSet], pairs: list[pose.PosePair]) ->
 
 def run_segmentation(feats: dict[str, FeatureSet], train_feats: dict[str, FeatureSet] | None,
                      config: EvalConfig) -> dict[str, Any]:
-    """k-NN label transfer: labelled frames = the train selection, or every other evaluated frame."""
+    """k-NN label transfer: labelled frames = the train selection, or every other evaluated frame;
+    mIoU counts class 0 (background) as a class (``segmentation.mean_iou``)."""
     per_model: dict[str, dict[str, Any]] = {}
     for name, held in tqdm(_unique(feats).items(), desc="segmentation (k-NN)", unit="model", leave=False):
         if train_feats is not None:
@@ -462,7 +485,7 @@ def run_segmentation(feats: dict[str, FeatureSet], train_feats: dict[str, Featur
             per_model[name]["instance_accuracy"] = acc
             instance_patches = n
     metrics = _suffixed(per_model, feats)
-    metrics.update(labelled_frames=len(lab_pos), held_out_frames=len(held_pos))
+    metrics.update(labelled_frames=len(lab_pos), held_out_frames=len(held_pos), miou_classes=MIOU_CLASSES)
     if "instance_accuracy" in metrics:
         metrics["instance_patches"] = instance_patches
     return metrics

@@ -2,8 +2,9 @@
 
 Every patch of a held-out frame takes the majority label of its k most similar patches in the
 labelled frames (similarity-weighted vote). Semantic labels → mIoU over the classes present in the
-ground truth or the prediction; instance labels (synthetic scenes) → re-identification accuracy: the
-share of object patches whose nearest labelled object patch belongs to the same instance.
+ground truth or the prediction, class 0 (background, or unlabelled: ``PosedFrame.semantic``)
+included, as VOC counts its background; instance labels (synthetic scenes) → re-identification
+accuracy: the share of object patches whose nearest labelled object patch belongs to the same instance.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def knn_transfer(
 
 
 def mean_iou(prediction: np.ndarray, target: np.ndarray, ignore: int | None = None) -> tuple[float, dict[int, float]]:
-    """mIoU over the classes that occur in ``target`` or ``prediction`` (pixels labelled ``ignore`` skipped).
+    """mIoU over the classes that occur in ``target`` or ``prediction``, 0 (background) among them
+    unless it is ``ignore`` (pixels labelled ``ignore`` skipped).
 
     Returns:
         (mIoU, {class: IoU}).

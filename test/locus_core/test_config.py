@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from locus_core.config import config_to_dict, load_config, parse_overrides, save_config
-from locus_core.errors import ConfigError
+from locus_core.errors import ConfigError, LocusError
 
 
 @dataclass(frozen=True)
@@ -74,3 +74,38 @@ def test_missing_and_broken_files_are_named(tmp_path: Path) -> None:
 
 def test_parse_overrides_nests_keys() -> None:
     assert parse_overrides(["a.b.c=1", "a.d=x"]) == {"a": {"b": {"c": 1}, "d": "x"}}
+
+
+def test_colon_separated_numbers_stay_strings(tmp_path: Path) -> None:
+    # YAML 1.1 reads 8:15 as the base-60 integer 495 (and 1:30.5 as 90.5): a frame range would be lost.
+    path = tmp_path / "c.yaml"
+    path.write_text("name: 8:15\ninner:\n  radius: 1:30.5\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: inner.radius: expected float, got '1:30.5'"):
+        load_config(Outer, path)
+    path.write_text("name: 8:15\nsteps: 0x10\ninner:\n  radius: 1_0.5\n")
+    assert load_config(Outer, path) == Outer(name="8:15", steps=16, inner=Inner(radius=10.5))
+    assert parse_overrides(["frames=8:15", "a=600:1000:4", "b=[0.1, .inf]", "c=017", "d=yes", "e=~"]) == {
+        "frames": "8:15", "a": "600:1000:4", "b": [0.1, float("inf")], "c": 15, "d": True, "e": None}
+
+
+class CheckedError(LocusError):
+    """A subsystem's error, raised by its own config."""
+
+
+@dataclass(frozen=True)
+class Checked:
+    steps: int = 1
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise CheckedError(f"steps: must be at least 1, got {self.steps}")
+
+
+def test_values_the_config_refuses_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "my.yaml"
+    path.write_text("steps: 0\n")
+    with pytest.raises(CheckedError, match=r"my.yaml: steps: must be at least 1, got 0") as raised:
+        load_config(Checked, path)
+    assert isinstance(raised.value.__cause__, CheckedError)
+    with pytest.raises(CheckedError, match=r"my.yaml \+ overrides: steps: must be at least 1, got -2"):
+        load_config(Checked, path, ["steps=-2"])

@@ -46,3 +46,13 @@ def test_nearest_patch_rejects_bad_shapes() -> None:
         nearest_patch(torch.zeros(3, 4), torch.zeros(0, 4))
     with pytest.raises(ValueError, match=r"\(3, 4\)"):
         nearest_patch(torch.zeros(3, 4), torch.zeros(5, 2))
+
+
+def test_frames_without_votes_are_not_retrieved() -> None:
+    # Every query patch is nearest to frame 3: frames 0-2 get no vote and must not fill the top 3,
+    # or frame 0, a hit, would count as found at k=3.
+    db = [torch.eye(4)[k : k + 1] for k in range(4)]
+    ranking = vote_ranking([torch.eye(4)[3:]], db, top=3)
+    assert ranking.tolist() == [[3, -1, -1]]
+    recall, _ = recall_at_k(ranking, np.array([[True, False, False, False]]), ks=(1, 3))
+    assert recall == {1: 0.0, 3: 0.0}

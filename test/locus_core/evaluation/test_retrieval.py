@@ -72,3 +72,13 @@ def test_patch_retrieval_with_features_that_identify_the_3d_point() -> None:
     assert np.allclose(res.pr_curve, 1.0)
     shuffled = torch.stack([f[torch.randperm(50, generator=gen)] for f in feats])
     assert patch_retrieval(shuffled, pts, q, rho=0.01).ap < 0.5
+
+
+def test_query_without_a_3d_point_is_not_scored() -> None:
+    # Two frames see the same points; a point near the origin would be every depthless query's
+    # positive if its missing point were read as (0, 0, 0).
+    pts = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [float("nan")] * 3]]).repeat(2, 1, 1)
+    feats = torch.eye(3)[None].repeat(2, 1, 1)
+    res = patch_retrieval(feats, pts, torch.tensor([0, 1, 2]), rho=0.1)
+    assert res.num_queries == 2
+    assert np.isnan(res.per_query[2]) and res.ap == pytest.approx(1.0)

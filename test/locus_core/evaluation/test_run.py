@@ -31,18 +31,32 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model.save(tmp_path_factory.mktemp("ckpt") / "model.pt")
 
 
-def test_full_run_writes_every_file(scene: Path, checkpoint: Path, tmp_path: Path) -> None:
+def test_full_run_writes_every_file(scene: Path, checkpoint: Path, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from locus_core.evaluation import run
+
+    grids = []  # every extraction's patch grid: the backbone baseline must share the 96x128 model's
+
+    def extract(*args, **kwargs) -> run.FeatureSet:
+        fs = original(*args, **kwargs)
+        grids.append(tuple(fs.features.shape[2:]))
+        return fs
+
+    original = run.extract
+    monkeypatch.setattr(run, "extract", extract)
     out = tmp_path / "eval"
     code = main(["eval", "--model", str(checkpoint), "--data", str(scene), "--frames", "0:8",
                  "--train-frames", "8:12", "--out", str(out), "--set", "retrieval_queries=40",
                  "--set", "pose_pairs_per_bin=3", "--set", "pose_bins=[0.0,0.4,1.0]",
                  "--set", "lighterglue_keypoints=128"])
     assert code == 0
+    assert len(grids) == 4 and set(grids) == {(96 // 8, 128 // 8)}  # model and backbone, test and train frames
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("ap", "ap_backbone"):
         assert 0 <= metrics["retrieval"][key] <= 1
-    for key in ("recall_at_1", "recall_at_1_backbone", "recall_at_5"):
-        assert key in metrics["place"]
+    assert 0 <= metrics["place"]["recall_at_1"] <= 1 and 0 <= metrics["place"]["recall_at_1_backbone"] <= 1
+    # 4 database frames: recall@4 is no recall@5
+    assert metrics["place"]["recall_at_5"] is None and metrics["place"]["recall_at_5_backbone"] is None
     pose = metrics["pose"]
     assert pose["pairs"] > 0 and set(pose["bins"]) == {"0-40%", "40-100%"}
     for block in (pose, pose["baseline_backbone"], pose["baseline_lighterglue"]):
@@ -52,10 +66,13 @@ def test_full_run_writes_every_file(scene: Path, checkpoint: Path, tmp_path: Pat
     seg = metrics["segmentation"]
     assert 0 <= seg["miou"] <= 1 and 0 <= seg["miou_backbone"] <= 1
     assert "instance_accuracy" in seg and "instance_accuracy_backbone" in seg
+    assert "0 (background) included" in seg["miou_classes"]
     assert "mean_cosine" in metrics["consistency"] and "mean_cosine_backbone" in metrics["consistency"]
     assert metrics["model"]["hash"] and not metrics["model"]["raw"]
     report = (out / "report.md").read_text()
     assert metrics["model"]["hash"] in report and "## Resolved config" in report
+    assert "mIoU over every class in the ground truth or the prediction, 0 (background) included" in report
+    assert "Success = error within 0.1 m and 5.0°" in report
     for name in ("retrieval_pr", "pose_cdf", "matches", "features_pca"):
         assert (out / f"{name}.png").stat().st_size > 1000
     assert (out / "config.yaml").exists()
@@ -132,6 +149,54 @@ def test_unknown_task_is_an_error(scene: Path, tmp_path: Path, capsys: pytest.Ca
     assert "unknown magic" in err
 
 
+@pytest.mark.parametrize("task", ["pose", "consistency"])
+def test_no_pose_pairs_is_refused_before_the_model_loads(scene: Path, checkpoint: Path, tmp_path: Path, task: str,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    def load_model(spec: str) -> None:
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("locus_core.models.model.load_model", load_model)
+    # no two of frames 0-7 share more than 56 % of their view
+    err = _eval(["--model", str(checkpoint), "--data", str(scene), "--frames", "0:8", "--tasks", task,
+                 "--set", "pose_bins=[0.9,1.0]", "--out", str(tmp_path / "o")], capsys)
+    assert f"no frame pairs of the selection '0:8' have co-visibility in 0.9–1.0 (pose_bins); ['{task}']" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_place_covisibility_covers_only_the_two_selections(scene: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from locus_core.data import covisibility
+
+    seen = []
+
+    def covisibility_matrix(dataset, **kwargs) -> np.ndarray:
+        seen.append(dataset.indices)
+        return original(dataset, **kwargs)
+
+    original = covisibility.covisibility_matrix
+    monkeypatch.setattr(covisibility, "covisibility_matrix", covisibility_matrix)
+    code = main(["eval", "--model", "backbone:test", "--data", str(scene), "--frames", "0:2", "--train-frames",
+                 "10:12", "--tasks", "place", "--out", str(tmp_path)])
+    assert code == 0
+    assert seen == [[0, 1, 10, 11]]
+
+
+def test_one_evaluated_frame_segments_against_the_train_frames(scene: Path, tmp_path: Path) -> None:
+    code = main(["eval", "--model", "backbone:test", "--data", str(scene), "--frames", "0:1", "--train-frames",
+                 "4:8", "--tasks", "segmentation", "--out", str(tmp_path)])
+    assert code == 0
+    seg = json.loads((tmp_path / "metrics.json").read_text())["segmentation"]
+    assert (seg["labelled_frames"], seg["held_out_frames"]) == (4, 1) and 0 <= seg["miou"] <= 1
+
+
+def test_one_evaluated_frame_without_train_frames_is_an_error(scene: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    err = _eval(["--model", "backbone:test", "--data", str(scene), "--frames", "0:1", "--tasks", "segmentation",
+                 "--out", str(tmp_path / "o")], capsys)
+    assert "['segmentation'] need at least two frames, the selection has 1" in err
+
+
 def test_data_without_labels_or_depth(tmp_path: Path) -> None:
     from locus_core.data.frame import PosedFrame
     from locus_core.evaluation.run import _plan_tasks
@@ -141,6 +206,21 @@ def test_data_without_labels_or_depth(tmp_path: Path) -> None:
         _plan_tasks(EvalConfig(tasks=("pose",)), frame, None, "d")
     with pytest.raises(EvaluationError, match="no task can run"):
         _plan_tasks(EvalConfig(), frame, None, "d")
+
+
+def test_train_frames_without_labels_cannot_be_segmented() -> None:
+    from locus_core.data.frame import PosedFrame
+    from locus_core.evaluation.run import _plan_tasks
+
+    def frame(name: str, semantic: np.ndarray | None) -> PosedFrame:
+        return PosedFrame(rgb=np.zeros((8, 8, 3), np.uint8), depth=None, K=np.eye(3), T_world_cam=None,
+                          frame_id=name, semantic=semantic)
+
+    labelled, unlabelled = frame("held", np.zeros((8, 8), np.int32)), frame("train", None)
+    with pytest.raises(EvaluationError, match=r"segmentation cannot run: no semantic labels in the labelled "
+                                              r"\(--train-frames\) frames \(train\)"):
+        _plan_tasks(EvalConfig(tasks=("segmentation",)), labelled, [unlabelled], "d")
+    assert _plan_tasks(EvalConfig(tasks=("segmentation",)), labelled, [labelled], "d") == (["segmentation"], {})
 
 
 def test_checkpoint_of_another_backbone_is_refused_before_work(scene: Path, checkpoint: Path, tmp_path: Path,
@@ -180,3 +260,18 @@ def test_bad_config_values() -> None:
         EvalConfig(guided_radius_m=0.0)
     with pytest.raises(EvaluationError, match="guided_top_k: must be at least 1, got 0"):
         EvalConfig(guided_top_k=0)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"place_min_covisibility": 0.0}, r"place_min_covisibility: must be in \(0, 1\], got 0.0"),
+    ({"place_min_covisibility": 1.5}, r"place_min_covisibility: must be in \(0, 1\], got 1.5"),
+    ({"pose_bins": (0.1, 0.4, 0.4, 1.0)}, "pose_bins: need at least two strictly increasing edges in"),
+    ({"pose_bins": (-0.1, 0.4)}, r"pose_bins: .* in \[0, 1\], got \(-0.1, 0.4\)"),
+    ({"pose_bins": (0.4, 1.2)}, r"pose_bins: .* in \[0, 1\]"),
+    ({"pose_bins": (0.4,)}, "pose_bins: need at least two"),
+    ({"pose_pairs_per_bin": 0}, "pose_pairs_per_bin: must be at least 1, got 0"),
+    ({"pose_pairs_per_bin": -3}, "pose_pairs_per_bin: must be at least 1, got -3"),
+])
+def test_bad_place_and_pose_values(kwargs: dict, match: str) -> None:
+    with pytest.raises(EvaluationError, match=match):
+        EvalConfig(**kwargs)
