@@ -6,7 +6,7 @@ file is enough. The CLI imports every module here to build its parser, so benchm
 heavy imports (torch, faiss, cv2) inside their functions, like the CLI's own modules.
 
 Shared pieces: :func:`locus_core.bench.timing.measure` (latency percentiles),
-:func:`locus_core.bench.memory.peak_tensor_bytes` (peak CPU tensor memory) and
+:mod:`locus_core.bench.memory` (peak tensor memory of a call, CPU and CUDA) and
 :mod:`locus_core.bench.report` (table and JSON output).
 """
 

@@ -114,6 +114,7 @@ def _compare(name: str, engine, model, images, args: argparse.Namespace, notes: 
     """``engine`` against eager PyTorch on the same device (CUDA eager for the GPU runtimes)."""
     import torch
 
+    from locus_core.bench.memory import peak_cuda_bytes
     from locus_core.bench.timing import measure_pair
     from locus_core.runtime import parity
     from locus_core.runtime.engines import TorchEngine
@@ -142,9 +143,7 @@ def _compare(name: str, engine, model, images, args: argparse.Namespace, notes: 
             extra["ap"] = _retrieval_ap(engine, args)
             extra["ap_drop"] = notes["baseline_ap"] - extra["ap"]
         if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-            eager(batch)
-            extra["baseline_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            extra["baseline_peak_mb"] = peak_cuda_bytes(lambda: eager(batch), device) / 2**20
     return BenchResult.from_timings(name, ours, baseline=f"pytorch eager {device.type}", baseline_timing=base,
                                     extra=extra)
 

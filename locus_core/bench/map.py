@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     truth = [exact_knn(x, q, args.k) for q in scored]
     exact = faiss.IndexFlatIP(args.dim)
     exact.add(x)
-    base_timing = measure(_frame_runner(lambda q: exact.search(q, args.k), queries), warmup=0, repeats=args.baseline_frames)
+    base_timing = measure(_frame_runner(lambda q: exact.search(q, args.k), queries), warmup=args.warmup,
+                          repeats=args.baseline_frames)
     del exact
 
     index = LandmarkIndex.build(x, ids, kind=args.kind, nlist=args.nlist, seed=args.seed)

@@ -1,4 +1,4 @@
-"""Peak CPU memory of a PyTorch call, from the profiler's allocation events.
+"""Peak memory of a PyTorch call, CPU (from the profiler's allocation events) and CUDA.
 
 The CPU allocator keeps no statistics (unlike CUDA's), ``tracemalloc`` does not see torch's
 allocations, and RSS deltas hide anything smaller than what malloc already holds. The profiler with
@@ -29,3 +29,18 @@ def peak_tensor_bytes(fn: Callable[[], object]) -> int:
         alive += event.nbytes()
         peak = max(peak, alive)
     return peak
+
+
+def peak_cuda_bytes(fn: Callable[[], object], device: object = None) -> int:
+    """Peak bytes of CUDA tensors on ``device`` allocated by ``fn()`` (>= 0), as
+    :func:`peak_tensor_bytes` counts them on the CPU: above what was alive before the call, so a
+    model's resident weights and inputs cost nothing (``max_memory_allocated`` alone includes them).
+    """
+    import torch
+
+    torch.cuda.synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before

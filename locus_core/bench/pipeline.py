@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
             result = localizer.localize(queries[state["i"] % len(queries)])
             if len(outcomes[key]) < len(queries):
                 outcomes[key].append(result)
-            if key == "ours":
+            if key == "ours" and state["i"] >= args.warmup:  # warm-up calls are not timed either
                 for stage, ms in result.latency_breakdown.items():
                     stages.setdefault(stage, []).append(ms)
             state["i"] += 1

@@ -21,10 +21,14 @@ def _imread(path: Path, flags: int) -> np.ndarray:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from any image OpenCV reads (grey images are replicated)."""
+    """(H, W, 3) uint8 RGB from any image OpenCV reads (grey images are replicated).
+
+    Pixels are as stored: a JPEG's EXIF orientation is not applied, since depth images (read as
+    stored) are registered to the stored pixels, not to the rotated view.
+    """
     import cv2
 
-    image = _imread(Path(path), cv2.IMREAD_COLOR)
+    image = _imread(Path(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     return np.ascontiguousarray(image[:, :, ::-1])
 
 

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import hashlib
 import json
+import operator
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,14 @@ class ModelConfig:
     kv_pool: int = 1
 
     def __post_init__(self) -> None:
+        # The hash is JSON of the config and a loaded checkpoint's config has the declared types:
+        # any other type (int radii, numpy ints) would hash differently after a save/load round trip
+        # or not at all, so values are made plain Python first.
+        object.__setattr__(self, "radii", _numbers("radii", self.radii, float))
+        for key in ("input_size", "attention_radii"):
+            object.__setattr__(self, key, _numbers(key, getattr(self, key), int))
+        for key in ("dim", "hidden", "layers", "heads", "kv_pool"):
+            object.__setattr__(self, key, _number(key, getattr(self, key), int))
         if self.backbone not in available_backbones():
             raise ModelConfigError(
                 f"backbone: unknown {self.backbone!r}; valid: {', '.join(available_backbones())}"
@@ -76,6 +85,23 @@ class ModelConfig:
             raise ModelConfigError(
                 f"hidden: {self.hidden} must be divisible by heads ({self.heads}) and by 4"
             )
+
+
+def _number(key: str, value: Any, kind: type[int] | type[float]) -> int | float:
+    """``value`` as a plain ``kind``; an int must be whole (``operator.index``: no silent 2.5 → 2)."""
+    try:
+        return operator.index(value) if kind is int else float(value)
+    except (TypeError, ValueError):
+        raise ModelConfigError(f"{key}: expected {kind.__name__}, got {value!r}") from None
+
+
+def _numbers(key: str, values: Any, kind: type[int] | type[float]) -> tuple[Any, ...]:
+    """``values`` (any iterable) as a tuple of plain ``kind``."""
+    try:
+        items = list(values)
+    except TypeError:
+        raise ModelConfigError(f"{key}: expected a list of {kind.__name__}, got {values!r}") from None
+    return tuple(_number(key, v, kind) for v in items)
 
 
 class LocusModel(nn.Module):
@@ -173,8 +199,9 @@ class LocusModel(nn.Module):
     def with_input_size(self, size: tuple[int, int]) -> LocusModel:
         """This model (same backbone and head weights) for frames resized to ``size`` (H, W).
 
-        The input size is part of the config, hence of the hash: features at another size are
-        other features. Backbones with a fixed-size position embedding are resampled to ``size``.
+        With a learned head the input size is part of the config, hence of the hash: features at
+        another size are other features. A raw backbone's hash stays ``backbone-NAME`` (it names
+        only the backbone). Backbones with a fixed-size position embedding are resampled to ``size``.
         """
         config = dataclasses.replace(self.config, input_size=(int(size[0]), int(size[1])))
         other = copy.copy(self)

@@ -108,10 +108,10 @@ def find_weights(spec: ViTSpec) -> Path:
     for hub in huggingface_hub_dirs():
         snapshots = hub / repo_dir / "snapshots"
         searched.append(snapshots / "*" / "model.safetensors")
-        for name in ("model.safetensors", "pytorch_model.bin"):
-            found = sorted(snapshots.glob(f"*/{name}"))
-            if found:
-                return found[-1]
+        for snapshot in _snapshots_main_first(hub / repo_dir):
+            for name in ("model.safetensors", "pytorch_model.bin"):
+                if (snapshot / name).is_file():
+                    return snapshot / name
     where = f"${WEIGHTS_DIR_ENV} (now {local})" if local else f"a folder named by ${WEIGHTS_DIR_ENV}"
     raise WeightsNotFoundError(
         f"backbone {spec.name}: pretrained weights not found; download {spec.files[0]} "
@@ -119,6 +119,15 @@ def find_weights(spec: ViTSpec) -> Path:
         f"({spec.url}) on a machine with internet, put it in {where} or pass its path as weights=; "
         f"searched: {', '.join(map(str, searched))}"
     )
+
+
+def _snapshots_main_first(repo: Path) -> list[Path]:
+    """A Hugging Face cache repo's snapshot folders: the one ``refs/main`` names first (the current
+    revision; snapshot names are commit hashes, so their order says nothing), then the others."""
+    snapshots = sorted((repo / "snapshots").glob("*"), reverse=True)
+    ref = repo / "refs" / "main"
+    main = repo / "snapshots" / ref.read_text().strip() if ref.is_file() else None
+    return sorted(snapshots, key=lambda snapshot: snapshot != main)
 
 
 class ViTBackbone(Backbone):
@@ -187,6 +196,7 @@ class ViTBackbone(Backbone):
         from timm.models.vision_transformer import checkpoint_filter_fn
 
         state = read_state_dict(path, backbone=self.spec.name)
+        self._check_patch_embed(path, state)
         try:
             state = checkpoint_filter_fn(state, self.vit)
         except Exception as exc:  # timm's converters assume a well-formed ViT checkpoint
@@ -204,6 +214,23 @@ class ViTBackbone(Backbone):
                 f"missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]}"
             )
         self.vit.load_state_dict(state)
+
+    def _check_patch_embed(self, path: Path, state: dict[str, torch.Tensor]) -> None:
+        """Raise unless the file's patch embedding has this spec's patch size and width.
+
+        timm's ``checkpoint_filter_fn`` resamples a patch embedding of another kernel size (and the
+        position embedding with it), so e.g. ViT-S/16 weights would load as ViT-S/8 without this.
+        A file without the key (another naming scheme) is left to the full key and shape check.
+        """
+        weight = state.get("patch_embed.proj.weight")
+        if weight is None:
+            return
+        want = (self.spec.dim, 3, self.spec.patch, self.spec.patch)
+        if tuple(weight.shape) != want:
+            raise ModelError(
+                f"{path}: not {self.spec.arch} weights for backbone {self.spec.name}: patch "
+                f"embedding of shape {tuple(weight.shape)}, expected {want} (width, RGB, patch, patch)"
+            )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if self.fixed_size is not None and tuple(x.shape[-2:]) != self.fixed_size:

@@ -19,7 +19,8 @@ def read_state_dict(path: Path, *, backbone: str) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` or torch (``.pt/.pth/.bin``) file, read without unpickling code.
 
     Checkpoints that wrap the weights (``{"model": ...}``, ``{"state_dict": ...}``, DINO's
-    ``{"teacher": {"backbone.*": ...}}``) are unwrapped.
+    ``{"teacher": {"backbone.*": ..., "head.*": ...}}``, keys under ``module.``) are unwrapped:
+    when any key is under ``backbone.``, only those are kept, without the prefix.
 
     Raises:
         ModelError: naming ``path`` when it is missing or not a weights file.
@@ -43,9 +44,10 @@ def read_state_dict(path: Path, *, backbone: str) -> dict[str, torch.Tensor]:
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path}: holds no state dict of tensors for backbone {backbone}")
-    for prefix in ("module.", "backbone."):
-        if all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix) :]: v for k, v in state.items()}
+    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
+    # DINO checkpoints hold the projection head beside the backbone (head.*): only the backbone's
+    if any(k.startswith("backbone.") for k in state):
+        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     return state
 
 

@@ -29,6 +29,13 @@ def test_bag_replay_in_workers_against_one_process(tmp_path: Path, monkeypatch: 
     assert (Path(extra["bag"]) / "metadata.yaml").is_file()  # kept for the next run
 
 
+def test_per_frame_p95_is_a_percentile_of_the_replays() -> None:
+    from types import SimpleNamespace
+
+    replays = [SimpleNamespace(wall_s=wall, frames=[None] * 10) for wall in (0.1, 0.2, 1.0)]  # 10, 20, 100 ms/frame
+    assert bag._per_frame_ms(replays) == pytest.approx((20.0, 92.0))  # not the worst, 100
+
+
 @pytest.mark.parametrize(("flag", "value"), [("--workers", "1"), ("--repeats", "0"), ("--max-rate", "-1")])
 def test_bad_settings_are_rejected(tmp_path: Path, flag: str, value: str) -> None:
     with pytest.raises(BenchError, match="need --workers >= 2"):

@@ -38,3 +38,19 @@ def test_run_reports_recall_memory_and_speedup(kind: str) -> None:
     assert fine.extra["table_bytes_per_landmark"] == pytest.approx(14 + 12 * 3 + 4, abs=0.5)
     assert fine.extra["bytes_per_landmark"] == pytest.approx(
         fine.extra["index_bytes_per_landmark"] + fine.extra["table_bytes_per_landmark"], abs=0.2)
+
+
+def test_exact_baseline_gets_the_same_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold baseline against a warm index would inflate the speedup."""
+    from locus_core.bench import timing
+
+    warmups = []
+    measure = timing.measure
+
+    def recording_measure(fn, *, warmup: int, repeats: int) -> timing.Timing:  # noqa: ANN001
+        warmups.append(warmup)
+        return measure(fn, warmup=warmup, repeats=repeats)
+
+    monkeypatch.setattr(timing, "measure", recording_measure)
+    bench_map.run(small_args(warmup=1, nprobe="4"))
+    assert warmups == [1, 1]  # the exact baseline, then the index

@@ -38,6 +38,27 @@ def test_pipeline_times_the_localizer_with_both_runtimes(
     assert extra["baseline_peak_tensor_mb"] > 0 and "features_p50_ms" in extra
 
 
+def test_stage_times_leave_out_the_warm_up(
+    scene: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stage p50s cover the timed calls only, like the latency they break down."""
+    import dataclasses
+
+    from locus_core.mapping import Localizer
+
+    calls: dict[int, int] = {}
+    localize = Localizer.localize
+
+    def numbered(self: Localizer, frame: object):  # noqa: ANN202 - a Localization whose stage time is its call number
+        calls[id(self)] = calls.get(id(self), 0) + 1
+        return dataclasses.replace(localize(self, frame), latency_breakdown={"features": float(calls[id(self)])})
+
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path))
+    monkeypatch.setattr(Localizer, "localize", numbered)
+    (result,) = pipeline.run(args_for(scene, "--warmup", "2"))
+    assert result.extra["features_p50_ms"] == 3.5  # calls 1 and 2 warm up, 3 and 4 are timed
+
+
 def test_empty_selection_is_named(scene: Path) -> None:
     with pytest.raises(LocusError, match=r"frames '500:600' select nothing"):
         pipeline.run(args_for(scene, "--query-frames", "500:600"))

@@ -39,3 +39,18 @@ def test_occluded_points_do_not_count(tmp_path: Path, monkeypatch: pytest.Monkey
     M = covisibility_matrix(ds, stride=4, size=(48, 64), cache=False)
     assert M[0, 1] == pytest.approx(0.5, abs=0.01)
     assert M[1, 0] == pytest.approx(1.0)  # what frame 1 sees lies in front of frame 0's surface
+
+
+def test_cache_is_not_reused_for_other_depth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Depth regenerated into the same folder with the same poses: the cached matrix is stale."""
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path / "cache"))
+    scene = make_scene(n=2)
+    scene.poses[1] = scene.poses[0].copy()
+    scene.depth[1] = scene.depth[0].copy()
+    seq = write_tsdf(tmp_path / "seq", scene)
+    assert covisibility_matrix(open_dataset(seq), stride=4, size=(48, 64))[0, 1] == pytest.approx(1.0)
+    scene.depth[1][:, :32] = 0.5  # re-fused: something close now hides the left half in frame 1
+    write_tsdf(seq, scene)
+    M = covisibility_matrix(open_dataset(seq), stride=4, size=(48, 64))
+    assert M[0, 1] == pytest.approx(0.5, abs=0.01)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2

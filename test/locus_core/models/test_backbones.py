@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from locus_core.models.backbones import RANDOM, available_backbones, create_backbone
-from locus_core.models.backbones.dino import VIT_SPECS
+from locus_core.models.backbones.dino import VIT_SPECS, find_weights
+from locus_core.models.backbones.weights import read_state_dict
 from locus_core.models.backbones.xfeat import wheel_weights_path
 from locus_core.models.errors import ModelError, UnknownBackboneError, WeightsNotFoundError
 
@@ -72,6 +73,40 @@ def test_vit_found_through_weights_dir(tmp_path, monkeypatch) -> None:
     torch.save(timm.create_model(spec.arch, num_classes=0).state_dict(), tmp_path / spec.files[1])
     monkeypatch.setenv("LOCUS_WEIGHTS_DIR", str(tmp_path))
     assert create_backbone("dino_vits8")(torch.rand(1, 3, 16, 16)).shape == (1, 384, 2, 2)
+
+
+def test_vit_found_in_the_huggingface_cache_at_refs_main(tmp_path, monkeypatch) -> None:
+    """Snapshot folders are named by commit hash: the current one is what refs/main names."""
+    spec = VIT_SPECS["dino_vits8"]
+    repo = tmp_path / ("models--" + spec.hf_repo.replace("/", "--"))
+    for commit in ("0123", "fedc"):
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "model.safetensors").touch()
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123")
+    monkeypatch.delenv("LOCUS_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    assert find_weights(spec) == repo / "snapshots" / "0123" / "model.safetensors"
+
+
+def test_dino_training_checkpoint_keeps_only_the_backbone(tmp_path) -> None:
+    """DINO's checkpoints hold the teacher's projection head beside its backbone."""
+    weights = {"cls_token": torch.zeros(1, 1, 2), "blocks.0.norm1.weight": torch.ones(2)}
+    path = tmp_path / "checkpoint.pth"
+    for wrapper in ("backbone.", "module.backbone."):
+        teacher = {wrapper + k: v for k, v in weights.items()}
+        torch.save({"teacher": {**teacher, "head.mlp.0.weight": torch.zeros(3, 2)}}, path)
+        assert read_state_dict(path, backbone="dino_vits8").keys() == weights.keys()
+
+
+def test_vit_weights_of_another_patch_size_are_refused(tmp_path) -> None:
+    """timm would resample a 16-pixel patch embedding to 8 pixels and load ViT-S/16 as ViT-S/8."""
+    import timm
+
+    path = tmp_path / "vits16.pth"
+    torch.save(timm.create_model("vit_small_patch16_224", num_classes=0).state_dict(), path)
+    with pytest.raises(ModelError, match=r"vits16.pth: .*patch embedding of shape \(384, 3, 16, 16\)"):
+        create_backbone("dino_vits8", path)
 
 
 def test_vit_missing_weights_say_what_and_where(tmp_path, monkeypatch) -> None:

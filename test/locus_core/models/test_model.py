@@ -6,6 +6,7 @@ import dataclasses
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -82,6 +83,31 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     with torch.inference_mode():
         assert torch.equal(loaded(images), model(images))
     assert load_model(str(path)).hash == model.hash
+
+
+def test_config_values_are_plain_so_the_hash_survives_a_round_trip(tmp_path: Path) -> None:
+    """Int radii and numpy ints are made the declared plain types: the hash is JSON of the config,
+    and a loaded checkpoint's config has those types."""
+    config = dataclasses.replace(
+        CONFIG, radii=(1, np.float32(0.5)), input_size=(np.int64(64), 80), dim=np.int64(8)
+    )
+    assert config == dataclasses.replace(CONFIG, radii=(1.0, 0.5))
+    assert type(config.radii[0]) is float and type(config.dim) is int
+    assert type(config.input_size[0]) is int
+    torch.manual_seed(0)
+    model = LocusModel(config)
+    assert LocusModel.load(model.save(tmp_path / "m.pt")).hash == model.hash
+    with pytest.raises(ModelError, match="dim: expected int, got 8.5"):
+        dataclasses.replace(CONFIG, dim=8.5)
+    with pytest.raises(ModelError, match="radii: expected a list of float, got None"):
+        dataclasses.replace(CONFIG, radii=None)
+
+
+def test_default_model_hash_is_pinned() -> None:
+    """Maps record the shipped model's hash: nothing may change it."""
+    if not model_module.DEFAULT_CHECKPOINT.is_file():
+        pytest.skip(f"{model_module.DEFAULT_CHECKPOINT} is not in this checkout")
+    assert load_model("default").hash == "7291255a336b"
 
 
 def test_backbone_spec_gives_raw_normalised_features() -> None:
