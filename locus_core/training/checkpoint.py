@@ -1,14 +1,18 @@
-"""Checkpoints of a training run: written atomically, found again by ``--resume``.
+"""Checkpoints of a training run: written atomically and durably, found again by ``--resume``.
 
 A checkpoint is a folder ``checkpoints/step-NNNNNNNN/`` holding ``model.pt`` (``LocusModel.save``),
 ``state.pt`` (step, optimiser state, torch RNG state, counters: plain tensors and containers, so
 ``torch.load(weights_only=True)`` reads it) and ``train_config.yaml`` (the resolved config). It is
-assembled in a hidden temporary folder and renamed into place, so a run killed at any moment
-leaves either the complete checkpoint or none.
+assembled in a hidden temporary folder ``.step-NNNNNNNN.tmp-<pid>``, its files and the folder are
+synced to disk, and only then is it renamed into place and are older checkpoints pruned: a run
+killed at any moment, or an OS crash, leaves the complete checkpoint or none, and never only a
+damaged one. :func:`latest_checkpoint` still skips one that does not load (damaged some other way),
+and :func:`remove_stale` deletes the temporary folders of killed runs.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -17,11 +21,15 @@ from typing import Any
 
 import torch
 
-from locus_core.config import save_config
+from locus_core.config import read_yaml, save_config
+from locus_core.errors import ConfigError
 from locus_core.training.errors import TrainingError
+
+log = logging.getLogger(__name__)
 
 STATE_FORMAT = 1
 _NAME = re.compile(r"^step-(\d{8})$")
+_TEMPORARY = re.compile(r"^\.step-\d{8}\.(tmp|old)-(\d+)$")
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -41,12 +49,63 @@ def save_checkpoint(
     model.save(tmp / "model.pt")
     torch.save({"format": STATE_FORMAT, "step": step, **state}, tmp / "state.pt")
     save_config(config, tmp / "train_config.yaml")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    # Without the syncs an OS crash can persist the rename (and the pruning) before the data.
+    for path in tmp.iterdir():
+        _fsync(path)
+    _fsync(tmp)
+    _move_into_place(tmp, final)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _move_into_place(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final`` (synced), replacing an existing ``final``."""
+    if final.exists():
+        # Only after resuming from an older checkpoint because this one was incomplete or did not
+        # load. A folder cannot be renamed over a non-empty one, and deleting it first would leave
+        # a half-deleted folder under the final name if killed: set it aside, delete it after.
+        aside = final.with_name(f".{final.name}.old-{os.getpid()}")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(final, aside)
+        os.rename(tmp, final)
+        shutil.rmtree(aside)
+    else:
+        os.rename(tmp, final)
+    _fsync(final.parent)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale(run_dir: Path) -> None:
+    """Delete the temporary folders that saves of dead processes (killed runs) left behind."""
+    root = checkpoint_dir(run_dir)
+    if not root.is_dir():
+        return
+    for path in root.iterdir():
+        match = _TEMPORARY.match(path.name)
+        if match and not _alive(int(match.group(2))):
+            log.info("removing %s, left by a killed run", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # ours from an earlier failed save of this process, not one in progress
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
@@ -59,8 +118,35 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    found = list_checkpoints(run_dir)
-    return found[-1] if found else None
+    """The newest checkpoint that loads; newer ones that do not are skipped with a warning."""
+    for folder in reversed(list_checkpoints(run_dir)):
+        try:
+            _check_loads(folder)
+        except TrainingError as exc:
+            log.warning("skipping checkpoint %s: %s; trying the one before", folder.name, exc)
+            continue
+        return folder
+    return None
+
+
+def _check_loads(folder: Path) -> None:
+    """Read every file of checkpoint ``folder`` (what resuming reads).
+
+    Raises:
+        TrainingError: naming the file that does not load.
+    """
+    load_state(folder)
+    model = Path(folder) / "model.pt"
+    try:
+        torch.load(model, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, missing file, ...: all mean "cannot resume from it"
+        raise TrainingError(f"{model}: unreadable model ({type(exc).__name__})") from None
+    config = Path(folder) / "train_config.yaml"
+    try:
+        if not read_yaml(config):
+            raise TrainingError(f"{config}: empty file")
+    except ConfigError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 def load_state(folder: Path) -> dict[str, Any]:

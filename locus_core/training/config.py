@@ -91,8 +91,10 @@ class LandmarkConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Adam; ``schedule="cosine"``: linear warm-up over ``warmup_steps``, then cosine decay to
-    ``lr * min_lr_ratio`` at the last step (a function of the step, so resuming is exact)."""
+    """Adam; ``schedule="cosine"``: linear warm-up over ``warmup_steps``, then cosine decay towards
+    ``lr * min_lr_ratio`` (a function of the step, so resuming is exact). The decay reaches it one
+    step after the last; ending it at the last step would change every learning rate after the
+    warm-up, hence the weights that existing configs train."""
 
     lr: float = 5e-4
     schedule: Literal["constant", "cosine"] = "cosine"
@@ -106,8 +108,8 @@ class OptimConfig:
 @dataclass(frozen=True)
 class ValidationConfig:
     """Patch retrieval AP on ``data.val``: queries are random valid patches, the database the
-    patches of the other frames; positives within ``radius`` (default: the model's first radius),
-    candidates within ``landmarks.kappa``."""
+    patches of the other frames; positives within ``radius``, candidates within ``landmarks.kappa``.
+    ``radius`` is one of ``model.radii`` and picks the scale that is scored (default: the first)."""
 
     queries: int = 300
     radius: float | None = None
@@ -184,13 +186,39 @@ def validate_config(config: TrainConfig, *, world_size: int = 1) -> None:
     need(o.grad_clip >= 0, "optim.grad_clip", o.grad_clip, "must be >= 0 (0 = off)")
     need(config.validation.queries >= 1, "validation.queries", config.validation.queries, "must be >= 1")
     vr = config.validation.radius
-    need(vr is None or 0 < vr < lm.kappa, "validation.radius", vr, "must be in (0, landmarks.kappa)")
+    need(vr is None or any(math.isclose(vr, r) for r in radii), "validation.radius", vr,
+         f"must be one of model.radii {list(radii)} (it picks the scale that is validated)")
     need(config.steps >= 1, "steps", config.steps, "must be >= 1")
     need(config.steps_per_epoch >= 1, "steps_per_epoch", config.steps_per_epoch, "must be >= 1")
     need(config.checkpoint_every >= 0, "checkpoint_every", config.checkpoint_every, "must be >= 0")
     need(config.keep_checkpoints >= 1, "keep_checkpoints", config.keep_checkpoints, "must be >= 1")
     need(config.threads >= 1, "threads", config.threads, "must be >= 1")
     need(bool(config.run_dir), "run_dir", config.run_dir, "empty path")
+    if d.val is not None:
+        for i, source in enumerate(d.train):
+            shared = _shared_frame(source, d.val)
+            need(shared is None, "data.val", (d.val.path, d.val.frames),
+                 f"validation frames must not be training frames: data.train[{i}] "
+                 f"{(source.path, source.frames)!r} selects frame {shared} of the same sequence too")
+
+
+def _shared_frame(a: SourceConfig, b: SourceConfig) -> int | None:
+    """The first source frame index both selections take from the same sequence, or None."""
+    from locus_core.data.selection import parse_frames
+
+    if not a.path or not b.path or Path(a.path).resolve() != Path(b.path).resolve():
+        return None
+    sa, sb = (parse_frames(s.frames or ":") for s in (a, b))
+    start_a, start_b = sa.start or 0, sb.start or 0
+    step_a, step_b = sa.step or 1, sb.step or 1
+    lo = max(start_a, start_b)
+    first = lo + (start_a - lo) % step_a  # a's first index >= lo
+    # a's indices modulo step_b repeat after step_b of them: looking further finds nothing new
+    stop = min(s for s in (first + step_a * step_b, sa.stop, sb.stop) if s is not None)
+    for index in range(first, stop, step_a):
+        if (index - start_b) % step_b == 0:
+            return index
+    return None
 
 
 def cache_root() -> Path:
@@ -198,6 +226,14 @@ def cache_root() -> Path:
     from locus_core.data.covisibility import cache_dir
 
     return cache_dir()
+
+
+def validation_scale(config: TrainConfig) -> int:
+    """The model scale validation scores: the one whose radius is ``validation.radius``."""
+    radius = config.validation.radius
+    if radius is None:
+        return 0
+    return next(s for s, r in enumerate(config.model.radii) if math.isclose(radius, r))
 
 
 def learning_rate(config: OptimConfig, step: int, total: int) -> float:

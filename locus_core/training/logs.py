@@ -23,8 +23,18 @@ def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
+def scale_field(radius: float) -> str:
+    """The log key of the VSAP of the scale with ``radius``."""
+    return f"vsap_r{radius:g}"
+
+
 class RunLog:
-    def __init__(self, run_dir: Path, *, resume_step: int = 0) -> None:
+    """Logs of the run in ``run_dir``; ``radii``: the model's, one ``vsap_r*`` column each."""
+
+    def __init__(self, run_dir: Path, *, radii: tuple[float, ...], resume_step: int = 0) -> None:
+        # The columns come from the config, not the first record: a skipped first step has no
+        # per-scale values, and a CSV keeps the columns of its header.
+        self._step_fields = _STEP_FIELDS + sorted(scale_field(r) for r in radii)
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._steps_csv = self.dir / "train_log.csv"
@@ -35,8 +45,7 @@ class RunLog:
         self._events = EventWriter(self.dir / "events", purge_after=resume_step)
 
     def write_step(self, record: dict[str, Any]) -> None:
-        fields = _STEP_FIELDS + sorted(k for k in record if k not in _STEP_FIELDS)
-        _append_csv(self._steps_csv, fields, record)
+        _append_csv(self._steps_csv, self._step_fields, record)
         with self._steps_jsonl.open("a") as f:
             f.write(json.dumps({k: _clean(v) for k, v in record.items()}) + "\n")
         if not record.get("skipped"):

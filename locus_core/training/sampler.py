@@ -33,17 +33,19 @@ class OverlapSampler:
         batch_frames: frames per batch (<= N).
         min_overlap, max_overlap: overlap range with the seed frame (symmetrised: the smaller of
             [i, j] and [j, i], so both frames see a good part of each other).
+        name: the scene (its source and frames), named in errors.
     """
 
     def __init__(
-        self, covisibility: np.ndarray, batch_frames: int, min_overlap: float, max_overlap: float
+        self, covisibility: np.ndarray, batch_frames: int, min_overlap: float, max_overlap: float,
+        *, name: str,
     ) -> None:
         covisibility = np.asarray(covisibility, dtype=np.float64)
         if covisibility.ndim != 2 or covisibility.shape[0] != covisibility.shape[1]:
-            raise TrainingError(f"co-visibility: expected a square matrix, got {covisibility.shape}")
+            raise TrainingError(f"{name}: co-visibility: expected a square matrix, got {covisibility.shape}")
         n = covisibility.shape[0]
         if batch_frames > n:
-            raise TrainingError(f"data.batch_frames={batch_frames} exceeds the scene's {n} frames")
+            raise TrainingError(f"{name}: data.batch_frames={batch_frames} exceeds the scene's {n} frames")
         self.batch_frames = batch_frames
         overlap = np.minimum(covisibility, covisibility.T)
         np.fill_diagonal(overlap, -1.0)

@@ -2,8 +2,8 @@
 
 Writes the TFRecord framing (length, masked CRC-32C) around hand-encoded ``Event`` protobufs:
 ``file_version``, then ``summary { value { tag, simple_value } }`` per call. On resume a
-``session_log { status: START }`` at the resume step tells TensorBoard to drop the later events a
-killed run had written (what ``SummaryWriter(purge_step=...)`` does).
+``session_log { status: START }`` tells TensorBoard to drop the events a killed run had written
+after the resumed step (what ``SummaryWriter(purge_step=...)`` does).
 """
 
 from __future__ import annotations
@@ -62,8 +62,17 @@ def _event(step: int, body: bytes) -> bytes:
     return b"\x09" + struct.pack("<d", time.time()) + b"\x10" + _varint(step) + body
 
 
+# Event.session_log (field 7) = SessionLog { status (field 1, varint): START (1) }
+_SESSION_START = _field(7, b"\x08\x01")
+
+
 class EventWriter:
-    """Appends scalar events to ``<folder>/events.out.tfevents.<time>.<host>.<pid>``."""
+    """Appends scalar events to ``<folder>/events.out.tfevents.<time>.<host>.<pid>``.
+
+    Args:
+        purge_after: > 0 on resume: TensorBoard drops the events of earlier files with a step
+            greater than this one (a START's step is the first step it purges).
+    """
 
     def __init__(self, folder: Path, *, purge_after: int = 0) -> None:
         folder = Path(folder)
@@ -71,7 +80,7 @@ class EventWriter:
         self.path = folder / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
         self._write(_event(0, _field(3, b"brain.Event:2")))
         if purge_after > 0:
-            self._write(_event(purge_after, _field(6, b"\x10\x01")))
+            self._write(_event(purge_after + 1, _SESSION_START))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         summary = b"".join(

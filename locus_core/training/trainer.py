@@ -19,11 +19,11 @@ from torch import nn
 
 from locus_core.config import config_to_dict, load_config, save_config
 from locus_core.training import distributed
-from locus_core.training.checkpoint import latest_checkpoint, load_state, save_checkpoint
-from locus_core.training.config import TrainConfig, learning_rate, validate_config
+from locus_core.training.checkpoint import latest_checkpoint, load_state, remove_stale, save_checkpoint
+from locus_core.training.config import TrainConfig, learning_rate, validate_config, validation_scale
 from locus_core.training.errors import TrainingError
 from locus_core.training.landmarks import BatchMasks, batch_masks, seed_for
-from locus_core.training.logs import RunLog
+from locus_core.training.logs import RunLog, scale_field
 from locus_core.training.sampler import MixedSampler, OverlapSampler
 from locus_core.training.scenes import Scene, load_source, load_training_scenes
 from locus_core.training.validation import patch_retrieval_ap
@@ -94,6 +94,8 @@ class Trainer:
         torch.set_num_threads(config.threads)
         self.config = config
         self.run_dir = Path(config.run_dir)
+        if self.world.is_main:
+            remove_stale(self.run_dir)
         self.checkpoint = self._checkpoint_to_resume(resume)
         torch.manual_seed(config.seed)
         self.model = LocusModel(config.model)
@@ -105,7 +107,7 @@ class Trainer:
         self.val = load_source(config.data.val, self.model, config) if config.data.val else None
         self.sampler = MixedSampler(
             [OverlapSampler(s.covisibility, config.data.batch_frames, config.data.min_overlap,
-                            config.data.max_overlap) for s in self.scenes],
+                            config.data.max_overlap, name=s.tensors.name) for s in self.scenes],
             [s.weight for s in self.scenes],
         )
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -117,20 +119,25 @@ class Trainer:
         self.step = 0
         self.skipped = 0
         self.seconds = 0.0
+        self.last_loss = float("nan")  # of the last step that was not skipped
+        self.val_ap_raw: float | None = None
+        self.val_ap: float | None = None
         if self.checkpoint is not None:
             state = load_state(self.checkpoint)
             self.optimizer.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["torch_rng"])
             self.step, self.skipped = int(state["step"]), int(state["skipped"])
             self.seconds = float(state["seconds"])
+            # Older checkpoints lack the results: a resumed run then recomputes them as it goes.
+            self.last_loss = float(state.get("last_loss", float("nan")))
+            self.val_ap, self.val_ap_raw = state.get("val_ap"), state.get("val_ap_raw")
             log.info("resuming %s at step %d", self.checkpoint, self.step)
         head = _Head(self.model)
         if self.world.size > 1:
             head = nn.parallel.DistributedDataParallel(head)
         self.head = head
-        self.log = RunLog(self.run_dir, resume_step=self.step) if self.world.is_main else None
-        self.val_ap_raw: float | None = None
-        self.val_ap: float | None = None
+        self.log = (RunLog(self.run_dir, radii=tuple(config.model.radii), resume_step=self.step)
+                    if self.world.is_main else None)
 
     def _checkpoint_to_resume(self, resume: bool) -> Path | None:
         found = latest_checkpoint(self.run_dir)
@@ -194,25 +201,26 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.params, self.config.optim.grad_clip)
         self.optimizer.step()
         record.update({"loss": float(loss.detach()), "skipped": 0, "lr": lr})
-        record.update({f"vsap_r{r:g}": v for r, v in zip(self.config.model.radii, per_scale)})
+        record.update({scale_field(r): v for r, v in zip(self.config.model.radii, per_scale)})
         return record
 
     # -- validation and checkpoints -----------------------------------------------------------
     def validate(self, raw: bool = False) -> float | None:
-        """Patch-retrieval AP on ``data.val`` at the first radius (``raw``: backbone features)."""
+        """Patch-retrieval AP on ``data.val`` of the scale of ``validation.radius`` at that radius
+        (``raw``: of the backbone features)."""
         if self.val is None:
             return None
         v = self.config.validation
-        radius = v.radius if v.radius is not None else self.config.model.radii[0]
+        scale = validation_scale(self.config)
         with torch.no_grad():
             if raw:
                 feats = torch.nn.functional.normalize(self.val.feats, dim=1)
             else:
                 self.model.eval()
-                feats = torch.cat([self.model.head(self.val.feats[i : i + 8])[:, 0]
+                feats = torch.cat([self.model.head(self.val.feats[i : i + 8])[:, scale]
                                    for i in range(0, len(self.val), 8)])
-        return patch_retrieval_ap(feats, self.val.points, radius=radius, kappa=self.config.landmarks.kappa,
-                                  queries=v.queries, seed=v.seed)
+        return patch_retrieval_ap(feats, self.val.points, radius=self.config.model.radii[scale],
+                                  kappa=self.config.landmarks.kappa, queries=v.queries, seed=v.seed)
 
     def save(self, step: int) -> Path | None:
         if not self.world.is_main:
@@ -220,6 +228,8 @@ class Trainer:
         state = {
             "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
             "skipped": self.skipped, "seconds": self.seconds,
+            # so that resuming a finished run writes its results again, not None
+            "last_loss": self.last_loss, "val_ap": self.val_ap, "val_ap_raw": self.val_ap_raw,
         }
         return save_checkpoint(self.run_dir, step, self.model, state, self.config,
                                keep=self.config.keep_checkpoints)
@@ -231,12 +241,12 @@ class Trainer:
         cfg = self.config
         if self.world.is_main:
             save_config(cfg, self.run_dir / "train_config.yaml")
-            self.val_ap_raw = self.validate(raw=True)
+            if self.val_ap_raw is None:  # not restored from a checkpoint
+                self.val_ap_raw = self.validate(raw=True)
             if self.val_ap_raw is not None:
                 log.info("validation AP of the raw %s features: %.4f", cfg.model.backbone, self.val_ap_raw)
         bar = tqdm(total=cfg.steps, initial=self.step, desc="train", mininterval=10,
                    disable=not self.world.is_main)
-        last_loss = float("nan")
         while self.step < cfg.steps:
             start = time.perf_counter()
             record = self.train_step(self.step)
@@ -245,11 +255,11 @@ class Trainer:
             self.seconds += time.perf_counter() - start
             record.update({"epoch": (self.step - 1) // cfg.steps_per_epoch, "seconds": round(self.seconds, 3)})
             if not record["skipped"]:
-                last_loss = record["loss"]
+                self.last_loss = record["loss"]
             if self.log is not None:
                 self.log.write_step(record)
             bar.update(1)
-            bar.set_postfix(loss=f"{last_loss:.4f}", refresh=False)
+            bar.set_postfix(loss=f"{self.last_loss:.4f}", refresh=False)
             epoch_end = self.step % cfg.steps_per_epoch == 0 or self.step == cfg.steps
             if epoch_end and self.world.is_main:
                 self.val_ap = self.validate()
@@ -263,14 +273,14 @@ class Trainer:
         bar.close()
         model_path = self.run_dir / "model.pt"
         if self.world.is_main:
-            self._save_final(model_path, last_loss)
+            self._save_final(model_path)
         distributed.barrier()
-        return TrainResult(self.run_dir, model_path, self.step, self.skipped, last_loss, self.val_ap,
+        return TrainResult(self.run_dir, model_path, self.step, self.skipped, self.last_loss, self.val_ap,
                            self.val_ap_raw, self.seconds)
 
-    def _save_final(self, path: Path, last_loss: float) -> None:
+    def _save_final(self, path: Path) -> None:
         summary = {"steps": self.step, "skipped": self.skipped,
-                   "final_loss": None if math.isnan(last_loss) else last_loss,
+                   "final_loss": None if math.isnan(self.last_loss) else self.last_loss,
                    "val_ap": self.val_ap, "val_ap_raw": self.val_ap_raw, "train_seconds": round(self.seconds, 1),
                    "train_config": config_to_dict(self.config)}
         self.model.save(path, metadata={"training": summary})
@@ -281,8 +291,8 @@ class Trainer:
             ship = Path(self.config.ship_to)
             self.model.save(ship, metadata={"training": summary})
             log.info("shipped model written to %s", ship)
-        if not math.isnan(last_loss):
-            log.info("done: %d steps, final loss %.4f, %s", self.step, last_loss, path)
+        if not math.isnan(self.last_loss):
+            log.info("done: %d steps, final loss %.4f, %s", self.step, self.last_loss, path)
 
 
 def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:

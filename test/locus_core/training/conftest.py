@@ -28,7 +28,7 @@ def tiny_overrides(scene: Path, run_dir: Path) -> dict:
     return {
         "model": {"backbone": "test", "radii": [0.2, 0.6], "input_size": [48, 64], "dim": 8,
                   "hidden": 16, "layers": 1, "heads": 2},
-        "data": {"train": [{"path": str(scene)}], "val": {"path": str(scene), "frames": "0:16:3"},
+        "data": {"train": [{"path": str(scene), "frames": "0:12"}], "val": {"path": str(scene), "frames": "12:16"},
                  "batch_frames": 4, "min_overlap": 0.05},
         "landmarks": {"landmarks": 8, "min_separation": 0.1, "patch_keep": 0.5},
         "optim": {"lr": 0.005, "warmup_steps": 2},

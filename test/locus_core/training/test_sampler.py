@@ -14,7 +14,8 @@ def _chain(n: int) -> np.ndarray:
 
 
 def test_batches_are_deterministic_by_seed_and_step() -> None:
-    mixed = MixedSampler([OverlapSampler(_chain(40), 4, 0.3, 0.9), OverlapSampler(_chain(10), 3, 0.3, 0.9)], [1, 1])
+    mixed = MixedSampler([OverlapSampler(_chain(40), 4, 0.3, 0.9, name="a"),
+                          OverlapSampler(_chain(10), 3, 0.3, 0.9, name="b")], [1, 1])
     first = [mixed.batch(0, step) for step in range(50)]
     assert first == [mixed.batch(0, step) for step in range(50)]
     assert first != [mixed.batch(1, step) for step in range(50)]
@@ -24,7 +25,7 @@ def test_batches_are_deterministic_by_seed_and_step() -> None:
 
 def test_partners_overlap_in_range() -> None:
     covis = _chain(40)
-    sampler = OverlapSampler(covis, 4, 0.3, 0.9)
+    sampler = OverlapSampler(covis, 4, 0.3, 0.9, name="chain")
     rng = np.random.default_rng(0)
     for _ in range(100):
         frames = sampler.draw(rng)
@@ -35,22 +36,23 @@ def test_partners_overlap_in_range() -> None:
 
 
 def test_too_few_partners_fills_with_best_overlap() -> None:
-    sampler = OverlapSampler(_chain(12), 6, 0.7, 0.9)  # only the 1-apart neighbours (0.8) are in range
+    # only the 1-apart neighbours (0.8) are in range
+    sampler = OverlapSampler(_chain(12), 6, 0.7, 0.9, name="chain")
     frames = sampler.draw(np.random.default_rng(3))
     assert len(set(frames)) == 6
     assert max(frames) - min(frames) <= 6
 
 
 def test_weights_pick_scenes() -> None:
-    mixed = MixedSampler([OverlapSampler(_chain(10), 2, 0.1, 0.9)] * 2, [9, 1])
+    mixed = MixedSampler([OverlapSampler(_chain(10), 2, 0.1, 0.9, name="chain")] * 2, [9, 1])
     scenes = [mixed.batch(0, s).scene for s in range(400)]
     assert 0.8 < scenes.count(0) / 400 < 0.97
 
 
 def test_bad_inputs() -> None:
-    with pytest.raises(TrainingError, match="batch_frames=8 exceeds the scene's 5 frames"):
-        OverlapSampler(_chain(5), 8, 0.1, 0.9)
-    with pytest.raises(TrainingError, match="square"):
-        OverlapSampler(np.zeros((3, 4)), 2, 0.1, 0.9)
+    with pytest.raises(TrainingError, match=r"^kitchen\[0:5\]: data.batch_frames=8 exceeds the scene's 5 frames"):
+        OverlapSampler(_chain(5), 8, 0.1, 0.9, name="kitchen[0:5]")
+    with pytest.raises(TrainingError, match=r"^kitchen\[0:5\]: co-visibility: expected a square"):
+        OverlapSampler(np.zeros((3, 4)), 2, 0.1, 0.9, name="kitchen[0:5]")
     with pytest.raises(TrainingError, match="weights must be > 0"):
-        MixedSampler([OverlapSampler(_chain(5), 2, 0.1, 0.9)], [0])
+        MixedSampler([OverlapSampler(_chain(5), 2, 0.1, 0.9, name="chain")], [0])

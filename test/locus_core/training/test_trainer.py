@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import os
 import signal
@@ -92,6 +93,50 @@ def test_half_written_checkpoint_is_ignored(tiny_config: TrainConfig) -> None:
     (run / "checkpoints" / ".step-00000009.tmp-123").mkdir()
     (run / "checkpoints" / "step-00000010").mkdir()  # no state.pt: incomplete
     assert latest_checkpoint(run).name == "step-00000003"
+
+
+def test_resuming_a_finished_run_keeps_its_results(tiny_config: TrainConfig, tmp_path: Path) -> None:
+    config = dataclasses.replace(tiny_config, ship_to=str(tmp_path / "shipped" / "model.pt"))
+    first = train(config)
+    run = Path(config.run_dir)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["final_loss"] is not None and summary["val_ap"] is not None
+    again = train(config, resume=True)
+    assert (again.final_loss, again.val_ap, again.val_ap_raw) == (first.final_loss, first.val_ap, first.val_ap_raw)
+    assert json.loads((run / "summary.json").read_text()) == summary
+    for path in (run / "model.pt", Path(config.ship_to)):
+        assert LocusModel.load(path).metadata["training"] == summary
+
+
+def test_resume_falls_back_past_a_damaged_checkpoint(tiny_config: TrainConfig) -> None:
+    train(tiny_config)
+    run = Path(tiny_config.run_dir)
+    reference = LocusModel.load(run / "model.pt").hash
+    (latest_checkpoint(run) / "state.pt").write_bytes(b"")  # step 3, as an OS crash can leave it
+    stale = run / "checkpoints" / f".step-00000003.tmp-{_dead_pid()}"
+    stale.mkdir()
+    result = train(tiny_config, resume=True)
+    assert result.steps == 3 and LocusModel.load(run / "model.pt").hash == reference
+    assert [s for s, _ in _losses(run)] == [0, 1, 2] and not stale.exists()
+    assert torch.load(latest_checkpoint(run) / "state.pt", weights_only=True)["step"] == 3
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_validation_scores_the_scale_of_its_radius(tiny_config: TrainConfig) -> None:
+    from locus_core.training.validation import patch_retrieval_ap
+
+    config = dataclasses.replace(tiny_config, validation=dataclasses.replace(tiny_config.validation, radius=0.6))
+    trainer = Trainer(config)
+    with torch.no_grad():
+        feats = trainer.model.eval().head(trainer.val.feats)
+    expected = [patch_retrieval_ap(feats[:, s], trainer.val.points, radius=0.6, queries=40) for s in (0, 1)]
+    assert expected[0] != pytest.approx(expected[1])
+    assert trainer.validate() == pytest.approx(expected[1])
 
 
 def test_existing_run_needs_resume_and_the_same_config(tiny_config: TrainConfig) -> None:

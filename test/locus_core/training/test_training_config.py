@@ -8,7 +8,9 @@ import pytest
 from locus_core.cli.main import main
 from locus_core.config import load_config
 from locus_core.errors import LocusError
-from locus_core.training.config import OptimConfig, TrainConfig, learning_rate, validate_config
+from locus_core.training.config import (
+    OptimConfig, TrainConfig, learning_rate, validate_config, validation_scale,
+)
 from locus_core.training.errors import TrainingError
 from locus_core.training.trainer import Trainer
 
@@ -42,12 +44,38 @@ def test_paper_config_loads_and_validates() -> None:
         (["steps=0"], r"steps=0: must be >= 1"),
         (["data.train=[]", "data.synthetic.scenes=0"], r"no training data"),
         (["data.train=[{path: x, weight: 0}]"], r"data.train\[0\].weight=0.0: must be > 0"),
+        (["validation.radius=0.1"], r"validation.radius=0.1: must be one of model.radii \[0.2, 0.05\]"),
+        (["data.val.frames=500:1000:10"],
+         r"data.val=\('\.\./shared/data/7scenes-redkitchen', '500:1000:10'\): validation frames must not be "
+         r"training frames: data.train\[0\] \('\.\./shared/data/7scenes-redkitchen', '0:600'\) selects frame 500"),
+        (["data.val.frames=null"], r"data.train\[0\] .*'0:600'\) selects frame 0 "),
+        (["data.train=[{path: ../shared/data/7scenes-redkitchen, frames: '2:900:4'}]"],
+         r"data.train\[0\] .*'2:900:4'\) selects frame 610 "),
     ],
 )
 def test_bad_values_are_named(overrides: list[str], match: str) -> None:
     config = load_config(TrainConfig, ROOT / "config" / "train_xfeat.yaml", overrides)
     with pytest.raises(TrainingError, match=match):
         validate_config(config)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["data.train=[{path: ../shared/data/7scenes-redkitchen, frames: '1:900:2'}]"],  # odd vs even
+        ["data.train=[{path: ../shared/data/7scenes-redkitchen, frames: '605:1000:10'}]"],  # interleaved
+        ["data.train=[{path: ../shared/data/7scenes-redkitchen}]", "data.val.path=../shared/data/other"],
+    ],
+)
+def test_disjoint_validation_frames_are_accepted(overrides: list[str]) -> None:
+    validate_config(load_config(TrainConfig, ROOT / "config" / "train_xfeat.yaml", overrides))
+
+
+def test_validation_radius_picks_its_scale() -> None:
+    config = load_config(TrainConfig, ROOT / "config" / "train_xfeat.yaml")
+    assert validation_scale(config) == 0
+    assert validation_scale(dataclasses.replace(
+        config, validation=dataclasses.replace(config.validation, radius=0.05))) == 1
 
 
 def test_unknown_backbone_and_keys_fail_at_load() -> None:
