@@ -168,8 +168,14 @@ class LocalizerNode(Node):
         values = {}
         for name, default in node_params.defaults().items():
             description, _, read_only = node_params.SPEC[name]
+            # A float parameter also takes an integer (`diagnostics_period: 2` in a params file,
+            # `ros2 param set ... 1`): rclpy refuses a type change unless dynamic_typing is set, and
+            # node_params.check (run on every value) converts it, and refuses any other type.
+            descriptor = ParameterDescriptor(
+                description=description, read_only=read_only, dynamic_typing=isinstance(default, float)
+            )
             try:
-                self.declare_parameter(name, default, ParameterDescriptor(description=description, read_only=read_only))
+                self.declare_parameter(name, default, descriptor)
             except Exception as exc:  # rclpy raises InvalidParameterTypeException for a YAML value of the wrong type
                 raise ParameterError(f"parameter {name}: {exc}") from exc
             values[name] = self.get_parameter(name).value

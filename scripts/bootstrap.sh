@@ -3,7 +3,9 @@
 # pinned by requirements/constraints.txt) and a colcon build of this package into build/ and install/.
 # Idempotent: each step is skipped while the inputs it was made from are unchanged (a stamp file
 # holds their hash), so a re-run takes seconds. Where a ROS 2 distribution is already sourced
-# (ROS_DISTRO set and rclpy importable), that ROS and its Python are used instead of the PyPI wheels.
+# (ROS_DISTRO set and rclpy importable), that ROS and its Python are used instead of the PyPI wheels;
+# when that Python is not 3.11 (Humble: 3.10, Jazzy: 3.12) the requirement files are installed
+# without the pins of requirements/constraints.txt (and with numpy<2 where ROS's numpy is 1.x).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +21,8 @@ trap 'die "unexpected failure at line $LINENO: $BASH_COMMAND"' ERR
 hash_of() { { cat "$@" 2>/dev/null || true; } | sha256sum | cut -c1-16; }
 
 # ---- which ROS and which Python -------------------------------------------------------------
+# requirements/constraints.txt was resolved for this Python (some pins have no wheels for others).
+CONSTRAINTS_PYTHON=3.11
 SYSTEM_ROS=""
 if [[ -n "${ROS_DISTRO:-}" ]] && command -v ros2 >/dev/null 2>&1 && python3 -c "import rclpy" 2>/dev/null; then
   SYSTEM_ROS="$ROS_DISTRO"
@@ -27,9 +31,9 @@ if [[ -n "${ROS_DISTRO:-}" ]] && command -v ros2 >/dev/null 2>&1 && python3 -c "
 else
   PYTHON=${PYTHON:-$(command -v python3.11 || true)}
   [[ -n "$PYTHON" ]] || die "Python 3.11 not found (set PYTHON=/path/to/python3.11); the ROS 2 wheels are built for 3.11"
-  version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-  [[ "$version" == "3.11" ]] || die "$PYTHON is Python $version; the ROS 2 wheels need 3.11 (set PYTHON=...)"
 fi
+version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+[[ -n "$SYSTEM_ROS" || "$version" == "3.11" ]] || die "$PYTHON is Python $version; the ROS 2 wheels need 3.11 (set PYTHON=...)"
 "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || die "$PYTHON lacks venv/ensurepip (Debian: apt-get install python3-venv)"
 for tool in gcc g++ cmake make; do
   command -v "$tool" >/dev/null || die "'$tool' not found: colcon needs a C/C++ toolchain and CMake to build the ROS messages (Debian: apt-get install build-essential cmake)"
@@ -55,8 +59,21 @@ if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.stamp" 2>/dev/null)" != "$venv_h
   "${PIP[@]}" install -q --upgrade "pip>=24"
   reqs=(-r "$REQ/core.txt" -r "$REQ/dev.txt")
   [[ -z "$SYSTEM_ROS" ]] && reqs+=(-r "$REQ/ros.txt")
-  say "installing pinned packages (first run: several minutes)"
-  "${PIP[@]}" install -q -c "$REQ/constraints.txt" "${reqs[@]}" || die "pip install failed (see above)"
+  if [[ "$version" == "$CONSTRAINTS_PYTHON" ]]; then
+    say "installing pinned packages (first run: several minutes)"
+    reqs+=(-c "$REQ/constraints.txt")
+  else
+    # Only with a sourced ROS (Humble: 3.10, Jazzy: 3.12). ROS's compiled Python modules (messages,
+    # cv_bridge) are built against the system's numpy: where that is 1.x, numpy 2 would break them.
+    note=""
+    if [[ "$("$PYTHON" -c 'import numpy; print(numpy.__version__.split(".")[0])' 2>/dev/null)" == "1" ]]; then
+      echo "numpy<2" > "$VENV/ros-numpy.txt"
+      reqs+=(-c "$VENV/ros-numpy.txt")
+      note=", numpy<2 as ROS's numpy is 1.x"
+    fi
+    say "Python $version is not the $CONSTRAINTS_PYTHON requirements/constraints.txt was resolved for: installing requirements/*.txt without its pins$note (first run: several minutes)"
+  fi
+  "${PIP[@]}" install -q "${reqs[@]}" || die "pip install failed (see above)"
   # These declare loose or conflicting requirements of their own; what they need is in core.txt.
   "${PIP[@]}" install -q --no-deps -r "$REQ/no-deps.txt" || die "pip install of requirements/no-deps.txt failed"
   "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT" || die "pip install -e . failed"

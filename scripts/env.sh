@@ -1,6 +1,7 @@
-# Source this (bash or sh) to use the project's environment: the venv, the colcon-built ROS
-# package (locus.msg, ament index) and this checkout first on the Python path, so that edits to
-# locus_core/locus_ros take effect without a rebuild.
+# Source this from bash or zsh (not sh/dash: they cannot tell a sourced file its path) to use the
+# project's environment: the venv, the colcon-built ROS package (locus.msg, ament index) and this
+# checkout first on the Python path, so that edits to locus_core/locus_ros take effect without a
+# rebuild.
 _locus_root=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)
 . "$_locus_root/.venv/bin/activate"
 if [ -f "$_locus_root/install/setup.sh" ]; then

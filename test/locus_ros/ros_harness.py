@@ -36,7 +36,7 @@ NODE = "/locus_localizer"
 
 def write_params(path: Path, **overrides: Any) -> Path:
     base = yaml.safe_load((ROOT / "config" / "localize.yaml").read_text())
-    base["locus_localizer"]["ros__parameters"].update(overrides)
+    base["/**/locus_localizer"]["ros__parameters"].update(overrides)
     path.write_text(yaml.safe_dump(base))
     return path
 

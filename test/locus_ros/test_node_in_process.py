@@ -79,10 +79,11 @@ def start(monkeypatch: pytest.MonkeyPatch):
     """``start(failures, **parameters)``: a LocalizerNode on the stand-in, its start finished."""
     started = []
 
-    def start(failures: dict[str, Exception] | None = None, **parameters) -> localizer_node.LocalizerNode:
+    def start(failures: dict[str, Exception] | None = None, ros_args: tuple[str, ...] = (),
+              **parameters) -> localizer_node.LocalizerNode:
         monkeypatch.setattr(localizer_node, "FrameProcessor", type("Failing", (StandIn,), {"failures": failures or {}}))
         context = rclpy.Context()
-        rclpy.init(context=context)
+        rclpy.init(context=context, args=["--ros-args", *ros_args] if ros_args else None)
         # A namespace of our own: node tests over DDS may run beside this one.
         node = localizer_node.LocalizerNode(
             context=context, namespace=f"/in_process_{os.getpid()}",
@@ -201,6 +202,36 @@ def test_depth_in_another_frame_is_warned_about_once_and_used(start, capfd: pyte
         assert camera == "cam" and frame.depth.shape == (60, 80)
     err = capfd.readouterr().err
     assert err.count("depth must be registered to the colour camera") == 1 and "'depth_cam'" in err
+
+
+def test_float_parameters_take_integers_and_the_shipped_yaml_applies_in_a_namespace(start, tmp_path: Path) -> None:
+    """`diagnostics_period: 2` in a params file or `ros2 param set ... 1` is a float parameter's
+    value, not a type error that ends the node; the shipped YAML's `/**/locus_localizer` key
+    reaches the node in a namespace (the fixture's /in_process_PID)."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "localize.yaml").read_text())
+    config["/**/locus_localizer"]["ros__parameters"].update(model="stand-in", diagnostics_period=2, tf_timeout=1, max_matches=7)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(config))
+    node = start(ros_args=("--params-file", str(params_file)))
+    assert node.get_namespace() == f"/in_process_{os.getpid()}"
+    assert node.params.max_matches == 7  # the file's value: the key matched the namespaced node
+    assert node.params.diagnostics_period == 2.0 and isinstance(node.params.diagnostics_period, float)
+    assert node.params.tf_timeout == 1.0 and isinstance(node.params.tf_timeout, float)
+    # parameter_overrides (what -p and launch files give) and a runtime set, likewise.
+    node = start(transform_tolerance=0, sync_max_interval=1)
+    assert node.params.transform_tolerance == 0.0 and node.params.sync_max_interval == 1.0
+    assert node.set_parameters([Parameter("tf_timeout", value=1)])[0].successful
+    assert node.params.tf_timeout == 1.0 and isinstance(node.params.tf_timeout, float)
+    # Any other type is still refused, with the reason, and the value in use is kept.
+    result = node.set_parameters([Parameter("tf_timeout", value="soon")])[0]
+    assert not result.successful and "tf_timeout must be a float; got str 'soon'" in result.reason
+    result = node.set_parameters([Parameter("tf_timeout", value=True)])[0]
+    assert not result.successful and "tf_timeout must be a float; got bool" in result.reason
+    assert node.params.tf_timeout == 1.0
+    # Integer parameters stay strictly typed (rclpy refuses a float before our check).
+    assert not node.set_parameters([Parameter("max_matches", value=2.5)])[0].successful
 
 
 class _NoSubscriptions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_yaml_holds_every_parameter_with_its_default() -> None:
-    values = yaml.safe_load((ROOT / "config" / "localize.yaml").read_text())["locus_localizer"]["ros__parameters"]
+    values = yaml.safe_load((ROOT / "config" / "localize.yaml").read_text())["/**/locus_localizer"]["ros__parameters"]
     assert values == params.defaults()
     assert params.from_mapping(values) == params.NodeParams()
 
@@ -71,43 +72,180 @@ def test_from_mapping_collects_every_reason_and_ignores_ros_parameters() -> None
         params.from_mapping({"mode": "x", "sync_queue_size": 0})
 
 
-def _launch_arguments(path: Path) -> tuple[set[str], set[str], dict[str, str]]:
-    """Declared argument names, parameter keys given to the node, and topic remappings."""
+def _module_constant(tree: ast.Module, name: str):
+    value = next(n.value for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == name)
+    return ast.literal_eval(value)
+
+
+def _launch_arguments(path: Path) -> tuple[dict[str, object], set[str], dict[str, str]]:
+    """Declared arguments with their defaults, parameter keys given to the node, and topic remappings."""
     tree = ast.parse(path.read_text())
-    declared = {
-        node.args[0].value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"
-    }
+    declared = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument":
+            default = next((k.value for k in node.keywords if k.arg == "default_value"), None)
+            # A constant default as its value; a substitution (params_file's) as its ast node.
+            declared[node.args[0].value] = default.value if isinstance(default, ast.Constant) else default
+    optional = _module_constant(tree, "OPTIONAL_PARAMETERS")
     used = {
         node.args[0].value
         for node in ast.walk(tree)
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "LaunchConfiguration"
-    }
-    param_keys: set[str] = set()
+        and isinstance(node.args[0], ast.Constant)
+    } | set(optional)
+    param_keys: set[str] = set(optional.values())
     remaps: dict[str, str] = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            param_keys |= {k.value for k in node.keys if isinstance(k, ast.Constant)}
+        if isinstance(node, ast.keyword) and node.arg == "parameters":
+            for item in node.value.elts:
+                if isinstance(item, ast.Dict):
+                    param_keys |= {k.value for k in item.keys if isinstance(k, ast.Constant)}
         if isinstance(node, ast.keyword) and node.arg == "remappings":
             for pair in node.value.elts:
                 target = pair.elts[1]
                 first = target.elts[0] if isinstance(target, ast.List) else target
                 remaps[pair.elts[0].value] = first.args[0].value
-    assert used <= declared, f"{path.name} uses undeclared arguments {used - declared}"
+    assert used <= set(declared), f"{path.name} uses undeclared arguments {used - set(declared)}"
     return declared, param_keys, remaps
 
 
-@pytest.mark.parametrize("name", ["localize.launch.py", "mapping.launch.py"])
+LAUNCH_FILES = ["localize.launch.py", "mapping.launch.py"]
+
+
+@pytest.mark.parametrize("name", LAUNCH_FILES)
 def test_launch_files_match_the_node(name: str) -> None:
     path = ROOT / "launch" / name
     compile(path.read_text(), str(path), "exec")
     declared, param_keys, remaps = _launch_arguments(path)
-    assert {"map", "model", "device", "params_file", "namespace", "use_sim_time"} <= declared
+    assert {"map", "model", "device", "precision", "params_file", "namespace", "use_sim_time"} <= set(declared)
     assert param_keys - {"use_sim_time"} <= set(params.SPEC), "launch passes parameters the node does not declare"
     assert set(remaps) == {"rgb/image", "rgb/image/compressed", "depth/image", "rgb/camera_info"}
     assert remaps["rgb/image/compressed"] == "rgb_topic"
-    assert {"rgb_topic", "depth_topic", "camera_info_topic"} <= declared
+    assert {"rgb_topic", "depth_topic", "camera_info_topic"} <= set(declared)
+    assert declared["use_sim_time"] == "false"
+
+
+@pytest.mark.parametrize("name", LAUNCH_FILES)
+def test_launch_arguments_do_not_override_the_params_file_unless_given(name: str) -> None:
+    """The node's parameters are [params_file, {...}]: a key in the dict wins over the file. The
+    arguments mirroring file parameters default to "" and are put in the dict only when not empty."""
+    tree = ast.parse((ROOT / "launch" / name).read_text())
+    declared, _, _ = _launch_arguments(ROOT / "launch" / name)
+    optional = _module_constant(tree, "OPTIONAL_PARAMETERS")
+    assert optional == {"map": "map_path", "model": "model", "device": "device", "precision": "precision"}
+    assert {argument: declared[argument] for argument in optional} == dict.fromkeys(optional, "")
+    (parameters,) = [k.value for k in ast.walk(tree) if isinstance(k, ast.keyword) and k.arg == "parameters"]
+    literal_keys = {k.value for d in parameters.elts if isinstance(d, ast.Dict) for k in d.keys if isinstance(k, ast.Constant)}
+    assert literal_keys == {"mode", "use_sim_time"}, "only mode and use_sim_time are always set by the launch file"
+    assert _module_constant(tree, "MODE") == name.split(".")[0].replace("localize", "localization")
+
+
+def test_mapping_launch_gives_the_node_time_to_save_the_map() -> None:
+    tree = ast.parse((ROOT / "launch" / "mapping.launch.py").read_text())
+    (node,) = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"]
+    keyword = next(k.value for k in node.keywords if k.arg == "sigterm_timeout")
+    assert getattr(keyword, "id", "") == "SIGTERM_TIMEOUT" and float(_module_constant(tree, "SIGTERM_TIMEOUT")) >= 60
+
+
+@pytest.mark.parametrize("name", LAUNCH_FILES)
+def test_launch_description_passes_only_the_given_arguments(name: str) -> None:
+    """The same through launch itself, where launch_ros is installed (a sourced ROS 2)."""
+    pytest.importorskip("launch_ros", reason="launch/launch_ros are not installed (no PyPI wheels): the ast tests above cover the files")
+    import importlib.util
+
+    from launch import LaunchContext
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    from launch.utilities import perform_substitutions
+    from launch_ros.utilities import evaluate_parameters
+
+    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), ROOT / "launch" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    arguments = {a.name: a for a in description.entities if isinstance(a, DeclareLaunchArgument)}
+    for argument in ("map", "model", "device", "precision"):
+        assert perform_substitutions(LaunchContext(), arguments[argument].default_value) == ""
+    (function,) = [e for e in description.entities if isinstance(e, OpaqueFunction)]
+
+    def node_parameters(**given: str) -> dict:
+        context = LaunchContext()
+        context.launch_configurations.update(
+            {name: "" for name in ("map", "model", "device", "precision", "namespace")},
+        )
+        context.launch_configurations.update(params_file="/nonexistent/params.yaml", use_sim_time="true", **given)
+        (node,) = function.execute(context)
+        normalized = getattr(node, "_Node__parameters", None)
+        if normalized is None:
+            pytest.skip("this launch_ros keeps a Node's parameters elsewhere")
+        _, overrides = evaluate_parameters(context, normalized)
+        return overrides
+
+    mode = "mapping" if name.startswith("mapping") else "localization"
+    assert node_parameters() == {"mode": mode, "use_sim_time": True}
+    assert node_parameters(map="/maps/2024", model="default") == {
+        "mode": mode, "map_path": "/maps/2024", "model": "default", "use_sim_time": True,
+    }
+
+
+def _stand_in_launch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Modules named launch, launch_ros, ... whose classes record their arguments: enough to run a
+    launch file's own code (which arguments reach the node) where launch is not installed."""
+    import types
+
+    class Recorded:
+        def __init__(self, *args, **kwargs) -> None:
+            self.args, self.kwargs = args, kwargs
+
+    class LaunchConfiguration(Recorded):
+        def perform(self, context: dict) -> str:
+            return context[self.args[0]]
+
+    classes = {
+        "launch": ["LaunchDescription"], "launch.actions": ["DeclareLaunchArgument", "OpaqueFunction"],
+        "launch.substitutions": ["PathJoinSubstitution"], "launch_ros": [], "launch_ros.actions": ["Node"],
+        "launch_ros.parameter_descriptions": ["ParameterValue"], "launch_ros.substitutions": ["FindPackageShare"],
+    }
+    for module_name, names in classes.items():
+        module = types.ModuleType(module_name)
+        for class_name in names:
+            setattr(module, class_name, type(class_name, (Recorded,), {}))
+        monkeypatch.setitem(sys.modules, module_name, module)
+    sys.modules["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
+
+
+@pytest.mark.parametrize("name", LAUNCH_FILES)
+def test_launch_file_code_passes_only_the_given_arguments(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The launch file's own code run on stand-ins of launch's classes (launch is not installed here)."""
+    import importlib.util
+
+    _stand_in_launch(monkeypatch)
+    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), ROOT / "launch" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    (function,) = [e for e in description.args[0] if type(e).__name__ == "OpaqueFunction"]
+    mode = "mapping" if name.startswith("mapping") else "localization"
+
+    def node(**given: str):
+        context = dict.fromkeys(("map", "model", "device", "precision"), "") | given
+        (node,) = function.kwargs["function"](context)
+        params_file, overrides = node.kwargs["parameters"]
+        assert params_file.args == ("params_file",)  # first: the dict after it wins
+        def shown(value):  # a ParameterValue as (value, its keywords), a LaunchConfiguration as its name
+            if isinstance(value, str):
+                return value
+            return (value.args[0], value.kwargs) if type(value).__name__ == "ParameterValue" else value.args
+
+        return node, {key: shown(value) for key, value in overrides.items()}
+
+    launched, overrides = node()
+    assert overrides == {"mode": mode, "use_sim_time": ("use_sim_time",)}
+    _, overrides = node(map="/maps/lab", precision="int8")
+    assert overrides == {
+        "mode": mode, "map_path": ("/maps/lab", {"value_type": str}), "precision": ("int8", {"value_type": str}),
+        "use_sim_time": ("use_sim_time",),
+    }
+    assert launched.kwargs.get("sigterm_timeout") == ("60" if mode == "mapping" else None)
 
 
 def test_every_node_executable_is_installed_and_calls_a_main() -> None:
