@@ -301,6 +301,7 @@ def replay(
                                pose.orientation.y, pose.orientation.z, pose.orientation.w])
                 segment = segments.observe(conn.topic, stamp)
                 segments.trees[segment].add(msg.header.frame_id, GT_CHILD, stamp, tq, static=False)
+        sync.flush()  # the bag has ended: sets still waiting for a later message get none
         collect(0)
     finally:
         reader.close()

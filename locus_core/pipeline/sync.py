@@ -1,12 +1,18 @@
 """Approximate time synchronisation of N streams (rgb, depth, camera_info): the node's (message_filters
 is not in the PyPI ROS wheels) and offline bag replay's, so both pair messages the same way.
 
-Policy: each stream keeps a bounded queue; when a message arrives, the message of every other
-stream closest in time to it is chosen, and if all chosen stamps lie within ``max_interval`` the
-set is emitted and everything up to and including it is removed (older messages can no longer
-form a better set). Messages that leave a queue unmatched are counted as dropped. A stamp older
-than the last emitted set by more than ``max_interval`` means time went backwards (a looped bag,
-a restarted driver): the queues are cleared and the jump is counted, instead of stalling forever.
+Policy: stream 0 (the colour image) is the reference. Each of its messages, oldest first, takes the
+message of every other stream closest in time to it, once that choice is certain: the stream holds a
+message at or after the reference stamp (later ones can only be farther), or its newest message is
+within half the stream's own period of the reference (its next one will be farther); and only if
+that message is in turn closest to this reference rather than to a later one (else this reference's
+own partner was lost, and it is dropped). A set whose stamps lie within ``max_interval`` is emitted
+and everything up to it removed; a reference whose partners are farther is dropped. Waiting for
+certainty keeps one lost message from shifting every later pair by a frame (at 30 Hz a 50 ms
+tolerance admits the neighbouring frame's messages).
+Messages that leave a queue unmatched are counted as dropped. A stream whose stamp falls more than
+``max_interval`` behind its own newest means time went backwards (a looped bag, a restarted driver):
+the queues are cleared and the jump counted, instead of stalling forever.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ class ApproximateTimeSynchronizer:
     """Calls ``callback(*messages)`` (one per stream, in stream order) for each matched set.
 
     Args:
-        streams: number of input streams (>= 1).
+        streams: number of input streams (>= 1); stream 0 is the reference (see the module).
         max_interval: largest spread (s) between the stamps of one set.
         queue_size: messages kept per stream while waiting for partners.
         callback: receives the messages; it runs in the thread that called ``add``.
@@ -46,31 +52,48 @@ class ApproximateTimeSynchronizer:
         self.stats = SyncStats()
         self._callback = callback
         self._queues: list[list[tuple[float, Any]]] = [[] for _ in range(streams)]  # sorted by stamp
-        self._last_emitted: float | None = None
+        self._newest: list[float | None] = [None] * streams  # per stream, since the last reset
+        self._period: list[float | None] = [None] * streams  # per stream: its last step between stamps
         self._lock = threading.Lock()
 
     def add(self, stream: int, stamp: float, msg: Any) -> None:
         """Offer one message of ``stream`` with its stamp in seconds."""
         with self._lock:
             matched = self._add(stream, stamp, msg)
-        if matched is not None:
-            self._callback(*matched)
+        for messages in matched:
+            self._callback(*messages)
 
     def reset(self) -> None:
         with self._lock:
             self._clear()
-            self._last_emitted = None
+
+    def flush(self) -> None:
+        """The input has ended (a recording's last message): every reference still waiting takes its
+        closest partners, as no later message will come."""
+        with self._lock:
+            matched = []
+            while (found := self._match_oldest_reference(final=True)) is not None:
+                if found:
+                    matched.append(found)
+        for messages in matched:
+            self._callback(*messages)
 
     def _clear(self) -> None:
         for queue in self._queues:
             self.stats.dropped += len(queue)
             queue.clear()
+        self._newest = [None] * len(self._queues)
+        self._period = [None] * len(self._queues)
 
-    def _add(self, stream: int, stamp: float, msg: Any) -> Sequence[Any] | None:
-        if self._last_emitted is not None and stamp < self._last_emitted - self.max_interval:
+    def _add(self, stream: int, stamp: float, msg: Any) -> list[Sequence[Any]]:
+        newest = self._newest[stream]
+        if newest is not None and stamp < newest - self.max_interval:
             self._clear()
-            self._last_emitted = None
             self.stats.time_jumps += 1
+            newest = None
+        if newest is not None and stamp > newest:
+            self._period[stream] = stamp - newest
+        self._newest[stream] = stamp if newest is None else max(newest, stamp)
         queue = self._queues[stream]
         position = next((i for i, (s, _) in enumerate(queue) if s >= stamp), len(queue))
         if position < len(queue) and queue[position][0] == stamp:
@@ -79,20 +102,68 @@ class ApproximateTimeSynchronizer:
         else:
             queue.insert(position, (stamp, msg))
         if len(queue) > self.queue_size:
-            del queue[0]
+            # the one farthest from the newest arrival: the oldest, or a straggler from before a jump
+            del queue[max(range(len(queue)), key=lambda i: abs(queue[i][0] - stamp))]
             self.stats.dropped += 1
-        chosen: list[int] = []
-        for other in self._queues:
-            if not other:
+        matched = []
+        while (found := self._match_oldest_reference()) is not None:
+            if found:
+                matched.append(found)
+        return matched
+
+    def _match_oldest_reference(self, final: bool = False) -> Sequence[Any] | None:
+        """Emit or drop the oldest reference message once its partners are certain (``final``: the
+        input has ended): the set, [] when it was dropped, None while waiting."""
+        references = self._queues[0]
+        if not references:
+            return None
+        stamp = references[0][0]
+        chosen = [0]
+        for stream in range(1, len(self._queues)):
+            index = self._certain_partner(stream, stamp, final)
+            if index is None:
                 return None
-            chosen.append(min(range(len(other)), key=lambda i: abs(other[i][0] - stamp)))
+            owner = self._certain_reference(self._queues[stream][index][0], final)
+            if owner is None:
+                return None
+            if owner > 0:  # a later reference is closer to it: this one's own partner was lost
+                del references[0]
+                self.stats.dropped += 1
+                return []
+            chosen.append(index)
         stamps = [q[i][0] for q, i in zip(self._queues, chosen)]
         if max(stamps) - min(stamps) > self.max_interval:
-            return None
+            del references[0]
+            self.stats.dropped += 1
+            return []
         matched = [q[i][1] for q, i in zip(self._queues, chosen)]
         for q, i in zip(self._queues, chosen):
             self.stats.dropped += i  # older than the chosen one: never emitted
             del q[: i + 1]
         self.stats.emitted += 1
-        self._last_emitted = max(stamps)
         return matched
+
+    def _certain_partner(self, stream: int, stamp: float, final: bool) -> int | None:
+        """Index of ``stream``'s message closest to ``stamp`` if no later message can be closer."""
+        queue = self._queues[stream]
+        if not queue:
+            return None
+        closest = min(range(len(queue)), key=lambda i: abs(queue[i][0] - stamp))
+        if final or queue[-1][0] >= stamp:
+            return closest  # later messages come after the last one, farther from the stamp
+        period = self._period[stream]
+        if period is not None and stamp - queue[-1][0] < period / 2:
+            return closest  # the next one is due a period after the last, farther still
+        return None
+
+    def _certain_reference(self, stamp: float, final: bool) -> int | None:
+        """Index of the reference message closest to a partner stamped ``stamp`` if no later
+        reference can be closer (ties go to the older one)."""
+        references = self._queues[0]
+        closest = min(range(len(references)), key=lambda i: (abs(references[i][0] - stamp), i))
+        if closest > 0 or len(references) > 1 or final or stamp <= references[0][0]:
+            return closest
+        period = self._period[0]
+        if period is not None and stamp - references[0][0] < period / 2:
+            return closest
+        return None

@@ -16,13 +16,15 @@ def _sync(streams: int = 3, max_interval: float = 0.02, queue: int = 5):
 
 def test_matches_closest_within_interval_in_any_arrival_order() -> None:
     sync, out = _sync()
+    for stream in range(3):  # a frame before: each stream's period is known
+        sync.add(stream, 1 - 1 / 30, f"previous{stream}")
     sync.add(0, 1.000, "rgb1")
     sync.add(1, 0.990, "depth_old")
     sync.add(1, 1.005, "depth1")
-    assert out == []
+    assert out == [("previous0", "previous1", "previous2")]
     sync.add(2, 1.001, "info1")
-    assert out == [("rgb1", "depth1", "info1")]
-    assert sync.stats.emitted == 1 and sync.stats.dropped == 1  # depth_old can never be used
+    assert out[1:] == [("rgb1", "depth1", "info1")]
+    assert sync.stats.emitted == 2 and sync.stats.dropped == 1  # depth_old can never be used
 
 
 def test_sets_wider_than_the_interval_are_not_emitted_and_overflow_is_counted() -> None:
@@ -30,7 +32,9 @@ def test_sets_wider_than_the_interval_are_not_emitted_and_overflow_is_counted() 
     for i in range(4):
         sync.add(0, float(i), f"rgb{i}")
     sync.add(1, 10.0, "depth")
-    assert out == [] and sync.stats.dropped == 2 and len(sync._queues[0]) == 2
+    # overflow dropped rgb0 and rgb1; rgb3 is closer to the depth than rgb2, which can never match;
+    # rgb3 waits, as the next colour image might be closer still
+    assert out == [] and sync.stats.dropped == 3 and sync._queues[0] == [(3.0, "rgb3")]
 
 
 def test_duplicate_stamps_replace_and_time_jumps_reset() -> None:
@@ -67,5 +71,33 @@ def test_regular_streams_with_jitter_all_match(jitter: list[tuple[float, float]]
         events = [(0, t + jr, ("rgb", i)), (1, t + jd, ("depth", i))]
         for stream, stamp, msg in events[::-1] if depth_first else events:
             sync.add(stream, stamp, msg)
+    sync.flush()  # the last colour image may wait for the depth after its own: there is none
     assert [(a[1], b[1]) for a, b in out] == [(i, i) for i in range(len(jitter))]
     assert sync.stats.dropped == 0
+
+
+@pytest.mark.parametrize("lost", [0, 1, 2])
+def test_a_lost_message_does_not_shift_the_pairs_after_it(lost: int) -> None:
+    """30 Hz, a 50 ms tolerance (the node's default): the previous frame's depth is within it, so a
+    set must wait until the closest partner is certain, or one loss pairs every later frame wrong."""
+    sync, out = _sync(max_interval=0.05, queue=10)
+    for k in range(8):
+        t = k / 30.0
+        for stream in range(3):
+            if not (k == 2 and stream == lost):
+                sync.add(stream, t, (stream, k))
+    pairs = [tuple(m[1] for m in s) for s in out]
+    assert pairs == [(k, k, k) for k in range(8) if k != 2]
+    assert sync.stats.dropped == 2  # the lost frame's other two messages
+
+
+def test_a_time_jump_is_seen_even_before_anything_was_emitted() -> None:
+    """Depth starts late, then the recording loops: the stale messages must not stall the queues."""
+    sync, out = _sync(max_interval=0.05, queue=10)
+    for k in range(100, 130):
+        sync.add(0, k / 30, ("rgb", k))
+        sync.add(2, k / 30, ("info", k))
+    for k in range(10):
+        for stream, name in enumerate(("rgb", "depth", "info")):
+            sync.add(stream, k / 30, (name, k))
+    assert sync.stats.time_jumps == 1 and [s[0][1] for s in out] == list(range(10))
