@@ -55,7 +55,8 @@ def generate_launch_description() -> LaunchDescription:
             "map", default_value="", description="landmark map directory (locus map build); empty: the params file's map_path",
         ),
         DeclareLaunchArgument(
-            "model", default_value="", description="checkpoint path, or 'default'; empty: the params file's model",
+            "model", default_value="",
+            description="checkpoint path, 'default' or backbone:NAME; empty: the params file's model",
         ),
         DeclareLaunchArgument(
             "device", default_value="",

@@ -60,7 +60,8 @@ def generate_launch_description() -> LaunchDescription:
             description="where to save the landmark map (extended if it exists); empty: the params file's map_path",
         ),
         DeclareLaunchArgument(
-            "model", default_value="", description="checkpoint path, or 'default'; empty: the params file's model",
+            "model", default_value="",
+            description="checkpoint path, 'default' or backbone:NAME; empty: the params file's model",
         ),
         DeclareLaunchArgument(
             "device", default_value="",

@@ -6,6 +6,7 @@ One sub-subcommand per module in :mod:`locus_core.bench` that defines ``add_argu
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 
@@ -24,10 +25,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "run with OMP_WAIT_POLICY=PASSIVE or threads spin-wait each other out (100x slower)")
     names = p.add_subparsers(dest="benchmark", metavar="NAME", required=True)
     for name, module in benchmark_modules().items():
-        doc = (module.__doc__ or name).strip().splitlines()[0]
+        doc = summary(module.__doc__ or name)
         q = names.add_parser(name, parents=[common], help=doc, description=doc)
         module.add_arguments(q)
         q.set_defaults(func=run, bench_run=module.run)
+
+
+def summary(docstring: str) -> str:
+    """A module docstring's first paragraph on one line (its lines joined up to the first blank one)."""
+    paragraph = re.split(r"\n\s*\n", docstring.strip(), maxsplit=1)[0]
+    return " ".join(line.strip() for line in paragraph.splitlines())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -27,3 +28,17 @@ def test_every_command_parses_its_help() -> None:
             parser.parse_args([name, "--help"])
         except SystemExit as exc:
             assert exc.code == 0
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_benchmark_describes_itself_in_whole_sentences() -> None:
+    # A module docstring's first paragraph wraps over lines: its first line alone stops mid-sentence.
+    benchmarks = _subparsers(_subparsers(build_parser())["bench"])
+    assert {"bag", "infer", "loss", "map", "node", "pipeline", "suite"} <= set(benchmarks)
+    for name, parser in benchmarks.items():
+        assert parser.description and parser.description.endswith("."), (name, parser.description)
+        assert "\n" not in parser.description, (name, parser.description)
