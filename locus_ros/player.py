@@ -6,7 +6,10 @@ Published: /clock (for ``use_sim_time``), colour (rgb8), depth (16UC1 millimetre
 camera_info with one stamp per frame, TF, and the ground-truth camera pose on /ground_truth/pose.
 TF (``--tf``): ``map`` publishes map→camera (what mapping mode consumes); ``odom`` publishes the
 ground truth as odometry, odom→base_link, plus a static base_link→camera (what localization mode
-uses to publish map→odom); ``none`` publishes no TF. With ``--loop`` time keeps increasing across
+uses to publish map→odom); ``none`` publishes no TF. Time: recorded stamps (TUM, bags) as they
+are, frames of formats without stamps (7-Scenes and its variants, ScanNet, slambook, Matterport)
+at ``--fps``; shifted so that none is before 1 s (time 0 is "latest" to tf2, and sim time 0 "not
+started" to rclcpp), as ``locus bag convert`` does. With ``--loop`` time keeps increasing across
 repetitions, so consumers never see it jump back.
 """
 
@@ -31,10 +34,17 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
+from locus_core.bags.convert import FIRST_STAMP_S
+from locus_core.data.dataset import PosedDataset
 from locus_core.data.frame import PosedFrame
 from locus_ros import conversions as conv
 
 TF_MODES = ("map", "odom", "none")
+# Formats whose stamps number the frames (index / 30 Hz, or the index in seconds) rather than
+# record when they were taken: played at --fps instead.
+UNSTAMPED_FORMATS = ("7scenes", "labelfusion", "synthetic", "scannet", "slambook", "matterport")
+# Longest sleep between looks at the stop flag, so Ctrl-C is not held up by a long gap in the data.
+SLEEP_SLICE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,7 @@ class PlayerConfig:
     odom_frame: str = "odom"
     base_frame: str = "base_link"
     compressed: bool = False  # also publish JPEG on <rgb_topic>/compressed
-    fps: float = 30.0  # used when the recording has no increasing stamps
+    fps: float = 30.0  # frame rate of formats without stamps; spacing of stamps that do not increase
 
     def __post_init__(self) -> None:
         if not self.rate > 0:
@@ -69,7 +79,9 @@ class PlayStats:
 
 
 class Player:
-    """Publishes ``dataset`` through ``node``'s publishers; ``play`` blocks until done (or stopped)."""
+    """Publishes ``dataset`` through ``node``'s publishers; ``play`` blocks until done (or stopped).
+    Frames of a ``PosedDataset`` of an UNSTAMPED_FORMATS format are timed by index at ``fps``; any
+    other frames by their stamps."""
 
     def __init__(self, node: Node, dataset: Sequence[PosedFrame], config: PlayerConfig) -> None:
         if len(dataset) == 0:
@@ -87,6 +99,7 @@ class Player:
         self._truth = node.create_publisher(PoseStamped, "/ground_truth/pose", reliable)
         self.stats = PlayStats()
         self._stopped = False
+        self._unstamped = isinstance(dataset, PosedDataset) and dataset.format in UNSTAMPED_FORMATS
 
     def stop(self) -> None:
         self._stopped = True
@@ -133,6 +146,15 @@ class Player:
         for publisher in [*self._camera_publishers(), self._clock, self._tf, self._truth]:
             publisher.wait_for_all_acked(Duration(seconds=timeout))
 
+    def source_time(self, frame: PosedFrame) -> float:
+        """The frame's time in the recording (s): its stamp, or its index at ``fps`` for formats
+        whose stamps only number the frames."""
+        return frame.index / self.config.fps if self._unstamped else frame.stamp
+
+    def _sleep_until(self, deadline: float) -> None:
+        while not self._stopped and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, SLEEP_SLICE_S))
+
     def play(self) -> PlayStats:
         c = self.config
         if c.tf == "odom":
@@ -148,17 +170,19 @@ class Player:
                 if self._stopped:
                     break
                 frame = self.dataset[i]
-                if loop_start is None:  # shift this repetition so that it starts one period after the last
-                    loop_start = 0.0 if start_stamp is None else last + period - frame.stamp
-                stamp = frame.stamp + loop_start
+                t = self.source_time(frame)
+                if loop_start is None:  # the first repetition from FIRST_STAMP_S on, the others a period after the last
+                    loop_start = max(0.0, FIRST_STAMP_S - t) if start_stamp is None else last + period - t
+                stamp = t + loop_start
                 stamp = stamp if stamp > last else last + period
                 if start_stamp is None:
                     start_stamp = stamp
-                delay = start_wall + (stamp - start_stamp) / c.rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                elif -delay > period / c.rate:
+                due = start_wall + (stamp - start_stamp) / c.rate
+                if due - time.monotonic() < -period / c.rate:
                     self.stats.late += 1
+                self._sleep_until(due)
+                if self._stopped:
+                    break
                 self._publish(frame, stamp)
                 self.stats.published += 1
                 last = stamp
@@ -178,7 +202,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tf", choices=TF_MODES, default=defaults.tf, help="map: map→camera; odom: odom→base_link + static base_link→camera")
     parser.add_argument("--compressed", action="store_true", help="also publish JPEG on <rgb topic>/compressed")
     parser.add_argument("--wait", type=float, default=10.0, help="s to wait for a subscriber before playing")
-    parser.add_argument("--fps", type=float, default=defaults.fps, help="frame rate when the data has no stamps")
+    parser.add_argument("--fps", type=float, default=defaults.fps,
+                        help="frame rate of data sets without stamps (7-Scenes, ScanNet, slambook, Matterport, synthetic)")
     for name in ("rgb_topic", "depth_topic", "camera_info_topic", "camera_frame", "map_frame", "odom_frame", "base_frame"):
         parser.add_argument("--" + name.replace("_", "-"), default=getattr(defaults, name))
     return parser.parse_args(argv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from locus_core.bags.play import TF_MODES
 from locus_core.cli import add_runtime_args
 
 
@@ -48,6 +49,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("bag", help="bag or any posed data set")
     pl.add_argument("--rate", type=float, default=1.0, help="playback speed factor")
     pl.add_argument("--loop", action="store_true", help="start over at the end")
+    pl.add_argument("--tf", choices=TF_MODES, default=TF_MODES[0],
+                    help="ground truth in TF: odom (default; odom -> base_link + static base_link -> camera, what a "
+                         "localizer needs to publish map -> odom), map (map -> camera, for mapping mode) or none")
+    pl.add_argument("--frames", help="START:STOP[:STEP] by source frame index")
+    pl.add_argument("--wait", type=float, default=10.0, metavar="S", help="seconds to wait for a subscriber (default 10)")
     pl.set_defaults(func=run_play)
 
 
@@ -103,4 +109,4 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_play(args: argparse.Namespace) -> int:
     from locus_core.bags.play import play
 
-    return play(args.bag, rate=args.rate, loop=args.loop)
+    return play(args.bag, rate=args.rate, loop=args.loop, tf=args.tf, frames=args.frames, wait=args.wait)

@@ -18,25 +18,64 @@ FORMATS = {
     "matterport": "matterport",
     "slambook": "slambook",
 }
-# Format names a dataset can report, mapped to the reader that produces them.
-ALIASES = {"7scenes": "tsdf", "labelfusion": "tsdf", "synthetic": "tsdf"}
+# Format names a dataset can report, mapped to the reader that produces them and the options the
+# name implies: forcing one must not leave the depth units to a guess from the first image.
+ALIASES: dict[str, tuple[str, dict[str, str]]] = {
+    "7scenes": ("tsdf", {"depth_encoding": "mm"}),
+    "labelfusion": ("tsdf", {"depth_encoding": "labelfusion"}),
+    "synthetic": ("tsdf", {"depth_encoding": "mm"}),
+}
+# What each reader's ``detect`` looks for in a folder ("name/" a folder, globs allowed), to say what
+# an unrecognised folder lacks; test_detect checks that these and the detectors agree.
+REQUIREMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "rosbag": ("rosbag2", ("metadata.yaml",)),
+    "tsdf": ("7-Scenes/tsdf-fusion", ("frame-*.pose.txt",)),
+    "tum": ("TUM RGB-D", ("rgb.txt", "depth.txt")),
+    "scannet": ("ScanNet export", ("color/", "depth/", "pose/", "intrinsic/")),
+    "matterport": ("Matterport3D", ("undistorted_camera_parameters/",)),
+    "slambook": ("slambook", ("pose.txt", "color/", "depth/")),
+}
 
 
 def _reader(name: str) -> Any:
     return importlib.import_module(f"locus_core.data.formats.{FORMATS[name]}")
 
 
+def _has(folder: Path, entry: str) -> bool:
+    if entry.endswith("/"):
+        return (folder / entry[:-1]).is_dir()
+    return next(folder.glob(entry), None) is not None
+
+
+def _missing(folder: Path, fmt: str) -> list[str]:
+    """What ``folder`` lacks of the entries that format ``fmt`` (a FORMATS name) is detected by."""
+    return [entry for entry in REQUIREMENTS[fmt][1] if not _has(folder, entry)]
+
+
+def _expected(folder: Path, fmt: str) -> str:
+    label, entries = REQUIREMENTS[fmt]
+    missing = _missing(folder, fmt)
+    partly = f": missing {', '.join(missing)}" if len(missing) < len(entries) else ""  # a near miss: name the gap
+    return f"{label} ({' + '.join(entries)}{partly})"
+
+
+def _unrecognised(path: Path) -> str:
+    from locus_core.data.formats.rosbag import BAG_SUFFIXES
+
+    bag_files = f"a ROS bag file ({', '.join(BAG_SUFFIXES)})"
+    if not path.is_dir():
+        return f"{path}: unknown data format: a file, but not {bag_files}"
+    seen = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())[:12]
+    return (f"{path}: unknown data format (contents: {', '.join(seen) or 'empty'}); expected a folder of "
+            f"{'; '.join(_expected(path, fmt) for fmt in REQUIREMENTS)}; or {bag_files}")
+
+
 def detect_format(path: Path) -> str:
-    """The reader name for ``path`` ("tsdf", "tum", ...), or FormatError saying what was seen."""
+    """The reader name for ``path`` ("tsdf", "tum", ...), or FormatError saying what each lacks."""
     for name in FORMATS:
         if _reader(name).detect(path):
             return name
-    seen = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())[:12] if path.is_dir() else []
-    raise FormatError(
-        f"{path}: unknown data format (contents: {', '.join(seen) or 'empty'}); expected a 7-Scenes/"
-        "tsdf-fusion folder (frame-N.pose.txt), TUM RGB-D (rgb.txt), ScanNet export (color/ pose/), "
-        "Matterport3D (undistorted_camera_parameters/), slambook (pose.txt + color/) or a ROS bag"
-    )
+    raise FormatError(_unrecognised(path))
 
 
 def open_dataset(path: str | Path, frames: str | None = None, **options: Any) -> PosedDataset:
@@ -46,7 +85,8 @@ def open_dataset(path: str | Path, frames: str | None = None, **options: Any) ->
         path: a data folder, or a ROS bag (rosbag2 folder, .mcap, .db3 or ROS 1 .bag).
         frames: ``"START:STOP[:STEP]"`` selecting by source frame index (python slice semantics
             on the index value, STOP exclusive), e.g. ``"600:1000:10"``.
-        options: ``format=`` forces a reader (a name from FORMATS or ALIASES); the rest go to
+        options: ``format=`` forces a reader (a name from FORMATS, or from ALIASES with the depth
+            encoding that name implies, and reported as the data set's format); the rest go to
             the reader (e.g. ``intrinsics="fx,fy,cx,cy"``; the rosbag reader takes topics and frames).
     Raises:
         DataError (a subclass) naming the file or value at fault: missing/unreadable files, empty
@@ -56,10 +96,13 @@ def open_dataset(path: str | Path, frames: str | None = None, **options: Any) ->
     if not path.exists():
         raise DataFileError(f"{path}: no such file or folder")
     forced = options.pop("format", None)
-    if forced is not None:
-        name = ALIASES.get(forced, forced)
-        if name not in FORMATS:
-            raise FormatError(f"format {forced!r}: unknown; known: {', '.join([*FORMATS, *ALIASES])}")
-    else:
-        name = detect_format(path)
-    return _reader(name).open(path, frames, **options)
+    if forced is None:
+        return _reader(detect_format(path)).open(path, frames, **options)
+    if forced in ALIASES:
+        name, implied = ALIASES[forced]
+        dataset = _reader(name).open(path, frames, **(implied | options))  # the user's options win
+        dataset.format = forced  # not what the reader would guess: the user said what this is
+        return dataset
+    if forced not in FORMATS:
+        raise FormatError(f"format {forced!r}: unknown; known: {', '.join([*FORMATS, *ALIASES])}")
+    return _reader(forced).open(path, frames, **options)

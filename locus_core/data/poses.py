@@ -10,9 +10,25 @@ from locus_core.data.errors import FrameError
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
+# Rotations further than this from orthonormal are repaired by check_pose; closer ones are float
+# noise, returned unchanged so that clean data reads back bit for bit.
+ORTHONORMAL_EPS = 1e-9
+
+
+class QuaternionError(FrameError, ValueError):
+    """A quaternion that is no rotation (zero norm): a ValueError to the maths, a FrameError (one
+    line, no traceback) to the CLI when it comes from a data file."""
+
+
 def check_pose(T: np.ndarray, source: str, *, tolerance: float = 1e-3) -> np.ndarray:
-    """Return ``T`` as float64 (4, 4) if it is a finite rigid transform, else raise FrameError."""
-    T = np.asarray(T, dtype=np.float64)
+    """``T`` as a new float64 (4, 4) rigid transform: its rotation re-orthonormalised (nearest
+    rotation, by SVD) and its last row made exactly (0, 0, 0, 1).
+
+    Raises:
+        FrameError: naming ``source``, when ``T`` is not finite, or its rotation or last row is
+        further than ``tolerance`` from a rigid transform's.
+    """
+    T = np.array(T, dtype=np.float64)  # a copy: the repair below must not write into the caller's array
     if T.shape != (4, 4):
         raise FrameError(f"{source}: pose must be 4x4, got shape {T.shape}")
     if not np.isfinite(T).all():
@@ -21,14 +37,24 @@ def check_pose(T: np.ndarray, source: str, *, tolerance: float = 1e-3) -> np.nda
     error = max(np.abs(R.T @ R - np.eye(3)).max(), abs(np.linalg.det(R) - 1))
     if error > tolerance or np.abs(T[3] - (0, 0, 0, 1)).max() > tolerance:
         raise FrameError(f"{source}: pose is not rigid (rotation error {error:.2g}, last row {T[3].tolist()})")
+    if error > ORTHONORMAL_EPS:  # e.g. 7-Scenes' ~3e-4: inverses by transpose and quaternions assume exact
+        U, _, Vt = np.linalg.svd(R)
+        T[:3, :3] = U @ np.diag([1.0, 1.0, np.linalg.det(U @ Vt)]) @ Vt
+    T[3] = (0.0, 0.0, 0.0, 1.0)
     return T
 
 
 def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
-    """(..., 4) Hamilton quaternions ``qx qy qz qw`` (scalar last; normalised here) → (..., 3, 3)."""
+    """(..., 4) Hamilton quaternions ``qx qy qz qw`` (scalar last; normalised here) → (..., 3, 3).
+
+    Raises:
+        QuaternionError (a ValueError): a quaternion of zero norm. NaN entries give NaN matrices.
+    """
     q = np.asarray(q, dtype=np.float64)
     norm = np.linalg.norm(q, axis=-1, keepdims=True)
-    x, y, z, w = np.moveaxis(q / np.where(norm > 0, norm, np.nan), -1, 0)
+    if (norm == 0).any():
+        raise QuaternionError(f"quaternion (0, 0, 0, 0), {int((norm == 0).sum())} of {norm.size}: zero norm, not a rotation")
+    x, y, z, w = np.moveaxis(q / norm, -1, 0)
     return np.stack(
         [
             1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),

@@ -8,6 +8,7 @@ import numpy as np
 
 from locus_core.data.consistency import reprojection_residuals
 from locus_core.data.dataset import PosedDataset
+from locus_core.data.errors import DataError
 
 
 def trajectory_length(poses: np.ndarray) -> float:
@@ -20,8 +21,15 @@ def summarize(dataset: PosedDataset, *, sample: int = 20) -> dict[str, Any]:
 
     Depth statistics come from ``sample`` frames spread over the sequence; the reprojection
     median is the median over pairs (k, k+1) at those places of each pair's median residual.
+
+    Raises:
+        DataError: the data set has no frames. ValueError: ``sample`` < 0.
     """
     n = len(dataset)
+    if n == 0:
+        raise DataError(f"{dataset.path}: no frames to summarise")
+    if sample < 0:
+        raise ValueError(f"sample must be >= 0, got {sample}")
     spots = np.unique(np.linspace(0, n - 1, min(sample, n)).round().astype(int))
     depths, pair_medians = [], []
     for k in spots:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +21,9 @@ from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
-from locus_core.data import open_dataset  # noqa: E402
+from locus_core.data import PosedDataset, PosedFrame, open_dataset  # noqa: E402
 from locus_ros import conversions as conv  # noqa: E402
-from locus_ros.player import PlayerConfig  # noqa: E402
+from locus_ros.player import Player, PlayerConfig  # noqa: E402
 from ros_harness import ROOT, Client  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -73,7 +75,8 @@ def test_publishes_a_recording_at_its_rate(client: Client, data: Path) -> None:
     depth = client.messages("/camera/aligned_depth_to_color/image_raw")
     assert len(rgb) == len(depth) == len(client.messages("/camera/color/image_raw/compressed")) == 5
     stamps = [conv.stamp_to_seconds(m.header.stamp) for m in rgb]
-    np.testing.assert_allclose(stamps, [f.stamp for f in dataset], atol=1e-6)
+    # 7-Scenes (or synthetic) frames have no stamps: index at --fps 30, from 1 s (0 is "latest" to tf2)
+    np.testing.assert_allclose(stamps, [1.0 + f.index / 30 for f in dataset], atol=1e-6)
     span = stamps[-1] - stamps[0]
     assert elapsed >= span / 4  # never faster than --rate
     assert [conv.stamp_to_seconds(c.clock) for c in client.messages("/clock")] == pytest.approx(stamps)
@@ -87,10 +90,11 @@ def test_publishes_a_recording_at_its_rate(client: Client, data: Path) -> None:
         np.testing.assert_allclose(conv.intrinsics_from_camera_info(info), frame.K)
         odom = client.messages("/tf")[i].transforms[0]
         assert (odom.header.frame_id, odom.child_frame_id) == ("odom", "base_link")
-        np.testing.assert_allclose(conv.transform_to_matrix(odom.transform), frame.T_world_cam, atol=1e-3)  # 7-Scenes rotations are not exactly orthonormal
+        # exact: the readers re-orthonormalise 7-Scenes' rotations, so the quaternion round trip loses nothing
+        np.testing.assert_allclose(conv.transform_to_matrix(odom.transform), frame.T_world_cam, atol=1e-9)
         truth = client.messages("/ground_truth/pose")[i]
         assert truth.header.frame_id == "map"
-        np.testing.assert_allclose(conv.pose_to_matrix(truth.pose), frame.T_world_cam, atol=1e-3)  # 7-Scenes rotations are not exactly orthonormal
+        np.testing.assert_allclose(conv.pose_to_matrix(truth.pose), frame.T_world_cam, atol=1e-9)
     static = client.wait_for(lambda: client.messages("/tf_static"), 10, "/tf_static")[0].transforms[0]
     assert (static.header.frame_id, static.child_frame_id) == ("base_link", "camera_color_optical_frame")
 
@@ -115,3 +119,68 @@ def test_bad_arguments() -> None:
     proc = _player("/no/such/data")
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "/no/such/data" in out
+
+
+def _frame(index: int, stamp: float) -> PosedFrame:
+    return PosedFrame(rgb=np.zeros((4, 6, 3), np.uint8), depth=None, K=np.diag([5.0, 5.0, 1.0]),
+                      T_world_cam=np.eye(4), frame_id=f"f{index}", index=index, stamp=stamp)
+
+
+def _unstamped(fmt: str, indices: list[int], stamp_of_index) -> PosedDataset:
+    """A data set of ``fmt`` whose reader derives stamps from indices, as ``stamp_of_index`` does."""
+    return PosedDataset(path=Path(fmt), name=fmt, format=fmt, indices=indices,
+                        poses=np.stack([np.eye(4)] * len(indices)), intrinsics=np.diag([5.0, 5.0, 1.0]),
+                        image_size=(4, 6), loader=lambda k: _frame(indices[k], stamp_of_index(indices[k])))
+
+
+@pytest.fixture
+def in_process() -> Iterator:
+    """``in_process(dataset, **config)``: a Player on a node of this process whose publishing is
+    recorded as (index, stamp, monotonic time) instead of sent."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("locus_player_in_process", context=context)
+
+    def make(dataset, **config) -> tuple[Player, list[tuple[int, float, float]]]:
+        player = Player(node, dataset, PlayerConfig(**config))
+        published: list[tuple[int, float, float]] = []
+        player._publish = lambda frame, stamp: published.append((frame.index, stamp, time.monotonic()))
+        return player, published
+
+    yield make
+    node.destroy_node()
+    rclpy.try_shutdown(context=context)
+
+
+@pytest.mark.parametrize(("fmt", "stamp_of_index", "fps", "expected"), [
+    ("7scenes", lambda i: i / 30, 30.0, [1.0, 1.1, 1.2]),  # frame 0 used to be published at time 0
+    ("slambook", float, 10.0, [1.0, 1.1, 1.2]),  # index in seconds: used to ignore --fps and play at 1 Hz
+])
+def test_unstamped_formats_play_at_fps_from_one_second(in_process, fmt, stamp_of_index, fps, expected) -> None:
+    indices = [0, 3, 6] if fmt == "7scenes" else [1, 2, 3]
+    player, published = in_process(_unstamped(fmt, indices, stamp_of_index), fps=fps)
+    start = time.monotonic()
+    assert player.play().published == 3
+    assert [index for index, _, _ in published] == indices
+    assert [stamp for _, stamp, _ in published] == pytest.approx(expected)
+    assert time.monotonic() - start < 1.0
+
+
+def test_recorded_stamps_are_kept(in_process) -> None:
+    player, published = in_process([_frame(0, 5.0), _frame(1, 5.05)])
+    player.play()
+    assert [stamp for _, stamp, _ in published] == pytest.approx([5.0, 5.05])
+
+
+def test_stop_is_not_held_up_by_a_gap_in_the_recording(in_process) -> None:
+    player, published = in_process([_frame(0, 1.0), _frame(1, 60.0)])
+    thread = threading.Thread(target=player.play, daemon=True)  # before the fix it slept out the gap
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not published and time.monotonic() < deadline:
+        time.sleep(0.01)
+    player.stop()
+    stopped = time.monotonic()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and time.monotonic() - stopped < 0.5
+    assert [index for index, _, _ in published] == [0]

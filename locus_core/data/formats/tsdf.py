@@ -6,7 +6,8 @@ Depth is uint16 millimetres (0 and 65535 invalid), except in label-fusion export
 ``(raw >> 3) / 1e4`` and values under 0.3 m are invalid. That encoding is recognised from the
 data itself: its raw values are multiples of 8 (millimetre depth only by chance, ~1 in 8) and
 decode to a median of at least 0.3 m (a millimetre image would need a median over 24 m).
-A ``scene.json`` marks a scene written by :func:`locus_core.data.synthetic.generate_scene`.
+A ``scene.json`` marks a scene written by :func:`locus_core.data.synthetic.generate_scene`; its
+``scene.json.tmp`` without ``scene.json`` marks one whose writing was interrupted (refused).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ ENCODINGS = ("mm", "labelfusion")
 # Fraction of valid raw depth values that are multiples of 8 above which the encoding is
 # label-fusion's (measured: 0.97 on labelfusion-shelf, 0.11-0.16 on millimetre sets, ~1/8 expected).
 LABELFUSION_MULTIPLE_OF_8 = 0.9
+SCENE_FILE = "scene.json"
+# Present while generate_scene writes a folder, renamed to SCENE_FILE when the scene is complete.
+PARTIAL_SCENE_FILE = "scene.json.tmp"
 # These layouts carry no timestamps; Kinect-class sensors run at 30 Hz.
 NOMINAL_RATE_HZ = 30.0
 
@@ -57,6 +61,8 @@ def decode_depth(raw: np.ndarray, encoding: str) -> np.ndarray:
 def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     """Options: ``intrinsics`` (file or "fx,fy,cx,cy"), ``depth_encoding`` ("mm" | "labelfusion")."""
     check_options(options, ("intrinsics", "depth_encoding"), str(path))
+    if (path / PARTIAL_SCENE_FILE).is_file() and not (path / SCENE_FILE).is_file():
+        raise FormatError(f"{path}: an interrupted synthetic scene: re-run locus data synth")
     files = list(path.iterdir())
     poses_files = numbered(files, r"frame-(\d+)\.pose\.txt")
     all_indices = sorted(poses_files)
@@ -78,12 +84,12 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     poses = np.stack([check_pose(read_matrix(poses_files[i], (4, 4)), str(poses_files[i])) for i in indices])
     K = find_intrinsics(path, INTRINSICS_FILES, options.get("intrinsics"))
 
-    synthetic = (path / "scene.json").is_file()
+    synthetic = (path / SCENE_FILE).is_file()
     if synthetic:
         try:
-            json.loads((path / "scene.json").read_text())
+            json.loads((path / SCENE_FILE).read_text())
         except json.JSONDecodeError as exc:
-            raise FormatError(f"{path / 'scene.json'}: not valid JSON ({exc})") from None
+            raise FormatError(f"{path / SCENE_FILE}: not valid JSON ({exc})") from None
     encoding = options.get("depth_encoding") or ("mm" if synthetic else detect_encoding(depths[0]))
     if encoding not in ENCODINGS:
         raise FormatError(f"{path}: depth_encoding {encoding!r} is not one of {', '.join(ENCODINGS)}")

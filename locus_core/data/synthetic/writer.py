@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from locus_core.data.formats.tsdf import PARTIAL_SCENE_FILE, SCENE_FILE
 from locus_core.data.synthetic.config import SceneConfig
 from locus_core.data.synthetic.errors import SyntheticError
 from locus_core.data.synthetic.scene import GENERATOR, SyntheticScene, check_size
@@ -26,9 +27,10 @@ def generate_scene(out_dir: str | os.PathLike[str], *, seed: int = 0, rooms: int
     Files: ``camera-intrinsics.txt`` (3x3), per frame ``frame-%06d.color.png`` (RGB),
     ``.depth.png`` (uint16 mm, 0 = invalid), ``.pose.txt`` (4x4 camera-to-world, OpenCV axes),
     ``.segm.png`` (uint16 class ids) and ``.instance.png`` (uint16 instance ids, 0 = none), and
-    ``scene.json`` written last (a folder without it is incomplete). ``seed`` and ``rooms``
-    override those of ``config``. An existing synthetic scene in ``out_dir`` is replaced; any
-    other non-empty folder is refused.
+    ``scene.json`` written last. ``scene.json.tmp`` is there from before the first file is
+    removed or written until then: an interrupted run leaves a folder the readers refuse and a
+    re-run rewrites. ``seed`` and ``rooms`` override those of ``config``. An existing synthetic
+    scene in ``out_dir`` (complete or interrupted) is replaced; any other non-empty folder is refused.
 
     Raises:
         SyntheticError: bad rooms/frames/size, or ``out_dir`` holds something else.
@@ -64,31 +66,36 @@ def generate_scene(out_dir: str | os.PathLike[str], *, seed: int = 0, rooms: int
             pass
     meta = scene.describe() | {"frames": int(frames), "size": [H, W], "depth_scale": DEPTH_SCALE,
                                "intrinsics": K.tolist()}
-    tmp = out / "scene.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, out / "scene.json")
+    partial = out / PARTIAL_SCENE_FILE
+    partial.write_text(json.dumps(meta, indent=1))
+    os.replace(partial, out / SCENE_FILE)
     return out
 
 
+def _is_scene(out: Path, names: set[str]) -> bool:
+    """Whether ``out`` holds a synthetic scene, complete (our scene.json) or interrupted (the marker)."""
+    if PARTIAL_SCENE_FILE in names:
+        return True
+    try:
+        return json.loads((out / SCENE_FILE).read_text()).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):  # none, unreadable, or not a JSON object
+        return False
+
+
 def _prepare(out: Path) -> None:
-    """Make ``out`` an empty-enough folder: new, empty, or a previous synthetic scene (cleared)."""
+    """Make ``out`` a folder to write a scene into: new, empty, or a previous synthetic scene
+    (cleared), marked as a scene in progress."""
     if out.exists() and not out.is_dir():
         raise SyntheticError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     names = {p.name for p in out.iterdir()}
-    if not names:
-        return
-    meta = out / "scene.json"
-    ours = False
-    if meta.exists():
-        try:
-            ours = json.loads(meta.read_text()).get("generator") == GENERATOR
-        except (OSError, ValueError, AttributeError):
-            ours = False
-    if not ours and "scene.json.tmp" not in names:
+    if names and not _is_scene(out, names):
         raise SyntheticError(f"{out}: folder is not empty and holds no synthetic scene; "
                              "choose a new or empty folder")
-    meta.unlink(missing_ok=True)  # first: a half-rewritten folder must not look complete
+    # The marker before anything is removed: from here until scene.json is renamed into place, an
+    # interruption leaves a folder that readers refuse and the next run recognises as its own.
+    (out / PARTIAL_SCENE_FILE).write_text(json.dumps({"generator": GENERATOR}))
+    (out / SCENE_FILE).unlink(missing_ok=True)
     for name in names:
-        if FRAME_FILE.fullmatch(name) or name in ("camera-intrinsics.txt", "scene.json.tmp"):
+        if FRAME_FILE.fullmatch(name) or name == "camera-intrinsics.txt":
             (out / name).unlink()

@@ -48,7 +48,7 @@ def test_live_node_matches_offline_replay(tmp_path: Path) -> None:
     assert len(offline) == len(queries) and any(r.localized for r in offline.values())
 
     params = write_params(tmp_path / "params.yaml", map_path=str(tmp_path / "map"), model=MODEL, device="cpu",
-                          localizer_config=str(tmp_path / "relaxed.yaml"), publish_tf=False, image_qos="reliable")
+                          localizer_config=str(tmp_path / "relaxed.yaml"), image_qos="reliable")
     remaps = ["-r", "rgb/image:=/camera/color/image_raw", "-r", "depth/image:=/camera/aligned_depth_to_color/image_raw",
               "-r", "rgb/camera_info:=/camera/color/camera_info"]
     client = Client("locus_bag_play_test")
@@ -70,6 +70,12 @@ def test_live_node_matches_offline_replay(tmp_path: Path) -> None:
             return bool(last) and last[-1].frames_processed + last[-1].frames_dropped >= len(queries)
 
         client.wait_for(settled, 60, "the node to process or drop every frame")
+        # publish_tf (the default): bag play's odometry TF lets the node publish map -> odom
+        localized = sum(offline[stamp].localized for stamp in statuses())
+        assert localized, node.log()
+        client.wait_for(lambda: len([t for m in client.messages("/tf") for t in m.transforms
+                                     if (t.header.frame_id, t.child_frame_id) == ("map", "odom")]) == localized,
+                        10, f"map -> odom for each of the {localized} localized frames")
         live = statuses()
         status = client.messages("/locus_localizer/status")[-1]
         assert status.frames_received == len(queries), status

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from locus_core.bags.errors import BagError
+from locus_core.bags.play import play
 from locus_core.cli.main import main
 from locus_core.data.synthetic import generate_scene
 
@@ -27,10 +29,29 @@ def test_convert_and_eval_from_the_command_line(tmp_path: Path, capsys: pytest.C
     assert "sync_queue_size: 5" in config and "max_rate_hz: 1000.0" in config and "min_inliers" in config
 
 
+def test_play_feeds_a_localizer_by_default_and_passes_the_player_options(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    player = pytest.importorskip("locus_ros.player")
+    from locus_core.bags.play import TF_MODES
+
+    assert set(TF_MODES) == set(player.TF_MODES)
+    calls: list[list[str]] = []
+    monkeypatch.setattr(player, "main", lambda argv: calls.append(argv) or 0)
+    assert main(["bag", "play", str(tmp_path)]) == 0
+    # odom -> base_link, so that a node in localization mode (publish_tf) finds odom -> camera
+    assert calls[-1] == ["locus_player", str(tmp_path), "--rate", "1.0", "--tf", "odom", "--wait", "10.0"]
+    assert main(["bag", "play", str(tmp_path), "--tf", "map", "--frames", "0:10:2", "--wait", "0", "--loop"]) == 0
+    assert calls[-1] == ["locus_player", str(tmp_path), "--rate", "1.0", "--tf", "map", "--wait", "0.0",
+                         "--frames", "0:10:2", "--loop"]
+
+
 def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["bag", "eval", str(tmp_path / "missing"), "--map", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert main(["bag", "play", str(tmp_path / "missing")]) == 2
     assert main(["bag", "play", str(tmp_path), "--rate", "0"]) == 2
+    assert main(["bag", "play", str(tmp_path), "--wait", "-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("locus bag: error:") for line in err)
-    assert "--rate must be > 0" in err[2]
+    assert len(err) == 4 and all(line.startswith("locus bag: error:") for line in err)
+    assert "--rate must be > 0" in err[2] and "--wait must be >= 0, got -1.0" in err[3]
+    with pytest.raises(BagError, match="--tf must be one of odom, map, none, got 'world'"):
+        play(tmp_path, tf="world")

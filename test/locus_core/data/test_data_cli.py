@@ -8,7 +8,8 @@ import pytest
 from rgbd_scene import make_scene, write_tsdf
 
 from locus_core.cli import data as data_cli
-from locus_core.data import SelectionError, open_dataset
+from locus_core.data import DataError, SelectionError, open_dataset
+from locus_core.data.summary import summarize
 
 
 def run(argv: list[str]) -> int:
@@ -35,6 +36,18 @@ def test_info_text_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "7scenes, 3 frames (index 0..2), 64x48" in out and "reprojection" in out
     with pytest.raises(SelectionError, match="select nothing"):
         run(["data", "info", str(path), "--frames", "50:60"])
+    with pytest.raises(SystemExit):
+        run(["data", "info", str(path), "--sample", "-1"])
+    assert "--sample: expected an integer >= 0, got -1" in capsys.readouterr().err
+
+
+def test_summary_of_no_frames(tmp_path: Path) -> None:
+    dataset = open_dataset(write_tsdf(tmp_path / "seq", make_scene(n=2)))
+    with pytest.raises(DataError, match="seq: no frames to summarise"):
+        summarize(dataset[:0])
+    with pytest.raises(ValueError, match="sample must be >= 0, got -1"):
+        summarize(dataset, sample=-1)
+    assert summarize(dataset, sample=0)["depth_median_m"] is None
 
 
 def test_synth_writes_a_loadable_scene(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from locus_core.config import load_config
+from locus_core.data import FormatError, open_dataset
 from locus_core.data.synthetic import SceneConfig, SyntheticError, SyntheticScene, generate_scene
 
 CONFIG = SceneConfig(texture_size=32)
@@ -70,6 +71,34 @@ def test_scene_json_is_written_last(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(KeyboardInterrupt):
         generate_scene(out, frames=3, size=(32, 40), config=CONFIG)
     assert list(out.glob("frame-*.color.png")) and not (out / "scene.json").exists()
+    # the marker left behind: readers refuse the folder, the next run rewrites it
+    with pytest.raises(FormatError, match=r"scene: an interrupted synthetic scene: re-run locus data synth"):
+        open_dataset(out)
+    monkeypatch.undo()
+    generate_scene(out, frames=2, size=(32, 40), config=CONFIG)
+    assert open_dataset(out).format == "synthetic" and not (out / "scene.json.tmp").exists()
+
+
+def test_an_interrupted_rewrite_is_marked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = generate_scene(tmp_path / "scene", frames=3, size=(32, 40), config=CONFIG)
+    calls = {"n": 0}
+    original = Path.unlink
+
+    def interrupted(self: Path, *args: object, **kwargs: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # scene.json is gone, the old frames are not
+            raise KeyboardInterrupt
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        generate_scene(out, frames=2, size=(32, 40), config=CONFIG)
+    monkeypatch.undo()
+    assert not (out / "scene.json").exists() and list(out.glob("frame-*.pose.txt"))
+    with pytest.raises(FormatError, match="an interrupted synthetic scene"):
+        open_dataset(out)
+    generate_scene(out, frames=2, size=(32, 40), config=CONFIG)
+    assert len(open_dataset(out)) == 2
 
 
 def test_config_loads_from_yaml_and_overrides(tmp_path: Path) -> None:
