@@ -24,8 +24,8 @@ class MapConfig:
     ``max_depth_spread`` times the patch depth from it) get no 3D point, in the map and in queries:
     on redkitchen (the first, global-attention default model) that raised the localized share from
     0.90 to 0.955 and cut the median rotation error from 2.4 to 2.0 degrees (the current default:
-    0.965 localized, 3.4 cm off, against 0.945 and 3.7 cm without it; raw XFeat: 1.0 and 3.3 cm
-    against 0.995 and 3.2 cm).
+    0.985 localized, 3.5 cm off, against 0.945 and 3.7 cm without it; raw XFeat: 0.995 and 3.3 cm
+    against 1.0 and 3.2 cm).
     ``scale`` is the model output the map stores; None picks the model's smallest positive radius
     (the most precise matches, which metric pose needs), and the saved config holds the choice.
     """
@@ -79,9 +79,9 @@ class LocalizerConfig:
     Defaults measured on 7scenes-redkitchen: with raw XFeat true places have >= 132 refit
     inliers (RGB-D) and the unseen realsense-desk <= 47; with the first default model's fine scale
     the desk reached 117 (min_inliers 80 let 12 % of desk frames through, 120 none), with the
-    current one's 78 (100: none, and 0.965 of the redkitchen test frames localized against 0.95 at
-    120; raise it for a model whose look-alike places reach more); without depth, poses off by
-    > 25 cm and the desk stay below 250.
+    current one's 92 (80 let 3 of its 50 frames through, 100 none, and 0.985 of the redkitchen test
+    frames localized against 0.955 at 120; raise it for a model whose look-alike places reach more);
+    without depth, poses off by > 25 cm and the desk stay below 250.
     """
 
     knn: int = 3
