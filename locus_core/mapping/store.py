@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from locus_core.config import config_from_dict, config_to_dict
+from locus_core.durable import fsync_path, process_alive
 from locus_core.errors import ConfigError
 from locus_core.mapping.config import MapConfig
 from locus_core.mapping.errors import MapError
@@ -126,7 +127,7 @@ def _write(landmark_map: LandmarkMap, tmp: Path) -> None:
         "files": files,
     }
     _write_synced(tmp / "manifest.json", json.dumps(manifest, indent=2).encode())
-    _fsync_dir(tmp)
+    fsync_path(tmp)
 
 
 def load_map(directory: Path, *, expected_model_hash: str | None = None) -> LandmarkMap:
@@ -256,14 +257,6 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -295,7 +288,7 @@ def _swap_into_place(tmp: Path, directory: Path) -> None:
         os.rename(directory, old)
         os.rename(tmp, directory)
         shutil.rmtree(old)
-    _fsync_dir(directory.parent)
+    fsync_path(directory.parent)
 
 
 def _interrupted_swap_copy(directory: Path) -> Path | None:
@@ -308,17 +301,5 @@ def _remove_stale(directory: Path) -> None:
     for pattern in (".tmp-", ".old-"):
         for path in directory.parent.glob(f"{glob.escape(directory.name)}{pattern}*"):
             pid = path.name.rsplit("-", 1)[-1]
-            if pid.isdigit() and not _alive(int(pid)) and not (pattern == ".old-" and not directory.exists()):
+            if pid.isdigit() and not process_alive(int(pid)) and not (pattern == ".old-" and not directory.exists()):
                 shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

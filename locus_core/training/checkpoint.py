@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from locus_core.config import read_yaml, save_config
+from locus_core.durable import fsync_path, process_alive
 from locus_core.errors import ConfigError
 from locus_core.training.errors import TrainingError
 
@@ -51,8 +52,8 @@ def save_checkpoint(
     save_config(config, tmp / "train_config.yaml")
     # Without the syncs an OS crash can persist the rename (and the pruning) before the data.
     for path in tmp.iterdir():
-        _fsync(path)
-    _fsync(tmp)
+        fsync_path(path)
+    fsync_path(tmp)
     _move_into_place(tmp, final)
     for old in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -72,16 +73,7 @@ def _move_into_place(tmp: Path, final: Path) -> None:
         shutil.rmtree(aside)
     else:
         os.rename(tmp, final)
-    _fsync(final.parent)
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's data, or a folder's entries, to disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(final.parent)
 
 
 def remove_stale(run_dir: Path) -> None:
@@ -91,21 +83,9 @@ def remove_stale(run_dir: Path) -> None:
         return
     for path in root.iterdir():
         match = _TEMPORARY.match(path.name)
-        if match and not _alive(int(match.group(2))):
+        if match and not process_alive(int(match.group(2))):
             log.info("removing %s, left by a killed run", path)
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # ours from an earlier failed save of this process, not one in progress
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
