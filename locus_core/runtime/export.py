@@ -158,13 +158,16 @@ def export_model(
         # FP16 engines are held to a looser bound: half precision costs about 1e-3 of cosine.
         required = 0.99 if fmt == "tensorrt" and fp16 else MIN_PARITY
         if score < required:
+            if written == path:  # a TensorRT engine is built in place: the failed one is removed
+                path.unlink(missing_ok=True)
             raise ExportError(
                 f"{path}: exported {fmt} graph disagrees with PyTorch (min per-patch cosine {score:.4f} < "
                 f"{required}); not written"
             )
         os.replace(written, path)
     except BaseException:
-        written.unlink(missing_ok=True)
+        if written != path:  # never the file at ``path``: a failure before the check keeps it
+            written.unlink(missing_ok=True)
         raise
     log.info("exported %s to %s (parity %.6f)", fmt, path, score)
     return path, score

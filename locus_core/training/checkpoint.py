@@ -55,7 +55,9 @@ def save_checkpoint(
         fsync_path(path)
     fsync_path(tmp)
     _move_into_place(tmp, final)
-    for old in list_checkpoints(run_dir)[:-keep]:
+    # The newest `keep` up to this one: a newer folder is a damaged checkpoint that resuming skipped
+    # (replaced when the run reaches its step), never a reason to delete the one just written.
+    for old in [c for c in list_checkpoints(run_dir) if c.name <= final.name][:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 

@@ -19,7 +19,9 @@ from torch import nn
 
 from locus_core.config import config_to_dict, load_config, save_config
 from locus_core.training import distributed
-from locus_core.training.checkpoint import latest_checkpoint, load_state, remove_stale, save_checkpoint
+from locus_core.training.checkpoint import (
+    latest_checkpoint, list_checkpoints, load_state, remove_stale, save_checkpoint,
+)
 from locus_core.training.config import TrainConfig, learning_rate, validate_config, validation_scale
 from locus_core.training.errors import TrainingError
 from locus_core.training.landmarks import BatchMasks, batch_masks, seed_for
@@ -140,16 +142,18 @@ class Trainer:
                     if self.world.is_main else None)
 
     def _checkpoint_to_resume(self, resume: bool) -> Path | None:
+        if not resume:
+            existing = list_checkpoints(self.run_dir)  # damaged ones too: they are someone's run
+            if existing:
+                raise TrainingError(
+                    f"run_dir {self.run_dir} already has checkpoints ({existing[-1].name}): "
+                    "pass --resume to continue it, or set run_dir to a new folder"
+                )
+            return None
         found = latest_checkpoint(self.run_dir)
         if found is None:
-            if resume:
-                log.warning("--resume: no checkpoint in %s; starting from scratch", self.run_dir)
+            log.warning("--resume: no checkpoint in %s; starting from scratch", self.run_dir)
             return None
-        if not resume:
-            raise TrainingError(
-                f"run_dir {self.run_dir} already has checkpoints ({found.name}): "
-                "pass --resume to continue it, or set run_dir to a new folder"
-            )
         saved = load_config(TrainConfig, found / "train_config.yaml")
         if replace(saved, steps=self.config.steps) != self.config:
             raise TrainingError(

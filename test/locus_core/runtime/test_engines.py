@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from locus_core.models import LocusModel, ModelConfig
-from locus_core.runtime import EngineError, ExportError, create_engine, export_model, parity
+from locus_core.runtime import EngineError, ExportError, RuntimeUnavailable, create_engine, export_model, parity
 from locus_core.runtime.engines import (
     OnnxEngine, TensorRTEngine, TorchEngine, cached_onnx, code_digest, weights_digest,
 )
@@ -111,6 +111,15 @@ def test_export_writes_only_a_checked_file(
         export_model(model, path, fmt)
     assert during_check == [b"previous"]  # checked before it replaced the file
     assert path.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == ["model.out"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks an export that cannot start, on a machine without CUDA")
+def test_a_tensorrt_export_that_cannot_start_keeps_the_file_there(model: LocusModel, tmp_path: Path) -> None:
+    path = tmp_path / "model.engine"
+    path.write_bytes(b"an engine built earlier")
+    with pytest.raises(RuntimeUnavailable):
+        export_model(model, path, "tensorrt")
+    assert path.read_bytes() == b"an engine built earlier"
 
 
 def test_unsupported_opset_is_named(model: LocusModel, tmp_path: Path) -> None:

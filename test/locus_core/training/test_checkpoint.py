@@ -80,3 +80,12 @@ def test_temporary_folders_of_dead_processes_are_removed(tiny_config: TrainConfi
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_a_checkpoint_written_after_a_skipped_newer_one_is_kept(tiny_config: TrainConfig) -> None:
+    damaged = _save(tiny_config, 200)
+    (damaged / "state.pt").write_bytes(b"")
+    assert latest_checkpoint(tiny_config.run_dir) is None  # resuming starts from scratch
+    written = _save(tiny_config, 100, keep=1)  # pruning by name alone deleted it at once
+    assert latest_checkpoint(tiny_config.run_dir) == written
+    assert [p.name for p in list_checkpoints(tiny_config.run_dir)] == ["step-00000100", "step-00000200"]

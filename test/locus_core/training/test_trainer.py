@@ -146,6 +146,10 @@ def test_existing_run_needs_resume_and_the_same_config(tiny_config: TrainConfig)
     changed = dataclasses.replace(tiny_config, optim=dataclasses.replace(tiny_config.optim, lr=0.1))
     with pytest.raises(TrainingError, match="differs from this run's config"):
         Trainer(changed, resume=True)
+    for folder in list_checkpoints(tiny_config.run_dir):
+        (folder / "state.pt").write_bytes(b"")  # none loads: still somebody's run
+    with pytest.raises(TrainingError, match="already has checkpoints .*--resume"):
+        Trainer(tiny_config)
 
 
 def test_batch_without_landmarks_is_skipped(tiny_config: TrainConfig, caplog: pytest.LogCaptureFixture) -> None:
