@@ -5,11 +5,13 @@ Policy: stream 0 (the colour image) is the reference. Each of its messages, olde
 message of every other stream closest in time to it, once that choice is certain: the stream holds a
 message at or after the reference stamp (later ones can only be farther), or its newest message is
 within half the stream's own period of the reference (its next one will be farther); and only if
-that message is in turn closest to this reference rather than to a later one (else this reference's
-own partner was lost, and it is dropped). A set whose stamps lie within ``max_interval`` is emitted
+no later reference, closer to that message, takes it as its own closest (else this reference's own
+partner was lost, and it is dropped). A set whose stamps lie within ``max_interval`` is emitted
 and everything up to it removed; a reference whose partners are farther is dropped. Waiting for
 certainty keeps one lost message from shifting every later pair by a frame (at 30 Hz a 50 ms
 tolerance admits the neighbouring frame's messages).
+Stamps that differ by about half a period are ambiguous: each message goes with the reference
+nearest in time (a depth image stamped 17 ms after its colour image, at 30 Hz, is nearer the next one).
 Messages that leave a queue unmatched are counted as dropped. A stream whose stamp falls more than
 ``max_interval`` behind its own newest means time went backwards (a looped bag, a restarted driver):
 the queues are cleared and the jump counted, instead of stalling forever.
@@ -126,10 +128,14 @@ class ApproximateTimeSynchronizer:
             owner = self._certain_reference(self._queues[stream][index][0], final)
             if owner is None:
                 return None
-            if owner > 0:  # a later reference is closer to it: this one's own partner was lost
-                del references[0]
-                self.stats.dropped += 1
-                return []
+            if owner > 0:  # a later reference is closer to it: does that one take it?
+                rival = self._certain_partner(stream, references[owner][0], final)
+                if rival is None:
+                    return None
+                if rival == index:  # yes: this reference's own partner was lost
+                    del references[0]
+                    self.stats.dropped += 1
+                    return []
             chosen.append(index)
         stamps = [q[i][0] for q, i in zip(self._queues, chosen)]
         if max(stamps) - min(stamps) > self.max_interval:

@@ -101,3 +101,16 @@ def test_a_time_jump_is_seen_even_before_anything_was_emitted() -> None:
         for stream, name in enumerate(("rgb", "depth", "info")):
             sync.add(stream, k / 30, (name, k))
     assert sync.stats.time_jumps == 1 and [s[0][1] for s in out] == list(range(10))
+
+
+@settings(max_examples=40, deadline=None)
+@given(offset=st.floats(0.0, 0.0165), jitter=st.lists(st.floats(-0.003, 0.003), min_size=5, max_size=40))
+def test_depth_half_a_frame_late_is_still_paired_with_its_own_frame(offset: float, jitter: list[float]) -> None:
+    """Cameras that are not hardware-synchronised: depth up to half a 30 Hz period after colour. A
+    depth closer to the next colour image is still this one's when the next has a closer depth."""
+    sync, out = _sync(streams=2, max_interval=0.05, queue=10)
+    for i, j in enumerate(jitter):
+        sync.add(0, i / 30, ("rgb", i))
+        sync.add(1, i / 30 + min(offset + j, 0.0166), ("depth", i))
+    sync.flush()
+    assert [(a[1], b[1]) for a, b in out] == [(i, i) for i in range(len(jitter))]
