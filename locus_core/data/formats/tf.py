@@ -267,7 +267,9 @@ class TfSegments:
     stream on to the newest segment, opening one if the stream is already there. So a segment is
     opened once, by the first stream to jump back, and the others join it when they jump
     themselves: publishers with different latencies never look like a jump, and a late message of
-    the previous run (received just after the new run's first) stays in the previous segment.
+    the previous run (received just after the new run's first) stays in the previous segment. A
+    stream that jumps back alone and then continues past where it was (one stale stamp) returns to
+    its segment.
 
     Args:
         jump_s: how far (s) a stream's stamp must fall behind its newest to start a new run.
@@ -279,18 +281,28 @@ class TfSegments:
         self.trees = [TfTree(max_gap_s)]
         self._statics: list[tuple[str, str, np.ndarray]] = []
         self._streams: dict[str, tuple[int, float]] = {}  # stream -> (segment, newest stamp)
+        self._members: list[set[str]] = [set()]  # per segment, the streams that have been in it
+        self._before_jump: dict[str, tuple[int, float]] = {}  # stream -> (segment, newest) before its last jump
 
     def observe(self, stream: str, stamp: float) -> int:
         """The segment of the message of ``stream`` stamped ``stamp`` (s); a new stream starts in the newest."""
         newest_segment = len(self.trees) - 1
         segment, newest = self._streams.get(stream, (newest_segment, stamp))
-        if stamp < newest - self.jump_s:
+        previous = self._before_jump.get(stream)
+        if previous is not None and stamp >= previous[1] and self._members[segment] == {stream}:
+            # back past where it was before jumping, and no other stream followed it: that jump was
+            # one stale stamp, not a new run
+            (segment, newest), _ = previous, self._before_jump.pop(stream)
+        elif stamp < newest - self.jump_s:
+            self._before_jump[stream] = (segment, newest)
             if segment == newest_segment:
                 tree = TfTree(self.max_gap_s)
                 for parent, child, tq in self._statics:
                     tree.add(parent, child, 0.0, tq, static=True)
                 self.trees.append(tree)
+                self._members.append(set())
             segment, newest = len(self.trees) - 1, stamp
+        self._members[segment].add(stream)
         self._streams[stream] = (segment, max(newest, stamp))
         return segment
 

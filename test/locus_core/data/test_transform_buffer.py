@@ -162,3 +162,25 @@ def test_tf_tree_keeps_the_whole_recording_and_answers_none() -> None:
     np.testing.assert_array_equal(tree.lookup("nowhere", "nowhere", 1.0), np.eye(4))
     tree.add("odom", "base_link", 1.0, np.full(7, np.nan), static=False)
     assert tree.rejected == 1 and tree.frames == {"odom", "base_link", "camera"}
+
+
+def test_one_stale_stamp_does_not_split_its_stream_from_the_others() -> None:
+    from locus_core.data.formats.tf import TfSegments
+
+    segments = TfSegments(jump_s=1.0)
+    for k in range(150):
+        assert segments.observe("/rgb", 1 + k / 30) == 0 and segments.observe("/depth", 1 + k / 30) == 0
+    assert segments.observe("/rgb", 1.0) == 1  # one message stamped far back
+    for k in range(150, 160):  # its stream goes on where it was, alone: back with the others
+        assert segments.observe("/rgb", 1 + k / 30) == 0 and segments.observe("/depth", 1 + k / 30) == 0
+
+
+def test_a_restarted_recording_stays_a_new_segment_past_the_old_ones_end() -> None:
+    from locus_core.data.formats.tf import TfSegments
+
+    segments = TfSegments(jump_s=1.0)
+    for k in range(60):
+        segments.observe("/rgb", k / 30)
+        segments.observe("/depth", k / 30)
+    for k in range(120):  # restarted at 0 and running longer than the first run
+        assert segments.observe("/rgb", k / 30) == 1 and segments.observe("/depth", k / 30) == 1
