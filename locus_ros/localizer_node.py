@@ -121,6 +121,7 @@ class LocalizerNode(Node):
         self._device_note = ""
         self._last_stamp: float | None = None
         self._warned: set[str] = set()  # kinds of input warning logged (once each)
+        self._recording_loaded_path = False  # ~/load_map setting map_path to the map it loaded
         self._status_lock = threading.Lock()
         self._frame_status: LocalizerStatus | None = None  # the last frame's result, repeated periodically
 
@@ -187,9 +188,12 @@ class LocalizerNode(Node):
             params = node_params.from_mapping({**dataclasses.asdict(self.params), **updates})
         except ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        # The map first: map_path and mode set together load the map the mode needs.
-        if "map_path" in updates:
-            reason = self._load_map(params.map_path)
+        # The map first: map_path and mode set together load the map the mode needs. While mapping,
+        # map_path is where the session will be saved: setting it loads nothing (that would drop the
+        # unsaved keyframes); ~/load_map loads, then records the path here.
+        if "map_path" in updates and not self._recording_loaded_path:
+            mapping = params.mode == "mapping" and self.params.mode == "mapping"
+            reason = self._save_target(params.map_path) if mapping else self._load_map(params.map_path)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         if params.mode != self.params.mode:
@@ -278,6 +282,16 @@ class LocalizerNode(Node):
             processor.new_map(p.map_path)
             self._publish_landmarks()
         self._refresh_state_error()
+
+    def _save_target(self, path: str) -> str:
+        """Why the mapping session could not be saved to ``path``; empty when it can."""
+        if not path:
+            return ""
+        try:
+            FrameProcessor.check_save_target(path)
+        except LocusError as exc:
+            return f"map_path {path}: the mapping session could not be saved there: {exc}"
+        return ""
 
     def _load_map(self, path: str) -> str:
         """Why the map at ``path`` was not loaded (the map in use stays); empty when it is now the map
@@ -485,16 +499,18 @@ class LocalizerNode(Node):
         return response
 
     def _on_load_map(self, request: LoadMap.Request, response: LoadMap.Response) -> LoadMap.Response:
-        """Sets map_path (its callback loads the map), so that the parameter names the map loaded."""
+        """Loads the map, then sets map_path to it, so that the parameter names the map loaded."""
         path = request.path or self.params.map_path
-        if not path:
-            response.success, response.message = False, "no path given and map_path is empty"
-        else:
-            result = self.set_parameters([Parameter("map_path", value=path)])[0]
-            response.success, response.message = result.successful, result.reason
-            if result.successful:
-                keyframes, landmarks = self._processor.counts()
-                response.message = f"loaded {path}: {keyframes} keyframes, {landmarks} landmarks"
+        reason = self._load_map(path) if path else "no path given and map_path is empty"
+        response.success, response.message = not reason, reason
+        if not reason:
+            self._recording_loaded_path = True  # the parameter names the map loaded; no second load
+            try:
+                self.set_parameters([Parameter("map_path", value=path)])
+            finally:
+                self._recording_loaded_path = False
+            keyframes, landmarks = self._processor.counts()
+            response.message = f"loaded {path}: {keyframes} keyframes, {landmarks} landmarks"
         self.get_logger().info(f"load_map: {response.message}")
         return response
 

@@ -98,16 +98,23 @@ class FrameProcessor:
                 before mapping starts rather than when the map is saved.
         """
         from locus_core.mapping import LandmarkMap, Localizer
-        from locus_core.mapping.store import check_replaceable
 
         if save_to:
-            check_replaceable(Path(save_to))
+            self.check_save_target(save_to)
         # The same identity build_map records, so maps made by the node and by `locus map build` mix.
         empty = LandmarkMap.for_model(self.model)
         empty.sources.append({"name": "locus_localizer mapping mode"})
         with self.lock:
             self.map, self._localizer, self.map_path = empty, Localizer(empty, self.engine, self.config), None
             self._recount()
+
+    @staticmethod
+    def check_save_target(path: str | Path) -> None:
+        """Raise a ``MapError`` naming ``path`` unless a map may be saved there (absent, empty, or a
+        map: saving replaces the folder whole)."""
+        from locus_core.mapping.store import check_replaceable
+
+        check_replaceable(Path(path))
 
     def save_map(self, path: str | Path) -> Path:
         with self.lock:

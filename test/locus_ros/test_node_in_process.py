@@ -54,6 +54,11 @@ class StandIn:
         self._fail("load_map")
         self.map, self.map_path = "loaded", Path(path)
 
+    @classmethod
+    def check_save_target(cls, path: str | Path) -> None:
+        if "check_save_target" in cls.failures:
+            raise cls.failures["check_save_target"]
+
     def new_map(self, save_to: str | Path | None = None) -> None:
         self._fail("new_map")
         self.map, self.map_path = "new", None
@@ -149,6 +154,23 @@ def test_load_map_sets_map_path_and_diagnostics_report_the_map_in_use(start, tmp
     assert node.get_parameter("map_path").value == str(tmp_path / "n") == node._state()["map_path"]
     result = node.set_parameters([Parameter("map_path", value="")])[0]
     assert not result.successful and "cannot be emptied" in result.reason
+
+
+def test_while_mapping_map_path_is_where_the_session_is_saved(start, tmp_path: Path) -> None:
+    node = start(mode="mapping")
+    assert node._processor.map == "new"
+    result = node.set_parameters([Parameter("map_path", value=str(tmp_path / "session"))])[0]
+    assert result.successful and node._processor.map == "new"  # nothing loaded: the session stays
+    assert node.params.map_path == str(tmp_path / "session")
+    failures = type(node._processor).failures  # check_save_target is the class's: no processor needed
+    failures["check_save_target"] = LocusError(f"{tmp_path}: a folder that is not a LoCUS map")
+    result = node.set_parameters([Parameter("map_path", value=str(tmp_path))])[0]
+    assert not result.successful and "the mapping session could not be saved there" in result.reason
+    assert node.params.map_path == str(tmp_path / "session")
+    failures.clear()
+    response = node._on_load_map(LoadMap.Request(path=str(tmp_path / "old")), LoadMap.Response())
+    assert response.success and node._processor.map == "loaded"  # ~/load_map loads, and records the path
+    assert node.get_parameter("map_path").value == str(tmp_path / "old")
 
 
 def test_a_start_failure_is_the_reported_state_and_the_node_keeps_running(start, tmp_path: Path) -> None:
