@@ -73,10 +73,7 @@ class ApproximateTimeSynchronizer:
         """The input has ended (a recording's last message): every reference still waiting takes its
         closest partners, as no later message will come."""
         with self._lock:
-            matched = []
-            while (found := self._match_oldest_reference(final=True)) is not None:
-                if found:
-                    matched.append(found)
+            matched = self._drain(final=True)
         for messages in matched:
             self._callback(*messages)
 
@@ -107,8 +104,12 @@ class ApproximateTimeSynchronizer:
             # the one farthest from the newest arrival: the oldest, or a straggler from before a jump
             del queue[max(range(len(queue)), key=lambda i: abs(queue[i][0] - stamp))]
             self.stats.dropped += 1
+        return self._drain()
+
+    def _drain(self, final: bool = False) -> list[Sequence[Any]]:
+        """Every set the queues now decide, oldest first (dropping the references that have none)."""
         matched = []
-        while (found := self._match_oldest_reference()) is not None:
+        while (found := self._match_oldest_reference(final)) is not None:
             if found:
                 matched.append(found)
         return matched
