@@ -30,28 +30,8 @@ def _cache_key(dataset: PosedDataset, stride: int, size: tuple[int, int], tolera
     meta = {"v": VERSION, "path": str(dataset.path.resolve()), "format": dataset.format,
             "indices": dataset.indices, "stride": stride, "size": list(size), "tolerance": tolerance}
     digest.update(json.dumps(meta, sort_keys=True).encode())
-    digest.update(np.ascontiguousarray(dataset.poses()).tobytes())
-    digest.update(np.ascontiguousarray([dataset.intrinsics(i) for i in range(len(dataset))]).tobytes())
-    digest.update(json.dumps(_source_files(dataset.path)).encode())
+    digest.update(dataset.content_digest().encode())
     return digest.hexdigest()[:20]
-
-
-def _source_files(path: Path) -> list[tuple[str, int, int]]:
-    """(name, size, mtime in ns) of the data set's file, or of every file under its folder.
-
-    Depth is what the matrix is computed from, yet a scene regenerated into the same folder along
-    the same trajectory, or re-fused depth, keeps path, poses and intrinsics: only the files tell.
-    Data sets do not say which file each frame comes from, so every file counts; stat only, no
-    image is read.
-    """
-    if path.is_file():
-        files, root = [path], path.parent
-    else:
-        files = [Path(folder, name) for folder, _, names in os.walk(path) for name in names]
-        files = [file for file in files if file.is_file()]  # not dangling links
-        root = path
-    stats = [(str(file.relative_to(root)), file.stat()) for file in files]
-    return sorted((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
 
 
 def covisibility_matrix(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import overload
@@ -93,6 +95,26 @@ class PosedDataset(Sequence[PosedFrame]):
     def intrinsics(self, i: int) -> np.ndarray:
         """(3, 3) float64 K of item i (at ``image_size``)."""
         return self._intrinsics[i].copy()
+
+    def content_digest(self) -> str:
+        """16 hex chars over the selected frames' poses and intrinsics and the name, size and mtime of
+        the source's file, or of every file under its folder: what caches of computations on these
+        frames are keyed by, so that a re-run SLAM, re-fused depth or a scene regenerated into the
+        same folder is not served old results. The data set does not say which file each frame comes
+        from, so every file counts; stat only, no image is read."""
+        digest = hashlib.sha256()
+        if self._poses is not None:
+            digest.update(np.ascontiguousarray(self._poses).tobytes())
+        digest.update(np.ascontiguousarray(self._intrinsics).tobytes())
+        root = self.path.resolve()
+        if root.is_file():
+            files, base = [root], root.parent
+        else:
+            files = [Path(folder, name) for folder, _, names in os.walk(root) for name in names]
+            files, base = [file for file in files if file.is_file()], root  # not dangling links
+        for name, stat in sorted((str(file.relative_to(base)), file.stat()) for file in files):
+            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
 
     def __repr__(self) -> str:
         h, w = self.image_size

@@ -3,8 +3,8 @@
 The backbone is frozen, so its output for a frame never changes: caching it lets training run the
 head only (this is what makes CPU training feasible). The price is that images cannot be augmented
 per step. Files are keyed by backbone (name + a digest of its weights), input size, dataset path,
-a digest of the source (:func:`source_digest`) and frame id, and written atomically, so concurrent
-runs and killed runs never read half a file.
+the data set's content (``PosedDataset.content_digest``) and frame id, and written atomically, so
+concurrent runs and killed runs never read half a file.
 """
 
 from __future__ import annotations
@@ -62,27 +62,6 @@ def backbone_digest(backbone: torch.nn.Module) -> str:
     return h.hexdigest()[:12]
 
 
-def source_digest(dataset: PosedDataset) -> str:
-    """16 hex chars over the selected frames' poses and intrinsics and the size and mtime of every
-    file of the source (cache key: a re-run SLAM or a new recording written to the same path must
-    not be served the old poses, depth or features).
-
-    Stat-ing the files costs milliseconds where hashing the images would cost as much as the
-    features; poses and intrinsics are hashed too because a reader may take them from elsewhere.
-    """
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(dataset.poses()).tobytes())
-    h.update(np.ascontiguousarray([dataset.intrinsics(i) for i in range(len(dataset))]).tobytes())
-    root = Path(dataset.path).resolve()
-    files = [root] if root.is_file() else sorted(
-        Path(folder, name) for folder, _, names in os.walk(root) for name in names
-    )
-    for path in files:
-        stat = path.stat()
-        h.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
-
-
 def _atomic_save(obj: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -113,7 +92,7 @@ def load_scene(
     Args:
         dataset: posed RGB-D frames (each needs depth and a pose).
         name: shown in errors; dataset_key: identifies the sequence in the cache (its resolved path;
-            its content is identified by :func:`source_digest`).
+            its content by ``PosedDataset.content_digest``).
         backbone: frozen, ``forward(images (B,3,H,W) in [0,1]) -> (B,C,H//s,W//s)``.
         resize: ``locus_core.data.resize_frame``.
     Raises:
@@ -124,7 +103,7 @@ def load_scene(
     H, W = input_size
     folder = (
         Path(cache_dir) / "features" / f"{backbone_name}-{backbone_digest(backbone)}-{H}x{W}"
-        / f"{hashlib.sha256(dataset_key.encode()).hexdigest()[:16]}-{source_digest(dataset)}"
+        / f"{hashlib.sha256(dataset_key.encode()).hexdigest()[:16]}-{dataset.content_digest()}"
     )
     records: list[dict | None] = []
     missing: list[int] = []
