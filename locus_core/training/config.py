@@ -164,6 +164,9 @@ def validate_config(config: TrainConfig, *, world_size: int = 1) -> None:
         need(bool(source.path), f"data.train[{i}].path", source.path, "empty path")
         need(source.weight > 0, f"data.train[{i}].weight", source.weight, "must be > 0")
     need(d.synthetic.scenes >= 0, "data.synthetic.scenes", d.synthetic.scenes, "must be >= 0")
+    # numpy seeds (scene generation; batches and landmarks from `seed`) refuse negative integers,
+    # which would otherwise fail with a traceback after the features were computed
+    need(d.synthetic.seed >= 0, "data.synthetic.seed", d.synthetic.seed, "must be >= 0")
     need(d.synthetic.weight > 0, "data.synthetic.weight", d.synthetic.weight, "must be > 0")
     need(d.batch_frames >= 2, "data.batch_frames", d.batch_frames, "need >= 2 frames per batch")
     need(d.batch_frames % world_size == 0, "data.batch_frames", d.batch_frames,
@@ -193,6 +196,7 @@ def validate_config(config: TrainConfig, *, world_size: int = 1) -> None:
     need(config.checkpoint_every >= 0, "checkpoint_every", config.checkpoint_every, "must be >= 0")
     need(config.keep_checkpoints >= 1, "keep_checkpoints", config.keep_checkpoints, "must be >= 1")
     need(config.threads >= 1, "threads", config.threads, "must be >= 1")
+    need(config.seed >= 0, "seed", config.seed, "must be >= 0")
     need(bool(config.run_dir), "run_dir", config.run_dir, "empty path")
     if d.val is not None:
         for i, source in enumerate(d.train):

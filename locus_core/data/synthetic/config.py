@@ -42,6 +42,8 @@ class SceneConfig:
         def bad(name: str, value: object, why: str) -> SyntheticError:
             return SyntheticError(f"SceneConfig.{name}={value!r}: {why}")
 
+        if self.seed < 0:  # numpy's generators take no negative seed (a traceback from deep inside)
+            raise bad("seed", self.seed, "must be >= 0")
         if self.rooms < 1:
             raise bad("rooms", self.rooms, "a scene needs at least 1 room")
         if self.rooms > 64:

@@ -42,6 +42,8 @@ def test_paper_config_loads_and_validates() -> None:
         (["optim.lr=-1"], r"optim.lr=-1.0: must be in \(0, 1\)"),
         (["optim.temperature=0"], r"optim.temperature=0.0: must be > 0"),
         (["steps=0"], r"steps=0: must be >= 1"),
+        (["seed=-1"], r"seed=-1: must be >= 0"),
+        (["data.synthetic.seed=-2"], r"data.synthetic.seed=-2: must be >= 0"),
         (["data.train=[]", "data.synthetic.scenes=0"], r"no training data"),
         (["data.train=[{path: x, weight: 0}]"], r"data.train\[0\].weight=0.0: must be > 0"),
         (["validation.radius=0.1"], r"validation.radius=0.1: must be one of model.radii \[0.2, 0.05\]"),

@@ -178,6 +178,8 @@ def test_bad_parameters_raise_clear_errors(scene: SyntheticScene) -> None:
         scene.render(np.diag([1.0, 1.0, -1.0, 1.0]), scene.intrinsics(SIZE), SIZE)
     with pytest.raises(SyntheticError, match="texture_size"):
         SceneConfig(texture_size=100)
+    with pytest.raises(SyntheticError, match=r"seed=-1: must be >= 0"):  # not numpy's ValueError
+        SyntheticScene(-1, 1)
 
 
 @settings(max_examples=25, deadline=None)
