@@ -58,6 +58,8 @@ class ReplayConfig:
     info_topic: "" = the ``camera_info`` next to the rgb topic (``.../compressed`` stripped).
     gt_frame: fixed frame of the ground truth. gt_topic: a PoseStamped topic to take it from
     instead of TF. camera_frame: overrides the images' ``header.frame_id`` for the TF lookup.
+    rectified: the images are rectified (image_proc's image_rect): intrinsics from camera_info P,
+    as the node's parameter ``rectified`` (``frame_from_messages``).
     max_rate_hz: localize at most this many sets per second of bag time (0 = every set).
     """
 
@@ -67,6 +69,7 @@ class ReplayConfig:
     gt_frame: str = tp.MAP_FRAME
     gt_topic: str = ""
     camera_frame: str = ""
+    rectified: bool = False
     max_rate_hz: float = 0.0
     sync_max_interval: float = 0.05
     sync_queue_size: int = 10
@@ -260,14 +263,16 @@ def replay(
                 return
             try:
                 rgb, depth, info = (deserialize(m) for m in messages)
-                frame, camera_frame = frame_from_messages(rgb, depth, info, topics=names, camera_frame=config.camera_frame)
+                frame, camera_frame = frame_from_messages(rgb, depth, info, topics=names, camera_frame=config.camera_frame,
+                                                          rectified=config.rectified)
             except UnsupportedEncoding as exc:
                 skip("unknown_encoding", str(exc))
                 return
             except LocusError as exc:
                 skip("bad_message", str(exc))
                 return
-            if not warnings and (warning := distortion_warning(info)):
+            # Rectified images are undistorted: their camera_info's D is the raw camera's (as the node).
+            if not warnings and not config.rectified and (warning := distortion_warning(info)):
                 warnings.append(f"{topics['info']}: {warning}")
                 log.warning("%s", warnings[-1])
             last_localized[segment] = stamp

@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--info", default="", help="CameraInfo topic (default: camera_info next to the colour topic)")
     e.add_argument("--gt-frame", default="", help="fixed frame of the ground truth in TF (default map)")
     e.add_argument("--gt-topic", default="", help="take ground truth from this PoseStamped topic instead of TF")
+    e.add_argument("--rectified", action="store_true",
+                   help="the images are rectified (image_rect): intrinsics from camera_info P, as the node's rectified: true")
     e.add_argument("--localizer-config", default="", help="YAML of LocalizerConfig overrides (as the node's localizer_config)")
     e.add_argument("--config", help="YAML ReplayConfig (topics, sync, time jumps)")
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -86,7 +88,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from locus_core.config import load_config
 
     flags = {"rgb_topic": args.rgb, "depth_topic": args.depth, "info_topic": args.info,
-             "gt_frame": args.gt_frame, "gt_topic": args.gt_topic, "max_rate_hz": args.max_rate}
+             "gt_frame": args.gt_frame, "gt_topic": args.gt_topic, "max_rate_hz": args.max_rate,
+             "rectified": args.rectified}
     overrides = args.overrides + [f"{key}={value}" for key, value in flags.items() if value]
     config = load_config(ReplayConfig, Path(args.config) if args.config else None, overrides)
     m = evaluate_bag(Path(args.bag), Path(args.map), Path(args.out), model_spec=args.model, config=config,

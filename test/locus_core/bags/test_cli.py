@@ -21,12 +21,14 @@ def test_convert_and_eval_from_the_command_line(tmp_path: Path, capsys: pytest.C
                  "--storage", "sqlite3", "--compressed"]) == 0
     assert "wrote" in capsys.readouterr().out
     assert main(["bag", "eval", str(tmp_path / "bag"), "--map", str(tmp_path / "map"), "--rgb",
-                 "/camera/color/image_raw/compressed", "--set", "sync_queue_size=5", "--max-rate", "1000", "--out", str(tmp_path / "ev")]) == 0
+                 "/camera/color/image_raw/compressed", "--set", "sync_queue_size=5", "--max-rate", "1000", "--rectified",
+                 "--out", str(tmp_path / "ev")]) == 0
     assert "x real time" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["replay"]["topics"]["rgb"] == "/camera/color/image_raw/compressed" and metrics["queries"] == 4
     config = (tmp_path / "ev" / "config.yaml").read_text()
     assert "sync_queue_size: 5" in config and "max_rate_hz: 1000.0" in config and "min_inliers" in config
+    assert "rectified: true" in config
 
 
 def test_play_feeds_a_localizer_by_default_and_passes_the_player_options(

@@ -255,6 +255,27 @@ def test_a_humble_sqlite3_bag_without_message_definitions_replays(tmp_path: Path
     assert len(r.frames) == 2 and all(f.T_gt is not None for f in r.frames)
 
 
+def test_rectified_images_take_their_intrinsics_from_P_as_in_the_node(tmp_path: Path, world: dict, processor) -> None:
+    """image_rect with the raw camera's K and D in camera_info: ``rectified`` reads P, as the node's
+    parameter does, and does not warn about the distortion that rectification removed."""
+    msgs = Messages()
+    plain = list(frame_messages(_frames(world, n=2), msgs))
+    raw_camera = []
+    for m in plain:
+        if m.topic == tp.CAMERA_INFO:  # P keeps the intrinsics of the (rectified) images
+            K = np.asarray(m.msg.k).reshape(3, 3) * np.array([[1.1], [1.1], [1.0]])
+            m = dataclasses.replace(m, msg=dataclasses.replace(m.msg, k=K.reshape(9), d=np.array([0.1, -0.05, 0, 0, 0])))
+        raw_camera.append(m)
+    reference = replay(_write(tmp_path / "plain", plain, msgs), processor)
+    rect = replay(_write(tmp_path / "rect", raw_camera, msgs), processor, ReplayConfig(rectified=True))
+    assert not rect.warnings and len(rect.frames) == len(reference.frames) == 2
+    for a, b in zip(rect.frames, reference.frames):
+        np.testing.assert_array_equal(a.points_cam, b.points_cam)
+    unrectified = replay(tmp_path / "rect", processor)
+    assert "distortion" in unrectified.warnings[0]
+    assert not np.array_equal(unrectified.frames[0].points_cam, reference.frames[0].points_cam)
+
+
 def test_tf_of_a_real_turtlebot_bag(shared_data: Path) -> None:
     """The segment/TF machinery on a real TF tree (sim-time stamps, odom -> base_link at ~27 Hz with
     gaps up to 1.8 s, map -> odom from AMCL, 30 static frames): no false time jumps, and the robot's
