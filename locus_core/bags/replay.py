@@ -109,7 +109,7 @@ class ReplayResult:
     bag_duration_s: float  # span of the synchronised image stamps, summed over segments
     wall_s: float
     notes: list[str] = field(default_factory=list)  # the first message of each skip reason
-    warnings: list[str] = field(default_factory=list)  # e.g. distorted images
+    warnings: list[str] = field(default_factory=list)  # distorted images, depth not registered to colour
 
     @property
     def realtime_factor(self) -> float:
@@ -214,7 +214,7 @@ def replay(
     """
     from locus_core.mapping.evaluate import camera_points
     from locus_core.pipeline import ApproximateTimeSynchronizer, UnsupportedEncoding, frame_from_messages
-    from locus_core.pipeline.messages import distortion_warning
+    from locus_core.pipeline.messages import distortion_warning, registration_warning
 
     config = config or ReplayConfig()
     path = Path(path)
@@ -233,6 +233,7 @@ def replay(
         last_localized: dict[int, float] = {}  # segment -> stamp, for max_rate_hz
         throttled = 0
         warnings: list[str] = []  # what makes the results less trustworthy (the node logs the same)
+        warned: set[str] = set()  # the kinds in warnings: each once, as the node
 
         def skip(reason: str, message: str) -> None:
             skipped[reason] += 1
@@ -272,9 +273,14 @@ def replay(
                 skip("bad_message", str(exc))
                 return
             # Rectified images are undistorted: their camera_info's D is the raw camera's (as the node).
-            if not warnings and not config.rectified and (warning := distortion_warning(info)):
-                warnings.append(f"{topics['info']}: {warning}")
-                log.warning("%s", warnings[-1])
+            distortion = "" if config.rectified else distortion_warning(info)
+            checks = {"distortion": f"{topics['info']}: {distortion}" if distortion else "",
+                      "registration": registration_warning(rgb, depth, topics=names[:2])}
+            for kind, warning in checks.items():
+                if warning and kind not in warned:
+                    warned.add(kind)
+                    warnings.append(warning)
+                    log.warning("%s", warning)
             last_localized[segment] = stamp
             in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, camera_points(frame)), submit(frame)))
             collect(max_in_flight - 1)

@@ -276,6 +276,25 @@ def test_rectified_images_take_their_intrinsics_from_P_as_in_the_node(tmp_path: 
     assert not np.array_equal(unrectified.frames[0].points_cam, reference.frames[0].points_cam)
 
 
+def test_depth_in_another_frame_is_warned_about_as_by_the_node(tmp_path: Path, world: dict, processor) -> None:
+    """Unregistered depth (the depth camera's own frame) next to a distorted camera: the report
+    carries both warnings the node logs, each once."""
+    msgs = Messages()
+    messages = []
+    for m in frame_messages(_frames(world, n=2), msgs):
+        if m.topic == tp.DEPTH:
+            m = dataclasses.replace(m, msg=dataclasses.replace(
+                m.msg, header=dataclasses.replace(m.msg.header, frame_id="camera_depth_optical_frame")))
+        elif m.topic == tp.CAMERA_INFO:
+            m = dataclasses.replace(m, msg=dataclasses.replace(m.msg, d=np.array([0.1, -0.05, 0, 0, 0])))
+        messages.append(m)
+    r = replay(_write(tmp_path / "bag", messages, msgs), processor)
+    assert len(r.warnings) == 2 and len(r.frames) == 2
+    assert r.warnings[0].startswith(f"{tp.CAMERA_INFO}: camera_info has plumb_bob distortion")
+    assert "'camera_depth_optical_frame'" in r.warnings[1] and "registered" in r.warnings[1]
+    assert not replay(_write(tmp_path / "clean", list(frame_messages(_frames(world, n=2), msgs)), msgs), processor).warnings
+
+
 def test_tf_of_a_real_turtlebot_bag(shared_data: Path) -> None:
     """The segment/TF machinery on a real TF tree (sim-time stamps, odom -> base_link at ~27 Hz with
     gaps up to 1.8 s, map -> odom from AMCL, 30 static frames): no false time jumps, and the robot's
