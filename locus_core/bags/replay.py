@@ -35,7 +35,7 @@ import numpy as np
 
 from locus_core.bags import topics as tp
 from locus_core.bags.errors import BagError
-from locus_core.data.formats.rosbag import camera_info_topic
+from locus_core.data.formats.rosbag import bag_reader, camera_info_topic
 from locus_core.data.formats.tf import TfSegments, stamp_of
 from locus_core.data.frame import PosedFrame
 from locus_core.errors import LocusError
@@ -143,15 +143,10 @@ def header_stamp(raw: bytes, ros2: bool) -> float | None:
 
 def open_bag(path: Path) -> Any:
     """An opened ``rosbags.highlevel.AnyReader`` (the caller closes it)."""
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
-
     if not path.exists():
         raise BagError(f"{path}: no such bag")
     try:
-        # rosbag2 before Iron (sqlite3 bags of Foxy/Humble) stores no message definitions: without a
-        # default the reader refuses the bag. The types read here are the same in every distro.
-        reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
+        reader = bag_reader(path)
         reader.open()
     except Exception as exc:  # rosbags raises several unrelated types for unreadable bags
         raise BagError(f"{path}: cannot open bag ({type(exc).__name__}: {exc})") from None

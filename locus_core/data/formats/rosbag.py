@@ -152,15 +152,24 @@ def _check_size(height: int, width: int, info: Any, where: str, info_topic: str)
         raise FormatError(f"{where}: image is {width}x{height} but {info_topic} is for {info.width}x{info.height}")
 
 
+def bag_reader(path: Path) -> Any:
+    """A ``rosbags.highlevel.AnyReader`` of ``path``, not yet opened, that also reads bags without
+    message definitions: rosbag2 before Iron (sqlite3 bags of Foxy, Galactic, Humble) stores none,
+    and the reader refuses those without a default. The message types read here are the same in
+    every distro."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    return AnyReader([path], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
+
+
 def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     """Options: ``rgb_topic``, ``depth_topic``, ``camera_info_topic``, ``fixed_frame``, ``camera_frame``
     (override the image's ``header.frame_id``), ``max_dt`` (s, rgb-depth stamp gap, default 0.03)."""
-    from rosbags.highlevel import AnyReader
-
     check_options(options, OPTIONS, str(path))
     max_dt = float(options.get("max_dt", 0.03))
     try:
-        reader = AnyReader([path])
+        reader = bag_reader(path)
         reader.open()
     except Exception as exc:  # rosbags raises several unrelated types for unreadable bags
         raise DataFileError(f"{path}: cannot open bag ({exc})") from None

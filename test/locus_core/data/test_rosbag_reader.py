@@ -136,6 +136,20 @@ def test_bag_frames_poses_and_depth(tmp_path: Path, kind: str, name: str, encodi
     assert open_dataset(path, "1:3").indices == [1, 2]
 
 
+def test_a_humble_sqlite3_bag_without_message_definitions_is_read(tmp_path: Path) -> None:
+    """rosbag2 before Iron stores no message definitions in its sqlite3 bags (schema 3, no
+    message_definitions table): they are read with the standard ROS 2 types."""
+    import sqlite3
+
+    scene = make_scene(n=2)
+    path = write_bag(tmp_path / "bag2", scene, "sqlite3")
+    with sqlite3.connect(next(path.glob("*.db3"))) as db:
+        db.execute("DROP TABLE message_definitions")
+        db.execute("UPDATE schema SET schema_version = 3")
+    ds = open_dataset(path)
+    assert ds.indices == [0, 1] and np.array_equal(ds[1].rgb, scene.rgb[1])
+
+
 def test_bag_options_and_errors(tmp_path: Path) -> None:
     path = write_bag(tmp_path / "bag2", make_scene(n=3), "mcap")
     ds = open_dataset(path, fixed_frame="odom", rgb_topic="/camera/color/image_raw")
