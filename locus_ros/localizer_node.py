@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import signal
 import threading
 import time
 import traceback
@@ -585,6 +586,11 @@ def main(args: list[str] | None = None) -> int:
         return 2
     finally:
         if node is not None:
+            # rclpy raises KeyboardInterrupt for every SIGINT: a second Ctrl-C (an impatient user, or
+            # the terminal's under ros2 launch) aborted the final map save and lost the session.
+            # It is logged and ignored now, as SIGTERM already is; SIGKILL still ends the node.
+            signal.signal(signal.SIGINT, lambda *_: rclpy.logging.get_logger("locus_localizer").warning(
+                "shutting down (in mapping mode: saving the map); Ctrl-C is ignored until done"))
             node.shutdown()
             node.destroy_node()
         rclpy.try_shutdown()

@@ -5,6 +5,7 @@ answer and report it, never die."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -199,6 +200,39 @@ def test_shutdown_goes_on_when_the_final_save_fails(start, tmp_path: Path) -> No
     assert node._processor.counts()[0] > 0  # as if keyframes were inserted
     node.shutdown()  # logs the failure; main() goes on to destroy the node and shut rclpy down
     assert not node._worker.is_alive()
+
+
+def test_a_second_ctrl_c_does_not_abort_the_final_save(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rclpy turns every SIGINT into KeyboardInterrupt: a second Ctrl-C (an impatient user, or the
+    terminal's beside ros2 launch's) aborted main()'s final map save, and the session was lost."""
+    saved = []
+
+    class Node:
+        def shutdown(self) -> None:  # the final save, during which Ctrl-C is pressed again
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.3)
+            saved.append(True)
+
+        def destroy_node(self) -> None:
+            pass
+
+    class Executor:
+        def add_node(self, node: Node) -> None:
+            pass
+
+        def spin(self) -> None:
+            raise KeyboardInterrupt  # the first Ctrl-C
+
+    monkeypatch.setattr(localizer_node, "LocalizerNode", Node)
+    monkeypatch.setattr(localizer_node, "SingleThreadedExecutor", Executor)
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        assert localizer_node.main([]) == 0
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C interrupted the final save")
+    finally:
+        signal.signal(signal.SIGINT, handler)
+    assert saved == [True]
 
 
 def test_rectified_reads_P_and_does_not_warn_about_distortion(start, capfd: pytest.CaptureFixture) -> None:
