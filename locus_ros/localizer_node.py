@@ -238,6 +238,10 @@ class LocalizerNode(Node):
             try:
                 self._process(item)
             except Exception as exc:  # noqa: BLE001  a bad frame, or a bug in the core, never stops the worker
+                if not self.context.ok():
+                    # Ctrl-C shut rclpy down under this frame before main() stops the worker: nothing
+                    # can be published any more, its failure report neither (that killed the thread).
+                    return
                 self._skip_frame(item, exc)
 
     def _skip_frame(self, item: _Frame, exc: Exception) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -233,6 +234,20 @@ def test_a_second_ctrl_c_does_not_abort_the_final_save(monkeypatch: pytest.Monke
     finally:
         signal.signal(signal.SIGINT, handler)
     assert saved == [True]
+
+
+def test_a_frame_in_flight_when_rclpy_shuts_down_ends_the_worker_quietly(start, tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C shuts the context down before main() stops the worker: the frame it was processing
+    could not be published, and its failure report could not be either, which killed the thread
+    with a traceback (and logged the frame as a failure of the core)."""
+    crashes = []
+    monkeypatch.setattr(threading, "excepthook", crashes.append)
+    node = start(map_path=str(tmp_path / "m"))
+    rclpy.shutdown(context=node.context)
+    node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
+    node._worker.join(timeout=10)
+    assert not node._worker.is_alive() and crashes == []
+    assert node.stats.snapshot()["skipped"] == {}
 
 
 def test_rectified_reads_P_and_does_not_warn_about_distortion(start, capfd: pytest.CaptureFixture) -> None:
