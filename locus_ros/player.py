@@ -132,10 +132,15 @@ class Player:
 
     def wait_for_subscribers(self, timeout: float) -> bool:
         """Wait (up to ``timeout`` s) until colour, depth and camera_info all have a subscriber (each
-        topic is matched separately), so the first frames are not published into the void."""
+        topic is matched separately), so the first frames are not published into the void. With
+        ``compressed``, colour is either topic (a node with rgb_transport: compressed takes only
+        the JPEG one)."""
         deadline = time.monotonic() + timeout
+        colour = [p for p in (self._rgb, self._rgb_jpeg) if p is not None]
         while time.monotonic() < deadline and not self._stopped:
-            if all(p.get_subscription_count() > 0 for p in self._camera_publishers()):
+            if any(p.get_subscription_count() > 0 for p in colour) and all(
+                p.get_subscription_count() > 0 for p in (self._depth, self._info)
+            ):
                 time.sleep(0.5)  # the subscriber's other endpoints (/tf, /clock) are discovered alongside
                 return True
             time.sleep(0.05)

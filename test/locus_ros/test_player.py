@@ -184,3 +184,22 @@ def test_stop_is_not_held_up_by_a_gap_in_the_recording(in_process) -> None:
     thread.join(timeout=5)
     assert not thread.is_alive() and time.monotonic() - stopped < 0.5
     assert [index for index, _, _ in published] == [0]
+
+
+def test_with_compressed_a_compressed_colour_subscriber_is_enough_to_start() -> None:
+    """A node with rgb_transport: compressed subscribes to <rgb>/compressed, not to the raw topic: the
+    player used to wait out --wait for a raw subscriber and warn that nobody subscribes."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("locus_player_compressed", context=context)
+    try:
+        config = PlayerConfig(compressed=True, rgb_topic="/player_test/rgb", depth_topic="/player_test/depth",
+                              camera_info_topic="/player_test/info")
+        player = Player(node, [_frame(0, 1.0)], config)
+        for msg_type, topic in [(CompressedImage, "/player_test/rgb/compressed"), (Image, "/player_test/depth"),
+                                (CameraInfo, "/player_test/info")]:
+            node.create_subscription(msg_type, topic, lambda msg: None, 10)
+        assert player.wait_for_subscribers(5.0)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
