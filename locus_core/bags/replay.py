@@ -47,6 +47,9 @@ COMPRESSED = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 TF_MSG = "tf2_msgs/msg/TFMessage"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
+POSE_COVARIANCE = "geometry_msgs/msg/PoseWithCovarianceStamped"  # amcl_pose
+ODOMETRY = "nav_msgs/msg/Odometry"  # a simulator's or motion capture's ground-truth odometry
+POSE_TYPES = (POSE_STAMPED, POSE_COVARIANCE, ODOMETRY)
 GT_CHILD = "ground_truth_pose"  # the pose topic's samples enter the TF tree as this frame
 
 
@@ -56,8 +59,12 @@ class ReplayConfig:
 
     rgb_topic: "" = ``/camera/color/image_raw`` if present, else its ``/compressed``.
     info_topic: "" = the ``camera_info`` next to the rgb topic (``.../compressed`` stripped).
-    gt_frame: fixed frame of the ground truth. gt_topic: a PoseStamped topic to take it from
-    instead of TF. camera_frame: overrides the images' ``header.frame_id`` for the TF lookup.
+    gt_frame: fixed frame of the ground truth. gt_topic: a pose topic to take it from instead of TF
+    (PoseStamped, PoseWithCovarianceStamped or Odometry, in ``gt_frame``). gt_body_frame: the frame
+    whose pose that topic gives, when it is not the camera's (e.g. ``base_link``): the camera's
+    ground truth is then that pose composed with TF's ``gt_body_frame`` → camera transform; an
+    Odometry's own ``child_frame_id`` where empty, the camera's optical frame for the other types.
+    camera_frame: overrides the images' ``header.frame_id`` for the TF lookup.
     rectified: the images are rectified (image_proc's image_rect): intrinsics from camera_info P,
     as the node's parameter ``rectified`` (``frame_from_messages``).
     max_rate_hz: localize at most this many sets per second of bag time (0 = every set).
@@ -68,6 +75,7 @@ class ReplayConfig:
     info_topic: str = ""
     gt_frame: str = tp.MAP_FRAME
     gt_topic: str = ""
+    gt_body_frame: str = ""
     camera_frame: str = ""
     rectified: bool = False
     max_rate_hz: float = 0.0
@@ -166,7 +174,7 @@ def resolve_topics(reader: Any, path: Path, config: ReplayConfig) -> dict[str, s
     wanted = {"rgb": (rgb, (IMAGE, COMPRESSED)), "depth": (config.depth_topic, (IMAGE, COMPRESSED)),
               "info": (info, (CAMERA_INFO,))}
     if config.gt_topic:
-        wanted["gt"] = (config.gt_topic, (POSE_STAMPED,))
+        wanted["gt"] = (config.gt_topic, POSE_TYPES)
     for role, (topic, allowed) in wanted.items():
         if topic not in types:
             what = "camera_info (intrinsics are required)" if role == "info" else f"{role} topic"
@@ -227,6 +235,7 @@ def replay(
         notes: dict[str, str] = {}
         last_localized: dict[int, float] = {}  # segment -> stamp, for max_rate_hz
         throttled = 0
+        gt_body = config.gt_body_frame  # the frame whose pose gt_topic gives ("": the camera's)
         warnings: list[str] = []  # what makes the results less trustworthy (the node logs the same)
         warned: set[str] = set()  # the kinds in warnings: each once, as the node
 
@@ -305,7 +314,9 @@ def replay(
                 segments.add_tf(msg, static=conn.topic == tp.TF_STATIC)
             elif conn.topic == topics.get("gt"):
                 stamp = stamp_of(msg)
-                pose = msg.pose
+                pose = msg.pose if conn.msgtype == POSE_STAMPED else msg.pose.pose
+                if conn.msgtype == ODOMETRY and not gt_body:
+                    gt_body = msg.child_frame_id
                 tq = np.array([pose.position.x, pose.position.y, pose.position.z, pose.orientation.x,
                                pose.orientation.y, pose.orientation.z, pose.orientation.w])
                 segment = segments.observe(conn.topic, stamp)
@@ -319,12 +330,16 @@ def replay(
         reasons = "; ".join(notes.values()) or f"no rgb/depth/camera_info set within {config.sync_max_interval} s"
         raise BagError(f"{path}: nothing was localized ({reasons})")
     for f in frames:
-        source = GT_CHILD if config.gt_topic else f.camera_frame
-        f.T_gt = segments.trees[f.segment].lookup(config.gt_frame, source, f.stamp)
+        tree = segments.trees[f.segment]
+        if not config.gt_topic:
+            f.T_gt = tree.lookup(config.gt_frame, f.camera_frame, f.stamp)
+        elif (T_gt_body := tree.lookup(config.gt_frame, GT_CHILD, f.stamp)) is not None:
+            T_body_camera = tree.lookup(gt_body, f.camera_frame, f.stamp) if gt_body else np.eye(4)
+            f.T_gt = None if T_body_camera is None else T_gt_body @ T_body_camera
     missing = sum(f.T_gt is None for f in frames)
     if missing:
         log.warning("%s: %d of %d frames have no ground truth (%s -> %s) at their stamp", path, missing, len(frames),
-                    config.gt_frame, config.gt_topic or "image frame")
+                    config.gt_frame, f"{config.gt_topic} ({gt_body or 'camera'})" if config.gt_topic else "image frame")
     stats = sync.stats
     return ReplayResult(
         frames=frames, topics=topics, messages=dict(messages), skipped=dict(skipped), throttled=throttled,

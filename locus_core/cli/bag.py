@@ -31,7 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--depth", default="", help="depth topic registered to colour (default /camera/aligned_depth_to_color/image_raw)")
     e.add_argument("--info", default="", help="CameraInfo topic (default: camera_info next to the colour topic)")
     e.add_argument("--gt-frame", default="", help="fixed frame of the ground truth in TF (default map)")
-    e.add_argument("--gt-topic", default="", help="take ground truth from this PoseStamped topic instead of TF")
+    e.add_argument("--gt-topic", default="",
+                   help="take ground truth from this pose topic instead of TF (PoseStamped, PoseWithCovarianceStamped, Odometry)")
+    e.add_argument("--gt-body-frame", default="",
+                   help="the frame whose pose --gt-topic gives, e.g. base_link (default: an Odometry's child_frame_id, "
+                        "else the camera's optical frame); TF gives the camera's place on it")
     e.add_argument("--rectified", action="store_true",
                    help="the images are rectified (image_rect): intrinsics from camera_info P, as the node's rectified: true")
     e.add_argument("--localizer-config", default="", help="YAML of LocalizerConfig overrides (as the node's localizer_config)")
@@ -88,7 +92,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from locus_core.config import load_config
 
     flags = {"rgb_topic": args.rgb, "depth_topic": args.depth, "info_topic": args.info,
-             "gt_frame": args.gt_frame, "gt_topic": args.gt_topic, "max_rate_hz": args.max_rate,
+             "gt_frame": args.gt_frame, "gt_topic": args.gt_topic, "gt_body_frame": args.gt_body_frame, "max_rate_hz": args.max_rate,
              "rectified": args.rectified}
     overrides = args.overrides + [f"{key}={value}" for key, value in flags.items() if value]
     config = load_config(ReplayConfig, Path(args.config) if args.config else None, overrides)

@@ -124,6 +124,40 @@ def test_odom_chain_compressed_and_pose_topic_ground_truth(tmp_path: Path, world
         np.testing.assert_allclose(b.T_gt, f.T_world_cam, atol=1e-9)
 
 
+def test_ground_truth_of_the_robot_base_from_amcl_pose_or_odometry(tmp_path: Path, world: dict, processor) -> None:
+    """A pose topic of the robot base (amcl_pose, a simulator's odometry): the camera's ground truth
+    is that pose composed with TF's base_link -> camera (static here); an Odometry names its body."""
+    frames = _frames(world)
+    msgs = Messages()
+    T = msgs.T
+    messages = list(frame_messages(frames, msgs, odom_chain=True))
+    T_base_optical = tp.T_BASE_LINK @ tp.T_LINK_OPTICAL
+    for f in frames:
+        t = f.stamp
+        stamped = msgs.pose(t, tp.MAP_FRAME, f.T_world_cam @ np.linalg.inv(T_base_optical))
+        with_covariance = T["geometry_msgs/msg/PoseWithCovariance"](pose=stamped.pose, covariance=np.zeros(36))
+        messages.append(BagMessage("/amcl_pose", t, T["geometry_msgs/msg/PoseWithCovarianceStamped"](
+            header=stamped.header, pose=with_covariance)))
+        twist = T["geometry_msgs/msg/TwistWithCovariance"](
+            twist=T["geometry_msgs/msg/Twist"](linear=T["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0),
+                                               angular=T["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=0.0)),
+            covariance=np.zeros(36))
+        messages.append(BagMessage("/odom/ground_truth", t, T["nav_msgs/msg/Odometry"](
+            header=stamped.header, child_frame_id=tp.BASE_FRAME, pose=with_covariance, twist=twist)))
+    path = _write(tmp_path / "bag", sorted(messages, key=lambda m: m.time), msgs)
+    runs = {"amcl": replay(path, processor, ReplayConfig(gt_topic="/amcl_pose", gt_body_frame=tp.BASE_FRAME)),
+            "odometry": replay(path, processor, ReplayConfig(gt_topic="/odom/ground_truth"))}
+    for run in runs.values():
+        assert len(run.frames) == len(frames)
+        for r, f in zip(run.frames, frames):
+            np.testing.assert_allclose(r.T_gt, f.T_world_cam, atol=1e-9)
+    # Without the body frame the base's pose would be taken for the camera's: 20 cm and 90 degrees off.
+    wrong = replay(path, processor, ReplayConfig(gt_topic="/amcl_pose"))
+    assert np.linalg.norm(wrong.frames[0].T_gt[:3, 3] - frames[0].T_world_cam[:3, 3]) > 0.1
+    unknown = replay(path, processor, ReplayConfig(gt_topic="/amcl_pose", gt_body_frame="no_such_frame"))
+    assert all(f.T_gt is None for f in unknown.frames)
+
+
 def test_max_rate_localizes_a_subset_by_bag_time(tmp_path: Path, world: dict, processor) -> None:
     frames = _frames(world)  # stamps 1.0, 1.4, 1.8, 2.2
     write_bag(frames, tmp_path / "bag")
