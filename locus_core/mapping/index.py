@@ -174,6 +174,10 @@ class LandmarkIndex:
             kind: IndexKind = "flat"
         elif isinstance(index, (faiss.IndexIVFPQFastScan, faiss.IndexIVFPQ)):  # IVFPQ: maps of b707805
             kind = "ivf_pq"
+            if isinstance(index, faiss.IndexIVFPQFastScan) and index.fine_quantizer is None:
+                # faiss' reader leaves the decoder of the codes unset, and reconstructing (merging
+                # two saved maps) then dereferences it: a segmentation fault. It is the index's pq.
+                index.fine_quantizer = index.pq
         elif isinstance(index, faiss.IndexIVFScalarQuantizer):
             kind = "ivf_sq8"
         else:

@@ -33,6 +33,11 @@ def test_search_remove_reconstruct_round_trip(kind: str) -> None:
     again = LandmarkIndex.from_bytes(index.to_bytes(), nprobe=32)
     assert again.kind == kind and again.ntotal == 1990
     np.testing.assert_array_equal(again.search(x[10:20], 1)[1][:, 0], ids[10:20])
+    # a loaded index decodes the same vectors (merging saved maps reads them; a loaded fast-scan
+    # index crashed the process)
+    loaded_vecs, loaded_ids = again.reconstruct_all()
+    np.testing.assert_array_equal(loaded_ids, got)
+    np.testing.assert_array_equal(loaded_vecs, vecs)
 
 
 def test_kind_and_errors() -> None:
