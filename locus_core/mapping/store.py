@@ -55,13 +55,16 @@ def save_map(landmark_map: LandmarkMap, directory: Path) -> Path:
             delete it), or the file system refuses (no space, no permission, a file in the way).
     """
     directory = Path(directory)
-    tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+    # a link to a map is saved through: the swap below exchanges directory entries, and would
+    # replace the link itself (the map it points to left as it was), then fail to delete it
+    target = directory.resolve() if directory.is_symlink() else directory
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     try:
-        check_replaceable(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale(directory)
+        check_replaceable(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(target)
         _write(landmark_map, tmp)
-        _swap_into_place(tmp, directory)
+        _swap_into_place(tmp, target)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise MapError(f"{directory}: cannot save the map ({exc.strerror or exc})") from None

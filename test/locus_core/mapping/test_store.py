@@ -175,6 +175,14 @@ def test_map_names_with_glob_characters_touch_only_their_own_copies(built_map: L
         LandmarkMap.load(tmp_path / "maps[v3]")
 
 
+def test_saving_through_a_link_replaces_the_map_it_points_to(built_map: LandmarkMap, tmp_path: Path) -> None:
+    LandmarkMap(model_hash=built_map.model_hash, dim=built_map.dim).save(tmp_path / "v1")
+    (tmp_path / "current").symlink_to(tmp_path / "v1")
+    built_map.save(tmp_path / "current")
+    assert (tmp_path / "current").is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["current", "v1"]
+    assert_same(LandmarkMap.load(tmp_path / "v1"), built_map)
+
+
 def test_merge_two_sessions(built_map: LandmarkMap, tmp_path: Path) -> None:
     merged = LandmarkMap.merge(built_map, built_map)
     n_kf, n_lm = len(built_map.keyframes), built_map.num_landmarks
