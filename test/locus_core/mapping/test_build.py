@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +64,19 @@ def test_a_large_map_is_indexed_from_its_float_descriptors_not_from_decoded_code
     assert kind == "ivf_pq" and m.index.kind == "ivf_pq" and m.index.ntotal == m.num_landmarks == len(descriptors)
     # the features are unit vectors; PQ codes decode to vectors a percent or so off unit length
     np.testing.assert_allclose(np.linalg.norm(descriptors, axis=1), 1.0, atol=1e-5)
+
+
+def test_frames_without_depth_in_range_at_a_mapped_viewpoint_are_not_keyframes() -> None:
+    from locus_core.mapping.build import MapBuilder
+    from locus_core.mapping.landmark_map import LandmarkMap
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(8, 4, 4)).astype(np.float32)
+    builder = MapBuilder(LandmarkMap(model_hash="x", dim=8, config=MapConfig(scale=0)), 8)
+    assert builder.add(features, step_frame(noise=0.005))
+    for depth in (np.nan, 0.05):  # no depth, all closer than min_depth_m
+        blind = dataclasses.replace(step_frame(), depth=np.full((32, 32), depth, np.float32))
+        assert not builder.wants(blind) and not builder.add(features, blind)
+    assert len(builder.map.keyframes) == 1 and len(builder.recent) == 1
+    # a view the keyframe does not see still makes one (the box and wall moved away)
+    assert builder.wants(dataclasses.replace(step_frame(), depth=np.full((32, 32), 3.0, np.float32)))
