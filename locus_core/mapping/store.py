@@ -58,15 +58,17 @@ def save_map(landmark_map: LandmarkMap, directory: Path) -> Path:
     # a link to a map is saved through: the swap below exchanges directory entries, and would
     # replace the link itself (the map it points to left as it was), then fail to delete it
     target = directory.resolve() if directory.is_symlink() else directory
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    tmp: Path | None = None
     try:
         check_replaceable(target)
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(target)
         _write(landmark_map, tmp)
         _swap_into_place(tmp, target)
     except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise MapError(f"{directory}: cannot save the map ({exc.strerror or exc})") from None
     return directory
 
@@ -74,6 +76,9 @@ def save_map(landmark_map: LandmarkMap, directory: Path) -> Path:
 def check_replaceable(directory: Path) -> None:
     """Raise a ``MapError`` unless a map may be saved to ``directory``: saving replaces it whole, so
     it must be absent, empty, or a map (checked by ``save_map``, and by mapping before it starts)."""
+    if directory.name in ("", ".."):  # "." or "/": the folder the user is in, or the root
+        raise MapError(f"{directory}: a map is saved into a folder of its own, which saving replaces; "
+                       "name one (e.g. maps/kitchen)")
     if not directory.exists():
         above = next((p for p in directory.parents if p.exists()), None)
         if above is not None and not above.is_dir():

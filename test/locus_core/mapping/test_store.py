@@ -142,6 +142,16 @@ def test_saving_never_replaces_a_folder_that_is_not_a_map(built_map: LandmarkMap
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "file", "maps"]
 
 
+@pytest.mark.parametrize("where", [".", "/", "maps/.."])
+def test_a_map_is_not_saved_as_the_current_folder_or_the_root(
+    built_map: LandmarkMap, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MapError, match="a map is saved into a folder of its own"):
+        built_map.save(Path(where))
+    assert not list(tmp_path.iterdir())
+
+
 def test_file_system_errors_are_map_errors_naming_the_path(
     built_map: LandmarkMap, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
