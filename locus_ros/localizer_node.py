@@ -201,7 +201,10 @@ class LocalizerNode(Node):
             reason = self._switch_mode(params.mode)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
+        moved = params.map_frame != self.params.map_frame
         self.params = params
+        if moved:  # ~/landmarks is latched: its last message would name the old frame until the next keyframe
+            self._publish_landmarks()
         return SetParametersResult(successful=True)
 
     # ---------------------------------------------------------------- inputs

@@ -158,6 +158,17 @@ def test_load_map_sets_map_path_and_diagnostics_report_the_map_in_use(start, tmp
     assert not result.successful and "cannot be emptied" in result.reason
 
 
+def test_renaming_map_frame_republishes_the_latched_landmarks_in_it(start, tmp_path: Path) -> None:
+    node = start()
+    assert node._on_load_map(LoadMap.Request(path=str(tmp_path / "m")), LoadMap.Response()).success
+    published = []
+    node._pub_landmarks = SimpleNamespace(publish=published.append)
+    assert node.set_parameters([Parameter("max_matches", value=50)])[0].successful
+    assert not published  # nothing moved
+    assert node.set_parameters([Parameter("map_frame", value="world")])[0].successful
+    assert [m.header.frame_id for m in published[0].markers] == ["world", "world"]
+
+
 def test_while_mapping_map_path_is_where_the_session_is_saved(start, tmp_path: Path) -> None:
     node = start(mode="mapping")
     assert node._processor.map == "new"
