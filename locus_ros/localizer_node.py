@@ -123,6 +123,7 @@ class LocalizerNode(Node):
         self._last_stamp: float | None = None
         self._warned: set[str] = set()  # kinds of input warning logged (once each)
         self._recording_loaded_path = False  # ~/load_map setting map_path to the map it loaded
+        self._unsaved_keyframes = 0  # inserted since the map was made, loaded or last saved
         self._status_lock = threading.Lock()
         self._frame_status: LocalizerStatus | None = None  # the last frame's result, repeated periodically
 
@@ -310,6 +311,7 @@ class LocalizerNode(Node):
             if self._processor is None:
                 raise LocusError(self._state_error)
             self._processor.load_map(path)
+            self._unsaved_keyframes = 0
             self._refresh_state_error()
             self._publish_landmarks()
         except Exception as exc:  # noqa: BLE001  a running node keeps running: the caller gets the reason
@@ -376,6 +378,7 @@ class LocalizerNode(Node):
             inserted = self._processor.insert_keyframe(dataclasses.replace(frame, T_world_cam=T_world_cam))
             if inserted:
                 self.stats.count("keyframes_inserted")
+                self._unsaved_keyframes += 1
                 self._publish_landmarks()
             self.stats.processed(localized=False, reason="", latency_ms=1e3 * (time.monotonic() - item.received))
             self._publish_status(item.rgb.header.stamp)
@@ -500,6 +503,7 @@ class LocalizerNode(Node):
                 if self._processor is None:
                     raise LocusError(self._state_error)
                 saved = self._processor.save_map(path)
+                self._unsaved_keyframes = 0
                 response.success, response.message = True, f"saved to {saved}"
             except Exception as exc:  # noqa: BLE001  a running node keeps running: the caller gets the reason
                 response.success, response.message = False, self._failure(f"map not saved to {path}", exc)
@@ -556,17 +560,19 @@ class LocalizerNode(Node):
 
     # ---------------------------------------------------------------- shutdown
     def shutdown(self) -> None:
-        """Stop the worker; in mapping mode save the map to map_path (what a robot expects on Ctrl-C)."""
+        """Stop the worker; in mapping mode, or with keyframes mapped since the last save (mapping,
+        then localizing in the new map), save the map to map_path (what a robot expects on Ctrl-C)."""
         with self._wake:
             self._stopping = True
             self._wake.notify()
         self._worker.join(timeout=30.0)
-        if self.params.mode == "mapping" and self._processor is not None and self._processor.has_map:
+        mapped = self.params.mode == "mapping" or self._unsaved_keyframes > 0
+        if mapped and self._processor is not None and self._processor.has_map:
             if self._processor.counts()[0] == 0:
                 self.get_logger().warning("mapping mode: no keyframe was inserted, nothing to save")
                 return
             if not self.params.map_path:
-                self.get_logger().warning("mapping mode without map_path: the map is not saved")
+                self.get_logger().warning("the map of this mapping session is not saved: map_path is empty")
                 return
             try:
                 saved = self._processor.save_map(self.params.map_path)

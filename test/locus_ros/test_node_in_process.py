@@ -68,7 +68,12 @@ class StandIn:
     def save_map(self, path: str | Path) -> Path:
         self._fail("save_map")
         self.map_path = Path(path)
+        self.saves = getattr(self, "saves", 0) + 1
         return self.map_path
+
+    def insert_keyframe(self, frame) -> bool:
+        self._fail("insert_keyframe")
+        return True
 
     def counts(self) -> tuple[int, int]:
         return (3, 30) if self.map else (0, 0)
@@ -184,6 +189,28 @@ def test_while_mapping_map_path_is_where_the_session_is_saved(start, tmp_path: P
     response = node._on_load_map(LoadMap.Request(path=str(tmp_path / "old")), LoadMap.Response())
     assert response.success and node._processor.map == "loaded"  # ~/load_map loads, and records the path
     assert node.get_parameter("map_path").value == str(tmp_path / "old")
+
+
+def test_a_session_mapped_then_localized_in_is_saved_on_shutdown(start, tmp_path: Path) -> None:
+    """Map a room, switch to localization in it, Ctrl-C: the new keyframes are saved to map_path,
+    as they would be had the node stayed in mapping mode; a session saved since is not saved again."""
+    node = start(mode="mapping", map_path=str(tmp_path / "room"))
+    camera = TransformStamped(header=Header(stamp=Time(sec=1), frame_id="map"), child_frame_id="cam")
+    camera.transform.rotation.w = 1.0
+    node.tf._on_tf(TFMessage(transforms=[camera]), True)
+    node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
+    _wait(lambda: node.stats.snapshot()["keyframes_inserted"] == 1, "a keyframe")
+    assert node.set_parameters([Parameter("mode", value="localization")])[0].successful
+    node.shutdown()
+    assert node._processor.saves == 1 and node._processor.map_path == tmp_path / "room"
+    node = start(mode="mapping", map_path=str(tmp_path / "room"))
+    node.tf._on_tf(TFMessage(transforms=[camera]), True)
+    node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
+    _wait(lambda: node.stats.snapshot()["keyframes_inserted"] == 1, "a keyframe")
+    assert node._on_save_map(SaveMap.Request(path=""), SaveMap.Response()).success
+    assert node.set_parameters([Parameter("mode", value="localization")])[0].successful
+    node.shutdown()
+    assert node._processor.saves == 1
 
 
 def test_a_start_failure_is_the_reported_state_and_the_node_keeps_running(start, tmp_path: Path) -> None:
