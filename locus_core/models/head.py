@@ -225,8 +225,8 @@ class LocusHead(nn.Module):
     ``kv_pool`` patches (queries stay one per patch), as PVT's spatial-reduction attention: the
     context a global layer adds is coarse, and its quadratic cost dominates the head (redkitchen,
     XFeat, 300 steps: test retrieval AP 0.547 either way with 2x2; the whole model on ONNX Runtime
-    in 21.1 instead of 24.0 ms per 256x320 frame when measured, 20.5 ms since the local attention's
-    denormal fix, ``locus bench infer``).
+    in 21.1 instead of 24.0 ms per 256x320 frame when measured, 16.3 ms since the local attention's
+    denormal fix and per-head gathers, ``locus bench infer``).
     """
 
     def __init__(

@@ -45,8 +45,8 @@ _BF16_CHAINS: dict[str, tuple[str, ...]] = {
 }
 
 # With precision="int8", ONNX Runtime runs the graph with int8 weights and dynamically quantised
-# activations in its MatMul/Gemm layers (2x on the ViTs here; 1.14x on the default model, whose
-# head's layers take three quarters of its time and its XFeat convolutions the rest). GPUs keep
+# activations in its MatMul/Gemm layers (2x on the ViTs here; 1.2x on the default model on one
+# thread, whose head's layers take three quarters of its time and its XFeat convolutions the rest). GPUs keep
 # their chains: TensorRT already builds FP16.
 _INT8_CHAINS: dict[str, tuple[str, ...]] = {
     "auto": ("tensorrt", "cuda", "onnxruntime-int8", "onnxruntime", "cpu"),
