@@ -160,6 +160,9 @@ def localizer(workdir: Path, client: Client, built_map: Path):
     client.publish_tf("base_link", CAMERA, T_BASE_CAM, 0.0, static=True)
     try:
         client.wait_connected(timeout=60)
+        # Ready once the model and the map are loaded (in the background): each test may run alone.
+        client.wait_for(lambda: (client.diagnostics(": localization") or {}).get("map_path") == str(built_map), 120,
+                        "the node to load its model and map")
         yield node
     finally:
         rc = node.interrupt()
