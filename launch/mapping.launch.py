@@ -6,83 +6,19 @@ system) and keyframes are inserted into the landmark map, which is saved on requ
 
 `map`, `model`, `device` and `precision` are passed to the node only when given: otherwise the
 params file's values hold (the defaults of config/localize.yaml unless `params_file:=` names another).
+The arguments: `locus_ros/launch_description.py`.
 """
 
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
-from launch_ros.substitutions import FindPackageShare
+from locus_ros.launch_description import localizer_launch_description
 
-MODE = "mapping"
-# Launch argument -> node parameter, set after the params file only when the argument is not empty.
-OPTIONAL_PARAMETERS = {"map": "map_path", "model": "model", "device": "device", "precision": "precision"}
 # On shutdown the node saves the map (rebuilding its index first when it grew): ros2 launch's
 # default of 5 s between SIGINT and SIGTERM (then 5 s to SIGKILL) can cut a large save short.
 SIGTERM_TIMEOUT = "60"
 
 
-def _node(context, *args, **kwargs):
-    given = {
-        parameter: ParameterValue(value, value_type=str)
-        for argument, parameter in OPTIONAL_PARAMETERS.items()
-        if (value := LaunchConfiguration(argument).perform(context))
-    }
-    return [
-        Node(
-            package="locus_ros",
-            executable="locus_localizer",
-            name="locus_localizer",
-            namespace=LaunchConfiguration("namespace"),
-            output="screen",
-            emulate_tty=True,
-            sigterm_timeout=SIGTERM_TIMEOUT,
-            parameters=[
-                LaunchConfiguration("params_file"),
-                {"mode": MODE, **given, "use_sim_time": LaunchConfiguration("use_sim_time")},
-            ],
-            remappings=[
-                ("rgb/image", LaunchConfiguration("rgb_topic")),
-                # Used instead of rgb/image when the params file sets rgb_transport: compressed.
-                ("rgb/image/compressed", [LaunchConfiguration("rgb_topic"), "/compressed"]),
-                ("depth/image", LaunchConfiguration("depth_topic")),
-                ("rgb/camera_info", LaunchConfiguration("camera_info_topic")),
-            ],
-        )
-    ]
-
-
-def generate_launch_description() -> LaunchDescription:
-    args = [
-        DeclareLaunchArgument(
-            "map", default_value="",
-            description="where to save the landmark map (extended if it exists); empty: the params file's map_path",
-        ),
-        DeclareLaunchArgument(
-            "model", default_value="",
-            description="checkpoint path, 'default' or backbone:NAME; empty: the params file's model",
-        ),
-        DeclareLaunchArgument(
-            "device", default_value="",
-            description="auto | cpu | cuda | onnxruntime | tensorrt (an unavailable one falls back, logged); "
-                        "empty: the params file's device",
-        ),
-        DeclareLaunchArgument(
-            "precision", default_value="",
-            description="fp32 | bf16 | int8 (int8: ONNX Runtime with int8 MatMul/Gemm layers; falls back, logged); "
-                        "empty: the params file's precision",
-        ),
-        DeclareLaunchArgument(
-            "params_file",
-            default_value=PathJoinSubstitution([FindPackageShare("locus_ros"), "config", "localize.yaml"]),
-            description="ROS parameters file",
-        ),
-        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
-        DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock (bag replay)"),
-        # realsense-ros 4.x publishes under /camera/camera/... (and aligned depth only with align_depth.enable:=true).
-        DeclareLaunchArgument("rgb_topic", default_value="/camera/color/image_raw"),
-        DeclareLaunchArgument("depth_topic", default_value="/camera/aligned_depth_to_color/image_raw"),
-        DeclareLaunchArgument("camera_info_topic", default_value="/camera/color/camera_info"),
-    ]
-    return LaunchDescription([*args, OpaqueFunction(function=_node)])
+def generate_launch_description():
+    return localizer_launch_description(
+        "mapping",
+        map_description="where to save the landmark map (extended if it exists); empty: the params file's map_path",
+        sigterm_timeout=SIGTERM_TIMEOUT,
+    )

@@ -28,6 +28,8 @@ def test_ros_run_and_launch_targets(install: Path) -> None:
     assert (install / "share" / "locus_ros" / "launch" / "localize.launch.py").exists()
     assert (install / "share" / "locus_ros" / "launch" / "mapping.launch.py").exists()
     assert (install / "share" / "locus_ros" / "config" / "localize.yaml").exists()
+    # what both launch files import: the node's launch description, from the installed locus_ros
+    assert list(install.glob("lib/python3*/site-packages/locus_ros/launch_description.py"))
 
 
 def test_ament_index_has_both_package_names(install: Path) -> None:

@@ -77,6 +77,10 @@ def _module_constant(tree: ast.Module, name: str):
     return ast.literal_eval(value)
 
 
+DESCRIPTION = ROOT / "locus_ros" / "launch_description.py"  # what both launch files build the node with
+LAUNCH_FILES = ["localize.launch.py", "mapping.launch.py"]
+
+
 def _launch_arguments(path: Path) -> tuple[dict[str, object], set[str], dict[str, str]]:
     """Declared arguments with their defaults, parameter keys given to the node, and topic remappings."""
     tree = ast.parse(path.read_text())
@@ -109,14 +113,8 @@ def _launch_arguments(path: Path) -> tuple[dict[str, object], set[str], dict[str
     return declared, param_keys, remaps
 
 
-LAUNCH_FILES = ["localize.launch.py", "mapping.launch.py"]
-
-
-@pytest.mark.parametrize("name", LAUNCH_FILES)
-def test_launch_files_match_the_node(name: str) -> None:
-    path = ROOT / "launch" / name
-    compile(path.read_text(), str(path), "exec")
-    declared, param_keys, remaps = _launch_arguments(path)
+def test_the_launch_description_matches_the_node() -> None:
+    declared, param_keys, remaps = _launch_arguments(DESCRIPTION)
     assert {"map", "model", "device", "precision", "params_file", "namespace", "use_sim_time"} <= set(declared)
     assert param_keys - {"use_sim_time"} <= set(params.SPEC), "launch passes parameters the node does not declare"
     assert set(remaps) == {"rgb/image", "rgb/image/compressed", "depth/image", "rgb/camera_info"}
@@ -125,43 +123,48 @@ def test_launch_files_match_the_node(name: str) -> None:
     assert declared["use_sim_time"] == "false"
 
 
-@pytest.mark.parametrize("name", LAUNCH_FILES)
-def test_launch_arguments_do_not_override_the_params_file_unless_given(name: str) -> None:
+def test_launch_arguments_do_not_override_the_params_file_unless_given() -> None:
     """The node's parameters are [params_file, {...}]: a key in the dict wins over the file. The
     arguments mirroring file parameters default to "" and are put in the dict only when not empty."""
-    tree = ast.parse((ROOT / "launch" / name).read_text())
-    declared, _, _ = _launch_arguments(ROOT / "launch" / name)
+    tree = ast.parse(DESCRIPTION.read_text())
+    declared, _, _ = _launch_arguments(DESCRIPTION)
     optional = _module_constant(tree, "OPTIONAL_PARAMETERS")
     assert optional == {"map": "map_path", "model": "model", "device": "device", "precision": "precision"}
     assert {argument: declared[argument] for argument in optional} == dict.fromkeys(optional, "")
     (parameters,) = [k.value for k in ast.walk(tree) if isinstance(k, ast.keyword) and k.arg == "parameters"]
     literal_keys = {k.value for d in parameters.elts if isinstance(d, ast.Dict) for k in d.keys if isinstance(k, ast.Constant)}
     assert literal_keys == {"mode", "use_sim_time"}, "only mode and use_sim_time are always set by the launch file"
-    assert _module_constant(tree, "MODE") == name.split(".")[0].replace("localize", "localization")
 
 
 def test_mapping_launch_gives_the_node_time_to_save_the_map() -> None:
     tree = ast.parse((ROOT / "launch" / "mapping.launch.py").read_text())
-    (node,) = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"]
-    keyword = next(k.value for k in node.keywords if k.arg == "sigterm_timeout")
+    (call,) = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "localizer_launch_description"]
+    keyword = next(k.value for k in call.keywords if k.arg == "sigterm_timeout")
     assert getattr(keyword, "id", "") == "SIGTERM_TIMEOUT" and float(_module_constant(tree, "SIGTERM_TIMEOUT")) >= 60
 
 
-@pytest.mark.parametrize("name", LAUNCH_FILES)
-def test_launch_description_passes_only_the_given_arguments(name: str) -> None:
-    """The same through launch itself, where launch_ros is installed (a sourced ROS 2)."""
-    pytest.importorskip("launch_ros", reason="launch/launch_ros are not installed (no PyPI wheels): the ast tests above cover the files")
+def _launch_file(name: str, monkeypatch: pytest.MonkeyPatch):
+    """The launch file ``name`` loaded as ros2 launch loads it (launch_description imported afresh,
+    from the launch modules in sys.modules now)."""
     import importlib.util
 
+    monkeypatch.delitem(sys.modules, "locus_ros.launch_description", raising=False)
+    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), ROOT / "launch" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", LAUNCH_FILES)
+def test_launch_description_passes_only_the_given_arguments(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same through launch itself, where launch_ros is installed (a sourced ROS 2)."""
+    pytest.importorskip("launch_ros", reason="launch/launch_ros are not installed (no PyPI wheels): the ast tests above cover the files")
     from launch import LaunchContext
     from launch.actions import DeclareLaunchArgument, OpaqueFunction
     from launch.utilities import perform_substitutions
     from launch_ros.utilities import evaluate_parameters
 
-    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), ROOT / "launch" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
+    description = _launch_file(name, monkeypatch).generate_launch_description()
     arguments = {a.name: a for a in description.entities if isinstance(a, DeclareLaunchArgument)}
     for argument in ("map", "model", "device", "precision"):
         assert perform_substitutions(LaunchContext(), arguments[argument].default_value) == ""
@@ -216,13 +219,10 @@ def _stand_in_launch(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("name", LAUNCH_FILES)
 def test_launch_file_code_passes_only_the_given_arguments(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The launch file's own code run on stand-ins of launch's classes (launch is not installed here)."""
-    import importlib.util
-
     _stand_in_launch(monkeypatch)
-    spec = importlib.util.spec_from_file_location(name.replace(".", "_"), ROOT / "launch" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
+    description = _launch_file(name, monkeypatch).generate_launch_description()
+    declared = {e.args[0]: e.kwargs for e in description.args[0] if type(e).__name__ == "DeclareLaunchArgument"}
+    assert ("extended if it exists" in declared["map"]["description"]) == name.startswith("mapping")
     (function,) = [e for e in description.args[0] if type(e).__name__ == "OpaqueFunction"]
     mode = "mapping" if name.startswith("mapping") else "localization"
 
@@ -246,6 +246,7 @@ def test_launch_file_code_passes_only_the_given_arguments(name: str, monkeypatch
         "use_sim_time": ("use_sim_time",),
     }
     assert launched.kwargs.get("sigterm_timeout") == ("60" if mode == "mapping" else None)
+    assert launched.kwargs["package"] == "locus_ros" and launched.kwargs["executable"] == "locus_localizer"
 
 
 def test_every_node_executable_is_installed_and_calls_a_main() -> None:
