@@ -78,7 +78,7 @@ SPEC: dict[str, tuple[str, Callable[[Any], str] | None, bool]] = {
                  "setting it at runtime loads it, as ~/load_map does (refused with the reason when it cannot be loaded)", None, False),
     "model": ("'default', a checkpoint path, or backbone:NAME", lambda v: "" if v else "must not be empty", True),
     "device": ("auto | cpu | cuda | onnxruntime | tensorrt; an unavailable runtime falls back (logged) along tensorrt, cuda, onnxruntime, cpu", _one_of(DEVICES), True),
-    "precision": ("fp32 | bf16 (eager PyTorch under autocast, where the CPU/GPU has bf16 units) | int8 (ONNX Runtime with int8 MatMul/Gemm layers: 1.5-2x on ViT backbones); falls back, logged", _one_of(PRECISIONS), True),
+    "precision": ("fp32 | bf16 (eager PyTorch under autocast, where the CPU/GPU has bf16 units) | int8 (ONNX Runtime with int8 MatMul/Gemm layers: 1.5-2.2x on ViT backbones); falls back, logged", _one_of(PRECISIONS), True),
     "localizer_config": ("YAML file of LocalizerConfig overrides; empty = defaults", None, True),
     "map_frame": ("REP 105 map frame", _frame_name, False),
     "odom_frame": ("REP 105 odom frame (not map_frame)", _frame_name, False),
