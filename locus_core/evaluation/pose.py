@@ -78,6 +78,7 @@ class PosePair:
     i: int  # positions in the evaluated selection
     j: int
     covisibility: float  # min of the two directions
+    bin: int  # the bin it was drawn in: bins[bin] <= covisibility < bins[bin + 1]
 
 
 def select_pairs(
@@ -92,11 +93,11 @@ def select_pairs(
     i, j = np.triu_indices(len(cov), k=1)
     rng = np.random.default_rng(seed)
     pairs: list[PosePair] = []
-    for lo, hi in zip(bins[:-1], bins[1:]):
+    for k, (lo, hi) in enumerate(zip(bins[:-1], bins[1:])):
         inside = (cov[i, j] >= lo) & ((cov[i, j] < hi) | ((hi >= 1.0) & (cov[i, j] <= hi)))
         pick = np.flatnonzero(inside)
         pick = rng.choice(pick, size=min(per_bin, len(pick)), replace=False) if len(pick) else pick
-        pairs += [PosePair(int(i[p]), int(j[p]), float(cov[i[p], j[p]])) for p in np.sort(pick)]
+        pairs += [PosePair(int(i[p]), int(j[p]), float(cov[i[p], j[p]]), k) for p in np.sort(pick)]
     return pairs
 
 

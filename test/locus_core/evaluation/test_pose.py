@@ -45,6 +45,12 @@ def test_select_pairs_respects_bins() -> None:
     assert got == {(0, 1): 0.2, (0, 2): 0.5, (0, 3): 0.9, (1, 3): 0.7, (2, 3): 0.45}
 
 
+def test_select_pairs_records_the_bin_of_a_float32_edge_value() -> None:
+    # 210 of 300 patches: float32 0.7 is 0.69999999 as a float64, below the 0.7 edge it was drawn above
+    cov = np.array([[1, 210 / 300], [210 / 300, 1]], np.float32)
+    assert [(p.i, p.j, p.bin) for p in select_pairs(cov, bins=(0.1, 0.4, 0.7, 1.0), per_bin=5)] == [(0, 1, 2)]
+
+
 def test_mutual_nearest() -> None:
     a = torch.eye(3)
     b = torch.tensor([[0.0, 1, 0], [1, 0, 0], [0.9, 0.1, 0]])

@@ -105,6 +105,28 @@ def test_multiscale_model_matches_pose_in_two_stages(scene: Path, tmp_path: Path
     assert "3D–3D matches by " + pose["matching"] in (out / "report.md").read_text()
 
 
+def test_pose_bins_count_each_pair_in_the_bin_it_was_drawn_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from locus_core.evaluation import pose, run
+
+    def pair(*args) -> tuple:
+        return (0.01, 1.0), (0.01, 1.0), {"uv_a": np.zeros((1, 2)), "uv_b": np.zeros((1, 2)),
+                                          "inliers": np.ones(1, bool), "error_m": np.zeros(1)}
+
+    monkeypatch.setattr(run, "_pose_pair", pair)
+    monkeypatch.setattr(run, "_lighterglue_pair", pair)
+    monkeypatch.setattr("locus_core.evaluation.lighterglue.LighterGlueMatcher", lambda *args: None)
+    fs = SimpleNamespace(frames=[SimpleNamespace(rgb=np.zeros((8, 8, 3), np.uint8))] * 3)
+    # co-visibility 210 of 300 patches: float32 0.7, drawn in 70-100 %
+    cov = np.array([[1, 0.2, 210 / 300], [0.2, 1, 0.05], [210 / 300, 0.05, 1]], np.float32)
+    config = EvalConfig(pose_bins=(0.1, 0.4, 0.7, 1.0))
+    pairs = pose.select_pairs(cov, config.pose_bins, 5)
+    metrics, _ = run.run_pose({"model": fs, "backbone": fs}, pairs, config)
+    for block in (metrics, metrics["pnp"], metrics["baseline_lighterglue"]):
+        assert {k: b["pairs"] for k, b in block["bins"].items()} == {"10-40%": 1, "40-70%": 0, "70-100%": 1}
+
+
 def test_raw_backbone_is_its_own_baseline(scene: Path, tmp_path: Path) -> None:
     code = main(["eval", "--model", "backbone:test", "--data", str(scene), "--frames", "0:6",
                  "--tasks", "retrieval,segmentation", "--out", str(tmp_path), "--set", "retrieval_queries=20"])
