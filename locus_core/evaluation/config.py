@@ -71,7 +71,10 @@ class EvalConfig:
             raise EvaluationError(f"tasks: unknown {', '.join(unknown)}; choose from {', '.join(TASKS)}")
         if not self.max_depth_spread > 0:
             raise EvaluationError(f"max_depth_spread must be > 0 (.inf keeps depth-edge patches), got {self.max_depth_spread}")
-        for name in ("rigid_threshold_m", "coarse_threshold_m", "guided_radius_m", "pnp_threshold_px"):
+        if not 0 <= self.seed < 2**31:  # numpy's generators refuse a negative seed, OpenCV's (PnP) one past a C int
+            raise EvaluationError(f"seed: must be in [0, 2**31), got {self.seed}")
+        for name in ("rigid_threshold_m", "coarse_threshold_m", "guided_radius_m", "pnp_threshold_px",
+                     "success_trans_m", "success_rot_deg"):
             if not getattr(self, name) > 0:
                 raise EvaluationError(f"{name}: must be > 0, got {getattr(self, name)}")
         if not 0 < self.rho < self.kappa:

@@ -293,6 +293,10 @@ def test_bad_config_values() -> None:
     ({"pose_bins": (0.4,)}, "pose_bins: need at least two"),
     ({"pose_pairs_per_bin": 0}, "pose_pairs_per_bin: must be at least 1, got 0"),
     ({"pose_pairs_per_bin": -3}, "pose_pairs_per_bin: must be at least 1, got -3"),
+    ({"seed": -1}, r"seed: must be in \[0, 2\*\*31\), got -1"),
+    ({"seed": 2**31}, r"seed: must be in \[0, 2\*\*31\), got 2147483648"),
+    ({"success_trans_m": -0.1}, "success_trans_m: must be > 0, got -0.1"),
+    ({"success_rot_deg": 0.0}, "success_rot_deg: must be > 0, got 0.0"),
 ])
 def test_bad_place_and_pose_values(kwargs: dict, match: str) -> None:
     with pytest.raises(EvaluationError, match=match):
