@@ -78,10 +78,13 @@ def config_from_dict(
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(fields))
+    # str() the keys: YAML reads a key such as `no:` or `1:` as a bool or number, which neither sorts
+    # among strings nor joins into the message.
+    unknown = sorted(str(k) for k in data if k not in fields)
     if unknown:
+        quote = "" if all(isinstance(k, str) for k in data) else " (YAML reads bare yes/no/on/off, numbers as such)"
         raise ConfigError(
-            f"{source}: unknown key(s) {', '.join(prefix + u for u in unknown)} for {cls.__name__}; "
+            f"{source}: unknown key(s) {', '.join(prefix + u for u in unknown)} for {cls.__name__}{quote}; "
             f"valid keys: {', '.join(sorted(fields))}"
         )
     kwargs = {

@@ -109,3 +109,15 @@ def test_values_the_config_refuses_name_the_file(tmp_path: Path) -> None:
     assert isinstance(raised.value.__cause__, CheckedError)
     with pytest.raises(CheckedError, match=r"my.yaml \+ overrides: steps: must be at least 1, got -2"):
         load_config(Checked, path, ["steps=-2"])
+
+
+def test_keys_yaml_reads_as_bools_or_numbers_are_named(tmp_path: Path) -> None:
+    # `no:` is the bool False and `1:` the integer 1 to YAML: the message named neither, it crashed
+    # with a TypeError comparing them with the string keys.
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 3\nno: 2\n1: x\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: unknown key\(s\) 1, False for Outer \(YAML reads bare yes/no"):
+        load_config(Outer, path)
+    path.write_text("inner:\n  on: 1\n")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) inner.True for Inner"):
+        load_config(Outer, path)
