@@ -186,6 +186,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         data = _load_yaml(Path(path).read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:  # a directory, no permission: a traceback would not name the flag's file
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text (UTF-8) file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -70,6 +70,12 @@ def test_missing_and_broken_files_are_named(tmp_path: Path) -> None:
     broken.write_text("steps: [1,\n")
     with pytest.raises(ConfigError, match="broken.yaml: not valid YAML"):
         load_config(Outer, broken)
+    # a folder (tab completion stops at one) or a binary file: a traceback, not the file named
+    with pytest.raises(ConfigError, match=f"{tmp_path}: cannot read the config file \\(Is a directory\\)"):
+        load_config(Outer, tmp_path)
+    broken.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="broken.yaml: not a text"):
+        load_config(Outer, broken)
 
 
 def test_parse_overrides_nests_keys() -> None:
