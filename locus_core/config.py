@@ -165,7 +165,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         node = result
         *parents, leaf = key.split(".")
         for part in parents:
-            node = node.setdefault(part, {})
+            # a later override wins, as a YAML mapping over a scalar does in merge(): after `a=1`,
+            # `a.b=2` makes `a` a mapping (indexing the 1 was a TypeError traceback)
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
         node[leaf] = _load_yaml(raw) if raw else ""
     return result
 

@@ -80,6 +80,12 @@ def test_missing_and_broken_files_are_named(tmp_path: Path) -> None:
 
 def test_parse_overrides_nests_keys() -> None:
     assert parse_overrides(["a.b.c=1", "a.d=x"]) == {"a": {"b": {"c": 1}, "d": "x"}}
+    # the later override wins, whichever is nested
+    assert parse_overrides(["a=1", "a.b=2"]) == {"a": {"b": 2}}
+    assert parse_overrides(["a.b=2", "a=1"]) == {"a": 1}
+    with pytest.raises(ConfigError, match=r"overrides: steps: expected int, got \{'x': 2\}"):
+        load_config(Outer, None, ["steps=1", "steps.x=2"])
+    assert load_config(Outer, None, ["weights=null", "inner=null", "inner.radius=0.5"]).inner == Inner(radius=0.5)
 
 
 def test_colon_separated_numbers_stay_strings(tmp_path: Path) -> None:
