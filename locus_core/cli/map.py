@@ -55,9 +55,11 @@ def run_build(args: argparse.Namespace) -> int:
     from locus_core.config import load_config
     from locus_core.data import open_dataset
     from locus_core.mapping import MapConfig, build_map
+    from locus_core.mapping.store import check_replaceable
     from locus_core.models.model import load_model
 
     config = load_config(MapConfig, Path(args.config) if args.config else None, args.overrides)
+    check_replaceable(Path(args.out))  # before the build, not after it: saving would refuse a folder in use
     model = load_model(args.model)
     dataset = open_dataset(args.data, args.frames)
     start = time.perf_counter()
