@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from locus_core.bench import BenchResult
+from locus_core.bench.errors import BenchError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     from locus_core.bench.timing import measure
     from locus_core.mapping.index import LandmarkIndex
 
+    nprobes = _check(args)
     n = args.landmarks
     x = synthetic_landmarks(n, args.dim, args.clusters, args.spread, args.seed)
     ids = np.arange(n, dtype=np.int64)
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     per_landmark = (index_bytes + table.nbytes()) / n
     del x
     results = []
-    for nprobe in (int(v) for v in args.nprobe.split(",")):
+    for nprobe in nprobes:
         index.set_nprobe(nprobe)
         found = [index.search(q, args.k)[1] for q in scored]
         recall1 = float(np.mean([(f[:, 0] == t[:, 0]).mean() for f, t in zip(found, truth)]))
@@ -113,6 +115,22 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
             },
         ))
     return results
+
+
+def _check(args: argparse.Namespace) -> list[int]:
+    """The --nprobe values; a BenchError for settings that would end in a traceback (or a NaN recall)."""
+    for name in ("landmarks", "dim", "clusters", "patches", "frames", "recall_frames", "baseline_frames", "k"):
+        if getattr(args, name) < 1:
+            raise BenchError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        raise BenchError(f"--warmup must be >= 0, got {args.warmup}")
+    try:
+        nprobes = [int(v) for v in args.nprobe.split(",")]
+    except ValueError:
+        raise BenchError(f"--nprobe: expected comma-separated integers, got {args.nprobe!r}") from None
+    if min(nprobes) < 1:
+        raise BenchError(f"--nprobe values must be >= 1, got {args.nprobe!r}")
+    return nprobes
 
 
 def exact_knn(x: np.ndarray, queries: np.ndarray, k: int, chunk: int = 200_000) -> np.ndarray:
