@@ -49,3 +49,12 @@ def test_building_the_parser_does_not_import_torch() -> None:
             "bench.add_parser(argparse.ArgumentParser().add_subparsers()); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("threads", ["0", "-2", "two"])
+def test_threads_below_one_is_a_usage_error(threads: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # torch.set_num_threads(0) raised a RuntimeError traceback, after the parser had accepted it.
+    with pytest.raises(SystemExit) as exc:
+        parse(["bench", "loss", "--threads", threads, *TINY])
+    assert exc.value.code == 2
+    assert "--threads: expected an integer >= 1" in capsys.readouterr().err
