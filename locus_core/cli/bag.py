@@ -42,8 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--config", help="YAML ReplayConfig (topics, sync, time jumps)")
     e.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a ReplayConfig value (repeatable)")
-    e.add_argument("--max-rate", type=float, default=0.0, metavar="HZ",
-                   help="localize at most HZ frames per second of bag time (default: every frame)")
+    e.add_argument("--max-rate", type=float, default=None, metavar="HZ",
+                   help="localize at most HZ frames per second of bag time (default: --config's max_rate_hz, else "
+                        "every frame; 0: every frame)")
     add_runtime_args(e)
     e.add_argument("--workers", type=int, default=1, metavar="N",
                    help="localize in N processes sharing the CPU threads: same results, faster on long bags; "
@@ -89,12 +90,17 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from locus_core.bags.evaluate import evaluate_bag
     from locus_core.bags.replay import ReplayConfig
-    from locus_core.config import load_config
+    from locus_core.config import load_config, merge, parse_overrides
 
     flags = {"rgb_topic": args.rgb, "depth_topic": args.depth, "info_topic": args.info,
-             "gt_frame": args.gt_frame, "gt_topic": args.gt_topic, "gt_body_frame": args.gt_body_frame, "max_rate_hz": args.max_rate,
+             "gt_frame": args.gt_frame, "gt_topic": args.gt_topic, "gt_body_frame": args.gt_body_frame,
              "rectified": args.rectified}
-    overrides = args.overrides + [f"{key}={value}" for key, value in flags.items() if value]
+    # The flags' values as given, not re-read as YAML (a frame named `no` became false, `01` became 1);
+    # --max-rate 0 given is kept: it asks for every frame over a --config that throttles.
+    given = {key: value for key, value in flags.items() if value}
+    if args.max_rate is not None:
+        given["max_rate_hz"] = args.max_rate
+    overrides = merge(parse_overrides(args.overrides), given)
     config = load_config(ReplayConfig, Path(args.config) if args.config else None, overrides)
     m = evaluate_bag(Path(args.bag), Path(args.map), Path(args.out), model_spec=args.model, config=config,
                      localizer_config=args.localizer_config, device=args.device, precision=args.precision,
