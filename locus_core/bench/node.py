@@ -66,7 +66,12 @@ def _run_node(args: argparse.Namespace, device: str, data: Path, query: str, map
     from locus_ros.transport import LOCAL_TRANSPORTS  # driver and node share this host
 
     transports = os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", LOCAL_TRANSPORTS)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", FASTDDS_BUILTIN_TRANSPORTS=transports)
+    import torch
+
+    # The thread count this process runs under (`locus bench --threads N`, recorded in the report),
+    # for the node too: it is a process of its own, which would otherwise take every core.
+    env = dict(os.environ, PYTHONUNBUFFERED="1", FASTDDS_BUILTIN_TRANSPORTS=transports,
+               OMP_NUM_THREADS=str(torch.get_num_threads()))
     env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
     with (work / "node.log").open("w") as node_log, (work / "driver.log").open("w") as driver_log:
         node = subprocess.Popen([sys.executable, "-m", "locus_ros.localizer_node", "--ros-args", "--params-file", str(work / "params.yaml")],

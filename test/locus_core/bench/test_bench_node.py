@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from locus_core.bench import node as bench_node
+
+
+class Started(Exception):
+    pass
+
+
+def test_the_node_runs_with_the_benchmarks_thread_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `locus bench node --threads 2` set torch's threads in the benchmark process only (and recorded
+    # them in the report), while the node, a process of its own, took every core.
+    seen = {}
+
+    def popen(argv: list[str], **kwargs: object) -> None:
+        seen["env"] = kwargs["env"]
+        raise Started
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    parser = argparse.ArgumentParser()
+    bench_node.add_arguments(parser)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with pytest.raises(Started):
+            bench_node._run_node(parser.parse_args([]), "cpu", tmp_path, "0:2", tmp_path / "map", tmp_path / "work")
+    finally:
+        torch.set_num_threads(before)
+    assert seen["env"]["OMP_NUM_THREADS"] == "1"
