@@ -31,13 +31,17 @@ OUTPUT_NAME = "features"
 
 
 def parity(reference: torch.Tensor, candidate: torch.Tensor) -> float:
-    """Smallest per-patch cosine between two (B,S,D,h,w) feature tensors (1.0 = identical)."""
+    """Smallest per-patch cosine between two (B,S,D,h,w) feature tensors (1.0 = identical).
+
+    A patch with NaN or infinite features counts as -1: its cosine is NaN, and every ``score <
+    required`` check would pass a NaN (an FP16 engine that overflows gives NaN features).
+    """
     if reference.shape != candidate.shape:
         raise ExportError(f"exported graph gives shape {tuple(candidate.shape)}, PyTorch {tuple(reference.shape)}")
     a = reference.detach().float().cpu()
     b = candidate.detach().float().cpu()
     cos = (a * b).sum(2) / (a.norm(dim=2) * b.norm(dim=2)).clamp_min(1e-12)
-    return float(cos.min())
+    return float(cos.nan_to_num(nan=-1.0, posinf=-1.0, neginf=-1.0).min())
 
 
 def example_input(model: nn.Module, input_size: tuple[int, int] | None = None) -> torch.Tensor:

@@ -113,6 +113,25 @@ def test_export_writes_only_a_checked_file(
     assert path.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == ["model.out"]
 
 
+def test_an_export_giving_nan_features_is_refused(
+    model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A NaN cosine compares False with every bound: it passed the check as if it agreed.
+    run = OnnxEngine.forward
+
+    def overflows(self: OnnxEngine, images: torch.Tensor) -> torch.Tensor:
+        features = run(self, images)
+        features[0, 0, :, 0, 0] = float("nan")
+        return features
+
+    monkeypatch.setattr(OnnxEngine, "forward", overflows)
+    with pytest.raises(ExportError, match=r"nan.onnx: exported onnx graph disagrees .* -1.0000 < 0.999\); not written"):
+        export_model(model, tmp_path / "nan.onnx", "onnx")
+    assert not list(tmp_path.iterdir())
+    features = torch.nn.functional.normalize(torch.rand(1, 1, 4, 2, 2), dim=2)
+    assert parity(features, torch.full_like(features, float("inf"))) == -1.0
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks an export that cannot start, on a machine without CUDA")
 def test_a_tensorrt_export_that_cannot_start_keeps_the_file_there(model: LocusModel, tmp_path: Path) -> None:
     path = tmp_path / "model.engine"
