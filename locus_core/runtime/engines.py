@@ -115,7 +115,10 @@ def code_digest(model: nn.Module) -> str:
     graph exported by other code (an upgrade that changes how a layer computes, with the same
     weights) is not reused."""
     digest = hashlib.sha256(torch.__version__.encode())
-    files = {getattr(sys.modules.get(type(module).__module__), "__file__", None) for module in model.modules()}
+    # Base classes too: Backbone.forward and preprocess (crop, grayscale, mean/std), in the exported
+    # graph, live in a module of their own that no layer's class is from.
+    classes = {cls for module in model.modules() for cls in type(module).__mro__}
+    files = {getattr(sys.modules.get(cls.__module__), "__file__", None) for cls in classes}
     for path in sorted(Path(f).resolve() for f in files if f):
         if path.is_relative_to(_PACKAGE):
             digest.update(path.read_bytes())

@@ -193,6 +193,32 @@ def test_cached_graph_is_keyed_by_the_code_of_the_models_layers(tmp_path: Path, 
     assert code_digest(model_from(layer.format(" * 3"))) == code_digest(torch.nn.Linear(2, 2))
 
 
+def test_cached_graph_is_keyed_by_the_code_of_the_layers_base_classes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Backbone.preprocess (in the graph) is in base.py, which no layer's own class comes from."""
+    import importlib.util
+
+    import locus_core.runtime.engines as engines
+
+    def load(name: str, code: str) -> object:
+        (tmp_path / f"{name}.py").write_text(code)
+        spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    def model_from(base_forward: str) -> torch.nn.Module:
+        load("base_layer", f"import torch\nclass Base(torch.nn.Module):\n    def forward(self, x):\n        return {base_forward}\n")
+        return load("derived_layer", "from base_layer import Base\nclass Layer(Base):\n    pass\n").Layer()
+
+    monkeypatch.setattr(engines, "_PACKAGE", tmp_path)
+    first = code_digest(model_from("x"))
+    assert code_digest(model_from("x")) == first
+    assert code_digest(model_from("x.mean(1, keepdim=True)")) != first
+
+
 def test_cached_graph_is_keyed_by_the_versions_of_other_packages_in_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """timm's ViT blocks are not our source: a timm upgrade must not reuse graphs exported with the old one."""
     import timm.layers
