@@ -165,6 +165,12 @@ class InferenceEngine(nn.Module):
                 f"{self.name} engine for model {self.hash} takes (B,3,{self.input_size[0]},{self.input_size[1]}) "
                 f"images, got {tuple(images.shape)}"
             )
+        if not images.is_floating_point():
+            # Runtimes cast to float and run: uint8 frames gave features of 0-255 input, where eager
+            # PyTorch refuses them.
+            raise EngineError(
+                f"{self.name} engine for model {self.hash} takes float RGB images in [0, 1], got {images.dtype}"
+            )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.hash}, input_size={self.input_size})"

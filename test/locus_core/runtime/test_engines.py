@@ -262,6 +262,16 @@ def test_wrong_input_size_is_named(model: LocusModel) -> None:
         engine(torch.rand(1, 3, 32, 32))
 
 
+def test_uint8_images_are_refused_as_by_pytorch(model: LocusModel, tmp_path: Path) -> None:
+    from locus_core.runtime.engines import TorchScriptEngine
+
+    frames = (_images() * 255).to(torch.uint8)
+    torchscript = TorchScriptEngine(model, export_model(model, tmp_path / "m.ts", "torchscript")[0])
+    for engine in (create_engine(model, "onnxruntime"), torchscript):
+        with pytest.raises(EngineError, match=r"takes float RGB images in \[0, 1\], got torch.uint8"):
+            engine(frames)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on a machine without CUDA")
 def test_tensorrt_falls_back_with_the_reason_logged(model: LocusModel, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
