@@ -159,11 +159,15 @@ class InferenceEngine(nn.Module):
     def device(self) -> torch.device:
         return torch.device("cpu")
 
-    def _check(self, images: torch.Tensor) -> None:
-        if images.ndim != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != self.input_size:
+    def _check(self, images: torch.Tensor, *, any_size: bool = False) -> None:
+        """Raise unless ``images`` are (B,3,H,W) float at the input size (``any_size``: H, W >= the stride)."""
+        if any_size:
+            size, wrong = f"H >= {self.stride}, W >= {self.stride}", min(images.shape[-2:], default=0) < self.stride
+        else:
+            size, wrong = f"{self.input_size[0]},{self.input_size[1]}", tuple(images.shape[-2:]) != self.input_size
+        if images.ndim != 4 or images.shape[1] != 3 or wrong:
             raise EngineError(
-                f"{self.name} engine for model {self.hash} takes (B,3,{self.input_size[0]},{self.input_size[1]}) "
-                f"images, got {tuple(images.shape)}"
+                f"{self.name} engine for model {self.hash} takes (B,3,{size}) images, got {tuple(images.shape)}"
             )
         if not images.is_floating_point():
             # Runtimes cast to float and run: uint8 frames gave features of 0-255 input, where eager
@@ -271,8 +275,12 @@ class OnnxEngine(InferenceEngine):
         self._dynamic = not all(isinstance(n, int) for n in fixed)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if not self._dynamic:
-            self._check(images)
+        self._check(images, any_size=self._dynamic)
+        if self._dynamic:
+            # A dynamic graph takes multiples of the stride (exported so) and ONNX Runtime failed on
+            # others: the rows and columns the model would crop off are cropped here.
+            height, width = (n // self.stride * self.stride for n in images.shape[-2:])
+            images = images[..., :height, :width]
         array = images.detach().cpu().float().contiguous().numpy()
         return torch.from_numpy(self.session.run(None, {self._input: array})[0])
 

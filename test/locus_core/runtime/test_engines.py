@@ -49,6 +49,15 @@ def test_dynamic_onnx_takes_other_sizes(model: LocusModel, tmp_path: Path) -> No
     images = torch.rand(1, 3, 48, 96)
     with torch.inference_mode():
         assert parity(model(images), engine(images)) >= 0.999
+    images = torch.rand(1, 3, 50, 90)  # not multiples of the stride: cropped, as the model does
+    with torch.inference_mode():
+        assert parity(model(images), engine(images)) >= 0.999
+    with pytest.raises(EngineError, match=r"takes \(B,3,H >= 8, W >= 8\) images, got \(1, 1, 48, 96\)"):
+        engine(torch.rand(1, 1, 48, 96))
+    with pytest.raises(EngineError, match=r"takes \(B,3,H >= 8, W >= 8\) images, got \(1, 3, 4, 96\)"):
+        engine(torch.rand(1, 3, 4, 96))
+    with pytest.raises(EngineError, match="takes float RGB images"):
+        engine((images * 255).to(torch.uint8))
 
 
 def test_opset_23_fuses_attention_and_matches(model: LocusModel, tmp_path: Path) -> None:
