@@ -67,6 +67,11 @@ def export_onnx(
         # The exporter folds the neighbourhood index arithmetic for the traced grid into the graph.
         raise ExportError(f"model {model.hash} has local attention, which exports at a fixed input size: "
                           "export once per size (--size H W) instead of --dynamic")
+    if dynamic and getattr(getattr(model, "backbone", None), "fixed_size", None) is not None:
+        # A ViT's position embedding is resampled to one grid: the graph checked at that size fails
+        # in ONNX Runtime at any other.
+        raise ExportError(f"model {model.hash}: backbone {model.backbone.info.name} has a position embedding "
+                          "for one input size: export once per size (--size H W) instead of --dynamic")
     example = example_input(model, input_size)
     axes: dict[int, object] = {0: torch.export.Dim("batch", min=1, max=64)}
     if dynamic:

@@ -81,6 +81,14 @@ def test_local_attention_exports_at_a_fixed_size(tmp_path: Path) -> None:
         export_model(local, tmp_path / "dynamic.onnx", "onnx", dynamic=True)
 
 
+def test_a_vit_does_not_export_at_dynamic_sizes(tmp_path: Path) -> None:
+    # It exported and passed parity at its own size, and failed in ONNX Runtime at every other.
+    vit = LocusModel(ModelConfig(backbone="dino_vits8", input_size=SIZE), backbone_weights="random").eval()
+    with pytest.raises(ExportError, match="backbone dino_vits8 has a position embedding for one input size"):
+        export_model(vit, tmp_path / "vit.onnx", "onnx", dynamic=True)
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("size", [SIZE, (72, 88)])  # grids 8x10 and 9x11: the last blocks are smaller
 def test_pooled_global_attention_exports(tmp_path: Path, size: tuple[int, int]) -> None:
     torch.manual_seed(0)
