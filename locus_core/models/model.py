@@ -289,7 +289,10 @@ class LocusModel(nn.Module):
                 f"{source}: weights do not match the recorded hash {checkpoint['hash']} "
                 f"(got {model.hash}): the file was modified or is corrupt"
             )
-        model.metadata = dict(checkpoint.get("metadata") or {})
+        metadata = checkpoint.get("metadata") or {}
+        if not isinstance(metadata, dict):  # not in the hash: dict() raised a bare ValueError/TypeError
+            raise ModelError(f"{source}: damaged checkpoint, metadata is a {type(metadata).__name__}, not a dict")
+        model.metadata = dict(metadata)
         return model
 
     @classmethod

@@ -162,6 +162,8 @@ def test_bad_checkpoints_are_named(tmp_path: Path) -> None:
     wrong_shape = {**good, "config": {**good["config"], "hidden": 64}}
     with pytest.raises(ModelError, match="shape.pt: head weights do not fit config"):
         LocusModel.load(write("shape.pt", wrong_shape))
+    with pytest.raises(ModelError, match="meta.pt: damaged checkpoint, metadata is a list, not a dict"):
+        LocusModel.load(write("meta.pt", {**good, "metadata": ["trained", 300]}))
     with pytest.raises(ConfigError, match="bad.pt.*radii"):
         LocusModel.load(write("bad.pt", {**good, "config": {**good["config"], "radii": [-1.0]}}))
 
