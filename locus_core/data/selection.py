@@ -46,3 +46,17 @@ def select(indices: Sequence[int], spec: str | None, *, source: str = "data set"
         span = f"{min(indices)}..{max(indices)}" if indices else "none"
         raise SelectionError(f"{source}: frames {spec!r} select nothing (frame indices present: {span})")
     return positions
+
+
+def describe(indices: Sequence[int]) -> str:
+    """The selection that picks exactly ``indices`` (sorted frame index values) again: ``START:STOP``
+    or ``START:STOP:STEP`` when they are evenly spaced, else ``FIRST..LAST`` (no selection picks
+    them; the count says how many); "" for none."""
+    if not indices:
+        return ""
+    first, last = indices[0], indices[-1]
+    steps = {b - a for a, b in zip(indices, indices[1:])}
+    if len(steps) > 1:
+        return f"{first}..{last}"
+    step = steps.pop() if steps else 1
+    return f"{first}:{last + 1}" + (f":{step}" if step > 1 else "")

@@ -233,12 +233,14 @@ def build_map(
 
 
 def _describe(dataset: Any) -> dict[str, Any]:
+    from locus_core.data.selection import describe
+
     indices = list(getattr(dataset, "indices", []))
     return {
         "path": str(Path(getattr(dataset, "path", "")).resolve()) if hasattr(dataset, "path") else "",
         "name": str(getattr(dataset, "name", "")),
         "format": str(getattr(dataset, "format", "")),
-        "frames": f"{indices[0]}:{indices[-1] + 1}" if indices else "",
+        "frames": describe(indices),
         "count": len(dataset),
     }
 

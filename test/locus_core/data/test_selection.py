@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from locus_core.data import SelectionError, parse_frames
-from locus_core.data.selection import select
+from locus_core.data.selection import describe, select
 
 
 def test_parse() -> None:
@@ -35,3 +35,14 @@ def test_select_matches_slice_on_values(indices: list[int], start: int, stop: in
 def test_empty_source() -> None:
     with pytest.raises(SelectionError, match="seq: no frames found"):
         select([], None, source="seq")
+
+
+@given(st.lists(st.integers(0, 300), unique=True, min_size=1).map(sorted),
+       st.integers(0, 300), st.integers(0, 300), st.integers(1, 7))
+def test_a_selection_is_described_as_one_that_picks_it_again(indices: list[int], start: int, stop: int, step: int) -> None:
+    picked = [i for i in indices if i in range(start, stop, step)]
+    if len(picked) >= 2 and len({b - a for a, b in zip(picked, picked[1:])}) == 1:
+        assert [indices[p] for p in select(indices, describe(picked))] == picked
+    elif len(picked) > 2 and len({b - a for a, b in zip(picked, picked[1:])}) > 1:
+        assert describe(picked) == f"{picked[0]}..{picked[-1]}"  # not a selection: no slice picks them
+    assert describe([0, 4, 8]) == "0:9:4" and describe([3]) == "3:4" and describe([]) == ""

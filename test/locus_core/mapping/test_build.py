@@ -80,3 +80,8 @@ def test_frames_without_depth_in_range_at_a_mapped_viewpoint_are_not_keyframes()
     assert len(builder.map.keyframes) == 1 and len(builder.recent) == 1
     # a view the keyframe does not see still makes one (the box and wall moved away)
     assert builder.wants(dataclasses.replace(step_frame(), depth=np.full((32, 32), 3.0, np.float32)))
+
+
+def test_the_map_records_the_selection_it_was_built_from(built_map) -> None:
+    """`locus map info` shows it: a selection with a step is recorded with it (0:48:2, not 0:47)."""
+    assert built_map.sources[0]["frames"] == "0:47:2" and built_map.sources[0]["count"] == 24
