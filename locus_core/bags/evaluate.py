@@ -154,7 +154,7 @@ def evaluate_bag(
                    workers=workers)
     metrics = to_json(metrics)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out / "metrics.json").unlink(missing_ok=True)  # it marks a finished run: see the end
     (out / "config.yaml").write_text(yaml.safe_dump(
         {"replay": config_to_dict(config), "localizer": config_to_dict(processor.config),
          "map": config_to_dict(landmark_map.config), "model": {"spec": spec, "hash": processor.model.hash}},
@@ -167,6 +167,8 @@ def evaluate_bag(
                     landmark_map.keyframes.T_map_kf, title=f"{Path(bag).name} vs map {Path(map_dir).name}")
     plot_errors(out / "errors.png", frames)
     write_frames_csv(out / "frames.csv", frames)
+    # last: a rerun into this folder interrupted before here leaves no metrics beside its other files
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
 

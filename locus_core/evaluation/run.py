@@ -121,7 +121,6 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
     models = {"model": model, "backbone": baseline}
     out.mkdir(parents=True, exist_ok=True)
     config = replace(config, tasks=tuple(tasks))
-    save_config(config, out / "config.yaml")
 
     with _timed(timings, "features"):
         feats = {name: extract(m, dataset, f"features ({name})") for name, m in _unique(models).items()}
@@ -172,10 +171,14 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
     from locus_core.evaluation import figures as fig
     from locus_core.evaluation.report import write_report
 
+    # metrics.json marks a finished run: removed first, written last, so that it never sits beside
+    # the figures, config or report of a rerun into the same folder that was interrupted.
+    (out / "metrics.json").unlink(missing_ok=True)
     files = fig.write_figures(out, feats, figures, model_spec if model.is_raw else fig.LABELS["model"])
+    save_config(config, out / "config.yaml")
+    files.append(write_report(out / "report.md", metrics, config, [f for f in files if f.suffix == ".png"]))
     (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, allow_nan=True))
     files += [out / "metrics.json", out / "config.yaml"]
-    files.append(write_report(out / "report.md", metrics, config, [f for f in files if f.suffix == ".png"]))
     return Evaluated(metrics, files)
 
 

@@ -76,6 +76,16 @@ def test_full_run_writes_every_file(scene: Path, checkpoint: Path, tmp_path: Pat
     for name in ("retrieval_pr", "pose_cdf", "matches", "features_pca"):
         assert (out / f"{name}.png").stat().st_size > 1000
     assert (out / "config.yaml").exists()
+    # A rerun into the folder stopped while writing (Ctrl-C) leaves no metrics.json beside its files.
+    from locus_core.evaluation import figures
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures, "write_figures", interrupted)
+    assert main(["eval", "--model", str(checkpoint), "--data", str(scene), "--frames", "0:8", "--tasks", "retrieval",
+                 "--out", str(out), "--set", "retrieval_queries=40"]) == 130
+    assert not (out / "metrics.json").exists()
 
 
 @pytest.mark.parametrize("two_stage", [True, False])

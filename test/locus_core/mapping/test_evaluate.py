@@ -44,7 +44,7 @@ def test_metrics_keys_and_values() -> None:
     json.dumps(unseen)
 
 
-def test_cli_build_info_merge_localize(scene: Path, tmp_path: Path, capsys) -> None:
+def test_cli_build_info_merge_localize(scene: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     out = tmp_path / "map"
     assert main(["map", "build", "--model", "backbone:test", "--data", str(scene), "--frames", "0:24:2",
                  "--out", str(out), "--set", "landmarks_per_keyframe=100"]) == 0
@@ -60,6 +60,17 @@ def test_cli_build_info_merge_localize(scene: Path, tmp_path: Path, capsys) -> N
     assert (tmp_path / "loc" / "config.yaml").is_file() and (tmp_path / "loc" / "results.csv").is_file()
     assert set(metrics["latency_ms"]["stages_p50"]) == {"features", "search", "verify", "refine"}
     assert main(["map", "info", str(tmp_path / "nothing")]) == 2
+    # A rerun into the same folder stopped before its end (Ctrl-C while plotting) leaves no metrics.json
+    # beside its new files: metrics.json marks a finished run.
+    import locus_core.mapping.evaluate as evaluate
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "plot_trajectory", interrupted)
+    assert main(["map", "localize", "--map", str(out), "--data", str(scene), "--frames", "0:24:12",
+                 "--out", str(tmp_path / "loc")]) == 130
+    assert not (tmp_path / "loc" / "metrics.json").exists() and (tmp_path / "loc" / "results.csv").is_file()
     assert "no map directory" in capsys.readouterr().err
     assert main(["map", "localize", "--map", str(out), "--data", str(scene), "--frames", "0:2",
                  "--model", "backbone:xfeat", "--out", str(tmp_path / "loc2")]) == 2
