@@ -286,7 +286,8 @@ class OnnxEngine(InferenceEngine):
 
 
 class TensorRTEngine(InferenceEngine):
-    """A TensorRT engine built from the ONNX graph (opset 18) on first use and cached.
+    """A TensorRT engine built from the ONNX graph (opset 18) on first use, checked against eager
+    PyTorch (``check``: an engine that disagrees is removed, and ``create_engine`` falls back) and cached.
 
     The cache key holds the model hash and weights digest, the TensorRT version, the GPU's name and
     compute capability, the input size and the precision: an engine built for another GPU or
@@ -315,11 +316,14 @@ class TensorRTEngine(InferenceEngine):
         if not hasattr(trt.IExecutionContext, "execute_async_v3"):
             raise RuntimeUnavailable(f"TensorRT {trt.__version__} is too old (need >= 8.6)")
         self._trt = trt
+        self.fp16 = fp16
+        self.parity: float | None = None  # with eager PyTorch, once checked (``check``)
         self.key = engine_key(model, trt.__version__, self.input_size, fp16)
         safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in self.key)
         self.engine_path = Path(engine_path) if engine_path else cache_dir() / "tensorrt" / f"{safe}.engine"
         logger = trt.Logger(trt.Logger.WARNING)
-        if not self.engine_path.is_file() or self._read_key() != self.key:
+        built = not self.engine_path.is_file() or self._read_key() != self.key
+        if built:
             self._build(Path(onnx_path) if onnx_path else cached_onnx(model, opset=18), logger, fp16)
         runtime = trt.Runtime(logger)
         self.engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
@@ -332,10 +336,26 @@ class TensorRTEngine(InferenceEngine):
         self._output = next(n for n in names if modes[n] == trt.TensorIOMode.OUTPUT)
         # Its own stream: TensorRT synchronises more on the legacy default stream.
         self._stream = torch.cuda.Stream()
+        if built:  # an engine is checked once, when built: an FP16 overflow gives NaN features
+            self.check(model)
 
     @property
     def device(self) -> torch.device:
         return torch.device("cuda")
+
+    def check(self, model: nn.Module) -> float:
+        """Parity with ``model`` in eager PyTorch (computed once); below the bound the engine file
+        is removed and an ExportError raised (``create_engine`` then falls back, with the reason)."""
+        from locus_core.runtime.export import checked_parity
+
+        if self.parity is None:
+            try:
+                self.parity = checked_parity(model, self, f"TensorRT engine {self.engine_path}", fp16=self.fp16)
+            except ExportError:
+                self.engine_path.unlink(missing_ok=True)
+                self.engine_path.with_suffix(".key").unlink(missing_ok=True)
+                raise
+        return self.parity
 
     def _read_key(self) -> str:
         key_file = self.engine_path.with_suffix(".key")

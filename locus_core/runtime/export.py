@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 Format = Literal["onnx", "torchscript", "tensorrt"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript", "tensorrt")
 MIN_PARITY = 0.999
+FP16_MIN_PARITY = 0.99  # FP16 engines: half precision costs about 1e-3 of cosine
 OPSETS: tuple[int, ...] = (18, 23)
 INPUT_NAME = "images"
 OUTPUT_NAME = "features"
@@ -42,6 +43,24 @@ def parity(reference: torch.Tensor, candidate: torch.Tensor) -> float:
     b = candidate.detach().float().cpu()
     cos = (a * b).sum(2) / (a.norm(dim=2) * b.norm(dim=2)).clamp_min(1e-12)
     return float(cos.nan_to_num(nan=-1.0, posinf=-1.0, neginf=-1.0).min())
+
+
+def checked_parity(model: nn.Module, engine: nn.Module, what: str, *, fp16: bool = False) -> float:
+    """Parity of ``engine``'s features with ``model``'s (eager PyTorch) on the seeded example images.
+
+    Raises:
+        ExportError: naming ``what``, below ``MIN_PARITY`` (``FP16_MIN_PARITY`` for an FP16 engine).
+    """
+    example = example_input(model)
+    device = next(model.parameters(), torch.empty(0)).device
+    with torch.inference_mode():
+        reference = model.eval()(example.to(device))
+        candidate = engine(example.to(engine.device))
+    score = parity(reference, candidate)
+    required = FP16_MIN_PARITY if fp16 else MIN_PARITY
+    if score < required:
+        raise ExportError(f"{what} disagrees with PyTorch (min per-patch cosine {score:.4f} < {required})")
+    return score
 
 
 def example_input(model: nn.Module, input_size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -144,9 +163,6 @@ def export_model(
         # embedding is resampled to it).
         model = model.with_input_size(tuple(input_size))
         input_size = None
-    example = example_input(model, input_size)
-    with torch.inference_mode():
-        reference = model.eval()(example)
     # ONNX and TorchScript files are checked under another name and only then moved to ``path``:
     # a graph that exports but computes something else must never be found there, by this process
     # or by another one loading the cache meanwhile, and a failed export keeps the previous file.
@@ -161,18 +177,9 @@ def export_model(
         else:
             # Checks TensorRT and the GPU before exporting the (cached, opset-18) graph it builds from.
             engine = TensorRTEngine(model, engine_path=path, fp16=fp16)
-        with torch.inference_mode():
-            candidate = engine(example.to(engine.device))
-        score = parity(reference, candidate)
-        # FP16 engines are held to a looser bound: half precision costs about 1e-3 of cosine.
-        required = 0.99 if fmt == "tensorrt" and fp16 else MIN_PARITY
-        if score < required:
-            if written == path:  # a TensorRT engine is built in place: the failed one is removed
-                path.unlink(missing_ok=True)
-            raise ExportError(
-                f"{path}: exported {fmt} graph disagrees with PyTorch (min per-patch cosine {score:.4f} < "
-                f"{required}); not written"
-            )
+        # A TensorRT engine builds in place and removes itself when it fails the check.
+        score = (engine.check(model) if fmt == "tensorrt"
+                 else checked_parity(model, engine, f"{path}: exported {fmt} graph (not written)"))
         os.replace(written, path)
     except BaseException:
         if written != path:  # never the file at ``path``: a failure before the check keeps it

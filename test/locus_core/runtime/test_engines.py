@@ -124,7 +124,7 @@ def test_export_writes_only_a_checked_file(
         return 0.5
 
     monkeypatch.setattr(export, "parity", disagrees)
-    with pytest.raises(ExportError, match=rf"model.out: exported {fmt} graph disagrees .* 0.5000 < 0.999\); not written"):
+    with pytest.raises(ExportError, match=rf"model.out: exported {fmt} graph \(not written\) disagrees .* 0.5000 < 0.999\)"):
         export_model(model, path, fmt)
     assert during_check == [b"previous"]  # checked before it replaced the file
     assert path.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == ["model.out"]
@@ -142,7 +142,7 @@ def test_an_export_giving_nan_features_is_refused(
         return features
 
     monkeypatch.setattr(OnnxEngine, "forward", overflows)
-    with pytest.raises(ExportError, match=r"nan.onnx: exported onnx graph disagrees .* -1.0000 < 0.999\); not written"):
+    with pytest.raises(ExportError, match=r"nan.onnx: exported onnx graph \(not written\) disagrees .* -1.0000 < 0.999\)"):
         export_model(model, tmp_path / "nan.onnx", "onnx")
     assert not list(tmp_path.iterdir())
     features = torch.nn.functional.normalize(torch.rand(1, 1, 4, 2, 2), dim=2)
@@ -428,3 +428,24 @@ def test_int8_graph_that_departs_from_fp32_is_not_used(
     assert engine.name == "onnxruntime"
     assert "its int8 graph departs from fp32 (smallest per-patch cosine 0.5000 < 0.98); not used" in engine.fallbacks[0]
     assert not list((tmp_path / "onnx").glob("*int8*"))
+
+
+def test_a_tensorrt_engine_that_disagrees_with_pytorch_removes_itself(
+    model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check a freshly built engine runs (no GPU here: the engine's own parts are stand-ins).
+    An FP16 overflow gives NaN features: the engine file goes, and create_engine falls back."""
+    engine = TensorRTEngine.__new__(TensorRTEngine)
+    torch.nn.Module.__init__(engine)
+    engine.engine_path, engine.fp16, engine.parity = tmp_path / "m.engine", True, None
+    monkeypatch.setattr(TensorRTEngine, "device", property(lambda self: torch.device("cpu")))
+    for name in ("m.engine", "m.key"):
+        (tmp_path / name).write_text("built")
+    monkeypatch.setattr(TensorRTEngine, "forward", lambda self, images: model(images) * float("nan"))
+    with pytest.raises(ExportError, match=r"TensorRT engine .*m.engine disagrees with PyTorch .* -1.0000 < 0.99\)"):
+        engine.check(model)
+    assert not list(tmp_path.iterdir()) and engine.parity is None
+    for name in ("m.engine", "m.key"):
+        (tmp_path / name).write_text("built")
+    monkeypatch.setattr(TensorRTEngine, "forward", lambda self, images: model(images))
+    assert engine.check(model) == pytest.approx(1.0) and len(list(tmp_path.iterdir())) == 2
