@@ -51,7 +51,9 @@ class PosedFrame:
         return self.T_world_cam is not None
 
     def validate(self) -> PosedFrame:
-        """Check dtypes, shapes, intrinsics, pose rigidity and that some depth is valid.
+        """Check dtypes, shapes, intrinsics and pose rigidity. Depth may be missing everywhere (a
+        covered or blinded camera, a depth stream still starting): such a frame is kept, with no
+        3D points, as the node localizes it from RGB alone; a data set is not refused for it.
 
         Returns self, so readers can ``return PosedFrame(...).validate()``.
         Raises:
@@ -71,8 +73,6 @@ class PosedFrame:
         if self.depth is not None:
             if self.depth.dtype != np.float32:
                 raise FrameError(f"{name}: depth must be float32 metres, got {self.depth.dtype}")
-            if not np.isfinite(self.depth).any():
-                raise FrameError(f"{name}: depth has no valid pixel")
         K = self.K
         if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
             raise FrameError(f"{name}: intrinsics must be a finite 3x3 with positive focal lengths, got {K!r}")

@@ -107,8 +107,6 @@ def test_bad_input_fails_at_open(tmp_path: Path, breakage, error, message) -> No
     [
         (lambda p: (p / "frame-000001.color.png").write_bytes(b"not a png"), DataFileError,
          r"frame-000001\.color\.png: cannot read image"),
-        (lambda p: write_png(p / "frame-000001.depth.png", np.zeros((48, 64), np.uint16)), FrameError,
-         "frame-000001: depth has no valid pixel"),
         (lambda p: write_png(p / "frame-000001.depth.png", np.ones((24, 64), np.uint16)), FrameError,
          "frame-000001: depth is 64x24 but rgb is 64x48"),
     ],
@@ -139,3 +137,13 @@ def test_unknown_format_and_options(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="intrinsics 'abc'"):
         open_dataset(path, intrinsics="abc")
     assert open_dataset(path, intrinsics="100,100,32,24").intrinsics(0)[0, 0] == 100
+
+
+def test_a_frame_without_any_valid_depth_is_read_with_its_depth_missing(tmp_path: Path) -> None:
+    """A covered camera or a depth stream still starting: the frame is kept (the node localizes it
+    from RGB alone); a data set, a map build or a training run is not refused for it."""
+    scene = make_scene()
+    path = write_tsdf(tmp_path / "seq", scene)
+    write_png(path / "frame-000001.depth.png", np.zeros((48, 64), np.uint16))
+    frame = open_dataset(path)[1]
+    assert frame.depth is not None and not np.isfinite(frame.depth).any()
