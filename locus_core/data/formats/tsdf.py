@@ -43,13 +43,17 @@ def detect(path: Path) -> bool:
     return path.is_dir() and next(path.glob("frame-*.pose.txt"), None) is not None
 
 
-def detect_encoding(depth_file: Path) -> str:
-    raw = read_raw(depth_file)
-    valid = raw[(raw > 0) & (raw < 65535)]
-    if valid.size < 100:
-        return "mm"
-    multiples_of_8 = np.mean(valid % 8 == 0) > LABELFUSION_MULTIPLE_OF_8
-    return "labelfusion" if multiples_of_8 and np.median(valid >> 3) >= 3000 else "mm"
+def detect_encoding(depth_files: list[Path]) -> str:
+    """The encoding of the first of ``depth_files`` with enough valid pixels to tell ("mm" if none):
+    a frame without valid depth (a covered camera, a depth stream still starting) says nothing, and
+    judging by it read a label-fusion recording that starts with one as millimetres (80x too far)."""
+    for depth_file in depth_files:
+        raw = read_raw(depth_file)
+        valid = raw[(raw > 0) & (raw < 65535)]
+        if valid.size >= 100:
+            multiples_of_8 = np.mean(valid % 8 == 0) > LABELFUSION_MULTIPLE_OF_8
+            return "labelfusion" if multiples_of_8 and np.median(valid >> 3) >= 3000 else "mm"
+    return "mm"
 
 
 def decode_depth(raw: np.ndarray, encoding: str) -> np.ndarray:
@@ -90,7 +94,7 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
             json.loads((path / SCENE_FILE).read_text())
         except json.JSONDecodeError as exc:
             raise FormatError(f"{path / SCENE_FILE}: not valid JSON ({exc})") from None
-    encoding = options.get("depth_encoding") or ("mm" if synthetic else detect_encoding(depths[0]))
+    encoding = options.get("depth_encoding") or ("mm" if synthetic else detect_encoding(depths))
     if encoding not in ENCODINGS:
         raise FormatError(f"{path}: depth_encoding {encoding!r} is not one of {', '.join(ENCODINGS)}")
     fmt = "synthetic" if synthetic else ("labelfusion" if encoding == "labelfusion" else "7scenes")

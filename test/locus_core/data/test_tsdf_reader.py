@@ -59,6 +59,18 @@ def test_labelfusion_encoding_detected_from_data(tmp_path: Path) -> None:
     assert open_dataset(tmp_path / "shelf", depth_encoding="mm").format == "7scenes"
 
 
+def test_labelfusion_encoding_detected_past_a_first_frame_without_depth(tmp_path: Path) -> None:
+    """The first frame has no valid depth (a stream still starting): it cannot tell the encoding,
+    the next one does; judged by the first, every frame was read as millimetres (80x too far)."""
+    scene = make_scene(plane_z=0.6)
+    path = write_tsdf(tmp_path / "shelf", scene, labelfusion=True)
+    write_png(path / "frame-000000.depth.png", np.zeros((48, 64), np.uint16))
+    ds = open_dataset(path)
+    assert ds.format == "labelfusion"
+    np.testing.assert_allclose(ds[1].depth, scene.depth[1], atol=2e-4)
+    assert not np.isfinite(ds[0].depth).any()
+
+
 def test_synthetic_layout_has_labels(tmp_path: Path) -> None:
     scene = make_scene()
     path = write_tsdf(tmp_path / "syn", scene)
