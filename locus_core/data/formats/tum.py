@@ -101,7 +101,9 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
             if not f.is_file():
                 raise DataFileError(f"{f}: file not found")
         check_pose(T, f"{path / 'groundtruth.txt'} at {rgb_file.name}")
-    default = next((K for key, K in FREIBURG_K.items() if key in path.name), ROS_DEFAULT_K)
+    # The folder's own name, as given or behind a symlink ("." has no name; a link may be renamed).
+    names = f"{path.absolute().name} {path.resolve().name}"
+    default = next((K for key, K in FREIBURG_K.items() if key in names), ROS_DEFAULT_K)
     K = find_intrinsics(path, ("camera-intrinsics.txt", "intrinsics.txt"), options.get("intrinsics"), default)
     H, W = read_raw(chosen[0][2]).shape
 

@@ -52,6 +52,16 @@ def test_tum(tmp_path: Path) -> None:
         open_dataset(path)
 
 
+def test_tum_sensor_calibration_through_a_link_or_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Freiburg sensor is named by the folder behind a symlink, or by the current folder for
+    "."; the ROS default K (525) was used for both, silently."""
+    path = write_tum(tmp_path / "rgbd_dataset_freiburg3_long_office", make_scene())
+    (tmp_path / "office").symlink_to(path)
+    assert open_dataset(tmp_path / "office").intrinsics(0)[0, 0] == pytest.approx(535.4)
+    monkeypatch.chdir(path)
+    assert open_dataset(".").intrinsics(0)[0, 0] == pytest.approx(535.4)
+
+
 def test_scannet_resizes_colour_to_depth(tmp_path: Path) -> None:
     scene = make_scene()
     path = write_scannet(tmp_path / "scene0000_00", scene)
