@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from rgbd_scene import make_scene, write_matterport, write_scannet, write_slambook, write_tum
 
-from locus_core.data import DataFileError, FormatError, open_dataset
+from locus_core.data import DataFileError, FormatError, FrameError, open_dataset
 from locus_core.data.consistency import reprojection_median
 
 
@@ -31,6 +31,11 @@ def test_slambook(tmp_path: Path) -> None:
     (path / "depth" / "3.pgm").unlink()
     with pytest.raises(DataFileError, match=r"depth/3\.pgm: file not found"):
         open_dataset(path)
+    write_slambook(path, scene)
+    rows = (path / "pose.txt").read_text().splitlines()
+    (path / "pose.txt").write_text("\n".join(rows[:1] + ["0 0 0 0 0 0 0"] + rows[2:]) + "\n")
+    with pytest.raises(FrameError, match=r"pose\.txt row 2: quaternion \(0, 0, 0, 0\)"):  # named no file
+        open_dataset(path)
 
 
 def test_tum(tmp_path: Path) -> None:
@@ -50,6 +55,9 @@ def test_tum(tmp_path: Path) -> None:
     (path / "groundtruth.txt").write_text("\n".join(lines[:2] + [lines[2].replace(" ", " x", 1)]) + "\n")
     with pytest.raises(FormatError, match=r"groundtruth\.txt:3: 'x[-0-9.e]+' is not a number"):
         open_dataset(path)
+    (path / "groundtruth.txt").write_text("\n".join(lines[:2] + [lines[2].split()[0] + " 0 0 0 0 0 0 0"]) + "\n")
+    with pytest.raises(FrameError, match=r"groundtruth\.txt at 100\.033333\.png: quaternion \(0, 0, 0, 0\)"):
+        open_dataset(path)  # named no file
 
 
 def test_tum_sensor_calibration_through_a_link_or_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
