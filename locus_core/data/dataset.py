@@ -110,7 +110,16 @@ class PosedDataset(Sequence[PosedFrame]):
         if root.is_file():
             files, base = [root], root.parent
         else:
-            files = [Path(folder, name) for folder, _, names in os.walk(root) for name in names]
+            # Through symlinked subfolders too (a scene whose color/ or depth/ links elsewhere: its
+            # images changed unseen), each real folder once (a link to an ancestor must not loop).
+            files, seen = [], set()
+            for folder, subfolders, names in os.walk(root, followlinks=True):
+                real = os.path.realpath(folder)
+                if real in seen:
+                    subfolders[:] = []
+                    continue
+                seen.add(real)
+                files += [Path(folder, name) for name in names]
             files, base = [file for file in files if file.is_file()], root  # not dangling links
         for name, stat in sorted((str(file.relative_to(base)), file.stat()) for file in files):
             digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())

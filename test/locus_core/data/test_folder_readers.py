@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rgbd_scene import make_scene, write_matterport, write_scannet, write_slambook, write_tum
+from rgbd_scene import make_scene, mm, write_matterport, write_png, write_scannet, write_slambook, write_tum
 
 from locus_core.data import DataFileError, FormatError, FrameError, open_dataset
 from locus_core.data.consistency import reprojection_median
@@ -79,6 +79,22 @@ def test_scannet_resizes_colour_to_depth(tmp_path: Path) -> None:
     assert ds[0].rgb.shape == (48, 64, 3)
     np.testing.assert_allclose(ds.intrinsics(0), scene.K)
     check(ds, scene, depth_atol=5e-4, rgb_exact=False)
+
+
+def test_content_digest_sees_files_under_symlinked_folders(tmp_path: Path) -> None:
+    """A scene whose folders link elsewhere: re-exported depth there changes the digest that caches
+    are keyed by (it was walked without following links, so stale caches were served); a link to
+    an ancestor does not loop."""
+    scene = make_scene()
+    real = write_scannet(tmp_path / "export", scene)
+    path = tmp_path / "scene0000_00"
+    path.mkdir()
+    for folder in ("color", "depth", "pose", "intrinsic"):
+        (path / folder).symlink_to(real / folder)
+    (path / "depth" / "loop").symlink_to(path)
+    before = open_dataset(path).content_digest()
+    write_png(real / "depth" / "2.png", mm(scene.depth[2] * 1.1))
+    assert open_dataset(path).content_digest() != before
 
 
 def test_matterport(tmp_path: Path) -> None:
