@@ -108,3 +108,16 @@ def test_matterport(tmp_path: Path) -> None:
     conf.write_text(conf.read_text().replace("intrinsics_matrix", "intrinsics_matrix x", 1))
     with pytest.raises(FormatError, match=r"17DRP5sb8fy\.conf:5: malformed line"):
         open_dataset(path)
+
+
+def test_matterport_with_its_inner_folders_linked(tmp_path: Path) -> None:
+    """Each zip unpacked elsewhere and its inner <scan> folder linked into the scan: the .conf and
+    the images are found through the links (rglob does not follow them: 'no .conf file')."""
+    real = write_matterport(tmp_path / "unpacked" / "17DRP5sb8fy", make_scene())
+    path = tmp_path / "17DRP5sb8fy"
+    for folder in ("undistorted_camera_parameters", "undistorted_color_images", "undistorted_depth_images"):
+        (path / folder).mkdir(parents=True)
+        (path / folder / "17DRP5sb8fy").symlink_to(real / folder / "17DRP5sb8fy")
+    (path / "undistorted_color_images" / "loop").symlink_to(path)
+    ds = open_dataset(path)
+    assert len(ds) == 6 and ds[4].frame_id.endswith("_i1_0")
