@@ -298,6 +298,13 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
                           f"{max_dt} s and a pose in {fixed!r}")
     positions = select([k[0] for k in kept], frames, source=str(path))
     chosen = [kept[p] for p in positions]
+    # Depth is used as registered to the colour image (one K): depth stamped in another frame (the
+    # depth camera's own, not aligned_depth_to_color) puts every 3D point off by the baseline.
+    rgb_frame, depth_frame = (chosen[0][n].frame_id.lstrip("/") for n in (1, 2))
+    if depth_frame and depth_frame != rgb_frame:
+        log.warning("%s: depth on %s is in frame %r, colour on %s in %r: the depth must be registered to "
+                    "the colour image (e.g. RealSense aligned_depth_to_color), else every 3D point is off",
+                    path, depth_topic, depth_frame, rgb_topic, rgb_frame)
     rgb_conns, depth_conns = by_topic[rgb_topic], by_topic[depth_topic]
 
     def read(conns: list[Any], item: _Stamped) -> Any:

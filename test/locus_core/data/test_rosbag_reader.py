@@ -23,13 +23,14 @@ T_MAP_ODOM = pose_from_tq(np.array([1.0, -2.0, 0.0, 0.0, 0.0, 0.2588190, 0.96592
 
 def write_bag(path: Path, scene: Scene, kind: str, *, depth_encoding: str = "16UC1", stamps: list[float] | None = None,
               restart_driver_at: int | None = None, siblings: bool = False,
-              info_size: tuple[int, int] | None = None) -> Path:
+              info_size: tuple[int, int] | None = None, depth_frame: str = "camera_color_optical_frame") -> Path:
     """Frame k recorded at bag time 10 + k/10 s, stamped ``stamps[k]`` (default: the same).
 
     restart_driver_at: from this frame on, the camera topics come from a new publisher (ROS 1: a new
     connection, as a restarted driver's new callerid). siblings: the image_transport topics (JPEG
     colour and PNG depth ``/compressed``, depth ``/compressedDepth``) and the depth camera's
     CameraInfo too, as ``ros2 bag record -a`` of a RealSense. info_size: (H, W) the CameraInfo claims.
+    depth_frame: the raw depth image's header.frame_id.
     """
     ros1 = kind == "ros1"
     store = get_typestore(Stores.ROS1_NOETIC if ros1 else Stores.ROS2_HUMBLE)
@@ -104,7 +105,7 @@ def write_bag(path: Path, scene: Scene, kind: str, *, depth_encoding: str = "16U
             else:
                 raw = np.nan_to_num(depth, nan=0).astype("<f4")
             write("/camera/aligned_depth_to_color/image_raw", t + 0.004, Image(
-                header=header(s + 0.004, "camera_color_optical_frame"), height=H, width=W, encoding=depth_encoding,
+                header=header(s + 0.004, depth_frame), height=H, width=W, encoding=depth_encoding,
                 is_bigendian=0, step=W * raw.itemsize, data=raw.view(np.uint8).ravel()))
             if siblings:
                 write("/camera/aligned_depth_to_color/camera_info", t + 0.004, info)
@@ -204,6 +205,18 @@ def test_camera_info_for_another_image_size_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match=r"/camera/color/image_raw@10\.000000: image is 64x48 but "
                                           r"/camera/color/camera_info is for 32x24"):
         open_dataset(path)
+
+
+def test_depth_in_another_frame_than_colour_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Depth in the depth camera's own frame is not registered to the colour image: read with the
+    colour K every 3D point is off, which was silent."""
+    scene = make_scene(n=2)
+    with caplog.at_level("WARNING", logger="locus_core.data.formats.rosbag"):
+        open_dataset(write_bag(tmp_path / "aligned", scene, "mcap"))
+        assert not caplog.records
+        open_dataset(write_bag(tmp_path / "raw", scene, "mcap", depth_frame="camera_depth_optical_frame"))
+    assert "in frame 'camera_depth_optical_frame', colour on /camera/color/image_raw in " \
+           "'camera_color_optical_frame': the depth must be registered" in caplog.text
 
 
 def test_broken_image_messages_name_their_topic() -> None:
