@@ -132,12 +132,13 @@ def _compressed_depth(msg: Any, what: str) -> np.ndarray:
 
 def intrinsics_from_camera_info(msg: Any, *, what: str = "camera_info", rectified: bool = False) -> np.ndarray:
     """(3, 3) float64 intrinsics of a calibrated camera: K of the raw images, or with ``rectified``
-    P[:3, :3], those of the rectified images (image_proc's image_rect; the ROS convention).
+    P[:3, :3], those of the rectified images (image_proc's image_rect; the ROS convention); both
+    for the images' size (``image_size_of_camera_info``: ROI and binning applied).
 
     Raises:
         ConversionError: the matrix unset (an uncalibrated camera publishes zeros) or not a pinhole
             matrix; with ``rectified``, P of a stereo pair's second camera (a monocular P has
-            Tx = Ty = 0).
+            Tx = Ty = 0); a ROI outside the calibrated image.
     """
     if rectified:
         P = np.asarray(_field(msg, "p", "P"), dtype=np.float64).reshape(3, 4)
@@ -153,7 +154,38 @@ def intrinsics_from_camera_info(msg: Any, *, what: str = "camera_info", rectifie
         raise ConversionError(f"{what}: {name} = {K.ravel().tolist()} is not a calibrated pinhole matrix")
     if msg.width <= 0 or msg.height <= 0:
         raise ConversionError(f"{what}: image size {msg.width}x{msg.height} is not set")
+    # K and P are for the full sensor (width x height); a driver's binning or ROI, or image_proc's
+    # crop_decimate, publish smaller images with the same calibration and binning/roi set. The
+    # images' intrinsics follow as image_geometry (and image_proc's rectification) derive them.
+    (x0, y0, _, _), (bx, by) = _roi_and_binning(msg, what)
+    K = K.copy()
+    K[0, 2] -= x0
+    K[1, 2] -= y0
+    K[0] /= bx
+    K[1] /= by
     return K
+
+
+def image_size_of_camera_info(msg: Any, *, what: str = "camera_info") -> tuple[int, int]:
+    """(height, width) of the images ``msg`` describes: its ROI (the full size when unset) divided
+    by its binning."""
+    (_, _, width, height), (bx, by) = _roi_and_binning(msg, what)
+    return height // by, width // bx
+
+
+def _roi_and_binning(msg: Any, what: str) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+    """((x_offset, y_offset, width, height) of the ROI in full-resolution pixels, (binning_x,
+    binning_y)), with the ROS defaults: binning 0 is 1, an all-zero ROI the full image."""
+    bx, by = (max(int(getattr(msg, key, 0)), 1) for key in ("binning_x", "binning_y"))
+    roi = getattr(msg, "roi", None)
+    x0, y0, width, height = (0, 0, 0, 0) if roi is None else (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height))
+    if (x0, y0, width, height) == (0, 0, 0, 0):
+        width, height = int(msg.width), int(msg.height)
+    if width <= 0 or height <= 0 or x0 + width > msg.width or y0 + height > msg.height or width < bx or height < by:
+        raise ConversionError(
+            f"{what}: roi {width}x{height} at ({x0}, {y0}) with binning {bx}x{by} does not fit the calibrated {msg.width}x{msg.height}"
+        )
+    return (x0, y0, width, height), (bx, by)
 
 
 def distortion_warning(msg: Any) -> str:
@@ -205,7 +237,9 @@ def frame_from_messages(
         raise ConversionError(
             f"size mismatch: rgb {image.shape[1]}x{image.shape[0]}, depth {depth_m.shape[1]}x{depth_m.shape[0]} (register depth to colour)"
         )
-    if (int(info.height), int(info.width)) != image.shape[:2]:
-        raise ConversionError(f"size mismatch: rgb {image.shape[1]}x{image.shape[0]}, camera_info {info.width}x{info.height}")
+    height, width = image_size_of_camera_info(info, what=topics[2])
+    if (height, width) != image.shape[:2]:
+        described = "" if (height, width) == (int(info.height), int(info.width)) else f" (roi and binning of {info.width}x{info.height})"
+        raise ConversionError(f"size mismatch: rgb {image.shape[1]}x{image.shape[0]}, camera_info {width}x{height}{described}")
     frame = PosedFrame(rgb=image, depth=depth_m, K=K, T_world_cam=None, frame_id=f"{frame_id}@{stamp:.6f}", stamp=stamp)
     return frame, frame_id

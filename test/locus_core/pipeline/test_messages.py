@@ -133,3 +133,27 @@ def test_compressed_depth_as_image_transport_records_it() -> None:
         depth_from_image(SimpleNamespace(header=_header(), format="32FC1; compressedDepth rvl", data=msg.data))
     with pytest.raises(ConversionError, match="cannot decode"):
         depth_from_image(SimpleNamespace(header=_header(), format="16UC1; compressedDepth png", data=np.zeros(20, np.uint8)))
+
+
+@pytest.mark.parametrize("rectified", [False, True])
+def test_binned_and_cropped_images_take_intrinsics_for_their_size(rectified: bool) -> None:
+    """image_proc's crop_decimate (and drivers that bin or crop on the sensor) keep the calibration's
+    full size in width/height and set binning and roi: such images were refused as a size mismatch."""
+    full = np.array([[50.0, 0, 7.5], [0, 50.0, 5.5], [0, 0, 1]])
+    P = np.zeros((3, 4))
+    P[:, :3] = full
+    info = SimpleNamespace(header=_header(), width=20, height=16, distortion_model="plumb_bob", k=full.ravel(), d=np.zeros(5),
+                           p=P.ravel(), binning_x=2, binning_y=2,
+                           roi=SimpleNamespace(x_offset=4, y_offset=2, width=16, height=12, do_rectify=False))
+    frame, _ = frame_from_messages(_image(RGB, "rgb8"), _image(DEPTH_MM, "16UC1"), info, rectified=rectified)
+    # the decimated image's pixel (u, v) is the full image's (2u + 4, 2v + 2), as crop_decimate takes them
+    point = np.array([0.3, -0.2, 2.0])
+    u_full, v_full = (full @ point / point[2])[:2]
+    u, v = (frame.K @ point / point[2])[:2]
+    assert (2 * u + 4, 2 * v + 2) == pytest.approx((u_full, v_full))
+    info.roi = SimpleNamespace(x_offset=0, y_offset=0, width=0, height=0, do_rectify=False)  # unset: the full 20x16
+    with pytest.raises(ConversionError, match=r"size mismatch: rgb 8x6, camera_info 10x8 \(roi and binning of 20x16\)"):
+        frame_from_messages(_image(RGB, "rgb8"), _image(DEPTH_MM, "16UC1"), info, topics=("rgb", "depth", "/cam/info"))
+    info.roi = SimpleNamespace(x_offset=8, y_offset=0, width=16, height=12, do_rectify=False)
+    with pytest.raises(ConversionError, match=r"/cam/info: roi 16x12 at \(8, 0\) with binning 2x2 does not fit the calibrated 20x16"):
+        frame_from_messages(_image(RGB, "rgb8"), _image(DEPTH_MM, "16UC1"), info, topics=("rgb", "depth", "/cam/info"))
