@@ -120,8 +120,10 @@ def _compressed_depth(msg: Any, what: str) -> np.ndarray:
     import cv2
 
     fmt = msg.format.lower()
-    if "compresseddepth" not in fmt or "16uc1" not in fmt:
-        raise UnsupportedEncoding(f"{what}: compressed depth {msg.format!r} is not read (16UC1 compressedDepth only)")
+    # ROS 2's compressed_depth_image_transport also writes RVL ("... compressedDepth rvl"): not a
+    # PNG, a codec this reader lacks, not corrupt data.
+    if "compresseddepth" not in fmt or "16uc1" not in fmt or "rvl" in fmt:
+        raise UnsupportedEncoding(f"{what}: compressed depth {msg.format!r} is not read (16UC1 compressedDepth png only)")
     # compressedDepth prefixes the PNG with a 12-byte configuration header.
     data = np.frombuffer(msg.data, dtype=np.uint8)[12:]
     raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None

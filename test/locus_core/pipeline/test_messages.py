@@ -133,6 +133,9 @@ def test_compressed_depth_as_image_transport_records_it() -> None:
         depth_from_image(SimpleNamespace(header=_header(), format="32FC1; compressedDepth rvl", data=msg.data))
     with pytest.raises(ConversionError, match="cannot decode"):
         depth_from_image(SimpleNamespace(header=_header(), format="16UC1; compressedDepth png", data=np.zeros(20, np.uint8)))
+    # RVL, the other codec of ROS 2's compressed_depth_image_transport: a codec not read, not corrupt data
+    with pytest.raises(UnsupportedEncoding, match=r"compressed depth '16UC1; compressedDepth rvl' is not read \(16UC1 compressedDepth png only\)"):
+        depth_from_image(SimpleNamespace(header=_header(), format="16UC1; compressedDepth rvl", data=np.arange(40, dtype=np.uint8)))
 
 
 @pytest.mark.parametrize("rectified", [False, True])
