@@ -55,7 +55,7 @@ class ApproximateTimeSynchronizer:
         self._callback = callback
         self._queues: list[list[tuple[float, Any]]] = [[] for _ in range(streams)]  # sorted by stamp
         self._newest: list[float | None] = [None] * streams  # per stream, since the last reset
-        self._period: list[float | None] = [None] * streams  # per stream: its last step between stamps
+        self._period: list[float | None] = [None] * streams  # per stream: its shortest step between stamps
         self._lock = threading.Lock()
 
     def add(self, stream: int, stamp: float, msg: Any) -> None:
@@ -91,7 +91,11 @@ class ApproximateTimeSynchronizer:
             self.stats.time_jumps += 1
             newest = None
         if newest is not None and stamp > newest:
-            self._period[stream] = stamp - newest
+            # The shortest step, not the last: after a lost message the last step is two periods,
+            # and "the next one is due a period after the newest" would then declare the newest
+            # certain while the lost one's successor, closer, is still to come.
+            period = self._period[stream]
+            self._period[stream] = stamp - newest if period is None else min(period, stamp - newest)
         self._newest[stream] = stamp if newest is None else max(newest, stamp)
         queue = self._queues[stream]
         position = next((i for i, (s, _) in enumerate(queue) if s >= stamp), len(queue))

@@ -114,3 +114,32 @@ def test_depth_half_a_frame_late_is_still_paired_with_its_own_frame(offset: floa
         sync.add(1, i / 30 + min(offset + j, 0.0166), ("depth", i))
     sync.flush()
     assert [(a[1], b[1]) for a, b in out] == [(i, i) for i in range(len(jitter))]
+
+
+def test_a_stream_period_is_not_taken_from_a_step_over_a_lost_message() -> None:
+    """Depth 2 and colour 2, 3 are lost. Depth 3 (its colour image lost) is 30 ms before colour 4,
+    which arrives before its own depth. The step over the lost depth (67 ms) taken as the period
+    made depth 3 look certain ("the next one is due more than 33 ms after it"): colour 4 got it."""
+    sync, out = _sync(streams=2, max_interval=0.05, queue=10)
+    for stream, stamp, msg in [(0, 0.0, "rgb0"), (1, 0.0, "depth0"), (0, 1 / 30, "rgb1"), (1, 1 / 30, "depth1"),
+                               (1, 3 / 30 + 0.003, "depth3"), (0, 4 / 30, "rgb4"), (1, 4 / 30, "depth4")]:
+        sync.add(stream, stamp, msg)
+    assert out == [("rgb0", "depth0"), ("rgb1", "depth1"), ("rgb4", "depth4")]
+
+
+@settings(max_examples=100, deadline=None)
+@given(frames=st.lists(st.tuples(st.booleans(), st.booleans(), st.floats(-0.004, 0.004), st.booleans()), min_size=2, max_size=30))
+def test_a_frame_whose_messages_all_arrived_is_paired_with_its_own(frames: list[tuple[bool, bool, float, bool]]) -> None:
+    """30 Hz, any colour and depth images lost, depth within 4 ms of colour, either first: a colour
+    image whose own depth arrived is emitted, with it (frames 0 and 1 arrive whole: periods known)."""
+    sync, out = _sync(streams=2, max_interval=0.05, queue=10)
+    sent = set()
+    for i, (rgb, depth, jitter, depth_first) in enumerate(frames):
+        events = [(0, i / 30, ("rgb", i))] * (rgb or i < 2) + [(1, i / 30 + jitter, ("depth", i))] * (depth or i < 2)
+        if (rgb or i < 2) and (depth or i < 2):
+            sent.add(i)
+        for stream, stamp, msg in events[::-1] if depth_first else events:
+            sync.add(stream, stamp, msg)
+    sync.flush()
+    assert {a[1] for a, b in out if a[1] in sent} == sent
+    assert all(b[1] == a[1] for a, b in out if a[1] in sent)
