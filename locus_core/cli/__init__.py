@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 
 def add_runtime_args(parser: argparse.ArgumentParser) -> None:
@@ -10,3 +11,19 @@ def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | onnxruntime | tensorrt (falls back, logged)")
     parser.add_argument("--precision", default="fp32",
                         help="fp32 | bf16 | int8 (int8: ONNX Runtime with int8 MatMul/Gemm layers; falls back, logged)")
+
+
+def integer_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``, refused as a usage error naming the flag (a bad
+    count or thread number would otherwise end in a traceback deep inside numpy or torch)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse

@@ -9,6 +9,8 @@ import argparse
 import re
 from pathlib import Path
 
+from locus_core.cli import integer_at_least
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from locus_core.bench import benchmark_modules
@@ -20,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     common.add_argument("--report", default=None, metavar="DIR",
                         help="also write results.jsonl, results.txt and config.yaml (resolved arguments, machine, "
                              "versions, load) into DIR")
-    common.add_argument("--threads", type=_positive, default=None, metavar="N",
+    common.add_argument("--threads", type=integer_at_least(1), default=None, metavar="N",
                         help="torch intra-op threads (default: torch's choice); on a shared, loaded machine "
                              "run with OMP_WAIT_POLICY=PASSIVE or threads spin-wait each other out (100x slower)")
     names = p.add_subparsers(dest="benchmark", metavar="NAME", required=True)
@@ -29,17 +31,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         q = names.add_parser(name, parents=[common], help=doc, description=doc)
         module.add_arguments(q)
         q.set_defaults(func=run, bench_run=module.run)
-
-
-def _positive(text: str) -> int:
-    """An argparse type: an integer >= 1 (torch.set_num_threads(0) is a RuntimeError traceback)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
 
 
 def summary(docstring: str) -> str:

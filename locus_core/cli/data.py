@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from locus_core.cli import integer_at_least
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="inspect posed RGB-D data or write a synthetic scene")
@@ -14,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--frames", help="START:STOP[:STEP] by frame index, e.g. 600:1000:10")
     info.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                       help="reader option, e.g. intrinsics=585,585,320,240 or rgb_topic=/camera/color (repeatable)")
-    info.add_argument("--sample", type=_count, default=20, help="frames to read for the statistics (0: none)")
+    info.add_argument("--sample", type=integer_at_least(0), default=20, help="frames to read for the statistics (0: none)")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     synth = actions.add_parser("synth", help="render a synthetic indoor scene in the 7-Scenes layout")
     synth.add_argument("--out", required=True, help="output folder")
@@ -23,17 +25,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--frames", type=int, default=120)
     synth.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
     p.set_defaults(func=run)
-
-
-def _count(text: str) -> int:
-    """An argparse type: an integer >= 0 (a negative count would end in a numpy traceback)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
 
 
 def _options(pairs: list[str]) -> dict[str, str]:

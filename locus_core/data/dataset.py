@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import overload
@@ -12,6 +11,7 @@ import numpy as np
 
 from locus_core.data.errors import DataError
 from locus_core.data.frame import PosedFrame
+from locus_core.data.io import files_under
 
 FrameLoader = Callable[[int], PosedFrame]
 
@@ -110,17 +110,8 @@ class PosedDataset(Sequence[PosedFrame]):
         if root.is_file():
             files, base = [root], root.parent
         else:
-            # Through symlinked subfolders too (a scene whose color/ or depth/ links elsewhere: its
-            # images changed unseen), each real folder once (a link to an ancestor must not loop).
-            files, seen = [], set()
-            for folder, subfolders, names in os.walk(root, followlinks=True):
-                real = os.path.realpath(folder)
-                if real in seen:
-                    subfolders[:] = []
-                    continue
-                seen.add(real)
-                files += [Path(folder, name) for name in names]
-            files, base = [file for file in files if file.is_file()], root  # not dangling links
+            # through symlinked subfolders too: images re-exported under a linked depth/ count
+            files, base = files_under(root), root
         for name, stat in sorted((str(file.relative_to(base)), file.stat()) for file in files):
             digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         return digest.hexdigest()[:16]

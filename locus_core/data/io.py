@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -100,3 +101,18 @@ def parse_intrinsics_option(value: str | Path | np.ndarray) -> np.ndarray:
     if Path(text).is_file():
         return read_intrinsics(Path(text))
     raise FormatError(f"intrinsics {text!r}: expected a file or fx,fy,cx,cy")
+
+
+def files_under(folder: Path) -> list[Path]:
+    """The files under ``folder``, also under symlinked subfolders (a scene whose color/ or depth/,
+    or a scan's inner folders, link to where they were unpacked; ``Path.rglob`` does not follow
+    them), each real folder once so that a link to an ancestor does not loop; dangling links left out."""
+    files, seen = [], set()
+    for sub, subfolders, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(sub)
+        if real in seen:
+            subfolders[:] = []
+            continue
+        seen.add(real)
+        files += [Path(sub, name) for name in names]
+    return [f for f in files if f.is_file()]

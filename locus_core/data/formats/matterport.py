@@ -11,7 +11,6 @@ here to OpenCV axes. Frame index = position of the ``scan`` line in the file.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options
 from locus_core.data.frame import PosedFrame
-from locus_core.data.io import depth_from_raw, read_raw, read_rgb
+from locus_core.data.io import depth_from_raw, files_under, read_raw, read_rgb
 from locus_core.data.poses import GL_TO_CV, check_pose
 from locus_core.data.selection import select
 
@@ -55,30 +54,15 @@ def parse_conf(conf: Path) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     return scans
 
 
-def _walk(folder: Path) -> list[Path]:
-    """The files under ``folder``, also under symlinked subfolders (rglob does not follow them, and
-    a scan's inner folders may be links to where its zips were unpacked); each real
-    folder once, so that a link to an ancestor does not loop."""
-    files, seen = [], set()
-    for sub, subfolders, names in os.walk(folder, followlinks=True):
-        real = os.path.realpath(sub)
-        if real in seen:
-            subfolders[:] = []
-            continue
-        seen.add(real)
-        files += [Path(sub, name) for name in names]
-    return [f for f in files if f.is_file()]
-
-
 def _files(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise DataFileError(f"{folder}: folder not found")
-    return {f.name: f for f in _walk(folder)}
+    return {f.name: f for f in files_under(folder)}
 
 
 def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     check_options(options, (), str(path))
-    confs = sorted(f for f in _walk(path / "undistorted_camera_parameters") if f.suffix == ".conf")
+    confs = sorted(f for f in files_under(path / "undistorted_camera_parameters") if f.suffix == ".conf")
     if not confs:
         raise DataFileError(f"{path / 'undistorted_camera_parameters'}: no .conf file")
     scans = parse_conf(confs[0])
