@@ -108,6 +108,7 @@ class Localizer:
         geometry = patch_geometry(resized, self.model.stride, self.map.config)
         use_depth = int(geometry.valid.sum()) >= cfg.min_inliers
         query = np.flatnonzero(geometry.valid) if use_depth else np.arange(len(F))
+        need = cfg.min_inliers if use_depth else cfg.min_inliers_pnp
         times["features"] = (time.perf_counter() - t) * 1e3
 
         t = time.perf_counter()
@@ -120,9 +121,12 @@ class Localizer:
         q = query[q_rows]
         lm = ids.ravel()[good.ravel()]
         sim = sims.ravel()[good.ravel()]
-        if len(lm) < cfg.min_inliers:
+        # the pose's inliers are distinct query patches among these matches, so fewer matches than
+        # the path's own threshold (min_inliers_pnp without depth, which may be below min_inliers)
+        # cannot give a pose
+        if len(lm) < need:
             times["verify"] = (time.perf_counter() - t) * 1e3
-            return done(f"too few feature matches ({len(lm)} < {cfg.min_inliers})")
+            return done(f"too few feature matches ({len(lm)} < {need})")
         landmark_pos = self.map.positions(lm)
         votes, pair_match, pair_kf = self._vote(q, lm, sim)
         candidates = np.argsort(-votes, kind="stable")[: cfg.top_keyframes]
@@ -148,7 +152,6 @@ class Localizer:
         candidate_count = int(np.unique(q[pair_match[pair_kf == kf]]).size)
         times["verify"] = (time.perf_counter() - t) * 1e3
         result = dict(matches=matches, inliers=inliers, method=method, T=T)
-        need = cfg.min_inliers if use_depth else cfg.min_inliers_pnp
         if inliers < need:
             return done(f"too few inliers ({inliers} < {need})", **{**result, "T": None, "cov": None})
         if n < cfg.min_inlier_ratio * candidate_count:

@@ -47,6 +47,16 @@ def test_pnp_fallback_without_depth(scene: Path, model, built_map: LandmarkMap) 
     assert Localizer(built_map, model).localize(dataclasses.replace(frame, depth=np.full_like(frame.depth, np.nan))).method in ("pnp", "")
 
 
+def test_a_query_without_depth_is_held_to_min_inliers_pnp_not_min_inliers(scene: Path, model, built_map: LandmarkMap) -> None:
+    frame = dataclasses.replace(open_dataset(scene, frames="0:48:2")[4], depth=None)
+    config = LocalizerConfig(min_inlier_ratio=0.05, min_inliers=10**6, min_inliers_pnp=20, top_keyframes=8)
+    result = Localizer(built_map, model, config).localize(frame)
+    # min_inliers (for queries with depth) also cut off the feature matches of a query without
+    assert result.localized and result.method == "pnp", result.reason
+    strict = Localizer(built_map, model, dataclasses.replace(config, min_inliers_pnp=10**6)).localize(frame)
+    assert not strict.localized and strict.reason.startswith("too few feature matches") and strict.reason.endswith("< 1000000)")
+
+
 @pytest.mark.parametrize("value", [0, 128, 255])
 def test_blank_frame_is_not_localized(scene: Path, model, built_map: LandmarkMap, value: int) -> None:
     frame = open_dataset(scene, frames="0:1")[0]
