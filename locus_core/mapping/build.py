@@ -95,14 +95,14 @@ class MapBuilder:
         if frame.T_world_cam is None or frame.depth is None:
             return False
         cfg = self.config
+        geometry = geometry or patch_geometry(frame, self.stride, cfg)
+        if not geometry.valid.any():
+            # no depth in range (sensor dropout, a wall too close), at a new viewpoint or not: such a
+            # frame adds no landmark, and each would push a useful keyframe out of ``recent``
+            return False
         if is_new_viewpoint(self.map.keyframes, frame.T_world_cam, cfg.keyframe_translation_m, cfg.keyframe_rotation_deg):
             return True
         if not self.recent or cfg.keyframe_min_covisibility <= 0:
-            return False
-        geometry = geometry or patch_geometry(frame, self.stride, cfg)
-        if not geometry.valid.any():
-            # no depth in range (sensor dropout, a wall too close) is not "sees less": such a frame
-            # adds no landmark, and each would push a useful keyframe out of ``recent``
             return False
         centres = np.stack([r.frame.T_world_cam[:3, 3] for r in self.recent])
         nearest = self.recent[int(np.argmin(np.linalg.norm(centres - frame.T_world_cam[:3, 3], axis=1)))]

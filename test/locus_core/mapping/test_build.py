@@ -85,3 +85,22 @@ def test_frames_without_depth_in_range_at_a_mapped_viewpoint_are_not_keyframes()
 def test_the_map_records_the_selection_it_was_built_from(built_map) -> None:
     """`locus map info` shows it: a selection with a step is recorded with it (0:48:2, not 0:47)."""
     assert built_map.sources[0]["frames"] == "0:47:2" and built_map.sources[0]["count"] == 24
+
+
+def test_frames_without_depth_in_range_at_a_new_viewpoint_are_not_keyframes() -> None:
+    from locus_core.mapping.build import MapBuilder
+    from locus_core.mapping.landmark_map import LandmarkMap
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(8, 4, 4)).astype(np.float32)
+    features /= np.linalg.norm(features, axis=0)
+    builder = MapBuilder(LandmarkMap(model_hash="x", dim=8, config=MapConfig(scale=0)), 8)
+    assert builder.add(features, step_frame(noise=0.005))
+    for step, depth in enumerate((np.nan, 0.05), start=1):  # no depth, all closer than min_depth_m
+        T = np.eye(4)
+        T[0, 3] = step  # metres from every keyframe: a new viewpoint
+        blind = dataclasses.replace(step_frame(), depth=np.full((32, 32), depth, np.float32), T_world_cam=T)
+        assert not builder.wants(blind) and not builder.add(features, blind)
+    # they became keyframes without landmarks and pushed the real one out of the neighbours
+    assert len(builder.map.keyframes) == 1 and [r.keyframe for r in builder.recent] == [0]
+    assert len(builder.recent[0].landmark_ids) > 0
