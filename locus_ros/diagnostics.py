@@ -133,7 +133,9 @@ def render(snapshot: dict, *, node_name: str, inputs: list[str], sync: dict, sta
         level, msg = DiagnosticStatus.WARN, "no frame processed yet"
     elif state.get("mode") == "localization" and not snapshot["localized"]:
         level, msg = DiagnosticStatus.WARN, f"not localized: {snapshot['last_reason']}"
-    elif snapshot["skipped"].get("tf", 0) and snapshot["last_reason"]:
+    elif snapshot["last_reason"]:
+        # Localized but map->odom not published, or (mapping) a frame that was not inserted for any
+        # reason: only a TF failure was reported, so mapping said OK while every frame failed.
         level, msg = DiagnosticStatus.WARN, snapshot["last_reason"]
     else:
         level, msg = DiagnosticStatus.OK, "localized" if state.get("mode") == "localization" else "mapping"

@@ -391,3 +391,26 @@ def test_fallback_lookups_find_a_transform_stamped_at_the_image(monkeypatch: pyt
     assert tf.backend == "locus_core TransformBuffer"
     tf._on_tf(TFMessage(transforms=[_transform(STAMP)]), False)
     assert tf.lookup("odom", "cam", STAMP)[0, 3] == 1.0
+
+
+def test_diagnostics_warn_when_mapping_frames_fail(start, tmp_path: Path) -> None:
+    """Every frame failing in mapping mode (a core error, not a TF one) inserts nothing: the
+    localization status said OK "mapping" all the same (only a TF failure made it WARN)."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from locus_ros.diagnostics import render
+
+    node = start({"insert_keyframe": LocusError("no valid depth")}, mode="mapping", map_path=str(tmp_path / "room"))
+    camera = TransformStamped(header=Header(stamp=Time(sec=1), frame_id="map"), child_frame_id="cam")
+    camera.transform.rotation.w = 1.0
+    node.tf._on_tf(TFMessage(transforms=[camera]), True)
+    node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
+    _wait(lambda: node.stats.snapshot()["frames_processed"] == 1, "the frame to be processed")
+    _, status = render(node.stats.snapshot(), node_name="n", inputs=[], sync={}, state=node._state())
+    assert (status.level, status.message) == (DiagnosticStatus.WARN, "no valid depth")
+    # A frame inserted again: OK.
+    node._processor.failures = {}
+    node._on_synced(*_synced_set(Header(stamp=Time(sec=6), frame_id="cam")))
+    _wait(lambda: node.stats.snapshot()["frames_processed"] == 2, "the frame to be processed")
+    _, status = render(node.stats.snapshot(), node_name="n", inputs=[], sync={}, state=node._state())
+    assert (status.level, status.message) == (DiagnosticStatus.OK, "mapping")
