@@ -128,7 +128,8 @@ class Player:
         self._info.publish(conv.camera_info_from_intrinsics(frame.K, frame.width, frame.height, header))
 
     def _camera_publishers(self) -> list:
-        return [self._rgb, self._depth, self._info]
+        # The JPEG one too: a node on rgb_transport: compressed takes colour from it alone.
+        return [p for p in (self._rgb, self._rgb_jpeg, self._depth, self._info) if p is not None]
 
     def wait_for_subscribers(self, timeout: float) -> bool:
         """Wait (up to ``timeout`` s) until colour, depth and camera_info all have a subscriber (each

@@ -203,3 +203,15 @@ def test_with_compressed_a_compressed_colour_subscriber_is_enough_to_start() -> 
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def test_flush_waits_for_the_compressed_colour_too(in_process) -> None:
+    """With --compressed, a node on rgb_transport: compressed takes colour only from the JPEG topic:
+    the player exited without waiting for it to be acknowledged, and the last frames could be lost."""
+    player, _ = in_process([_frame(0, 1.0)], compressed=True)
+    waited = []
+    publishers = {"jpeg": player._rgb_jpeg, "rgb": player._rgb, "depth": player._depth, "info": player._info}
+    for name, publisher in publishers.items():
+        publisher.wait_for_all_acked = lambda timeout, name=name: waited.append(name) or True
+    player.flush(timeout=0.1)
+    assert sorted(waited) == sorted(publishers)
