@@ -391,7 +391,7 @@ class LocalizerNode(Node):
         if result.localized and p.publish_tf:
             try:
                 T_odom_cam = self._lookup_waiting(p.odom_frame, camera_frame, item.rgb.header.stamp)
-                self._publish_map_to_odom(item.rgb.header.stamp, result.T_map_cam @ np.linalg.inv(T_odom_cam))
+                self._publish_map_to_odom(p, item.rgb.header.stamp, result.T_map_cam @ np.linalg.inv(T_odom_cam))
             except TransformError as exc:
                 tf_reason = f"map->odom not published: {exc}"
                 self.stats.skip("tf", tf_reason)
@@ -421,11 +421,12 @@ class LocalizerNode(Node):
             msg.pose.covariance = np.asarray(covariance, dtype=np.float64).reshape(36).tolist()
         self._pub_pose.publish(msg)
 
-    def _publish_map_to_odom(self, stamp: Any, T_map_odom: np.ndarray) -> None:
+    def _publish_map_to_odom(self, p: node_params.NodeParams, stamp: Any, T_map_odom: np.ndarray) -> None:
         """At the image's ``stamp`` (builtin_interfaces/Time) + transform_tolerance, in integer
         nanoseconds: through float seconds a stamp of today's epoch moves by up to ~120 ns, and with
-        a tolerance of 0 half of them fell before the image (a lookup at its stamp extrapolated)."""
-        p = self.params
+        a tolerance of 0 half of them fell before the image (a lookup at its stamp extrapolated).
+        ``p``: the parameters the frame was processed with (its odom lookup's odom_frame), not any
+        set during its inference, which put the old odom frame's transform under the new name."""
         nanoseconds = rclpy.time.Time.from_msg(stamp).nanoseconds + round(p.transform_tolerance * 1e9)
         t = TransformStamped(header=Header(stamp=rclpy.time.Time(nanoseconds=nanoseconds).to_msg(), frame_id=p.map_frame))
         t.child_frame_id = p.odom_frame

@@ -433,3 +433,24 @@ def test_map_to_odom_is_stamped_at_the_image_plus_the_tolerance_to_the_nanosecon
     node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
     _wait(lambda: len(published) == 2, "map->odom")
     assert published[1].transforms[0].header.stamp == Time(sec=STAMP.sec, nanosec=STAMP.nanosec + 250_000_000)
+
+
+def test_odom_frame_renamed_during_an_inference_does_not_mislabel_map_to_odom(start, tmp_path: Path) -> None:
+    """The frame's map->odom is computed from the odom frame of its parameters: it was published
+    under the odom frame set meanwhile (the new name on the old frame's transform)."""
+    node = start(map_path=str(tmp_path / "m"))
+    node.tf._on_tf(TFMessage(transforms=[_transform(STAMP)]), False)  # odom -> cam: x = 1
+    other = TransformStamped(header=Header(stamp=STAMP, frame_id="odom2"), child_frame_id="odom")
+    other.transform.translation.x, other.transform.rotation.w = 4.0, 1.0
+    node.tf._on_tf(TFMessage(transforms=[other]), True)  # odom2 -> cam: x = 5
+
+    def localize(frame):  # the parameter is set while the frame is being localized
+        assert node.set_parameters([Parameter("odom_frame", value="odom2")])[0].successful
+        return SimpleNamespace(localized=True, T_map_cam=np.eye(4), covariance=None, matches=[], reason="", inliers=50)
+
+    node._processor.localize = localize
+    published = []
+    node._pub_tf = SimpleNamespace(publish=published.append)
+    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+    t = _wait(lambda: published, "map->odom")[0].transforms[0]
+    assert (t.child_frame_id, t.transform.translation.x) == ("odom", -1.0)
