@@ -32,8 +32,9 @@ class LighterGlueMatcher:
         """Keypoints (N, 2) pixel (x, y) and descriptors (N, 64) of an (H, W, 3) uint8 image."""
         image = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
         out = self.xfeat.detectAndCompute(image, top_k=self.top_k)[0]
-        return {"keypoints": out["keypoints"], "descriptors": out["descriptors"],
-                "image_size": torch.tensor([rgb.shape[1], rgb.shape[0]], dtype=torch.float32)}
+        # The wheel's networks put themselves on the GPU where there is one: the size goes there too.
+        size = torch.tensor([rgb.shape[1], rgb.shape[0]], dtype=torch.float32, device=self.xfeat.dev)
+        return {"keypoints": out["keypoints"], "descriptors": out["descriptors"], "image_size": size}
 
     @torch.inference_mode()
     def match(self, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +47,7 @@ class LighterGlueMatcher:
             "image_size0": a["image_size"][None], "image_size1": b["image_size"][None],
         }
         idx = self.glue(data, min_conf=self.min_confidence)["matches"][0]
-        return a["keypoints"][idx[:, 0]].numpy(), b["keypoints"][idx[:, 1]].numpy()
+        return a["keypoints"][idx[:, 0]].cpu().numpy(), b["keypoints"][idx[:, 1]].cpu().numpy()
 
 
 def keypoint_depth(depth: np.ndarray, uv: np.ndarray, radius: int = 2) -> np.ndarray:
