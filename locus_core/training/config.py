@@ -34,7 +34,8 @@ class SourceConfig:
 class SyntheticConfig:
     """Procedural scenes (``locus_core.data.synthetic.generate_scene``) generated into the cache.
 
-    Scene ``k`` uses seed ``seed + k``; ``scenes = 0`` trains on real data only.
+    Scene ``k`` uses seed ``seed + k``; ``scenes = 0`` trains on real data only. ``weight`` is each
+    scene's, as a source's: 2 scenes at 0.1 beside one source at 1.0 are 0.2 / 1.2 of the batches.
     """
 
     scenes: int = 0
