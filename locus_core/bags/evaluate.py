@@ -3,8 +3,8 @@
 Metrics are ``locus_core.mapping.evaluate.localization_metrics`` (the keys of ``locus map
 localize``), with place recall from the co-visibility of each query with the map's keyframes, read
 back from the data set the map was built from (when it is still there). The report adds what only
-a replay has: messages per topic, skipped sets by reason, synchroniser counters, time segments and
-the replay speed against the bag's own clock.
+a replay has: messages (and unreadable records) per topic, skipped sets by reason, synchroniser
+counters, time segments and the replay speed against the bag's own clock.
 """
 
 from __future__ import annotations
@@ -185,6 +185,7 @@ def _replay_report(result: ReplayResult, config: ReplayConfig) -> dict[str, Any]
             "throttled": result.throttled,
             "topics": result.topics,
             "messages": result.messages,
+            "unreadable": result.unreadable,
             "sync": result.sync,
             "warnings": result.warnings,
         },

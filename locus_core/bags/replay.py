@@ -111,12 +111,13 @@ class ReplayResult:
     topics: dict[str, str]  # role -> topic
     messages: dict[str, int]  # topic -> messages read
     skipped: dict[str, int]  # reason -> synchronised sets not localized
+    unreadable: dict[str, int]  # topic -> records that could not be read (no header, corrupt): not sets
     throttled: int  # sets left out by max_rate_hz
     sync: dict[str, int]  # the synchroniser's counters
     segments: int
     bag_duration_s: float  # span of the synchronised image stamps, summed over segments
     wall_s: float
-    notes: list[str] = field(default_factory=list)  # the first message of each skip reason
+    notes: list[str] = field(default_factory=list)  # the first message of each skip reason and unreadable topic
     warnings: list[str] = field(default_factory=list)  # distorted images, depth not registered to colour
 
     @property
@@ -232,6 +233,7 @@ def replay(
         spans: dict[int, list[float]] = {}  # segment -> [first, last] synchronised image stamp
         frames: list[ReplayFrame] = []
         skipped: Counter[str] = Counter()
+        unreadable: Counter[str] = Counter()
         notes: dict[str, str] = {}
         last_localized: dict[int, float] = {}  # segment -> stamp, for max_rate_hz
         throttled = 0
@@ -242,6 +244,11 @@ def replay(
         def skip(reason: str, message: str) -> None:
             skipped[reason] += 1
             notes.setdefault(reason, message)
+
+        def unread(topic: str, message: str) -> None:
+            # a record, not a set: it never reached the synchroniser (images) or TF (tf, gt)
+            unreadable[topic] += 1
+            notes.setdefault(f"unreadable {topic}", message)
 
         def collect(limit: int) -> None:
             while len(in_flight) > limit:
@@ -300,7 +307,7 @@ def replay(
             if conn.topic in streams:
                 stamp = header_stamp(raw, reader.is2)
                 if stamp is None:
-                    skip("bad_message", f"{conn.topic}: a {len(raw)}-byte record holds no header")
+                    unread(conn.topic, f"{conn.topic}: a {len(raw)}-byte record holds no header")
                     continue
                 segment = segments.observe(conn.topic, stamp)
                 sync.add(streams[conn.topic], stamp, Serialized(conn.topic, conn.msgtype, raw, stamp, segment))
@@ -308,7 +315,7 @@ def replay(
             try:
                 msg = reader.deserialize(raw, conn.msgtype)
             except Exception as exc:  # a corrupt record: rosbags raises assorted types
-                skip("bad_message", f"{conn.topic}: cannot deserialize ({type(exc).__name__}: {exc})")
+                unread(conn.topic, f"{conn.topic}: cannot deserialize ({type(exc).__name__}: {exc})")
                 continue
             if conn.msgtype == TF_MSG:
                 segments.add_tf(msg, static=conn.topic == tp.TF_STATIC)
@@ -342,7 +349,8 @@ def replay(
                     config.gt_frame, f"{config.gt_topic} ({gt_body or 'camera'})" if config.gt_topic else "image frame")
     stats = sync.stats
     return ReplayResult(
-        frames=frames, topics=topics, messages=dict(messages), skipped=dict(skipped), throttled=throttled,
+        frames=frames, topics=topics, messages=dict(messages), skipped=dict(skipped), unreadable=dict(unreadable),
+        throttled=throttled,
         sync={"emitted": stats.emitted, "dropped": stats.dropped, "time_jumps": stats.time_jumps},
         segments=len(segments.trees), bag_duration_s=float(sum(last - first for first, last in spans.values())),
         wall_s=wall, notes=list(notes.values()),

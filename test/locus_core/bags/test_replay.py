@@ -259,6 +259,26 @@ def test_unknown_encodings_are_skipped_and_counted(tmp_path: Path, world: dict, 
         replay(_write(tmp_path / "bad", only_bad, msgs), processor)
 
 
+def test_unreadable_records_are_counted_per_topic_not_as_skipped_sets(tmp_path: Path, world: dict, processor) -> None:
+    """A truncated /tf record and a colour record too short for a header: every set is still
+    localized, so none is skipped; the records are counted by topic."""
+    from rosbags.rosbag2 import Writer
+
+    msgs = Messages()
+    with Writer(tmp_path / "bag", version=8) as writer:
+        connections = {}
+        for m in frame_messages(_frames(world), msgs):
+            if m.topic not in connections:
+                connections[m.topic] = writer.add_connection(m.topic, m.msg.__msgtype__, typestore=msgs.store)
+            writer.write(connections[m.topic], int(m.time * 1e9), msgs.serialize(m.msg))
+        writer.write(connections[tp.TF], int(2.3e9), b"\x00\x01\x00\x00\x05")
+        writer.write(connections[tp.RGB], int(2.3e9), b"\x00\x01\x00\x00\x05")
+    r = replay(tmp_path / "bag", processor)
+    assert len(r.frames) == 4 and r.sync["emitted"] == 4 and not r.skipped
+    assert r.unreadable == {tp.TF: 1, tp.RGB: 1} and all(f.T_gt is not None for f in r.frames)
+    assert any("cannot deserialize" in n for n in r.notes)
+
+
 def test_missing_topics_and_unreadable_bags(tmp_path: Path, world: dict, processor) -> None:
     msgs = Messages()
     no_info = [m for m in frame_messages(_frames(world, n=2), msgs) if m.topic != tp.CAMERA_INFO]
