@@ -71,9 +71,10 @@ class ApproximateTimeSynchronizer:
 
     def flush(self) -> None:
         """The input has ended (a recording's last message): every reference still waiting takes its
-        closest partners, as no later message will come."""
+        closest partners, as no later message will come; what is left is counted as dropped."""
         with self._lock:
             matched = self._drain(final=True)
+            self._clear()
         for messages in matched:
             self._callback(*messages)
 

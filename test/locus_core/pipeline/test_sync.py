@@ -143,3 +143,12 @@ def test_a_frame_whose_messages_all_arrived_is_paired_with_its_own(frames: list[
     sync.flush()
     assert {a[1] for a, b in out if a[1] in sent} == sent
     assert all(b[1] == a[1] for a, b in out if a[1] in sent)
+
+
+def test_what_is_left_at_the_end_of_the_input_is_counted_as_dropped() -> None:
+    sync, out = _sync(streams=2)
+    for stream, stamp in ((0, 1.0), (1, 1.0), (1, 2.0), (1, 2.1)):  # the last depth images have no colour image
+        sync.add(stream, stamp, (stream, stamp))
+    sync.flush()
+    assert out == [((0, 1.0), (1, 1.0))]
+    assert (sync.stats.emitted, sync.stats.dropped) == (1, 2)
