@@ -245,15 +245,22 @@ def _spin_threads() -> bool:
 
 class OnnxEngine(InferenceEngine):
     """ONNX Runtime on the CPU: as many intra-op threads as PyTorch uses (no oversubscription), one
-    inter-op thread (the graph is a chain), and thread spinning as ``OMP_WAIT_POLICY`` says."""
+    inter-op thread (the graph is a chain), and thread spinning as ``OMP_WAIT_POLICY`` says.
+
+    ``per_frame``: run a batch one frame at a time, for int8 graphs: their dynamically quantised
+    activations share one scale across the whole input tensor, so a frame's features depended on the
+    other frames of its batch.
+    """
 
     name = "onnxruntime"
 
     def __init__(
-        self, model: nn.Module, path: Path | None = None, *, threads: int | None = None, name: str = "onnxruntime"
+        self, model: nn.Module, path: Path | None = None, *, threads: int | None = None, name: str = "onnxruntime",
+        per_frame: bool = False,
     ) -> None:
         super().__init__(model)
         self.name = name
+        self.per_frame = per_frame
         try:
             import onnxruntime as ort
         except ImportError:
@@ -282,6 +289,9 @@ class OnnxEngine(InferenceEngine):
             height, width = (n // self.stride * self.stride for n in images.shape[-2:])
             images = images[..., :height, :width]
         array = images.detach().cpu().float().contiguous().numpy()
+        if self.per_frame and len(array) > 1:
+            return torch.cat([torch.from_numpy(self.session.run(None, {self._input: frame})[0])
+                              for frame in array[:, None]])
         return torch.from_numpy(self.session.run(None, {self._input: array})[0])
 
 
@@ -467,7 +477,7 @@ def cached_int8_onnx(model: nn.Module) -> Path:
         from locus_core.runtime.export import example_input, parity
 
         images = example_input(model)
-        agreement = parity(OnnxEngine(model, source)(images), OnnxEngine(model, tmp)(images))
+        agreement = parity(OnnxEngine(model, source)(images), OnnxEngine(model, tmp, per_frame=True)(images))
         if agreement < INT8_MIN_PARITY:
             tmp.unlink(missing_ok=True)
             raise ExportError(
@@ -526,7 +536,7 @@ def _make(model: nn.Module, runtime: str) -> InferenceEngine:
     if runtime == "onnxruntime":
         return OnnxEngine(model)
     if runtime == "onnxruntime-int8":
-        return OnnxEngine(model, cached_int8_onnx(model), name=runtime)
+        return OnnxEngine(model, cached_int8_onnx(model), name=runtime, per_frame=True)
     if runtime.endswith("-bf16"):
         return TorchEngine(model, runtime.removesuffix("-bf16"), precision="bf16")
     return TorchEngine(model, runtime)
