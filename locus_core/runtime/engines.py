@@ -101,6 +101,8 @@ def weights_digest(model: nn.Module) -> str:
 
 
 _PACKAGE = Path(__file__).resolve().parents[1]
+# The code that exports, quantises, builds and checks the cached files (this module and export.py).
+_RUNTIME_SOURCES = (Path(__file__).resolve(), Path(__file__).resolve().with_name("export.py"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -113,8 +115,12 @@ def code_digest(model: nn.Module) -> str:
     """6 hex chars of sha256 over the torch version, the source of this package's modules in
     ``model`` and the versions of the other packages its modules come from (timm's ViTs, ...): a
     graph exported by other code (an upgrade that changes how a layer computes, with the same
-    weights) is not reused."""
+    weights) is not reused. The runtime's own source too: a graph, int8 graph or TensorRT engine
+    cached by an older export, quantisation or check (one that let NaN features through, built
+    TensorRT engines unchecked) is made again, not loaded."""
     digest = hashlib.sha256(torch.__version__.encode())
+    for path in _RUNTIME_SOURCES:
+        digest.update(path.read_bytes())
     # Base classes too: Backbone.forward and preprocess (crop, grayscale, mean/std), in the exported
     # graph, live in a module of their own that no layer's class is from.
     classes = {cls for module in model.modules() for cls in type(module).__mro__}

@@ -236,6 +236,23 @@ def test_cached_graph_is_keyed_by_the_code_of_the_layers_base_classes(
     assert code_digest(model_from("x.mean(1, keepdim=True)")) != first
 
 
+def test_cached_graph_is_keyed_by_the_code_that_exports_and_checks_it(
+    model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Graphs, int8 graphs and TensorRT engines cached before a fix to the export, quantisation or
+    check (NaN parity, TensorRT parity when built) were loaded, unchecked, by the fixed code."""
+    import locus_core.runtime.engines as engines
+
+    sources = [tmp_path / "engines.py", tmp_path / "export.py"]
+    for source in sources:
+        source.write_text("old")
+    monkeypatch.setattr(engines, "_RUNTIME_SOURCES", tuple(sources))
+    before = code_digest(model)
+    assert code_digest(model) == before
+    sources[1].write_text("fixed")
+    assert code_digest(model) != before
+
+
 def test_cached_graph_is_keyed_by_the_versions_of_other_packages_in_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """timm's ViT blocks are not our source: a timm upgrade must not reuse graphs exported with the old one."""
     import timm.layers
