@@ -171,6 +171,8 @@ class Localizer:
         std = float(np.sqrt(np.max(np.diag(cov)[:3])))
         if std > cfg.max_position_std_m:
             return done(f"uncertain pose (position std {std:.3f} m > {cfg.max_position_std_m})", **{**result, "T": None, "cov": None})
+        floor = np.repeat([cfg.pose_std_floor_m, np.radians(cfg.pose_std_floor_deg)], 3) ** 2
+        cov = cov + np.diag(floor)  # see LocalizerConfig: the fit alone is ~10x too confident
         if use_depth and cfg.projective_rounds:
             t = time.perf_counter()
             T = result["T"] = self._refine_projective(T, geometry, resized.K, features.shape[-2:])

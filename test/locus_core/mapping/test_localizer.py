@@ -29,6 +29,12 @@ def test_localizes_a_mapped_view(scene: Path, model, built_map: LandmarkMap) -> 
     dt, dr = pose_error(result.T_map_cam, frame.T_world_cam)
     assert dt < 0.05 and dr < 2.0
     assert result.method == "3d-3d" and result.inliers >= 20 and result.covariance.shape == (6, 6)
+    # the reported covariance is the fit's plus the floors: never more confident than 2 cm and 1 degree
+    floor = np.repeat([0.02, np.radians(1.0)], 3) ** 2
+    assert np.all(np.diag(result.covariance) >= floor) and np.all(np.linalg.eigvalsh(result.covariance) > 0)
+    no_floor = dataclasses.replace(localizer.config, pose_std_floor_m=0.0, pose_std_floor_deg=0.0)
+    np.testing.assert_allclose(Localizer(built_map, model, no_floor).localize(frame).covariance + np.diag(floor),
+                               result.covariance, rtol=1e-9, atol=1e-15)
     best = result.matches[0]
     np.testing.assert_allclose(best.T_map_keyframe @ best.T_keyframe_query, result.T_map_cam, atol=1e-9)
     assert set(result.latency_breakdown) == {"features", "search", "verify", "refine"}
@@ -73,6 +79,7 @@ def test_blank_frame_is_not_localized(scene: Path, model, built_map: LandmarkMap
         ("projective_radius_m", 0.0, "projective_radius_m > 0"),
         ("projective_max_angle_deg", 181.0, "0 < projective_max_angle_deg <= 180"),
         ("pnp_solver", "dls", "pnp_solver must be one of epnp, ap3p, got 'dls'"),
+        ("pose_std_floor_m", -0.01, "need pose_std_floor_m >= 0 and pose_std_floor_deg >= 0"),
     ],
 )
 def test_refinement_and_solver_parameters_are_checked(field: str, value: float, message: str) -> None:
