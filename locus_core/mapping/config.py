@@ -88,7 +88,8 @@ class LocalizerConfig:
     neighbouring patches share their depth and calibration errors, so alone it is about ten times
     too confident (redkitchen test frames: 3.6 mm predicted against a median error of 3.3 cm, 0.17
     against 1.4 degrees); the floors are this model's measured errors per axis (a median error e over
-    three axes is about 1.5 times the per-axis std). The ``max_position_std_m`` check is on the fit's own.
+    three axes is about 1.5 times the per-axis std), with depth: RGB-only poses err about twice as
+    much (6.4 cm), so raise them for a camera without depth. The ``max_position_std_m`` check is on the fit's own.
     """
 
     knn: int = 3
