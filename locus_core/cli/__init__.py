@@ -27,3 +27,8 @@ def integer_at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def plain(docstring: str | None) -> str:
+    """A module docstring as --help text, without reStructuredText's ``literal`` marks (noise there)."""
+    return (docstring or "").replace("``", "")

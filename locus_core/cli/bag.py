@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 
 from locus_core.bags.play import TF_MODES
-from locus_core.cli import add_runtime_args
+from locus_core.cli import add_runtime_args, plain
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bag", help="write, evaluate and play ROS bags", description=__doc__)
+    p = sub.add_parser("bag", help="write, evaluate and play ROS bags", description=plain(__doc__))
     cmds = p.add_subparsers(dest="bag_command", metavar="ACTION", required=True)
 
     c = cmds.add_parser("convert", help="write a posed RGB-D data set as a rosbag2 (camera topics, TF, ground truth)")

@@ -9,7 +9,7 @@ import argparse
 import re
 from pathlib import Path
 
-from locus_core.cli import integer_at_least
+from locus_core.cli import integer_at_least, plain
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def summary(docstring: str) -> str:
     """A module docstring's first paragraph on one line (its lines joined up to the first blank one)."""
     paragraph = re.split(r"\n\s*\n", docstring.strip(), maxsplit=1)[0]
-    return " ".join(line.strip() for line in paragraph.splitlines())
+    return plain(" ".join(line.strip() for line in paragraph.splitlines()))
 
 
 def run(args: argparse.Namespace) -> int:

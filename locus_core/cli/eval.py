@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 
+from locus_core.cli import plain
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model (and its baselines) on posed RGB-D data",
-                       description=__doc__)
+                       description=plain(__doc__))
     p.add_argument("--model", required=True, help="checkpoint path, 'default' or 'backbone:NAME'")
     p.add_argument("--data", required=True, help="data set folder (or bag)")
     p.add_argument("--frames", help="evaluated frames START:STOP[:STEP] (source indices), e.g. 600:1000")

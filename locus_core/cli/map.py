@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from locus_core.cli import add_runtime_args
+from locus_core.cli import add_runtime_args, plain
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("map", help="build, inspect, merge landmark maps and localize against them", description=__doc__)
+    p = sub.add_parser("map", help="build, inspect, merge landmark maps and localize against them", description=plain(__doc__))
     cmds = p.add_subparsers(dest="map_command", metavar="ACTION", required=True)
 
     b = cmds.add_parser("build", help="build a landmark map from posed RGB-D frames")

@@ -42,3 +42,13 @@ def test_every_benchmark_describes_itself_in_whole_sentences() -> None:
     for name, parser in benchmarks.items():
         assert parser.description and parser.description.endswith("."), (name, parser.description)
         assert "\n" not in parser.description, (name, parser.description)
+
+
+def test_help_texts_carry_no_markup() -> None:
+    """Descriptions come from module docstrings: their ``literal`` marks read as noise in --help."""
+    pending = [build_parser()]
+    while pending:
+        parser = pending.pop()
+        assert "``" not in (parser.description or ""), parser.prog
+        if any(isinstance(a, argparse._SubParsersAction) for a in parser._actions):
+            pending += _subparsers(parser).values()
