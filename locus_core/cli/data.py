@@ -20,10 +20,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print one JSON object")
     synth = actions.add_parser("synth", help="render a synthetic indoor scene in the 7-Scenes layout")
     synth.add_argument("--out", required=True, help="output folder")
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--rooms", type=int, default=3)
-    synth.add_argument("--frames", type=int, default=120)
-    synth.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
+    synth.add_argument("--seed", type=int, default=0, help="scene seed: layout, textures, trajectory (default 0)")
+    synth.add_argument("--rooms", type=int, default=3, help="rooms joined by doorways, with look-alike objects repeated across them (default 3)")
+    synth.add_argument("--frames", type=int, default=120, help="frames along the camera trajectory (default 120)")
+    synth.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"),
+                       help="image height and width (default 240 320)")
     p.set_defaults(func=run)
 
 

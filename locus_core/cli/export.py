@@ -7,8 +7,8 @@ import argparse
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a model to ONNX, TorchScript or TensorRT (parity-checked)")
-    p.add_argument("--model", default="default", help="checkpoint path, 'default' or 'backbone:NAME'")
-    p.add_argument("--format", dest="fmt", choices=("onnx", "torchscript", "tensorrt"), default="onnx")
+    p.add_argument("--model", default="default", help="checkpoint path, 'default' or 'backbone:NAME' (default: the shipped model)")
+    p.add_argument("--format", dest="fmt", choices=("onnx", "torchscript", "tensorrt"), default="onnx", help="default onnx")
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="input size (default: the model's)")
     p.add_argument("--dynamic", action="store_true", help="ONNX: symbolic batch, height and width")
