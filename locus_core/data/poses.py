@@ -65,11 +65,20 @@ def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
     ).reshape(*q.shape[:-1], 3, 3)
 
 
-def pose_from_tq(tq: np.ndarray) -> np.ndarray:
-    """(..., 7) rows ``tx ty tz qx qy qz qw`` → (..., 4, 4) transforms."""
+def pose_from_tq(tq: np.ndarray, source: str = "") -> np.ndarray:
+    """(..., 7) rows ``tx ty tz qx qy qz qw`` → (..., 4, 4) transforms.
+
+    Raises:
+        QuaternionError: a zero quaternion, its message naming ``source`` (a file and row) when given.
+    """
     tq = np.asarray(tq, dtype=np.float64)
     T = np.zeros((*tq.shape[:-1], 4, 4))
-    T[..., :3, :3] = quaternion_to_matrix(tq[..., 3:7])
+    try:
+        T[..., :3, :3] = quaternion_to_matrix(tq[..., 3:7])
+    except QuaternionError as exc:
+        if not source:
+            raise
+        raise QuaternionError(f"{source}: {exc}") from None
     T[..., :3, 3] = tq[..., :3]
     T[..., 3, 3] = 1
     return T

@@ -16,7 +16,7 @@ from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options, find_intrinsics, numbered
 from locus_core.data.frame import PosedFrame
 from locus_core.data.io import depth_from_raw, intrinsics_from_values, read_raw, read_rgb
-from locus_core.data.poses import QuaternionError, check_pose, pose_from_tq
+from locus_core.data.poses import check_pose, pose_from_tq
 from locus_core.data.selection import select
 
 DEFAULT_K = intrinsics_from_values(518.0, 519.0, 325.5, 253.5)
@@ -45,15 +45,8 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
             raise FormatError(f"{path / 'pose.txt'}: no row for frame {i} ({len(rows)} rows)")
         if not (path / "depth" / f"{i}.pgm").is_file():
             raise DataFileError(f"{path / 'depth' / f'{i}.pgm'}: file not found")
-
-    def pose(i: int) -> np.ndarray:
-        source = f"{path / 'pose.txt'} row {i}"
-        try:
-            return check_pose(pose_from_tq(rows[i - 1]), source)
-        except QuaternionError as exc:  # its message alone names no file
-            raise QuaternionError(f"{source}: {exc}") from None
-
-    poses = np.stack([pose(i) for i in indices])
+    sources = {i: f"{path / 'pose.txt'} row {i}" for i in indices}
+    poses = np.stack([check_pose(pose_from_tq(rows[i - 1], sources[i]), sources[i]) for i in indices])
     K = find_intrinsics(path, ("camera-intrinsics.txt", "intrinsics.txt"), options.get("intrinsics"), DEFAULT_K)
     H, W = read_raw(path / "depth" / f"{indices[0]}.pgm").shape
 

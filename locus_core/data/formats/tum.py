@@ -20,7 +20,7 @@ from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options, find_intrinsics
 from locus_core.data.frame import PosedFrame
 from locus_core.data.io import depth_from_raw, intrinsics_from_values, read_raw, read_rgb
-from locus_core.data.poses import QuaternionError, check_pose, interpolate_tq, pose_from_tq
+from locus_core.data.poses import check_pose, interpolate_tq, pose_from_tq
 from locus_core.data.selection import select
 
 log = logging.getLogger(__name__)
@@ -88,10 +88,7 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
         tq = interpolate_tq(gt_t, gt, t, max_dt) if len(gt_t) else None
         if tq is None:
             continue
-        try:
-            T = pose_from_tq(tq)
-        except QuaternionError as exc:  # its message alone names no file
-            raise QuaternionError(f"{path / 'groundtruth.txt'} at {Path(name).name}: {exc}") from None
+        T = pose_from_tq(tq, f"{path / 'groundtruth.txt'} at {Path(name).name}")
         candidates.append((i, path / name, path / depth_f[depth_order[best]][0], T, t))
     skipped = len(rgb_t) - len(candidates)
     if skipped:
