@@ -161,21 +161,25 @@ class ApproximateTimeSynchronizer:
         if not queue:
             return None
         closest = min(range(len(queue)), key=lambda i: abs(queue[i][0] - stamp))
-        if final or queue[-1][0] >= stamp:
-            return closest  # later messages come after the last one, farther from the stamp
-        period = self._period[stream]
-        if period is not None and stamp - queue[-1][0] < period / 2:
-            return closest  # the next one is due a period after the last, farther still
-        return None
+        return None if self._later_may_be_closer(stream, stamp, final) else closest
 
     def _certain_reference(self, stamp: float, final: bool) -> int | None:
         """Index of the reference message closest to a partner stamped ``stamp`` if no later
-        reference can be closer (ties go to the older one)."""
+        reference can be closer (ties go to the older one). Only whether it is the oldest matters:
+        with two or more references queued, a later one already is, or may be, closer."""
         references = self._queues[0]
         closest = min(range(len(references)), key=lambda i: (abs(references[i][0] - stamp), i))
-        if closest > 0 or len(references) > 1 or final or stamp <= references[0][0]:
+        if closest > 0 or len(references) > 1:
             return closest
-        period = self._period[0]
-        if period is not None and stamp - references[0][0] < period / 2:
-            return closest
-        return None
+        return None if self._later_may_be_closer(0, stamp, final) else closest
+
+    def _later_may_be_closer(self, stream: int, stamp: float, final: bool) -> bool:
+        """Whether a message of ``stream`` still to come may be closer to ``stamp`` than its queued
+        (non-empty) ones: not once the input has ended, nor when the newest is at or after the stamp
+        (later ones are farther), nor when the newest is within half the stream's period before it
+        (the next one is due a period after the newest, farther still)."""
+        newest = self._queues[stream][-1][0]
+        if final or newest >= stamp:
+            return False
+        period = self._period[stream]
+        return period is None or stamp - newest >= period / 2
