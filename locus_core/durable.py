@@ -4,7 +4,10 @@ temporaries of processes that died mid-save."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
+import shutil
 from pathlib import Path
 
 
@@ -29,3 +32,43 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True  # another user's process
     return True
+
+
+def replace_folder(tmp: Path, final: Path, aside: Path) -> None:
+    """Put the complete folder ``tmp`` at ``final``, replacing any folder there, and sync the parent.
+
+    Where the file system has it, one ``renameat2(RENAME_EXCHANGE)`` swaps them (``tmp`` then holds
+    the previous folder, deleted); elsewhere ``final`` is first renamed to ``aside``, deleted once
+    ``tmp`` is in place, so that a crash leaves ``aside`` rather than a half-deleted ``final``.
+
+    Raises:
+        OSError: the file system refuses.
+    """
+    if not final.exists():
+        os.rename(tmp, final)
+    elif _exchange(tmp, final):
+        shutil.rmtree(tmp)
+    else:
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(final, aside)
+        os.rename(tmp, final)
+        shutil.rmtree(aside)
+    fsync_path(final.parent)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where unsupported."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))

@@ -16,8 +16,6 @@ way a complete map is readable at every moment.
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import glob
 import hashlib
 import io
@@ -32,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from locus_core.config import config_from_dict, config_to_dict
-from locus_core.durable import fsync_path, process_alive
+from locus_core.durable import fsync_path, process_alive, replace_folder
 from locus_core.errors import ConfigError
 from locus_core.mapping.config import MapConfig
 from locus_core.mapping.errors import MapError
@@ -65,7 +63,7 @@ def save_map(landmark_map: LandmarkMap, directory: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(target)
         _write(landmark_map, tmp)
-        _swap_into_place(tmp, target)
+        replace_folder(tmp, target, target.with_name(f"{target.name}.old-{os.getpid()}"))
     except OSError as exc:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -263,40 +261,6 @@ def _write_synced(path: Path, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2); False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    rc = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    if rc == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise MapError(f"{b}: cannot replace the map ({os.strerror(err)})")
-
-
-def _swap_into_place(tmp: Path, directory: Path) -> None:
-    if not directory.exists():
-        os.rename(tmp, directory)
-    elif _exchange(tmp, directory):
-        shutil.rmtree(tmp)  # now holds the previous map
-    else:
-        old = directory.with_name(f"{directory.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(directory, old)
-        os.rename(tmp, directory)
-        shutil.rmtree(old)
-    fsync_path(directory.parent)
 
 
 def _interrupted_swap_copy(directory: Path) -> Path | None:

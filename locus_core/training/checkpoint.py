@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from locus_core.config import read_yaml, save_config
-from locus_core.durable import fsync_path, process_alive
+from locus_core.durable import fsync_path, process_alive, replace_folder
 from locus_core.errors import ConfigError
 from locus_core.training.errors import TrainingError
 
@@ -54,28 +54,14 @@ def save_checkpoint(
     for path in tmp.iterdir():
         fsync_path(path)
     fsync_path(tmp)
-    _move_into_place(tmp, final)
+    # Replacing an existing one happens only after resuming from an older checkpoint because this
+    # one was incomplete or did not load.
+    replace_folder(tmp, final, final.with_name(f".{final.name}.old-{os.getpid()}"))
     # The newest `keep` up to this one: a newer folder is a damaged checkpoint that resuming skipped
     # (replaced when the run reaches its step), never a reason to delete the one just written.
     for old in [c for c in list_checkpoints(run_dir) if c.name <= final.name][:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def _move_into_place(tmp: Path, final: Path) -> None:
-    """Rename ``tmp`` to ``final`` (synced), replacing an existing ``final``."""
-    if final.exists():
-        # Only after resuming from an older checkpoint because this one was incomplete or did not
-        # load. A folder cannot be renamed over a non-empty one, and deleting it first would leave
-        # a half-deleted folder under the final name if killed: set it aside, delete it after.
-        aside = final.with_name(f".{final.name}.old-{os.getpid()}")
-        shutil.rmtree(aside, ignore_errors=True)
-        os.rename(final, aside)
-        os.rename(tmp, final)
-        shutil.rmtree(aside)
-    else:
-        os.rename(tmp, final)
-    fsync_path(final.parent)
 
 
 def remove_stale(run_dir: Path) -> None:

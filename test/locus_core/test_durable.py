@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from locus_core.durable import fsync_path, process_alive
+import pytest
+
+from locus_core import durable
+from locus_core.durable import fsync_path, process_alive, replace_folder
 
 
 def test_a_process_is_alive_until_it_exits_and_this_one_counts_as_dead() -> None:
@@ -23,3 +26,16 @@ def test_files_and_folders_can_be_synced(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"x")
     fsync_path(tmp_path / "f")
     fsync_path(tmp_path)
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "rename aside"])
+def test_a_folder_replaces_another_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool) -> None:
+    if not exchange:  # a file system without RENAME_EXCHANGE
+        monkeypatch.setattr(durable, "_exchange", lambda a, b: False)
+    final, aside = tmp_path / "map", tmp_path / "map.old-1"
+    for version in ("first", "second"):
+        tmp = tmp_path / f"map.tmp-{version}"
+        tmp.mkdir()
+        (tmp / "data").write_text(version)
+        replace_folder(tmp, final, aside)
+        assert (final / "data").read_text() == version and sorted(p.name for p in tmp_path.iterdir()) == ["map"]
