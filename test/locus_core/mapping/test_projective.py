@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from locus_core.evaluation.pose import pose_error
-from locus_core.mapping.projective import associate, projective_refine
+from locus_core.mapping.projective import associate, patch_normals, point_to_plane_step, projective_refine
 from locus_core.mapping.ransac import perturb, so3_exp
 
 GRID, STRIDE = (24, 32), 8
@@ -88,3 +88,53 @@ def test_max_landmarks_thins_the_landmarks_in_view() -> None:
     points = patch_points(rng)
     fit = projective_refine(np.eye(4), points, points, K, GRID, STRIDE, 0.05, 0.02, max_landmarks=100)
     assert fit is not None and 90 <= len(fit.landmarks) <= 100
+
+
+def surface_point(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(N, 3) camera points of ``patch_points``' bumpy surface (without its noise) at pixels (u, v)."""
+    z = 2.0 + 0.4 * np.sin(u / 40.0) * np.cos(v / 30.0) + 0.3 * (u > 128)
+    return np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_landmarks_anywhere_inside_their_patch_do_not_pull_the_pose(seed: int) -> None:
+    # a map's landmarks are other views' patch centres: they fall anywhere inside the query patch
+    # they project onto; that offset lies along the surface and must not move the pose
+    rng = np.random.default_rng(seed)
+    h, w = GRID
+    v, u = np.mgrid[:h, :w].reshape(2, -1) * STRIDE + (STRIDE - 1) / 2
+    points = surface_point(u, v, rng)
+    T = pose(rng)
+    lu, lv = rng.uniform(-0.5, w * STRIDE - 0.5, 600), rng.uniform(-0.5, h * STRIDE - 0.5, 600)
+    landmarks = surface_point(lu, lv, rng) @ T[:3, :3].T + T[:3, 3]
+    start = perturb(T, rng.normal(size=6) * np.array([0.01, 0.01, 0.01, 0.005, 0.005, 0.005]))
+    fit = projective_refine(start, landmarks, points, K, GRID, STRIDE, 0.05, 0.02, rounds=20)
+    assert fit is not None
+    dt, dr = pose_error(fit.T, T)
+    assert dt < 0.003 and dr < 0.1
+
+
+def test_patch_normals_of_a_plane_face_the_camera_up_to_borders_and_holes() -> None:
+    h, w = GRID
+    v, u = np.mgrid[:h, :w].reshape(2, -1) * STRIDE + (STRIDE - 1) / 2
+    normal = np.array([0.3, -0.2, -1.0]) / np.linalg.norm([0.3, -0.2, -1.0])
+    # the plane n . X = -2 seen through each pixel ray
+    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], axis=1)
+    points = rays * (-2.0 / (rays @ normal))[:, None]
+    points[5 * w + 7] = np.nan
+    normals = patch_normals(points, GRID)
+    assert np.isnan(normals[5 * w + 7]).all()
+    good = np.delete(np.arange(h * w), 5 * w + 7)
+    np.testing.assert_allclose(normals[good], np.broadcast_to(normal, (len(good), 3)), atol=1e-9)
+    isolated = np.full((h * w, 3), np.nan)
+    isolated[0] = points[0]
+    assert np.isnan(patch_normals(isolated, GRID)).all()
+
+
+def test_a_point_to_plane_step_does_not_slide_along_a_single_plane() -> None:
+    rng = np.random.default_rng(0)
+    points = np.c_[rng.uniform(-1, 1, (200, 2)), np.full(200, 2.0)]
+    normals = np.tile([0.0, 0.0, -1.0], (200, 1))
+    D = point_to_plane_step(points, normals, points + [0.3, -0.2, 0.05], 1.0)
+    np.testing.assert_allclose(D[:3, 3], [0.0, 0.0, 0.05], atol=1e-9)
+    np.testing.assert_allclose(D[:3, :3], np.eye(3), atol=1e-9)
