@@ -168,7 +168,7 @@ def lift_patches(
     centers = patch_centers(H, W, stride, device=depth.device, dtype=depth.dtype)
     h, w = H // stride, W // stride
     d = depth[:, : h * stride, : w * stride]
-    d = torch.where(torch.isfinite(d) & (d > 0), d, torch.full_like(d, float("nan")))
+    d = d.masked_fill(~((d > 0) & (d < float("inf"))), float("nan"))  # NaN fails d > 0
     patches = d.reshape(B, h, stride, w, stride).permute(0, 1, 3, 2, 4).reshape(B, h * w, -1)
     z = patches.nanmedian(dim=-1).values
     points = unproject(centers.expand(B, -1, -1), z, K)

@@ -47,7 +47,9 @@ def depth_from_raw(raw: np.ndarray, scale: float, *, invalid: tuple[int, ...] = 
                    min_depth: float = 0.0) -> np.ndarray:
     """Integer depth image → float32 metres (``raw / scale``), NaN at ``invalid`` codes or < min_depth."""
     depth = raw.astype(np.float32) / np.float32(scale)
-    bad = np.isin(raw, invalid) | (depth < min_depth) | ~np.isfinite(depth)
+    bad = (depth < min_depth) | ~np.isfinite(depth)
+    for code in invalid:  # a few codes: a comparison each is several times faster than np.isin
+        bad |= raw == code
     depth[bad] = np.nan
     return depth
 
