@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,18 +110,21 @@ def evaluate_bag(
     model_spec: str | None = None,
     config: ReplayConfig | None = None,
     localizer_config: str = "",
+    localizer_overrides: Sequence[str] = (),
     device: str = "auto",
     precision: str = "fp32",
     workers: int = 1,
 ) -> dict[str, Any]:
-    """Replay ``bag`` through the node's ``FrameProcessor`` with the map at ``map_dir`` and write
+    """Replay ``bag`` through the node's ``FrameProcessor`` with the map at ``map_dir`` (LocalizerConfig
+    from the YAML ``localizer_config`` and "KEY=VALUE" ``localizer_overrides``) and write
     ``out/``: metrics.json, config.yaml, trajectory.tum (estimates), groundtruth.tum, frames.csv
     (per frame: decision, reason, error), trajectory.png and errors.png. Returns the metrics (NaN
     as None).
 
     ``workers`` > 1 localizes frames in that many processes, sharing this process's CPU threads
     out (``locus_core.bags.workers``): the same results, faster on long bags; the latencies are
-    then each worker's, with its share of the threads, not what the node would see."""
+    then each worker's, with its share of the threads, not what the node would see. Tracking
+    (LocalizerConfig.track_period_s > 0) follows the stream in order: one process only."""
     import torch
     import yaml
 
@@ -135,12 +139,16 @@ def evaluate_bag(
     config = config or ReplayConfig()
     landmark_map = LandmarkMap.load(map_dir)
     spec = model_spec or model_spec_of(landmark_map)
-    processor = FrameProcessor(spec, device, localizer_config, precision)  # logs the runtime fallbacks
+    # logs the runtime fallbacks
+    processor = FrameProcessor(spec, device, localizer_config, precision, overrides=localizer_overrides)
     processor.use_map(landmark_map, map_dir)  # checks model and map before any worker starts
+    if workers > 1 and processor.config.track_period_s > 0:
+        raise BagError(f"workers {workers}: tracking (track_period_s {processor.config.track_period_s}) poses each "
+                       "frame from the one before, in stream order: use one worker")
     threads = torch.get_num_threads()
     if workers > 1:
         with WorkerPool(workers, spec, map_dir, device=device, localizer_config=localizer_config,
-                        precision=precision) as pool:
+                        overrides=localizer_overrides, precision=precision) as pool:
             threads = pool.threads
             result = replay(bag, pool, config, progress=_progress)
     else:

@@ -8,8 +8,9 @@ is dropped for lack of time: every synchronised set is localized, or, with ``max
 that many per second of bag time (a robot that relocalizes at a fixed rate; the rest are counted
 as throttled and not even deserialised: image and camera_info messages stay serialised, synchronised
 by the header stamp read from their first bytes, until a set is localized). Frames can be localized
-in parallel (``locus_core.bags.workers.WorkerPool``): the localizer keeps no state between frames,
-so the results are those of a serial replay, in the same order.
+in parallel (``locus_core.bags.workers.WorkerPool``): the localizer keeps no state between frames
+unless it tracks (``locus_core.mapping.tracking``, one process only), so the results are those of
+a serial replay, in the same order.
 
 Ground truth (``gt_frame`` → the image's frame in TF, or a PoseStamped topic) is looked up after the
 pass, per *segment* (``locus_core.data.formats.tf.TfSegments``): a stream whose stamp falls more than
@@ -26,8 +27,9 @@ import struct
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -187,19 +189,14 @@ def resolve_topics(reader: Any, path: Path, config: ReplayConfig) -> dict[str, s
     return {role: topic for role, (topic, _) in wanted.items()}
 
 
-def _submitter(processor: Any) -> tuple[Callable[[PosedFrame], Future], int]:
+def _submitter(processor: Any, thread: ThreadPoolExecutor) -> tuple[Callable[[PosedFrame], Future], int]:
     """(submit, most frames in flight): ``processor.submit`` where it localizes in parallel (a
     ``WorkerPool``; two frames per worker keep each busy and few images in memory), else its
-    ``localize``, run at once, as a finished future."""
+    ``localize`` on ``thread`` (one thread: frames are localized in bag order, as a tracker needs,
+    while the next set is read and decoded)."""
     if hasattr(processor, "submit"):
         return processor.submit, 2 * processor.workers
-
-    def now(frame: PosedFrame) -> Future:
-        future: Future = Future()
-        future.set_result(processor.localize(frame))
-        return future
-
-    return now, 1
+    return partial(thread.submit, processor.localize), 2
 
 
 def replay(
@@ -222,7 +219,8 @@ def replay(
 
     config = config or ReplayConfig()
     path = Path(path)
-    submit, max_in_flight = _submitter(processor)
+    thread = ThreadPoolExecutor(1, thread_name_prefix="localize")
+    submit, max_in_flight = _submitter(processor, thread)
     in_flight: deque[tuple[ReplayFrame, Future]] = deque()  # submitted, in bag order
     reader = open_bag(path)
     start = time.perf_counter()
@@ -331,6 +329,7 @@ def replay(
         sync.flush()  # the bag has ended: sets still waiting for a later message get none
         collect(0)
     finally:
+        thread.shutdown(wait=True, cancel_futures=True)
         reader.close()
     wall = time.perf_counter() - start
     if not frames:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -28,7 +29,8 @@ _failure = ""  # why the worker could not load, reported by its first task
 
 
 def _start(
-    model_spec: str, map_dir: str, device: str, localizer_config: str, precision: str, threads: int, started: Any
+    model_spec: str, map_dir: str, device: str, localizer_config: str, overrides: Sequence[str], precision: str,
+    threads: int, started: Any,
 ) -> None:
     import torch
 
@@ -38,7 +40,7 @@ def _start(
     _started = started
     torch.set_num_threads(threads)
     try:
-        _processor = FrameProcessor(model_spec, device, localizer_config, precision)
+        _processor = FrameProcessor(model_spec, device, localizer_config, precision, overrides=overrides)
         _processor.load_map(map_dir)
     except Exception as exc:  # raised from an initializer it would only break the pool, without the reason
         _failure = f"{type(exc).__name__}: {exc}"
@@ -77,6 +79,7 @@ class WorkerPool:
         *,
         device: str = "auto",
         localizer_config: str = "",
+        overrides: Sequence[str] = (),
         precision: str = "fp32",
         threads: int | None = None,
         ready_timeout_s: float = READY_TIMEOUT_S,
@@ -93,7 +96,7 @@ class WorkerPool:
         context = multiprocessing.get_context("spawn")
         self._executor = ProcessPoolExecutor(
             workers, mp_context=context, initializer=_start,
-            initargs=(model_spec, str(map_dir), device, localizer_config, precision, self.threads,
+            initargs=(model_spec, str(map_dir), device, localizer_config, tuple(overrides), precision, self.threads,
                       context.Barrier(workers)),
         )
         ready = [self._executor.submit(_ready, ready_timeout_s) for _ in range(workers)]

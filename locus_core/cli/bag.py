@@ -45,6 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--max-rate", type=float, default=None, metavar="HZ",
                    help="localize at most HZ frames per second of bag time (default: --config's max_rate_hz, else "
                         "every frame; 0: every frame)")
+    e.add_argument("--track-period", type=float, default=None, metavar="S",
+                   help="track frames between full localizations at least S seconds of bag time apart (the "
+                        "localizer's track_period_s; default: --localizer-config's, else 0: every frame in full); "
+                        "needs one worker")
     add_runtime_args(e)
     e.add_argument("--workers", type=int, default=1, metavar="N",
                    help="localize in N processes sharing the CPU threads: same results, faster on long bags; "
@@ -104,7 +108,8 @@ def run_eval(args: argparse.Namespace) -> int:
     config = load_config(ReplayConfig, Path(args.config) if args.config else None, overrides)
     m = evaluate_bag(Path(args.bag), Path(args.map), Path(args.out), model_spec=args.model, config=config,
                      localizer_config=args.localizer_config, device=args.device, precision=args.precision,
-                     workers=args.workers)
+                     workers=args.workers,
+                     localizer_overrides=[] if args.track_period is None else [f"track_period_s={args.track_period}"])
 
     def fmt(x: object) -> str:
         return "n/a" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)

@@ -31,14 +31,26 @@ def _nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(image[rows[:, None], cols[None, :]])
 
 
+def resize_depth(frame: PosedFrame, size: tuple[int, int]) -> tuple[np.ndarray | None, np.ndarray]:
+    """The geometry of ``resize_frame(frame, size)`` without resizing the colour: ``frame``'s depth at
+    ``size`` (H, W), nearest-neighbour (None without depth), and K at that size."""
+    H, W = int(size[0]), int(size[1])
+    if H <= 0 or W <= 0:
+        raise ValueError(f"resize_frame: size must be positive (H, W), got {size}")
+    old = (frame.height, frame.width)
+    if old == (H, W):
+        return frame.depth, frame.K
+    depth = None if frame.depth is None else _nearest(frame.depth, (H, W))
+    return depth, scale_intrinsics(frame.K, old, (H, W))
+
+
 def resize_frame(frame: PosedFrame, size: tuple[int, int]) -> PosedFrame:
     """``frame`` at ``size`` (H, W): rgb with area (shrinking) or linear (enlarging) filtering,
     depth and labels nearest-neighbour, K scaled. Returns ``frame`` itself if already that size."""
     import cv2
 
+    depth, K = resize_depth(frame, size)
     H, W = int(size[0]), int(size[1])
-    if H <= 0 or W <= 0:
-        raise ValueError(f"resize_frame: size must be positive (H, W), got {size}")
     old = (frame.height, frame.width)
     if old == (H, W):
         return frame
@@ -47,8 +59,8 @@ def resize_frame(frame: PosedFrame, size: tuple[int, int]) -> PosedFrame:
     return dataclasses.replace(
         frame,
         rgb=rgb,
-        depth=None if frame.depth is None else _nearest(frame.depth, (H, W)),
+        depth=depth,
         semantic=None if frame.semantic is None else _nearest(frame.semantic, (H, W)),
         instance=None if frame.instance is None else _nearest(frame.instance, (H, W)),
-        K=scale_intrinsics(frame.K, old, (H, W)),
+        K=K,
     )

@@ -39,30 +39,45 @@ class PatchGeometry:
 
 
 def patch_geometry(frame: PosedFrame, stride: int, config: MapConfig | None = None) -> PatchGeometry:
-    """Lift the stride-``stride`` patch centres of ``frame`` (already at the model input size).
+    """Lift the stride-``stride`` patch centres of ``frame`` (already at the model input size): as
+    ``depth_patch_geometry`` of its size, depth, K and pose."""
+    return depth_patch_geometry((frame.height, frame.width), frame.depth, frame.K, frame.T_world_cam, stride, config)
+
+
+def depth_patch_geometry(
+    size: tuple[int, int],
+    depth: np.ndarray | None,
+    K: np.ndarray,
+    T_world_cam: np.ndarray | None,
+    stride: int,
+    config: MapConfig | None = None,
+) -> PatchGeometry:
+    """Lift the stride-``stride`` patch centres of an image of ``size`` (H, W) with ``depth`` (H, W)
+    metres (None: no points), intrinsics ``K`` and camera-to-world pose ``T_world_cam`` (None: no
+    map-frame points).
 
     With ``config``, patches outside its depth range (``min_depth_m``, ``max_depth_m``) and patches
     that straddle a depth edge (``locus_core.geometry.depth_edge_patches``, tolerance
     ``max_depth_spread``) get no point; without, every patch with valid depth gets one."""
     from locus_core.geometry import depth_edge_patches, lift_patches, patch_centers, transform_points
 
-    uv = patch_centers(frame.height, frame.width, stride, dtype=torch.float64).numpy()
-    if frame.depth is None:
+    uv = patch_centers(int(size[0]), int(size[1]), stride, dtype=torch.float64).numpy()
+    if depth is None:
         nan = np.full((len(uv), 3), np.nan)
         return PatchGeometry(uv, nan, nan)
-    depth = torch.from_numpy(np.asarray(frame.depth, np.float64))[None]
-    K = torch.from_numpy(np.asarray(frame.K, np.float64))[None]
-    cam = lift_patches(depth, K, torch.eye(4, dtype=torch.float64)[None], stride)[0]
+    d = torch.from_numpy(np.asarray(depth, np.float64))[None]
+    K_ = torch.from_numpy(np.asarray(K, np.float64))[None]
+    cam = lift_patches(d, K_, torch.eye(4, dtype=torch.float64)[None], stride)[0]
     z = cam[:, 2]
     if config is not None:
         keep = (z >= config.min_depth_m) & (z <= config.max_depth_m)
         if np.isfinite(config.max_depth_spread):
-            keep &= ~depth_edge_patches(depth, z[None], stride, config.max_depth_spread)[0]
+            keep &= ~depth_edge_patches(d, z[None], stride, config.max_depth_spread)[0]
         cam[~keep] = float("nan")
-    if frame.T_world_cam is None:
+    if T_world_cam is None:
         world = torch.full_like(cam, float("nan"))
     else:
-        world = transform_points(torch.from_numpy(np.asarray(frame.T_world_cam, np.float64))[None], cam[None])[0]
+        world = transform_points(torch.from_numpy(np.asarray(T_world_cam, np.float64))[None], cam[None])[0]
     return PatchGeometry(uv, cam.numpy(), world.numpy())
 
 

@@ -29,11 +29,13 @@ def localization_metrics(
         covisibility: (Q, K) fraction of each query's view seen by each map keyframe, or None
             (queries from another scene, or unknown): then no query counts as covisible.
     Returns:
-        ``{"queries", "localized_rate", "precision", "place": {"recall_at_1", "queries"},
+        ``{"queries", "localized_rate", "tracked", "precision", "place": {"recall_at_1", "queries"},
         "pose": {"median_trans_m", "median_rot_deg"}, "covisible": {"queries", "localized_rate",
         "median_trans_m", "median_rot_deg"}, "latency_ms": {"p50", "p95", "stages_p50": {stage: ms}}}``. precision = share of
         output poses within ``max_trans_m`` and ``max_rot_deg`` (of those with ground truth); pose
-        medians are over output poses; NaN where undefined (JSON null after ``to_json``).
+        medians are over output poses; NaN where undefined (JSON null after ``to_json``). tracked =
+        poses from tracking (``locus_core.mapping.tracking``): those frames skip place recognition,
+        so place recall counts the other queries only.
     """
     n = len(results)
     if len(gt_poses) != n or (covisibility is not None and len(covisibility) != n):
@@ -47,6 +49,7 @@ def localization_metrics(
             errors[i] = pose_error(r.T_map_cam, gt)
     known = localized & np.isfinite(errors[:, 0])
     correct = known & (errors[:, 0] <= max_trans_m) & (errors[:, 1] <= max_rot_deg)
+    tracked = np.array([r.method == "tracked" for r in results], bool)
     if covisibility is not None and covisibility.size:
         covisible = covisibility.max(1) >= min_covisibility
         top = np.array([r.matches[0].keyframe_id if r.matches else -1 for r in results])
@@ -59,8 +62,10 @@ def localization_metrics(
     return {
         "queries": n,
         "localized_rate": _rate(localized.sum(), n),
+        "tracked": int((tracked & localized).sum()),
         "precision": _rate(correct.sum(), known.sum()),
-        "place": {"recall_at_1": _rate((hit & covisible).sum(), covisible.sum()), "queries": int(covisible.sum())},
+        "place": {"recall_at_1": _rate((hit & covisible & ~tracked).sum(), (covisible & ~tracked).sum()),
+                  "queries": int((covisible & ~tracked).sum())},
         "pose": {"median_trans_m": _median(errors[known, 0]), "median_rot_deg": _median(errors[known, 1])},
         "covisible": {
             "queries": int(covisible.sum()),
@@ -114,15 +119,15 @@ def camera_points(frame: PosedFrame) -> np.ndarray:
     Runs keep these per query instead of the frame: ~7 KB instead of ~2 MB at 640x480."""
     import torch
 
-    from locus_core.data.resize import resize_frame
+    from locus_core.data.resize import resize_depth
     from locus_core.geometry import lift_patches
 
     if frame.depth is None:
         return np.zeros((0, 3))
-    small = resize_frame(frame, COVISIBILITY_SIZE)
-    depth = torch.from_numpy(np.asarray(small.depth, np.float64))[None]
+    small, K = resize_depth(frame, COVISIBILITY_SIZE)
+    depth = torch.from_numpy(np.asarray(small, np.float64))[None]
     eye = torch.eye(4, dtype=torch.float64)[None]
-    points = lift_patches(depth, torch.from_numpy(small.K)[None], eye, COVISIBILITY_STRIDE)[0]
+    points = lift_patches(depth, torch.from_numpy(K)[None], eye, COVISIBILITY_STRIDE)[0]
     return points[torch.isfinite(points).all(1)].numpy()
 
 

@@ -25,12 +25,13 @@ from locus_core.mapping.ransac import so3_exp
 
 @dataclass(frozen=True)
 class ProjectiveFit:
-    """Refined camera-to-map pose (4,4), its inlier pairs (query patch rows (n,), landmark rows (n,))
-    and the association rounds run."""
+    """Refined camera-to-map pose (4,4), its inlier pairs (query patch rows (n,), landmark rows (n,),
+    the query surface's camera-frame normals there (n, 3)) and the association rounds run."""
 
     T: np.ndarray
     patches: np.ndarray
     landmarks: np.ndarray
+    normals: np.ndarray
     rounds: int
 
 
@@ -159,9 +160,9 @@ def projective_refine(
         if done == 1:
             # the pose moves by centimetres: later rounds need only the landmarks in view now, and
             # an even subset of them pins a pose as well as all do, at a fraction of the time
-            rows = lm[:: -(-len(lm) // max_landmarks)] if len(lm) > max_landmarks else lm
-            keep = np.isin(lm, rows)
-            lm, patch, src = lm[keep], patch[keep], src[keep]
+            step = max(1, -(-len(lm) // max_landmarks))  # each landmark is in view once: a slice keeps its pairs
+            lm, patch, src = lm[::step], patch[::step], src[::step]
+            rows = lm
         dst = landmarks[lm]
         threshold = np.maximum(threshold_m, threshold_relative * src[:, 2])
         moved = src @ T[:3, :3].T + T[:3, 3]
@@ -173,4 +174,4 @@ def projective_refine(
         angle = np.arccos(np.clip((np.trace(step[:3, :3]) - 1) / 2, -1.0, 1.0))
         if np.linalg.norm(step[:3, 3]) < tolerance_m and angle < tolerance_m:
             break
-    return ProjectiveFit(T, patch[inlier], lm[inlier], done)
+    return ProjectiveFit(T, patch[inlier], lm[inlier], normals[patch[inlier]], done)

@@ -59,6 +59,7 @@ class FrameProcessor:
         self.map: Any = None  # locus_core.mapping.LandmarkMap
         self.map_path: Path | None = None
         self._localizer: Any = None
+        self._tracker: Any = None  # locus_core.mapping.tracking.Tracker over _localizer
         self._counts = (0, 0)  # (keyframes, landmarks), set under the lock whenever the map changes
 
     @property
@@ -87,8 +88,7 @@ class FrameProcessor:
 
         localizer = Localizer(landmark_map, self.engine, self.config)
         with self.lock:
-            self.map, self._localizer, self.map_path = landmark_map, localizer, path
-            self._recount()
+            self._use(landmark_map, localizer, path)
 
     def new_map(self, save_to: str | Path | None = None) -> None:
         """An empty map for mapping mode (keyframes are inserted as posed frames arrive).
@@ -105,8 +105,14 @@ class FrameProcessor:
         empty = LandmarkMap.for_model(self.model)
         empty.sources.append({"name": "locus_localizer mapping mode"})
         with self.lock:
-            self.map, self._localizer, self.map_path = empty, Localizer(empty, self.engine, self.config), None
-            self._recount()
+            self._use(empty, Localizer(empty, self.engine, self.config), None)
+
+    def _use(self, landmark_map: Any, localizer: Any, path: Path | None) -> None:
+        from locus_core.mapping.tracking import Tracker
+
+        self.map, self._localizer, self.map_path = landmark_map, localizer, path
+        self._tracker = Tracker(localizer)  # a new map: the last pose means nothing in it
+        self._recount()
 
     @staticmethod
     def check_save_target(path: str | Path) -> None:
@@ -127,11 +133,13 @@ class FrameProcessor:
             return self.map_path
 
     def localize(self, frame: PosedFrame) -> Any:
-        """``locus_core.mapping.Localization`` of ``frame`` (never raises for a bad image)."""
+        """``locus_core.mapping.Localization`` of ``frame``, the next frame of a stream (``frame.stamp``:
+        tracked from the previous one's pose where LocalizerConfig.track_period_s allows). Never
+        raises for a bad image."""
         with self.lock:
             if self._localizer is None:
                 raise PipelineError("no map loaded: set map_path or call ~/load_map")
-            return self._localizer.localize(frame)
+            return self._tracker.localize(frame)
 
     def insert_keyframe(self, frame: PosedFrame) -> bool:
         """Mapping mode: add ``frame`` (posed in the map frame) when it shows a new viewpoint."""

@@ -28,7 +28,10 @@ def test_convert_and_eval_from_the_command_line(tmp_path: Path, capsys: pytest.C
     assert metrics["replay"]["topics"]["rgb"] == "/camera/color/image_raw/compressed" and metrics["queries"] == 4
     config = (tmp_path / "ev" / "config.yaml").read_text()
     assert "sync_queue_size: 5" in config and "max_rate_hz: 1000.0" in config and "min_inliers" in config
-    assert "rectified: true" in config
+    assert "rectified: true" in config and "track_period_s: 0.0" in config
+    assert main(["bag", "eval", str(tmp_path / "bag"), "--map", str(tmp_path / "map"), "--track-period", "2",
+                 "--out", str(tmp_path / "tracked")]) == 0
+    assert "track_period_s: 2.0" in (tmp_path / "tracked" / "config.yaml").read_text()
 
 
 def test_play_feeds_a_localizer_by_default_and_passes_the_player_options(

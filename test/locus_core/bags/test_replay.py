@@ -102,6 +102,19 @@ def test_workers_localize_in_parallel_with_the_serial_results(tmp_path: Path, wo
         evaluate_bag(tmp_path / "bag", world["map"], tmp_path / "w0", workers=0)
 
 
+def test_tracking_replays_in_stream_order_in_one_process(tmp_path: Path, world: dict) -> None:
+    view = open_dataset(world["scene"], "0:16:2")[2]  # a mapped view, localized well, over and over: tracked
+    write_bag([dataclasses.replace(view, stamp=1.0 + 0.1 * k) for k in range(4)], tmp_path / "bag")
+    m = evaluate_bag(tmp_path / "bag", world["map"], tmp_path / "eval", localizer_config=str(world["config"]),
+                     localizer_overrides=["track_period_s=10"], device="cpu")
+    methods = [r["method"] for r in csv.DictReader((tmp_path / "eval" / "frames.csv").open())]
+    assert methods == ["3d-3d", "tracked", "tracked", "tracked"] and m["tracked"] == 3
+    assert m["place"]["queries"] <= 1  # tracked frames skip place recognition
+    with pytest.raises(BagError, match="tracking .* in stream order: use one worker"):
+        evaluate_bag(tmp_path / "bag", world["map"], tmp_path / "w2", localizer_config=str(world["config"]),
+                     localizer_overrides=["track_period_s=10"], device="cpu", workers=2)
+
+
 def _frames(world: dict, n: int = 4, spacing: float = 0.4) -> list:
     """Query frames with stamps far enough apart that a loop of them jumps back > 1 s."""
     ds = open_dataset(world["scene"], "1:16:2")

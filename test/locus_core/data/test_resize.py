@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from locus_core.data import PosedFrame, resize_frame
+from locus_core.data.resize import resize_depth
 
 
 def frame(H: int = 48, W: int = 64) -> PosedFrame:
@@ -34,6 +35,9 @@ def test_resize_keeps_geometry(h: int, w: int) -> None:
     rows = np.minimum(np.floor(src[1] + 0.5 + 1e-9), 47).astype(int)
     np.testing.assert_array_equal(r.depth.ravel(), f.depth[rows, cols])
     np.testing.assert_array_equal(r.semantic.ravel(), f.semantic[rows, cols])
+    depth, K = resize_depth(f, (h, w))  # the same geometry without the colour
+    np.testing.assert_array_equal(depth, r.depth)
+    np.testing.assert_array_equal(K, r.K)
 
 
 def test_resize_same_size_is_identity() -> None:

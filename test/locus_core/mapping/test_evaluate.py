@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -39,6 +40,12 @@ def test_metrics_keys_and_values() -> None:
     assert m["covisible"]["queries"] == 3 and np.isclose(m["covisible"]["localized_rate"], 2 / 3)
     assert m["latency_ms"]["p50"] == 25.0
     assert m["latency_ms"]["stages_p50"] == {"features": 12.5, "search": 5.0}
+    assert m["tracked"] == 0
+    # a tracked pose skipped place recognition: it counts for the pose, not for place recall
+    tracked = dataclasses.replace(results[0], matches=[], method="tracked")
+    m = localization_metrics([tracked, *results[1:]], gt, covis)
+    assert m["tracked"] == 1 and m["localized_rate"] == 0.5 and m["precision"] == 0.5
+    assert m["place"] == {"recall_at_1": 1 / 2, "queries": 2}
     unseen = to_json(localization_metrics(results[2:], [None, None], None))
     assert unseen["place"]["recall_at_1"] is None and unseen["localized_rate"] == 0.0
     json.dumps(unseen)

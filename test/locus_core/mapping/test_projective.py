@@ -138,3 +138,9 @@ def test_a_point_to_plane_step_does_not_slide_along_a_single_plane() -> None:
     D = point_to_plane_step(points, normals, points + [0.3, -0.2, 0.05], 1.0)
     np.testing.assert_allclose(D[:3, 3], [0.0, 0.0, 0.05], atol=1e-9)
     np.testing.assert_allclose(D[:3, :3], np.eye(3), atol=1e-9)
+
+
+def test_no_landmark_in_view_is_no_fit() -> None:
+    points = patch_points(np.random.default_rng(2))
+    assert projective_refine(np.eye(4), np.zeros((0, 3)), points, K, GRID, STRIDE, 0.05, 0.02) is None
+    assert projective_refine(np.eye(4), -points, points, K, GRID, STRIDE, 0.05, 0.02) is None  # all behind
