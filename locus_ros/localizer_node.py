@@ -60,6 +60,7 @@ class TfSource:
 
     def __init__(self, node: Node, stats: NodeStats) -> None:
         self._stats = stats
+        self._node = node
         try:
             import tf2_ros  # noqa: F401  (absent from the PyPI wheels; present in a ROS install)
 
@@ -97,6 +98,22 @@ class TfSource:
 
     def clear(self) -> None:
         self._buffer.clear()
+
+    def time_jumped(self) -> bool:
+        """The images' time went backwards (a looped bag, a restarted simulator): start the TF
+        history over where the backend has not already; whether it was cleared.
+
+        Clearing when the image shows the jump came too late: the new run's transforms for that
+        image had often arrived before it (a player publishes TF first) and were cleared with the
+        old run's, so the first frame of every run failed its lookup. Our TransformBuffer restarts
+        each edge as its own samples jump, before storing them; tf2_ros's Buffer clears itself on a
+        backward /clock jump (use_sim_time). Only tf2 on wall time needs it here: it refuses samples
+        older than its newest by its cache time (TF_OLD_DATA) until cleared.
+        """
+        if self._tf2 is None or self._node.get_parameter("use_sim_time").value:
+            return False
+        self._buffer.clear()
+        return True
 
     @property
     def time_jumps(self) -> int:
@@ -366,8 +383,8 @@ class LocalizerNode(Node):
         if self._processor is None or self._state_error:
             raise LocusError(self._state_error or "not ready")
         if self._last_stamp is not None and stamp < self._last_stamp:
-            self.get_logger().warning(f"time went backwards ({self._last_stamp:.3f} -> {stamp:.3f} s): TF history cleared")
-            self.tf.clear()
+            cleared = ": TF history cleared" if self.tf.time_jumped() else ""
+            self.get_logger().warning(f"time went backwards ({self._last_stamp:.3f} -> {stamp:.3f} s){cleared}")
             self.stats.skip("time_jump", f"time went backwards from {self._last_stamp:.3f} to {stamp:.3f} s")
         self._last_stamp = stamp
         p = self.params

@@ -15,7 +15,7 @@ a serial replay, in the same order.
 Ground truth (``gt_frame`` → the image's frame in TF, or a PoseStamped topic) is looked up after the
 pass, per *segment* (``locus_core.data.formats.tf.TfSegments``): a stream whose stamp falls more than
 ``time_jump_s`` behind its newest moves on to a new segment (a looped or restarted recording) with a
-fresh TF tree, as the node clears its TF buffer; each synchronised set belongs to the segment of its
+fresh TF tree, as the node's TF buffer starts over; each synchronised set belongs to the segment of its
 rgb message. Messages the node would skip are skipped here too and counted by reason, and only
 those: every set the synchroniser emits is localized, one whose rgb stamp was seen before included.
 """

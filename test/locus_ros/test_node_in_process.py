@@ -385,12 +385,47 @@ def test_tf2_lookups_use_the_exact_stamp(monkeypatch: pytest.MonkeyPatch) -> Non
         tf.lookup("odom", "cam", Time(sec=1_700_000_001))
 
 
+def test_tf2_history_is_cleared_on_a_time_jump_only_on_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With use_sim_time tf2_ros's Buffer cleared itself on the /clock jump, and has the new run's
+    transforms since; on wall time it refuses them until cleared."""
+    cleared = []
+
+    class Buffer:
+        def __init__(self, node) -> None:
+            pass
+
+        def clear(self) -> None:
+            cleared.append(True)
+
+    fake = SimpleNamespace(Buffer=Buffer, TransformListener=lambda *args, **kwargs: None, TransformException=Exception)
+    monkeypatch.setitem(sys.modules, "tf2_ros", fake)
+    for sim_time in (True, False):
+        node = SimpleNamespace(get_parameter=lambda name, value=sim_time: SimpleNamespace(value=value))
+        assert localizer_node.TfSource(node, NodeStats()).time_jumped() is not sim_time
+    assert cleared == [True]
+
+
 def test_fallback_lookups_find_a_transform_stamped_at_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "tf2_ros", None)  # absent, as from the PyPI wheels
     tf = localizer_node.TfSource(_NoSubscriptions(), NodeStats())
     assert tf.backend == "locus_core TransformBuffer"
     tf._on_tf(TFMessage(transforms=[_transform(STAMP)]), False)
     assert tf.lookup("odom", "cam", STAMP)[0, 3] == 1.0
+
+
+def test_the_first_frame_after_time_jumps_back_finds_its_transform(start, tmp_path: Path) -> None:
+    """A looped bag: the new run's TF arrives before its first image (as a player publishes it);
+    the node cleared the TF history when the image showed the jump, that transform with it, and
+    the first frame of every run failed its lookup."""
+    node = start(mode="mapping", map_path=str(tmp_path / "m"), tf_timeout=0.2)
+    for sec in (100, 1):
+        camera = TransformStamped(header=Header(stamp=Time(sec=sec), frame_id="map"), child_frame_id="cam")
+        camera.transform.rotation.w = 1.0
+        node.tf._on_tf(TFMessage(transforms=[camera]), False)
+        node._on_synced(*_synced_set(Header(stamp=Time(sec=sec), frame_id="cam")))
+        _wait(lambda: node.stats.snapshot()["frames_processed"] == (1 if sec == 100 else 2), "the frame to be processed")
+    stats = node.stats.snapshot()
+    assert stats["keyframes_inserted"] == 2 and stats["skipped"] == {"time_jump": 1}
 
 
 def test_diagnostics_warn_when_mapping_frames_fail(start, tmp_path: Path) -> None:

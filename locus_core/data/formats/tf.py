@@ -101,13 +101,17 @@ class TransformBuffer:
             keeps everything, for a recording read offline).
         max_gap: largest time (s) between the two samples a lookup is interpolated between
             (inf: tf2's behaviour, any gap is bridged).
+        jump_s: a dynamic sample stamped more than this (s) before its edge's newest means time went
+            backwards (a looped bag, a restarted simulator): the edge starts over with it, so that
+            the new run's transforms are never interpolated with the old run's (inf: never).
     """
 
-    def __init__(self, cache_time: float = 10.0, *, max_gap: float = math.inf) -> None:
-        if not cache_time > 0 or not max_gap > 0:
-            raise ValueError(f"cache_time and max_gap must be positive, got {cache_time} and {max_gap}")
+    def __init__(self, cache_time: float = 10.0, *, max_gap: float = math.inf, jump_s: float = 1.0) -> None:
+        if not cache_time > 0 or not max_gap > 0 or not jump_s > 0:
+            raise ValueError(f"cache_time, max_gap and jump_s must be positive, got {cache_time}, {max_gap} and {jump_s}")
         self.cache_time = cache_time
         self.max_gap = max_gap
+        self.jump_s = jump_s
         self._edges: dict[str, _Edge] = {}
         self._lock = threading.Lock()
         self.time_jumps = 0  # dynamic edges reset because their time went backwards
@@ -140,9 +144,9 @@ class TransformBuffer:
             if edge is None or edge.static != static or edge.parent != parent:
                 # New, or re-parented / re-typed: the old history is void (tf2 keeps one parent per child).
                 edge = self._edges[child] = _Edge(parent=parent, static=static)
-            elif not static and stamp < edge.stamps[-1] - self.cache_time:
-                # Time went backwards (a looped bag, a restarted simulator): the old history would
-                # make every new stamp look stale, so this edge starts over.
+            elif not static and stamp < edge.stamps[-1] - self.jump_s:
+                # Time went backwards: the edge starts over before the new run's first sample is
+                # stored, whenever it arrives relative to the images that need it.
                 edge = self._edges[child] = _Edge(parent=parent, static=static)
                 self.time_jumps += 1
             edge.insert(float(stamp), translation, quat)
@@ -150,7 +154,7 @@ class TransformBuffer:
                 edge.prune(edge.stamps[-1] - self.cache_time)
 
     def clear(self) -> None:
-        """Drop the dynamic transforms (time jumped backwards: a looped bag); static ones stay."""
+        """Drop the dynamic transforms (a reset); static ones stay."""
         with self._lock:
             self._edges = {child: edge for child, edge in self._edges.items() if edge.static}
 
@@ -224,7 +228,8 @@ class TfTree:
 
     def __init__(self, max_gap: float = 0.5) -> None:
         self.max_gap = max_gap
-        self._buffer = TransformBuffer(cache_time=math.inf, max_gap=max_gap)
+        # No jump detection of its own: TfSegments gives each run of a recording its own tree.
+        self._buffer = TransformBuffer(cache_time=math.inf, max_gap=max_gap, jump_s=math.inf)
         self.rejected = 0  # samples with an invalid pose or frame names (not stored)
 
     def add(self, parent: str, child: str, stamp: float, tq: np.ndarray, *, static: bool) -> None:

@@ -91,6 +91,22 @@ def test_time_going_backwards_restarts_the_edge() -> None:
         buf.lookup("odom", "base_link", 101.0)
 
 
+def test_a_jump_shorter_than_the_cache_restarts_the_edge_before_the_new_sample() -> None:
+    """A restarted simulator 3 s back (within the 10 s cache): the new run's samples were
+    interpolated with the old run's; a sample only a little late still joins the history."""
+    buf = TransformBuffer()
+    for t in range(6):
+        buf.set_transform("odom", "base_link", _T(t=(t, 0, 0)), float(t))
+    buf.set_transform("odom", "base_link", _T(t=(3, 0, 0)), 4.5)  # 0.5 s late: the same run
+    assert buf.time_jumps == 0
+    buf.set_transform("odom", "base_link", _T(t=(100, 0, 0)), 2.2)  # the new run
+    buf.set_transform("odom", "base_link", _T(t=(100, 0, 0)), 3.0)
+    assert buf.time_jumps == 1
+    np.testing.assert_allclose(buf.lookup("odom", "base_link", 2.5)[:3, 3], [100, 0, 0])
+    with pytest.raises(ExtrapolationError, match="buffered from 2.200000 to 3.000000"):
+        buf.lookup("odom", "base_link", 3.5)  # not between the new run's 3.0 and the old run's 4.0
+
+
 def test_reparenting_discards_old_history() -> None:
     buf = TransformBuffer()
     buf.set_transform("odom", "base_link", _T(t=(1, 0, 0)), 0.0)
