@@ -35,15 +35,40 @@ def _covisibility(landmark_map: Any, frames: list[ReplayFrame]) -> np.ndarray | 
 
 
 def write_tum(path: Path, stamps: list[float], poses: list[np.ndarray]) -> Path:
-    """TUM trajectory: one ``timestamp tx ty tz qx qy qz qw`` line per pose (evo, rpg tools)."""
+    """TUM trajectory: one ``timestamp tx ty tz qx qy qz qw`` line per stamp (evo, rpg tools), in
+    increasing order; of poses sharing a stamp (two sets of one stamp) the first. evo refuses a
+    file whose stamps repeat or go back."""
     from scipy.spatial.transform import Rotation
 
     lines = ["# timestamp tx ty tz qx qy qz qw"]
-    for stamp, T in zip(stamps, poses):
+    previous = ""
+    for stamp, T in sorted(zip(stamps, poses), key=lambda pair: pair[0]):  # stable: ties stay in order
+        if (text := f"{stamp:.9f}") == previous:
+            continue
+        previous = text
         q = Rotation.from_matrix(T[:3, :3]).as_quat()
-        lines.append(f"{stamp:.9f} " + " ".join(f"{v:.9f}" for v in (*T[:3, 3], *q)))
+        lines.append(f"{text} " + " ".join(f"{v:.9f}" for v in (*T[:3, 3], *q)))
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def tum_name(kind: str, segment: int) -> str:
+    """``KIND.tum`` for the first time segment, ``KIND.segN.tum`` for segment N (frames.csv's
+    ``segment``): a looped or restarted recording starts its stamps over in each."""
+    return f"{kind}.tum" if segment == 0 else f"{kind}.seg{segment}.tum"
+
+
+def write_trajectories(out: Path, frames: list[ReplayFrame]) -> list[Path]:
+    """The localized poses (trajectory) and the ground truth (groundtruth) as TUM files, one pair
+    per time segment with frames (``tum_name``); the first segment's always, empty or not."""
+    paths = []
+    for segment in sorted({0} | {f.segment for f in frames}):
+        localized = [f for f in frames if f.segment == segment and f.localization.localized]
+        known = [f for f in frames if f.segment == segment and f.T_gt is not None]
+        paths.append(write_tum(out / tum_name("trajectory", segment), [f.stamp for f in localized],
+                               [f.localization.T_map_cam for f in localized]))
+        paths.append(write_tum(out / tum_name("groundtruth", segment), [f.stamp for f in known], [f.T_gt for f in known]))
+    return paths
 
 
 def write_frames_csv(path: Path, frames: list[ReplayFrame]) -> Path:
@@ -118,8 +143,10 @@ def evaluate_bag(
     """Replay ``bag`` through the node's ``FrameProcessor`` with the map at ``map_dir`` (LocalizerConfig
     from the YAML ``localizer_config`` and "KEY=VALUE" ``localizer_overrides``) and write
     ``out/``: metrics.json, config.yaml, trajectory.tum (estimates), groundtruth.tum, frames.csv
-    (per frame: decision, reason, error), trajectory.png and errors.png. Returns the metrics (NaN
-    as None).
+    (per frame: segment, decision, reason, error), trajectory.png and errors.png. Where the bag's
+    stamps start over (a loop, a restarted recording: segment N > 0 in frames.csv), that segment's
+    poses are in trajectory.segN.tum and groundtruth.segN.tum, so that every TUM file's stamps
+    increase. Returns the metrics (NaN as None).
 
     ``workers`` > 1 localizes frames in that many processes, sharing this process's CPU threads
     out (``locus_core.bags.workers``): the same results, faster on long bags; the latencies are
@@ -167,10 +194,7 @@ def evaluate_bag(
         {"replay": config_to_dict(config), "localizer": config_to_dict(processor.config),
          "map": config_to_dict(landmark_map.config), "model": {"spec": spec, "hash": processor.model.hash}},
         sort_keys=False))
-    localized = [f for f in frames if f.localization.localized]
-    write_tum(out / "trajectory.tum", [f.stamp for f in localized], [f.localization.T_map_cam for f in localized])
-    known = [f for f in frames if f.T_gt is not None]
-    write_tum(out / "groundtruth.tum", [f.stamp for f in known], [f.T_gt for f in known])
+    write_trajectories(out, frames)
     plot_trajectory(out / "trajectory.png", [f.localization for f in frames], [f.T_gt for f in frames],
                     landmark_map.keyframes.T_map_kf, title=f"{Path(bag).name} vs map {Path(map_dir).name}")
     plot_errors(out / "errors.png", frames)

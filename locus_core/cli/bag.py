@@ -53,7 +53,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--workers", type=int, default=1, metavar="N",
                    help="localize in N processes sharing the CPU threads: same results, faster on long bags; "
                         "latencies are then each worker's, not the node's (default 1)")
-    e.add_argument("--out", required=True, help="output folder")
+    e.add_argument("--out", required=True,
+                   help="output folder: metrics.json, frames.csv (a row per frame, with its time segment), "
+                        "trajectory.tum and groundtruth.tum (TUM; where the bag's stamps start over, segment N's "
+                        "in trajectory.segN.tum and groundtruth.segN.tum), config.yaml, trajectory.png, errors.png")
     e.set_defaults(func=run_eval)
 
     pl = cmds.add_parser("play", help="publish a bag into a live ROS 2 graph, with /clock")

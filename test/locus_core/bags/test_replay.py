@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from locus_core.bags import topics as tp
 from locus_core.bags.convert import BagMessage, Messages, frame_messages, write_bag, write_messages
 from locus_core.bags.errors import BagError
-from locus_core.bags.evaluate import evaluate_bag
+from locus_core.bags.evaluate import evaluate_bag, tum_name, write_tum
 from locus_core.bags.replay import ReplayConfig, header_stamp, replay
 from locus_core.data import open_dataset
 from locus_core.data.synthetic import generate_scene
@@ -222,6 +222,32 @@ def test_gaps_loops_reordering_and_duplicates(tmp_path: Path, world: dict, proce
     assert [f.stamp for f in r.frames] == pytest.approx([f.stamp for f in frames])
     assert not r.skipped and r.sync["dropped"] >= 4  # each frame localized once
     assert all(f.T_gt is not None for f in r.frames)
+
+
+def test_a_looped_bag_writes_one_tum_pair_per_segment(tmp_path: Path, world: dict) -> None:
+    """The second run's stamps repeat the first's: in one TUM file they went back, which evo refuses."""
+    msgs = Messages()
+    once = list(frame_messages(_frames(world), msgs))
+    loop = once + [dataclasses.replace(m, time=m.time + once[-1].time + 1.0) for m in once if m.topic != tp.TF_STATIC]
+    out = tmp_path / "eval"
+    evaluate_bag(_write(tmp_path / "loop", loop, msgs), world["map"], out, localizer_config=str(world["config"]), device="cpu")
+    rows = list(csv.DictReader((out / "frames.csv").open()))
+    assert [r["segment"] for r in rows] == ["0"] * 4 + ["1"] * 4
+    for segment in (0, 1):
+        gt = np.loadtxt(out / tum_name("groundtruth", segment), ndmin=2)
+        est = np.loadtxt(out / tum_name("trajectory", segment), ndmin=2).reshape(-1, 8)
+        ours = [r for r in rows if r["segment"] == str(segment)]
+        assert gt[:, 0] == pytest.approx([float(r["stamp"]) for r in ours]) and np.all(np.diff(gt[:, 0]) > 0)
+        assert est[:, 0] == pytest.approx([float(r["stamp"]) for r in ours if r["localized"] == "1"])
+    assert (out / "trajectory.seg1.tum").exists() and not (out / "trajectory.seg2.tum").exists()
+
+
+def test_tum_stamps_increase_with_the_first_pose_of_a_repeated_stamp(tmp_path: Path) -> None:
+    poses = [np.eye(4) for _ in range(3)]
+    for x, T in enumerate(poses):
+        T[0, 3] = x
+    rows = np.loadtxt(write_tum(tmp_path / "t.tum", [2.0, 1.0, 1.0], poses))
+    assert rows[:, 0].tolist() == [1.0, 2.0] and rows[:, 1].tolist() == [1.0, 0.0]
 
 
 def test_a_late_message_at_the_loop_point_stays_in_its_loop(tmp_path: Path, world: dict, processor) -> None:
