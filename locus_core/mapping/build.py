@@ -101,6 +101,10 @@ class MapBuilder:
         self.stride = stride
         self.config: MapConfig = landmark_map.config
         self.recent: deque[_Recent] = deque(maxlen=max(1, self.config.neighbour_keyframes))
+        # Keyframes the map had before this builder (mapping goes on in a map loaded from disk): it
+        # holds none of their frames, but a revisit of their places must find them, as it would
+        # find its own recent keyframes, or it maps those places a second time.
+        self._previous = len(landmark_map.keyframes)
         # the float descriptors of the landmarks added here: the index keeps only codes once it is
         # product-quantised, and rebuilding it from decoded codes would quantise them twice
         self._added: list[tuple[np.ndarray, np.ndarray]] = []
@@ -117,11 +121,30 @@ class MapBuilder:
             return False
         if is_new_viewpoint(self.map.keyframes, frame.T_world_cam, cfg.keyframe_translation_m, cfg.keyframe_rotation_deg):
             return True
-        if not self.recent or cfg.keyframe_min_covisibility <= 0:
+        if cfg.keyframe_min_covisibility <= 0:
             return False
-        centres = np.stack([r.frame.T_world_cam[:3, 3] for r in self.recent])
-        nearest = self.recent[int(np.argmin(np.linalg.norm(centres - frame.T_world_cam[:3, 3], axis=1)))]
-        return covisibility(geometry.points_map, nearest.frame) < cfg.keyframe_min_covisibility
+        nearest = self._nearest_recent(frame.T_world_cam)
+        # None: a keyframe of the map before this builder is nearer, its place mapped already (and
+        # without its depth a changed scene cannot be told), or nothing was mapped yet
+        return nearest is not None and covisibility(geometry.points_map, nearest.frame) < cfg.keyframe_min_covisibility
+
+    def _nearest_recent(self, T_world_cam: np.ndarray) -> _Recent | None:
+        """The recent keyframe nearest the camera, unless a keyframe from before this builder is nearer."""
+        candidates = np.concatenate([np.arange(self._previous), [r.keyframe for r in self.recent]]).astype(np.int64)
+        if len(candidates) == 0:
+            return None
+        distance = np.linalg.norm(self.map.keyframes.centres[candidates] - T_world_cam[:3, 3], axis=1)
+        nearest = candidates[int(np.argmin(distance))]
+        return next((r for r in self.recent if r.keyframe == nearest), None)
+
+    def _previous_landmarks(self, T_map_kf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and (decoded) descriptors of the landmarks anchored at the ``neighbour_keyframes``
+        keyframes from before this builder nearest ``T_map_kf``: merged into as its recent ones'."""
+        if self._previous == 0 or self.map.index is None:
+            return np.zeros(0, np.int64), np.zeros((0, self.map.dim), np.float32)
+        distance = np.linalg.norm(self.map.keyframes.centres[: self._previous] - T_map_kf[:3, 3], axis=1)
+        ids = self.map.landmarks.anchored_at(np.argsort(distance, kind="stable")[: self.config.neighbour_keyframes])
+        return ids, self.map.index.reconstruct(ids)
 
     def add(self, features: torch.Tensor | np.ndarray, frame: PosedFrame) -> bool:
         """Make ``frame`` a keyframe if ``wants`` says so; returns whether it did.
@@ -156,8 +179,10 @@ class MapBuilder:
 
     def _merge_or_add(self, kf: int, feats: np.ndarray, points: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cfg = self.config
-        known_ids = np.concatenate([np.zeros(0, np.int64)] + [r.landmark_ids for r in self.recent])
-        known_feats = np.concatenate([np.zeros((0, feats.shape[1]), np.float32)] + [r.landmark_features for r in self.recent])
+        previous_ids, previous_feats = self._previous_landmarks(self.map.keyframes.T_map_kf[kf])
+        # recent ones first: of a landmark in both, np.unique keeps the float descriptor, not the decoded one
+        known_ids = np.concatenate([r.landmark_ids for r in self.recent] + [previous_ids])
+        known_feats = np.concatenate([r.landmark_features for r in self.recent] + [previous_feats])
         known_ids, first = np.unique(known_ids, return_index=True)
         known_feats = known_feats[first]
         alive = self.map.landmarks.anchor[known_ids] != REMOVED

@@ -13,7 +13,10 @@ class MapConfig:
 
     A frame becomes a keyframe when no existing keyframe is within ``keyframe_translation_m`` and
     ``keyframe_rotation_deg`` of it, or when it sees less than ``keyframe_min_covisibility`` of what
-    the nearest recent keyframe sees (something moved in front of the camera).
+    the nearest recent keyframe sees (something moved in front of the camera). Mapping on in a map
+    loaded from disk, a keyframe of that map nearer than any recent one marks the place as mapped
+    (its images are not kept: a changed scene cannot be told), and the landmarks of its
+    ``neighbour_keyframes`` keyframes nearest a new keyframe are merged into as recent ones are.
     Landmarks are the ``landmarks_per_keyframe`` most distinctive patches of each keyframe: the margin
     between the best similarity to a patch of the same 3D neighbourhood (within
     ``positive_radius_m``, seen by one of the ``neighbour_keyframes`` previous keyframes) and the best

@@ -157,6 +157,22 @@ class LandmarkIndex:
         self._index.set_direct_map_type(faiss.DirectMap.NoMap)
         return np.asarray(vecs, dtype=np.float32), ids
 
+    def reconstruct(self, ids: np.ndarray) -> np.ndarray:
+        """(N, D) (decoded) descriptors of ``ids`` (N,), every one in the index. Of an inverted file,
+        through a direct map built for the call (a pass over its ids)."""
+        import faiss
+
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        if self.kind == "flat":
+            return np.stack([self._index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+        self._index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        try:
+            return np.asarray(self._index.reconstruct_batch(ids), dtype=np.float32)
+        finally:
+            self._index.set_direct_map_type(faiss.DirectMap.NoMap)
+
     def to_bytes(self) -> bytes:
         import faiss
 

@@ -38,6 +38,8 @@ def test_search_remove_reconstruct_round_trip(kind: str) -> None:
     loaded_vecs, loaded_ids = again.reconstruct_all()
     np.testing.assert_array_equal(loaded_ids, got)
     np.testing.assert_array_equal(loaded_vecs, vecs)
+    np.testing.assert_array_equal(again.reconstruct(got[[7, 0, 7]]), vecs[[7, 0, 7]])  # by id (mapping on in a loaded map)
+    assert again.reconstruct(np.zeros(0, np.int64)).shape == (0, 16)
 
 
 def test_kind_and_errors() -> None:

@@ -107,6 +107,25 @@ def test_insert_keyframe_grows_the_map(scene: Path, model) -> None:
     assert landmark_map.index.ntotal == landmark_map.num_landmarks == len(landmark_map.landmarks) - 5
 
 
+def test_mapping_on_in_a_loaded_map_maps_no_place_twice(scene: Path, model, tmp_path: Path) -> None:
+    """Keyframe selection and landmark merging saw only the keyframes of this session: once it had
+    some, every revisited place of the loaded map was mapped again, its landmarks duplicated."""
+    frames = open_dataset(scene, frames="0:48")
+    build_map(model, [frames[i] for i in range(12)], MapConfig(landmarks_per_keyframe=100)).save(tmp_path / "map")
+    landmark_map = LandmarkMap.load(tmp_path / "map")
+    n_kf, n_lm = len(landmark_map.keyframes), landmark_map.num_landmarks
+    loaded = np.arange(len(landmark_map.landmarks))
+    localizer = Localizer(landmark_map, model, LocalizerConfig())
+    assert not any([localizer.insert_keyframe(frames[i]) for i in range(12)])
+    observed = landmark_map.landmarks.observation_counts(loaded).sum()
+    assert all([localizer.insert_keyframe(frames[i]) for i in range(12, 16)])  # new viewpoints
+    assert landmark_map.landmarks.observation_counts(loaded).sum() > observed  # the loaded landmarks seen again
+    counts = len(landmark_map.keyframes), landmark_map.num_landmarks
+    assert counts[0] == n_kf + 4 and counts[1] > n_lm
+    assert not any([localizer.insert_keyframe(frames[i]) for i in range(12)])
+    assert (len(landmark_map.keyframes), landmark_map.num_landmarks) == counts
+
+
 @pytest.mark.slow
 def test_real_redkitchen_frames(shared_data: Path) -> None:
     from locus_core.models.model import load_model
