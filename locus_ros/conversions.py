@@ -1,10 +1,12 @@
 """Conversions between ROS messages and the arrays locus_core works on, at the node's edges.
 
 Only message classes are used (no node, no ``rclpy.init``), so all of this is testable offline.
-Reading camera messages is ROS-free and lives in ``locus_core.pipeline.messages`` (bag replay uses
-it too); its functions are re-exported here. This module adds what needs the message classes:
-building Image/CompressedImage/CameraInfo messages, and poses and transforms ↔ 4x4 float64
-matrices (quaternions through ``scipy.spatial.transform.Rotation``, x, y, z, w order as in ROS).
+Reading camera messages is ROS-free: decoding lives in ``locus_core.data.formats.ros_messages``
+(the bag reader uses it too), the node's checks and warnings in ``locus_core.pipeline.messages``
+(bag replay uses them too; the ones the node calls are re-exported here). This module adds what
+needs the message classes: building Image/CompressedImage/CameraInfo messages, and poses and
+transforms ↔ 4x4 float64 matrices (quaternions through ``scipy.spatial.transform.Rotation``, x, y,
+z, w order as in ROS).
 """
 
 from __future__ import annotations
@@ -16,18 +18,11 @@ from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from locus_core.data.formats.ros_messages import ENCODINGS
 from locus_core.pipeline.errors import ConversionError
 from locus_core.pipeline.messages import (  # noqa: F401  (re-exported: the node's edge in one module)
-    COLOR_ENCODINGS,
-    DEPTH_ENCODINGS,
-    ENCODINGS,
-    depth_from_image,
     distortion_warning,
-    image_to_numpy,
-    intrinsics_from_camera_info,
     registration_warning,
-    rgb_from_compressed,
-    rgb_from_image,
     stamp_to_seconds,
 )
 

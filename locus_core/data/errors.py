@@ -17,6 +17,15 @@ class FormatError(DataError):
     """A folder or file is not in any known format, or breaks the rules of its format."""
 
 
+class MessageError(DataError):
+    """A ROS message cannot be turned into arrays: data inconsistent with its size, a bad
+    calibration, undecodable bytes."""
+
+
+class UnsupportedMessage(MessageError):
+    """An image encoding or codec that is not read: a configuration problem, not a corrupt message."""
+
+
 class SelectionError(DataError):
     """A ``--frames START:STOP[:STEP]`` selection is malformed or selects nothing."""
 

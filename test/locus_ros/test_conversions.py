@@ -1,4 +1,6 @@
-"""Message <-> array conversions, offline (message classes only, no rclpy.init)."""
+"""Message <-> array conversions, offline (message classes only, no rclpy.init). Messages built here
+are read back with the ROS-free decoder (``locus_core.data.formats.ros_messages``): rclpy messages
+are what the node decodes."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ pytest.importorskip("sensor_msgs.msg")
 from scipy.spatial.transform import Rotation  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
+from locus_core.data.errors import MessageError  # noqa: E402
+from locus_core.data.formats import ros_messages as rm  # noqa: E402
 from locus_ros import conversions as cv  # noqa: E402
 from locus_ros.errors import ConversionError  # noqa: E402
 
@@ -28,12 +32,12 @@ def test_colour_encodings_give_rgb(encoding: str) -> None:
     channels["bgra8"] = np.concatenate([rgb[:, :, ::-1], alpha], axis=2)
     msg = cv.numpy_to_image(np.ascontiguousarray(channels[encoding]), encoding)
     assert (msg.height, msg.width, msg.step) == (5, 7, 7 * channels[encoding].shape[2])
-    np.testing.assert_array_equal(cv.rgb_from_image(msg), rgb)
+    np.testing.assert_array_equal(rm.rgb_from_image(msg), rgb)
 
 
 def test_mono8_is_replicated() -> None:
     gray = _rgb()[:, :, 0]
-    out = cv.rgb_from_image(cv.numpy_to_image(gray, "mono8"))
+    out = rm.rgb_from_image(cv.numpy_to_image(gray, "mono8"))
     assert out.shape == (5, 7, 3) and (out == gray[:, :, None]).all()
 
 
@@ -43,7 +47,7 @@ def test_row_padding_and_big_endian_depth() -> None:
     padded[:, :3] = mm
     msg = Image(height=2, width=3, encoding="16UC1", is_bigendian=1, step=8)
     msg.data = padded.tobytes()
-    depth = cv.depth_from_image(msg)
+    depth = rm.depth_from_image(msg)
     assert depth.dtype == np.float32 and np.isnan(depth[0, 0])
     np.testing.assert_allclose(depth[0, 1:], [1.0, 2.5])
     np.testing.assert_allclose(depth[1], [65.535, 0.001, 0.3], rtol=1e-6)
@@ -51,7 +55,7 @@ def test_row_padding_and_big_endian_depth() -> None:
 
 def test_depth_32fc1_invalid_values_become_nan() -> None:
     metres = np.array([[1.5, np.nan, np.inf], [0.0, -1.0, 2.0]], dtype=np.float32)
-    depth = cv.depth_from_image(cv.numpy_to_image(metres, "32FC1"))
+    depth = rm.depth_from_image(cv.numpy_to_image(metres, "32FC1"))
     assert np.isnan(depth).tolist() == [[False, True, True], [True, True, False]]
     np.testing.assert_allclose(depth[~np.isnan(depth)], [1.5, 2.0])
 
@@ -60,57 +64,57 @@ def test_depth_to_image_round_trips_in_millimetres() -> None:
     metres = np.array([[0.5, np.nan], [1.2345, 3.0]], dtype=np.float32)
     msg = cv.depth_to_image(metres)
     assert msg.encoding == "16UC1"
-    back = cv.depth_from_image(msg)
+    back = rm.depth_from_image(msg)
     np.testing.assert_allclose(back, [[0.5, np.nan], [1.234, 3.0]], atol=1e-3)
 
 
 def test_bad_images_are_rejected_naming_the_topic() -> None:
     msg = cv.numpy_to_image(_rgb(), "rgb8")
     msg.encoding = "yuv422"
-    with pytest.raises(ConversionError, match=r"camera/rgb: encoding .yuv422. is not a colour encoding"):
-        cv.rgb_from_image(msg, what="camera/rgb")
+    with pytest.raises(MessageError, match=r"camera/rgb: encoding .yuv422. is not a colour encoding"):
+        rm.rgb_from_image(msg, what="camera/rgb")
     msg = cv.numpy_to_image(_rgb(), "rgb8")
     msg.height = 6
-    with pytest.raises(ConversionError, match=r"105 bytes of data for 7x6 rgb8"):
-        cv.rgb_from_image(msg)
-    with pytest.raises(ConversionError, match="not a depth encoding"):
-        cv.depth_from_image(cv.numpy_to_image(_rgb(), "rgb8"))
-    with pytest.raises(ConversionError, match="not a colour encoding"):
-        cv.rgb_from_image(cv.numpy_to_image(np.zeros((2, 2), np.uint16), "16UC1"))
+    with pytest.raises(MessageError, match=r"105 bytes of data for 7x6 rgb8"):
+        rm.rgb_from_image(msg)
+    with pytest.raises(MessageError, match="not a depth encoding"):
+        rm.depth_from_image(cv.numpy_to_image(_rgb(), "rgb8"))
+    with pytest.raises(MessageError, match="not a colour encoding"):
+        rm.rgb_from_image(cv.numpy_to_image(np.zeros((2, 2), np.uint16), "16UC1"))
     yuv = Image(height=1, width=2, encoding="yuv422", step=4)
-    with pytest.raises(ConversionError, match="unsupported encoding .yuv422."):
-        cv.image_to_numpy(yuv)
+    with pytest.raises(MessageError, match="unsupported encoding .yuv422."):
+        rm.image_to_numpy(yuv)
     with pytest.raises(ConversionError, match="does not fit rgb8"):
         cv.numpy_to_image(np.zeros((2, 2), np.uint8), "rgb8")
     empty = Image(height=0, width=0, encoding="mono8")
-    with pytest.raises(ConversionError, match="empty image"):
-        cv.image_to_numpy(empty)
+    with pytest.raises(MessageError, match="empty image"):
+        rm.image_to_numpy(empty)
 
 
 def test_compressed_round_trip() -> None:
     rgb = np.zeros((32, 48, 3), np.uint8)
     rgb[:, :24] = (200, 30, 10)
-    decoded = cv.rgb_from_compressed(cv.rgb_to_compressed(rgb, quality=95))
+    decoded = rm.rgb_from_compressed(cv.rgb_to_compressed(rgb, quality=95))
     assert decoded.shape == rgb.shape
     assert np.abs(decoded.astype(int) - rgb).mean() < 4
     broken = CompressedImage(format="jpeg")
     broken.data = b"not a jpeg"
-    with pytest.raises(ConversionError, match="cannot decode 10 bytes"):
-        cv.rgb_from_compressed(broken)
+    with pytest.raises(MessageError, match="cannot decode 10 bytes"):
+        rm.rgb_from_compressed(broken)
 
 
 def test_camera_info() -> None:
     K = np.array([[585.0, 0, 320], [0, 585.0, 240], [0, 0, 1]])
     msg = cv.camera_info_from_intrinsics(K, 640, 480)
-    np.testing.assert_array_equal(cv.intrinsics_from_camera_info(msg), K)
+    np.testing.assert_array_equal(rm.intrinsics_from_camera_info(msg), K)
     assert cv.distortion_warning(msg) == ""
     msg.d = [0.2, -0.1, 0.0, 0.0, 0.0]
     assert "plumb_bob distortion" in cv.distortion_warning(msg)
-    with pytest.raises(ConversionError, match="not a calibrated pinhole matrix"):
-        cv.intrinsics_from_camera_info(CameraInfo(width=640, height=480), what="cam/info")
+    with pytest.raises(MessageError, match="not a calibrated pinhole matrix"):
+        rm.intrinsics_from_camera_info(CameraInfo(width=640, height=480), what="cam/info")
     msg.width = 0
-    with pytest.raises(ConversionError, match="image size 0x480"):
-        cv.intrinsics_from_camera_info(msg)
+    with pytest.raises(MessageError, match="image size 0x480"):
+        rm.intrinsics_from_camera_info(msg)
 
 
 def test_stamps() -> None:

@@ -22,6 +22,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from locus_core.data import PosedDataset, PosedFrame, open_dataset  # noqa: E402
+from locus_core.data.formats import ros_messages  # noqa: E402
 from locus_ros import conversions as conv  # noqa: E402
 from locus_ros.player import Player, PlayerConfig  # noqa: E402
 from ros_harness import ROOT, Client  # noqa: E402
@@ -82,12 +83,12 @@ def test_publishes_a_recording_at_its_rate(client: Client, data: Path) -> None:
     assert [conv.stamp_to_seconds(c.clock) for c in client.messages("/clock")] == pytest.approx(stamps)
     for i, frame in enumerate(dataset):
         assert rgb[i].header.frame_id == depth[i].header.frame_id == "camera_color_optical_frame"
-        np.testing.assert_array_equal(conv.rgb_from_image(rgb[i]), frame.rgb)
-        back = conv.depth_from_image(depth[i])
+        np.testing.assert_array_equal(ros_messages.rgb_from_image(rgb[i]), frame.rgb)
+        back = ros_messages.depth_from_image(depth[i])
         np.testing.assert_array_equal(np.isnan(back), np.isnan(frame.depth))
         assert np.nanmax(np.abs(back - frame.depth)) <= 0.0006  # millimetre quantisation
         info = client.messages("/camera/color/camera_info")[i]
-        np.testing.assert_allclose(conv.intrinsics_from_camera_info(info), frame.K)
+        np.testing.assert_allclose(ros_messages.intrinsics_from_camera_info(info), frame.K)
         odom = client.messages("/tf")[i].transforms[0]
         assert (odom.header.frame_id, odom.child_frame_id) == ("odom", "base_link")
         # exact: the readers re-orthonormalise 7-Scenes' rotations, so the quaternion round trip loses nothing

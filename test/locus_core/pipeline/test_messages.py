@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from locus_core.pipeline import ConversionError, UnsupportedEncoding, frame_from_messages
-from locus_core.pipeline.messages import depth_from_image, distortion_warning, registration_warning, rgb_from_image
+from locus_core.pipeline.messages import distortion_warning, registration_warning
 
 K = np.array([[50.0, 0, 3.5], [0, 50.0, 2.5], [0, 0, 1]])
 
@@ -72,14 +72,8 @@ def test_unusable_sets_say_why() -> None:
         frame_from_messages(_image(RGB, "rgb8"), depth, uncalibrated, topics=topics)
     truncated = _image(RGB, "rgb8")
     truncated.data = truncated.data[:-1]
-    with pytest.raises(ConversionError, match="143 bytes of data for 8x6 rgb8"):
-        rgb_from_image(truncated)
-
-
-def test_depth_invalid_values_become_nan() -> None:
-    metres = np.array([[1.0, 0.0, -1.0, np.inf]], np.float32)
-    depth = depth_from_image(_image(metres, "32FC1"))
-    assert depth[0, 0] == 1.0 and np.isnan(depth[0, 1:]).all()
+    with pytest.raises(ConversionError, match="/cam/rgb: 143 bytes of data for 8x6 rgb8"):
+        frame_from_messages(truncated, depth, _info(), topics=topics)
 
 
 def test_distortion_warning_names_the_parameter_that_reads_rectified_images() -> None:
@@ -123,19 +117,22 @@ def test_depth_in_another_frame_is_warned_about_not_refused() -> None:
 
 
 def test_compressed_depth_as_image_transport_records_it() -> None:
+    """The decoder's errors come out as the pipeline's: the node counts RVL as an unknown encoding
+    (a configuration problem), an undecodable PNG as a bad message."""
     import cv2
 
-    ok, png = cv2.imencode(".png", DEPTH_MM)
-    assert ok
-    msg = SimpleNamespace(header=_header(), format="16UC1; compressedDepth png", data=np.concatenate([np.zeros(12, np.uint8), png.ravel()]))
-    np.testing.assert_allclose(depth_from_image(msg), 1.5)
-    with pytest.raises(UnsupportedEncoding, match="compressed depth '32FC1; compressedDepth rvl' is not read"):
-        depth_from_image(SimpleNamespace(header=_header(), format="32FC1; compressedDepth rvl", data=msg.data))
-    with pytest.raises(ConversionError, match="cannot decode"):
-        depth_from_image(SimpleNamespace(header=_header(), format="16UC1; compressedDepth png", data=np.zeros(20, np.uint8)))
-    # RVL, the other codec of ROS 2's compressed_depth_image_transport: a codec not read, not corrupt data
-    with pytest.raises(UnsupportedEncoding, match=r"compressed depth '16UC1; compressedDepth rvl' is not read \(16UC1 compressedDepth png only\)"):
-        depth_from_image(SimpleNamespace(header=_header(), format="16UC1; compressedDepth rvl", data=np.arange(40, dtype=np.uint8)))
+    png = cv2.imencode(".png", DEPTH_MM)[1].ravel()
+    data, topics = np.concatenate([np.zeros(12, np.uint8), png]), ("/cam/rgb", "/cam/depth", "/cam/info")
+    frame, _ = frame_from_messages(_image(RGB, "rgb8"), SimpleNamespace(format="16UC1; compressedDepth png", data=data), _info())
+    np.testing.assert_allclose(frame.depth, 1.5)
+    rvl = SimpleNamespace(format="16UC1; compressedDepth rvl", data=np.arange(40, dtype=np.uint8))
+    with pytest.raises(UnsupportedEncoding, match=r"/cam/depth: compressed depth '16UC1; compressedDepth rvl' is not read "
+                                                  r"\(16UC1 compressedDepth png only\)"):
+        frame_from_messages(_image(RGB, "rgb8"), rvl, _info(), topics=topics)
+    corrupt = SimpleNamespace(format="16UC1; compressedDepth png", data=np.zeros(20, np.uint8))
+    with pytest.raises(ConversionError, match="/cam/depth: cannot decode") as caught:
+        frame_from_messages(_image(RGB, "rgb8"), corrupt, _info(), topics=topics)
+    assert not isinstance(caught.value, UnsupportedEncoding)
 
 
 @pytest.mark.parametrize("rectified", [False, True])
