@@ -1,8 +1,9 @@
 """ROS bags (rosbag2 sqlite3/MCAP and ROS 1) read with ``rosbags``.
 
 Colour: ``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8) or ``CompressedImage``; depth:
-``Image`` 16UC1/mono16 (millimetres) or 32FC1 (metres), or ``compressedDepth`` PNG, registered to
-the colour camera (e.g. RealSense ``aligned_depth_to_color``); intrinsics from ``CameraInfo``;
+``Image`` 16UC1/mono16 (millimetres) or 32FC1 (metres), or ``compressedDepth`` PNG (not RVL),
+registered to the colour camera (e.g. RealSense ``aligned_depth_to_color``); intrinsics from
+``CameraInfo`` (binning and ROI applied); all decoded as the node does (``ros_messages``);
 camera poses from ``/tf`` + ``/tf_static``: the colour image's ``header.frame_id`` (its optical
 frame) in the fixed frame (``map``, else ``world``, or as given), interpolated at the image stamp.
 Topics are found from message types and encodings unless given (a raw topic rather than its
@@ -24,9 +25,17 @@ import numpy as np
 from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options
+from locus_core.data.formats.ros_messages import (
+    COLOR_ENCODINGS,
+    DEPTH_ENCODINGS,
+    depth_from_image,
+    image_size_in_words,
+    image_size_of_camera_info,
+    intrinsics_from_camera_info,
+    rgb_from_message,
+)
 from locus_core.data.formats.tf import TfSegments, stamp_of
 from locus_core.data.frame import PosedFrame
-from locus_core.data.io import depth_from_raw
 from locus_core.data.poses import check_pose
 from locus_core.data.selection import select
 
@@ -37,8 +46,6 @@ IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 TF = "tf2_msgs/msg/TFMessage"
-COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
-DEPTH_ENCODINGS = ("16uc1", "mono16", "32fc1")
 FIXED_FRAMES = ("map", "world")
 TRANSPORTS = ("compressed", "compressedDepth")  # image_transport siblings of a raw image topic
 OPTIONS = ("rgb_topic", "depth_topic", "camera_info_topic", "fixed_frame", "camera_frame", "max_dt")
@@ -68,62 +75,6 @@ def prefer_raw(topics: list[str]) -> list[str]:
     return [t for t in topics if transport_base(t) == t or transport_base(t) not in topics]
 
 
-def _raw_pixels(msg: Any, dtype: np.dtype, channels: int, where: str) -> np.ndarray:
-    dtype = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    data = bytes(msg.data)
-    if msg.step < msg.width * channels * dtype.itemsize or len(data) != msg.height * msg.step:
-        raise DataFileError(f"{where}: {msg.width}x{msg.height} {msg.encoding} image with step {msg.step} "
-                            f"needs {msg.height * msg.step} bytes, has {len(data)}")
-    rows = np.frombuffer(data, dtype=np.uint8).reshape(msg.height, msg.step)
-    pixels = rows[:, : msg.width * channels * dtype.itemsize].copy().view(dtype)
-    return pixels.reshape(msg.height, msg.width, channels).astype(dtype.newbyteorder("="))
-
-
-def decode_color(msg: Any, where: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from an Image or CompressedImage message."""
-    import cv2
-
-    if hasattr(msg, "format"):
-        image = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise DataFileError(f"{where}: cannot decode compressed image ({msg.format})")
-        return np.ascontiguousarray(image[:, :, ::-1])
-    encoding = msg.encoding.lower()
-    if encoding not in COLOR_ENCODINGS:
-        raise FormatError(f"{where}: colour encoding {msg.encoding!r} not supported ({', '.join(COLOR_ENCODINGS)})")
-    channels = 1 if encoding == "mono8" else len(encoding) - 1
-    pixels = _raw_pixels(msg, np.uint8, channels, where)
-    if encoding == "mono8":
-        return np.repeat(pixels, 3, axis=2)
-    if encoding.startswith("bgr"):
-        pixels = pixels[:, :, 2::-1]
-    return np.ascontiguousarray(pixels[:, :, :3])
-
-
-def decode_depth(msg: Any, where: str) -> np.ndarray:
-    """(H, W) float32 metres, NaN invalid, from a 16UC1/mono16 (mm), 32FC1 (m) or compressedDepth message."""
-    import cv2
-
-    if hasattr(msg, "format"):
-        if "compresseddepth" not in msg.format.lower() or "16uc1" not in msg.format.lower():
-            raise FormatError(f"{where}: compressed depth {msg.format!r} not supported (16UC1 compressedDepth only)")
-        # compressedDepth prefixes the PNG with a 12-byte config header.
-        raw = cv2.imdecode(np.frombuffer(bytes(msg.data)[12:], np.uint8), cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            raise DataFileError(f"{where}: cannot decode compressedDepth PNG")
-        if raw.dtype != np.uint16 or raw.ndim != 2:
-            raise FormatError(f"{where}: compressedDepth PNG decodes to {raw.dtype} of shape {raw.shape}, "
-                              "expected single-channel 16-bit (millimetres)")
-        return depth_from_raw(raw, 1000.0)
-    encoding = msg.encoding.lower()
-    if encoding in ("16uc1", "mono16"):
-        return depth_from_raw(_raw_pixels(msg, np.uint16, 1, where)[:, :, 0], 1000.0)
-    if encoding == "32fc1":
-        depth = _raw_pixels(msg, np.float32, 1, where)[:, :, 0]
-        return np.where(np.isfinite(depth) & (depth > 0), depth, np.nan).astype(np.float32)
-    raise FormatError(f"{where}: depth encoding {msg.encoding!r} not supported (16UC1, mono16, 32FC1)")
-
-
 @dataclass(frozen=True)
 class _Stamped:
     stamp: float  # header stamp, s
@@ -147,9 +98,11 @@ def _choose(candidates: list[str], prefer: tuple[str, ...], what: str, option: s
     raise FormatError(f"{path}: several {what} topics ({', '.join(candidates)}); choose one with {option}=")
 
 
-def _check_size(height: int, width: int, info: Any, where: str, info_topic: str) -> None:
-    if (height, width) != (info.height, info.width):
-        raise FormatError(f"{where}: image is {width}x{height} but {info_topic} is for {info.width}x{info.height}")
+def _check_size(image: np.ndarray, size: tuple[int, int], info: Any, where: str, info_topic: str) -> None:
+    """Refuse an (H, W, 3) ``image`` that is not of the ``size`` (H, W) its CameraInfo ``info`` describes."""
+    if image.shape[:2] != size:
+        raise FormatError(f"{where}: image is {image.shape[1]}x{image.shape[0]} but {info_topic} is for "
+                          f"{image_size_in_words(info, size)}")
 
 
 def bag_reader(path: Path) -> Any:
@@ -200,10 +153,9 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
         msg = first(topic)
         if msg is None:
             return ""
-        label = (msg.format if msgtype == COMPRESSED else msg.encoding).lower()
-        if "compresseddepth" in label or label in DEPTH_ENCODINGS:
-            return "depth"
-        return "rgb" if msgtype == COMPRESSED or label in COLOR_ENCODINGS else ""
+        if msgtype == COMPRESSED:
+            return "depth" if "compresseddepth" in msg.format.lower() else "rgb"
+        return "depth" if msg.encoding in DEPTH_ENCODINGS else "rgb" if msg.encoding in COLOR_ENCODINGS else ""
 
     rgb_topic, depth_topic = options.get("rgb_topic"), options.get("depth_topic")
     for given in (rgb_topic, depth_topic, options.get("camera_info_topic")):
@@ -250,9 +202,9 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
             depths.setdefault(segment, []).append(_Stamped(stamp, bag_time, msg.header.frame_id, segment))
     if info is None:
         raise FormatError(f"{path}: no message on CameraInfo topic {info_topic}")
-    K = np.array(info.k if hasattr(info, "k") else info.K, dtype=np.float64).reshape(3, 3)  # ROS 1: K
-    if K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise FormatError(f"{path}: {info_topic} has no calibration (K = {K.ravel().tolist()})")
+    # For the images' size: a driver's binning or ROI publishes smaller images than the calibration's.
+    K = intrinsics_from_camera_info(info, what=f"{path}:{info_topic}")
+    size = image_size_of_camera_info(info, what=f"{path}:{info_topic}")
     if not rgbs or not depths:
         raise FormatError(f"{path}: no messages on {rgb_topic if not rgbs else depth_topic}")
     if len(segments.trees) > 1:
@@ -316,19 +268,21 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
 
     def color(rgb: _Stamped) -> np.ndarray:
         where = f"{path}:{rgb_topic}@{rgb.stamp:.6f}"
-        image = decode_color(read(rgb_conns, rgb), where)
-        _check_size(*image.shape[:2], info, where, info_topic)
+        image = rgb_from_message(read(rgb_conns, rgb), what=where)
+        _check_size(image, size, info, where, info_topic)
         return image
 
     def load(k: int) -> PosedFrame:
         i, rgb, depth, T = chosen[k]
         return PosedFrame(
             rgb=color(rgb),
-            depth=decode_depth(read(depth_conns, depth), f"{path}:{depth_topic}@{depth.stamp:.6f}"),
+            depth=depth_from_image(read(depth_conns, depth), what=f"{path}:{depth_topic}@{depth.stamp:.6f}"),
             K=K, T_world_cam=T, frame_id=f"{path.stem}/{i:06d}", index=i, stamp=rgb.stamp,
         ).validate()
 
-    color(chosen[0][1])  # a CameraInfo for another image size would give wrong intrinsics to every frame
+    # Read one frame now: a CameraInfo for another image size (wrong intrinsics) or a depth codec not
+    # read (RVL) would fail every frame.
+    load(0)
     poses = None if fixed is None else np.stack([c[3] for c in chosen])
     return PosedDataset(path=path, name=path.stem, format="rosbag", indices=[c[0] for c in chosen],
-                        poses=poses, intrinsics=K, image_size=(int(info.height), int(info.width)), loader=load)
+                        poses=poses, intrinsics=K, image_size=size, loader=load)
