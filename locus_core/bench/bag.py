@@ -4,16 +4,20 @@ bag's clock.
 The test frames of a recording (``../shared/data/7scenes-redkitchen`` 600:1000:2, i.e. 15 Hz; a
 synthetic scene when absent) are written once as an MCAP bag with a camera driver's topics and
 replayed against a map of the train frames, through the node's code path
-(``locus_core.bags.replay``). Baseline: one process with every thread, as ``locus bag eval``
-runs by default; ours: ``--workers`` processes sharing the threads (``locus bag eval --workers``).
-The two alternate, ``--repeats`` times each; per-frame time is the replay's wall time over the
-frames it localized, and the results of both must be the same frame by frame.
+(``locus_core.bags.replay``). Baseline: one process with every thread, every frame localized in
+full, as ``locus bag eval`` runs by default; ours: ``--workers`` processes sharing the threads
+(``locus bag eval --workers``: the results must be the same frame by frame), or with
+``--track-period S`` one process tracking frames between full localizations S seconds apart
+(``locus bag eval --track-period``: its pose errors are reported next to the baseline's). The two
+alternate, ``--repeats`` times each; per-frame time is the replay's wall time over the frames it
+localized.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes of ours")
     parser.add_argument("--max-rate", type=float, default=0.0, metavar="HZ",
                         help="localize at most HZ frames per second of bag time (0: every frame)")
+    parser.add_argument("--track-period", type=float, default=0.0, metavar="S",
+                        help="ours tracks frames between full localizations S s apart, in one process, instead of "
+                             "running --workers processes (0: workers)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | onnxruntime | tensorrt")
     parser.add_argument("--repeats", type=int, default=2, help="replays of each (alternating)")
 
@@ -43,9 +50,9 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     from locus_core.pipeline import FrameProcessor
     from locus_core.runtime.engines import cache_dir
 
-    if args.workers < 2 or args.repeats < 1 or not args.max_rate >= 0:
-        raise BenchError(f"need --workers >= 2, --repeats >= 1 and --max-rate >= 0, got {args.workers}, "
-                         f"{args.repeats} and {args.max_rate}")
+    if args.workers < 2 or args.repeats < 1 or not args.max_rate >= 0 or not args.track_period >= 0:
+        raise BenchError(f"need --workers >= 2, --repeats >= 1, --max-rate >= 0 and --track-period >= 0, got "
+                         f"{args.workers}, {args.repeats}, {args.max_rate} and {args.track_period}")
     cache = cache_dir() / "bench-bag"
     cache.mkdir(parents=True, exist_ok=True)
     data, map_frames, query = recording(args.data, args.map_frames, args.query_frames, cache)
@@ -55,26 +62,54 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     threads = torch.get_num_threads()
     processor = FrameProcessor(args.model, args.device)
     processor.load_map(map_dir)
+    ours_context: Any
+    if args.track_period > 0:
+        tracker = FrameProcessor(args.model, args.device, overrides=[f"track_period_s={args.track_period}"])
+        tracker.load_map(map_dir)
+        ours_context = nullcontext(tracker)
+        name = f"bag replay per frame (tracking, full every {args.track_period:g} s)"
+    else:
+        ours_context = WorkerPool(args.workers, args.model, map_dir, device=args.device)
+        name = f"bag replay per frame ({args.workers} workers)"
     runs: dict[str, list[Any]] = {"ours": [], "base": []}
-    with WorkerPool(args.workers, args.model, map_dir, device=args.device) as pool:
+    with ours_context as ours:
         for _ in range(args.repeats):
-            runs["ours"].append(replay(bag, pool, config))
+            runs["ours"].append(replay(bag, ours, config))
             runs["base"].append(replay(bag, processor, config))
-        per_worker = pool.threads
-    ours, base = (_per_frame_ms(runs[k]) for k in ("ours", "base"))
+    ours_ms, base_ms = (_per_frame_ms(runs[k]) for k in ("ours", "base"))
     first = runs["base"][0]
     extra = {
         "realtime_factor": statistics.median(r.realtime_factor for r in runs["ours"]),
         "baseline_realtime_factor": statistics.median(r.realtime_factor for r in runs["base"]),
         "frames": len(first.frames), "bag_duration_s": first.bag_duration_s, "max_rate_hz": args.max_rate,
-        "same_results": all(_same(r, first) for r in runs["ours"] + runs["base"]),
         "latency_p50_ms": _latency_p50(runs["ours"]), "baseline_latency_p50_ms": _latency_p50(runs["base"]),
-        "workers": args.workers, "threads_per_worker": per_worker, "baseline_threads": threads,
         "runtime": processor.runtime, "model": args.model, "data": str(data), "query_frames": query,
-        "map": str(map_dir), "bag": str(bag),
+        "map": str(map_dir), "bag": str(bag), "baseline_threads": threads,
     }
-    return [BenchResult(f"bag replay per frame ({args.workers} workers)", p50_ms=ours[0], p95_ms=ours[1],
-                        baseline=f"1 process, {threads} threads", baseline_p50_ms=base[0], extra=extra)]
+    if args.track_period > 0:
+        extra.update(track_period_s=args.track_period, tracked=_tracked(runs["ours"][0]),
+                     errors=_errors(runs["ours"][0]), baseline_errors=_errors(first))
+    else:
+        extra.update(same_results=all(_same(r, first) for r in runs["ours"] + runs["base"]), workers=args.workers,
+                     threads_per_worker=ours.threads)
+    return [BenchResult(name, p50_ms=ours_ms[0], p95_ms=ours_ms[1], baseline=f"1 process, {threads} threads, every frame in full",
+                        baseline_p50_ms=base_ms[0], extra=extra)]
+
+
+def _tracked(result: Any) -> int:
+    return sum(f.localization.method == "tracked" for f in result.frames)
+
+
+def _errors(result: Any) -> dict[str, float]:
+    """Localized share and translation errors (m) of a replay's poses against its ground truth."""
+    from locus_core.evaluation.pose import pose_error
+
+    errors = [pose_error(f.localization.T_map_cam, f.T_gt)[0] for f in result.frames
+              if f.localization.localized and f.T_gt is not None]
+    share = sum(f.localization.localized for f in result.frames) / max(1, len(result.frames))
+    if not errors:
+        return {"localized": share}
+    return {"localized": share, "median_m": statistics.median(errors), "p95_m": percentile(errors, 95), "max_m": max(errors)}
 
 
 def _bag(data: Path, frames: str, cache: Path) -> Path:

@@ -29,6 +29,17 @@ def test_bag_replay_in_workers_against_one_process(tmp_path: Path, monkeypatch: 
     assert (Path(extra["bag"]) / "metadata.yaml").is_file()  # kept for the next run
 
 
+def test_bag_replay_tracking_against_every_frame_in_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path / "cache"))
+    scene = generate_scene(tmp_path / "scene", frames=16, rooms=1, size=(96, 128))
+    (result,) = bag.run(args_for(scene, "--track-period", "2"))
+    assert result.name == "bag replay per frame (tracking, full every 2 s)" and "every frame in full" in result.baseline
+    extra = result.extra
+    assert extra["frames"] == 8 and extra["track_period_s"] == 2.0 and 0 <= extra["tracked"] <= 8
+    assert set(extra["errors"]) >= {"localized"} and set(extra["baseline_errors"]) >= {"localized"}
+    assert "same_results" not in extra and "workers" not in extra
+
+
 def test_per_frame_p95_is_a_percentile_of_the_replays() -> None:
     from types import SimpleNamespace
 
@@ -36,7 +47,9 @@ def test_per_frame_p95_is_a_percentile_of_the_replays() -> None:
     assert bag._per_frame_ms(replays) == pytest.approx((20.0, 92.0))  # not the worst, 100
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--workers", "1"), ("--repeats", "0"), ("--max-rate", "-1")])
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--workers", "1"), ("--repeats", "0"), ("--max-rate", "-1"), ("--track-period", "-1")]
+)
 def test_bad_settings_are_rejected(tmp_path: Path, flag: str, value: str) -> None:
     with pytest.raises(BenchError, match="need --workers >= 2"):
         bag.run(args_for(tmp_path, flag, value))
