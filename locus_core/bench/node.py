@@ -4,8 +4,9 @@ message stamp to the published answer, with the processed frame rate and the nod
 Runs real processes (no rclpy in this module): the node (``python -m locus_ros.localizer_node``)
 and a camera driver (``python -m locus_ros.bench_driver``) publishing frames of a real recording
 (``../shared/data/7scenes-redkitchen`` test frames; a synthetic 480x640 scene when absent), stamped
-with the wall clock. Ours: the node with ``--device`` (default auto: the fastest runtime here);
-baseline: the same node on eager PyTorch (``--baseline-device cpu``; ``none`` skips it). Latency
+with the wall clock. Ours: the node with ``--device`` (default auto: the fastest runtime here) and
+``--localizer-config`` (e.g. tracking between full localizations); baseline: the same node on eager
+PyTorch (``--baseline-device cpu``; ``none`` skips it) with the default localizer. Latency
 is stamp → ``~/place_matches`` of every processed frame (the pose, when there is one, is published
 just before); the newest-wins queue drops what the node cannot process, so the processed rate is
 reported beside it. Memory: the node's RSS sampled every second; growth = the last sample of the
@@ -36,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query-frames", default="600:1000", help="frames published to the node (test split)")
     parser.add_argument("--device", default="auto", help="the node's device (auto|cpu|cuda|onnxruntime|tensorrt)")
     parser.add_argument("--baseline-device", default="cpu", help="the baseline node's device; 'none' skips it")
+    parser.add_argument("--localizer-config", type=Path, default=None,
+                        help="YAML of LocalizerConfig overrides for our node (its localizer_config); the baseline's "
+                             "localizer keeps the defaults")
     parser.add_argument("--rate", type=float, default=30.0, help="camera frames per second")
     parser.add_argument("--warmup", type=float, default=10.0, help="s of input before measuring")
     parser.add_argument("--duration", type=float, default=60.0, help="s measured per node")
@@ -53,7 +57,8 @@ def _rss_bytes(pid: int) -> int | None:
     return None
 
 
-def _run_node(args: argparse.Namespace, device: str, data: Path, query: str, map_dir: Path, work: Path) -> dict[str, Any]:
+def _run_node(args: argparse.Namespace, device: str, data: Path, query: str, map_dir: Path, work: Path,
+              localizer_config: Path | None = None) -> dict[str, Any]:
     """One node + driver run; the driver's JSON plus the node's RSS samples (s since start, bytes)."""
     import yaml
 
@@ -61,6 +66,7 @@ def _run_node(args: argparse.Namespace, device: str, data: Path, query: str, map
     params = {"locus_localizer": {"ros__parameters": {
         "mode": "localization", "map_path": str(map_dir), "model": args.model, "device": device,
         "publish_tf": True, "tf_timeout": 0.05, "worker_queue_size": 1,
+        "localizer_config": str(Path(localizer_config).resolve()) if localizer_config else "",
     }}}
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     from locus_ros.transport import LOCAL_TRANSPORTS  # driver and node share this host
@@ -147,20 +153,25 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
 
     from locus_core.runtime.engines import cache_dir
 
+    if args.localizer_config is not None and not args.localizer_config.is_file():
+        raise BenchError(f"--localizer-config {args.localizer_config}: no such file")
     cache = cache_dir() / "bench-node"
     cache.mkdir(parents=True, exist_ok=True)
     data, map_frames, query = recording(args.data, args.map_frames, args.query_frames, cache)
     map_dir = cached_map(args.model, data, map_frames, cache)
     work = args.out or Path(tempfile.mkdtemp(prefix="locus-bench-node-"))
-    ours_run = _run_node(args, args.device, data, query, map_dir, work / f"device-{args.device}")
+    ours_run = _run_node(args, args.device, data, query, map_dir, work / f"device-{args.device}", args.localizer_config)
     ours, extra = _summary("ours", ours_run)
     baseline_timing, baseline_name = None, None
     if args.baseline_device != "none":
         base_run = _run_node(args, args.baseline_device, data, query, map_dir, work / f"device-{args.baseline_device}")
         baseline_timing, base_extra = _summary("baseline", base_run)
-        baseline_name = f"node on device={args.baseline_device} (eager PyTorch)"
+        eager = " (eager PyTorch)" if args.baseline_device == "cpu" else ""
+        default = ", default localizer" if args.localizer_config else ""
+        baseline_name = f"node on device={args.baseline_device}{eager}{default}"
         extra["baseline_processed_fps"] = base_extra["processed_fps"]
         extra["baseline_rss_growth"] = base_extra["rss_growth"]
-    extra.update(model=args.model, data=str(data), query_frames=query, map=str(map_dir), work=str(work))
+    extra.update(model=args.model, data=str(data), query_frames=query, map=str(map_dir), work=str(work),
+                 localizer_config=str(args.localizer_config or ""))
     return [BenchResult.from_timings(f"node stamp→answer (device={args.device})", ours, baseline=baseline_name,
                                      baseline_timing=baseline_timing, extra=extra)]

@@ -35,3 +35,22 @@ def test_the_node_runs_with_the_benchmarks_thread_count(tmp_path: Path, monkeypa
     finally:
         torch.set_num_threads(before)
     assert seen["env"]["OMP_NUM_THREADS"] == "1"
+
+
+def test_our_node_gets_the_localizer_config_as_a_parameter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    monkeypatch.setattr(subprocess, "Popen", lambda argv, **kwargs: (_ for _ in ()).throw(Started()))
+    parser = argparse.ArgumentParser()
+    bench_node.add_arguments(parser)
+    (tmp_path / "track.yaml").write_text("track_period_s: 2.0\n")
+    args = parser.parse_args(["--localizer-config", str(tmp_path / "track.yaml")])
+    with pytest.raises(Started):
+        bench_node._run_node(args, "cpu", tmp_path, "0:2", tmp_path / "map", tmp_path / "ours", args.localizer_config)
+    params = yaml.safe_load((tmp_path / "ours" / "params.yaml").read_text())["locus_localizer"]["ros__parameters"]
+    assert params["localizer_config"] == str((tmp_path / "track.yaml").resolve())
+    with pytest.raises(Started):
+        bench_node._run_node(args, "cpu", tmp_path, "0:2", tmp_path / "map", tmp_path / "base")
+    assert yaml.safe_load((tmp_path / "base" / "params.yaml").read_text())["locus_localizer"]["ros__parameters"]["localizer_config"] == ""
+    with pytest.raises(bench_node.BenchError, match="--localizer-config .*missing.yaml: no such file"):
+        bench_node.run(parser.parse_args(["--localizer-config", str(tmp_path / "missing.yaml"), "--data", str(tmp_path)]))
