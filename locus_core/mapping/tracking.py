@@ -6,7 +6,8 @@ association with the map's landmarks (``Localizer.track``, ~10 ms, no features),
 frame as well. Each tracked pose is checked against the map on its own (inliers, covariance, a
 bounded move) but tracking cannot tell a look-alike place from the right one, so a full localization
 runs at least every ``track_period_s`` of stream time and whenever tracking fails, the previous
-pose is older than ``track_max_gap_s``, or time runs backwards (a looped bag). Redkitchen test
+pose is older than ``track_max_gap_s``, or time does not advance (a looped bag runs backwards; frames
+without stamps, all 0.0, would otherwise be tracked forever). Redkitchen test
 frames at 7.5 Hz, relocalized every 2 s: tracked frames' median error 2.4 cm, as full localizations'.
 """
 
@@ -43,7 +44,9 @@ class Tracker:
         tracking = (
             cfg.track_period_s > 0
             and self._last is not None
-            and stamp - self._last[0] <= cfg.track_max_gap_s
+            # a stamp that does not advance (frames without stamps: all 0.0) would never reach the
+            # period or the gap: such frames are localized in full
+            and 0 < stamp - self._last[0] <= cfg.track_max_gap_s
             and stamp - self._last_full < cfg.track_period_s
         )
         result = self.localizer.track(frame, self._last[1]) if tracking else None

@@ -80,3 +80,13 @@ def test_tracking_parameters_are_checked(field: str, value: float) -> None:
     with pytest.raises(ValueError, match="need track_period_s >= 0, track_max_gap_s > 0, track_rounds >= 1 and "
                                          "track_min_normal_spread >= 0"):
         LocalizerConfig(**{field: value})
+
+
+def test_frames_whose_time_does_not_advance_are_localized_in_full(scene: Path, model, built_map: LandmarkMap) -> None:
+    """Frames without stamps (PosedFrame's default 0.0, a driver that leaves header stamps at 0):
+    the period and gap are never reached, so such a stream was tracked forever from its first
+    full localization and never checked against place recognition again."""
+    frames = [open_dataset(scene, frames="0:48:2")[4]] * 4
+    tracker = Tracker(Localizer(built_map, model, LocalizerConfig(**LENIENT, track_period_s=0.25)))
+    assert methods(tracker, frames, [0.0] * 4) == ["3d-3d"] * 4
+    assert methods(tracker, frames[:3], [1.0, 1.0, 1.1]) == ["3d-3d", "3d-3d", "tracked"]
