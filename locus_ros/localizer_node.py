@@ -549,14 +549,17 @@ class LocalizerNode(Node):
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        """Forget transient state (queued frames, synchroniser, TF history, last stamp); keeps the map."""
+        """Forget transient state (queued frames, synchroniser, TF history, last stamp, the tracked
+        pose: the next frame is localized in full); keeps the map."""
         with self._wake:
             self.stats.count("frames_dropped", len(self._queue))
             self._queue.clear()
         self._sync.reset()
         self.tf.clear()
         self._last_stamp = None
-        response.success, response.message = True, "queues, synchroniser and TF history cleared; map kept"
+        if self._processor is not None:
+            self._processor.reset_tracking()
+        response.success, response.message = True, "queues, synchroniser, TF history and tracking cleared; map kept"
         return response
 
     def _on_set_mode(self, request: SetMode.Request, response: SetMode.Response) -> SetMode.Response:
@@ -576,6 +579,7 @@ class LocalizerNode(Node):
                 return f"cannot map: {exc}"
         if mode == "localization" and self._processor.counts()[0] == 0:
             return "cannot localize: the map has no keyframes (load one or map first)"
+        self._processor.reset_tracking()  # frames were not localized meanwhile: the last pose is stale
         self._refresh_state_error()
         self.get_logger().info(f"mode: {mode}")
         return ""

@@ -141,6 +141,13 @@ class FrameProcessor:
                 raise PipelineError("no map loaded: set map_path or call ~/load_map")
             return self._tracker.localize(frame)
 
+    def reset_tracking(self) -> None:
+        """The next frame is localized in full: the stream was reset or left (the node's ~/reset, a
+        mode change), so the last frame's pose says nothing of the next one's."""
+        with self.lock:
+            if self._tracker is not None:
+                self._tracker.reset()
+
     def insert_keyframe(self, frame: PosedFrame) -> bool:
         """Mapping mode: add ``frame`` (posed in the map frame) when it shows a new viewpoint."""
         with self.lock:

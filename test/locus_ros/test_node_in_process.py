@@ -81,6 +81,9 @@ class StandIn:
     def geometry(self, max_points: int) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros((0, 3)), np.zeros((0, 3))
 
+    def reset_tracking(self) -> None:
+        pass
+
     def localize(self, frame):
         self._fail("localize")
         raise AssertionError("the tests here make localize fail")
@@ -489,3 +492,18 @@ def test_odom_frame_renamed_during_an_inference_does_not_mislabel_map_to_odom(st
     node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
     t = _wait(lambda: published, "map->odom")[0].transforms[0]
     assert (t.child_frame_id, t.transform.translation.x) == ("odom", -1.0)
+
+
+def test_reset_and_mode_changes_restart_tracking(start, tmp_path: Path) -> None:
+    """After ~/reset or a mode change the next frame is localized in full, not tracked from the
+    pose of a frame before them."""
+    from std_srvs.srv import Trigger
+
+    node = start(map_path=str(tmp_path / "m"))
+    node._processor.tracking_resets = 0
+    node._processor.reset_tracking = lambda: setattr(node._processor, "tracking_resets", node._processor.tracking_resets + 1)
+    assert node._on_reset(Trigger.Request(), Trigger.Response()).success
+    assert node._processor.tracking_resets == 1
+    for mode in ("mapping", "localization"):
+        assert node.set_parameters([Parameter("mode", value=mode)])[0].successful
+    assert node._processor.tracking_resets == 3

@@ -104,3 +104,16 @@ def test_overrides_apply_over_the_config_file(world: dict) -> None:
     assert p.config.min_inliers == FrameProcessor("backbone:test", "cpu", world["config"]).config.min_inliers
     with pytest.raises(LocusError, match="knn"):
         FrameProcessor("backbone:test", "cpu", overrides=["knn=many"])
+
+
+def test_reset_tracking_localizes_the_next_frame_in_full(world: dict) -> None:
+    """The node's ~/reset and mode changes leave the stream: the last pose must not pose the next frame."""
+    import dataclasses
+
+    p = FrameProcessor("backbone:test", "cpu", world["config"], overrides=["track_period_s=10", "track_min_normal_spread=0"])
+    p.load_map(world["map"])
+    frame = open_dataset(world["scene"], "4:5")[0]
+    assert p.localize(dataclasses.replace(frame, stamp=0.0)).localized
+    assert p.localize(dataclasses.replace(frame, stamp=0.1)).method == "tracked"
+    p.reset_tracking()
+    assert p.localize(dataclasses.replace(frame, stamp=0.2)).method != "tracked"
