@@ -185,10 +185,11 @@ class Localizer:
         """Pose of ``frame`` from a prior pose alone: projective association with the landmarks around
         ``T_prior`` (the frame's previous pose in a stream), without features or place recognition.
 
-        Localized when the fit keeps ``min_inliers`` landmark pairs, stays within the consistency
-        tolerance of the prior, and its covariance is determined within ``max_position_std_m`` (a
-        wall alone pins only three of six degrees of freedom); the covariance gets the floors as in
-        ``localize``. Never raises for image content; ``frame.T_world_cam`` is ignored.
+        Localized when the fit's landmark pairs hold ``min_inliers`` distinct query patches (inliers
+        as ``localize`` counts them: neighbouring keyframes' landmarks share patches), stays within
+        the consistency tolerance of the prior, and its covariance is determined within
+        ``max_position_std_m`` (a wall alone pins only three of six degrees of freedom); the
+        covariance gets the floors as in ``localize``. Never raises for image content; ``frame.T_world_cam`` is ignored.
         """
         from locus_core.data.resize import resize_depth
 
@@ -213,8 +214,9 @@ class Localizer:
             # rounds (redkitchen: 6.2 instead of 9.3 a frame, the same errors)
             min_inliers=cfg.min_inliers, tolerance_m=1e-3,
         )
-        if fit is None or len(fit.landmarks) < cfg.min_inliers:
-            return done(f"too few landmarks in place around the previous pose ({0 if fit is None else len(fit.landmarks)} < {cfg.min_inliers})")
+        inliers = 0 if fit is None else int(np.unique(fit.patches).size)
+        if fit is None or inliers < cfg.min_inliers:
+            return done(f"too few landmarks in place around the previous pose ({inliers} < {cfg.min_inliers})")
         # Projective association cannot see the camera slide along a surface (a landmark on it pairs
         # with the patch it projects onto wherever that is): surfaces facing few ways leave such a
         # direction to drift, so the normals must spread over every direction.
@@ -233,7 +235,7 @@ class Localizer:
         std = float(np.sqrt(np.max(np.diag(cov)[:3])))
         if std > cfg.max_position_std_m:
             return done(f"uncertain pose (position std {std:.3f} m > {cfg.max_position_std_m})")
-        return done("", fit.T, cov + self._covariance_floor(), len(fit.landmarks))
+        return done("", fit.T, cov + self._covariance_floor(), inliers)
 
     def insert_keyframe(self, frame: PosedFrame) -> bool:
         """Mapping mode: add ``frame`` (depth, and ``T_world_cam`` = its pose in the map frame) as a

@@ -90,3 +90,29 @@ def test_frames_whose_time_does_not_advance_are_localized_in_full(scene: Path, m
     tracker = Tracker(Localizer(built_map, model, LocalizerConfig(**LENIENT, track_period_s=0.25)))
     assert methods(tracker, frames, [0.0] * 4) == ["3d-3d"] * 4
     assert methods(tracker, frames[:3], [1.0, 1.0, 1.1]) == ["3d-3d", "3d-3d", "tracked"]
+
+
+def test_tracked_inliers_are_distinct_query_patches_as_in_a_full_localization(
+    scene: Path, model, built_map: LandmarkMap, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Landmarks of neighbouring keyframes project onto one query patch: counted as pairs, a frame
+    passed min_inliers with fewer distinct measurements than a full localization needs."""
+    import locus_core.mapping.localizer as localizer_module
+
+    fits = []
+
+    def capture(*args, **kwargs):
+        fits.append(projective_refine(*args, **kwargs))
+        return fits[-1]
+
+    from locus_core.mapping.projective import projective_refine
+
+    monkeypatch.setattr(localizer_module, "projective_refine", capture)
+    frame = open_dataset(scene, frames="0:48:2")[15]
+    result = Localizer(built_map, model, LocalizerConfig(**LENIENT)).track(frame, frame.T_world_cam)
+    distinct = len(np.unique(fits[-1].patches))
+    assert result.localized and distinct < len(fits[-1].landmarks)  # this view has pairs sharing a patch
+    assert result.inliers == distinct
+    strict = Localizer(built_map, model, LocalizerConfig(**{**LENIENT, "min_inliers": distinct + 1}))
+    refused = strict.track(frame, frame.T_world_cam)
+    assert not refused.localized and refused.reason.startswith("too few landmarks in place around the previous pose")
