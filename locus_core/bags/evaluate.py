@@ -169,9 +169,6 @@ def evaluate_bag(
     # logs the runtime fallbacks
     processor = FrameProcessor(spec, device, localizer_config, precision, overrides=localizer_overrides)
     processor.use_map(landmark_map, map_dir)  # checks model and map before any worker starts
-    if workers > 1 and processor.config.track_period_s > 0:
-        raise BagError(f"workers {workers}: tracking (track_period_s {processor.config.track_period_s}) poses each "
-                       "frame from the one before, in stream order: use one worker")
     threads = torch.get_num_threads()
     if workers > 1:
         with WorkerPool(workers, spec, map_dir, device=device, localizer_config=localizer_config,

@@ -68,7 +68,8 @@ class WorkerPool:
 
     Raises:
         ValueError: workers < 1 or threads < 1.
-        BagError: a worker failed to start (with its reason), or was not ready after ``ready_timeout_s``.
+        BagError: a worker failed to start (with its reason), or was not ready after ``ready_timeout_s``;
+            the localizer tracks (``track_period_s`` > 0) and there is more than one worker.
     """
 
     def __init__(
@@ -86,8 +87,16 @@ class WorkerPool:
     ) -> None:
         import torch
 
+        from locus_core.config import load_config
+        from locus_core.mapping import LocalizerConfig
+
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
+        config = load_config(LocalizerConfig, Path(localizer_config) if localizer_config else None, list(overrides))
+        if workers > 1 and config.track_period_s > 0:
+            # each worker would track its own share of the frames: results would depend on scheduling
+            raise BagError(f"workers {workers}: tracking (track_period_s {config.track_period_s}) poses each frame "
+                           "from the one before, in stream order: use one worker")
         self.workers = workers
         self.threads = threads if threads is not None else max(1, torch.get_num_threads() // workers)
         if self.threads < 1:

@@ -36,7 +36,7 @@ def resize_depth(frame: PosedFrame, size: tuple[int, int]) -> tuple[np.ndarray |
     ``size`` (H, W), nearest-neighbour (None without depth), and K at that size."""
     H, W = int(size[0]), int(size[1])
     if H <= 0 or W <= 0:
-        raise ValueError(f"resize_frame: size must be positive (H, W), got {size}")
+        raise ValueError(f"resize: size must be positive (H, W), got {size}")
     old = (frame.height, frame.width)
     if old == (H, W):
         return frame.depth, frame.K
