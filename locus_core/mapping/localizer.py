@@ -216,7 +216,7 @@ class Localizer:
         )
         inliers = 0 if fit is None else int(np.unique(fit.patches).size)
         if fit is None or inliers < cfg.min_inliers:
-            return done(f"too few landmarks in place around the previous pose ({inliers} < {cfg.min_inliers})")
+            return done(f"too few inliers around the previous pose ({inliers} < {cfg.min_inliers})")
         # Projective association cannot see the camera slide along a surface (a landmark on it pairs
         # with the patch it projects onto wherever that is): surfaces facing few ways leave such a
         # direction to drift, so the normals must spread over every direction.

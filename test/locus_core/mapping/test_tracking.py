@@ -37,7 +37,7 @@ def test_tracking_refuses_without_depth_far_from_the_prior_or_far_from_the_map(s
     away = frame.T_world_cam.copy()
     away[:3, 3] += 100.0  # nothing of the map around it
     result = localizer.track(frame, away)
-    assert not result.localized and result.reason.startswith("too few landmarks in place around the previous pose")
+    assert not result.localized and result.reason.startswith("too few inliers around the previous pose")
     # the normals' spread is at most 1/3 (surfaces facing every way alike): above it nothing is tracked
     flat = Localizer(built_map, model, LocalizerConfig(**LENIENT, track_min_normal_spread=0.34)).track(frame, frame.T_world_cam)
     assert not flat.localized and "surfaces in view leave a direction free (normal spread" in flat.reason
@@ -115,4 +115,4 @@ def test_tracked_inliers_are_distinct_query_patches_as_in_a_full_localization(
     assert result.inliers == distinct
     strict = Localizer(built_map, model, LocalizerConfig(**{**LENIENT, "min_inliers": distinct + 1}))
     refused = strict.track(frame, frame.T_world_cam)
-    assert not refused.localized and refused.reason.startswith("too few landmarks in place around the previous pose")
+    assert not refused.localized and refused.reason.startswith("too few inliers around the previous pose")
