@@ -378,6 +378,14 @@ class LocalizerNode(Node):
                     raise
                 time.sleep(0.01)
 
+    def _odometry_now(self, p: node_params.NodeParams, camera_frame: str, stamp: Any) -> np.ndarray | None:
+        """odom -> camera at the image's stamp, if TF holds it already: the tracker's motion prior.
+        Not waited for: the pose must not wait on it (map->odom, published after, still waits)."""
+        try:
+            return self.tf.lookup(p.odom_frame, camera_frame, stamp)
+        except TransformError:
+            return None
+
     def _process(self, item: _Frame) -> None:
         frame, camera_frame, stamp = self._to_frame(item)  # first, so bad input is reported as such
         if self._processor is None or self._state_error:
@@ -400,14 +408,15 @@ class LocalizerNode(Node):
             self.stats.processed(localized=False, reason="", latency_ms=1e3 * (time.monotonic() - item.received))
             self._publish_status(item.rgb.header.stamp)
             return
-        result = self._processor.localize(frame)
+        odometry = self._odometry_now(p, camera_frame, item.rgb.header.stamp)
+        result = self._processor.localize(frame, odometry)
         tf_reason = ""
         if result.localized:  # the pose first: it is what the robot waits for
             self._publish_pose(header, result.T_map_cam, result.covariance)
         self._publish_matches(header, result.matches[: p.max_matches])
         if result.localized and p.publish_tf:
             try:
-                T_odom_cam = self._lookup_waiting(p.odom_frame, camera_frame, item.rgb.header.stamp)
+                T_odom_cam = odometry if odometry is not None else self._lookup_waiting(p.odom_frame, camera_frame, item.rgb.header.stamp)
                 self._publish_map_to_odom(p, item.rgb.header.stamp, result.T_map_cam @ np.linalg.inv(T_odom_cam))
             except TransformError as exc:
                 tf_reason = f"map->odom not published: {exc}"

@@ -31,12 +31,21 @@ class Tracker:
 
     def reset(self) -> None:
         """Forget the stream: the next frame is localized in full (a new map, a jump in the stream)."""
-        self._last: tuple[float, np.ndarray] | None = None  # (stamp, pose) of the last localized frame
+        # (stamp, pose, odometry or None) of the last localized frame
+        self._last: tuple[float, np.ndarray, np.ndarray | None] | None = None
         self._last_full = -np.inf  # stamp of the last full localization
 
-    def localize(self, frame: PosedFrame) -> Localization:
+    def localize(self, frame: PosedFrame, odometry: np.ndarray | None = None) -> Localization:
         """``frame`` (its ``stamp`` in seconds, after the previous frame's) tracked from the previous
-        pose when allowed and that succeeds, else localized in full."""
+        pose when allowed and that succeeds, else localized in full.
+
+        Args:
+            odometry: (4, 4) the camera's pose in an odometry frame (odom -> camera in TF) at the
+                frame's stamp, where known. With the previous frame's, the motion between them moves
+                the prior: wheels or visual odometry see what the previous pose alone cannot, a
+                robot driving a metre a second moves 10 cm between two frames 0.1 s apart, beyond
+                what projective association catches (its inliers lie within ``ransac_threshold_m``).
+        """
         cfg = self.localizer.config
         stamp = float(frame.stamp)
         if self._last is not None and stamp < self._last[0]:
@@ -49,7 +58,7 @@ class Tracker:
             and 0 < stamp - self._last[0] <= cfg.track_max_gap_s
             and stamp - self._last_full < cfg.track_period_s
         )
-        result = self.localizer.track(frame, self._last[1]) if tracking else None
+        result = self.localizer.track(frame, self._prior(odometry)) if tracking else None
         if result is None or not result.localized:
             full = self.localizer.localize(frame)
             self._last_full = stamp
@@ -57,5 +66,13 @@ class Tracker:
                 full = replace(full, latency_ms=full.latency_ms + result.latency_ms,
                                latency_breakdown={"track": result.latency_ms, **full.latency_breakdown})
             result = full
-        self._last = (stamp, result.T_map_cam) if result.localized else None
+        self._last = (stamp, result.T_map_cam, odometry) if result.localized else None
         return result
+
+    def _prior(self, odometry: np.ndarray | None) -> np.ndarray:
+        """The previous pose, moved by the odometry's motion since it where both frames have odometry."""
+        assert self._last is not None
+        _, T_last, odometry_last = self._last
+        if odometry is None or odometry_last is None:
+            return T_last
+        return T_last @ np.linalg.inv(odometry_last) @ odometry

@@ -132,14 +132,14 @@ class FrameProcessor:
             self.map_path = Path(path)
             return self.map_path
 
-    def localize(self, frame: PosedFrame) -> Any:
+    def localize(self, frame: PosedFrame, odometry: np.ndarray | None = None) -> Any:
         """``locus_core.mapping.Localization`` of ``frame``, the next frame of a stream (``frame.stamp``:
-        tracked from the previous one's pose where LocalizerConfig.track_period_s allows). Never
-        raises for a bad image."""
+        tracked from the previous one's pose, moved by ``odometry`` (T_odom_cam at its stamp) where
+        given, where LocalizerConfig.track_period_s allows). Never raises for a bad image."""
         with self.lock:
             if self._localizer is None:
                 raise PipelineError("no map loaded: set map_path or call ~/load_map")
-            return self._tracker.localize(frame)
+            return self._tracker.localize(frame, odometry)
 
     def reset_tracking(self) -> None:
         """The next frame is localized in full: the stream was reset or left (the node's ~/reset, a

@@ -84,7 +84,7 @@ class StandIn:
     def reset_tracking(self) -> None:
         pass
 
-    def localize(self, frame):
+    def localize(self, frame, odometry=None):
         self._fail("localize")
         raise AssertionError("the tests here make localize fail")
 
@@ -460,7 +460,7 @@ def test_map_to_odom_is_stamped_at_the_image_plus_the_tolerance_to_the_nanosecon
     lookup at the image's stamp extrapolates into the future."""
     node = start(map_path=str(tmp_path / "m"), transform_tolerance=0.0)
     node.tf._on_tf(TFMessage(transforms=[_transform(STAMP)]), False)
-    node._processor.localize = lambda frame: SimpleNamespace(
+    node._processor.localize = lambda frame, odometry: SimpleNamespace(
         localized=True, T_map_cam=np.eye(4), covariance=None, matches=[], reason="", inliers=50)
     published = []
     node._pub_tf = SimpleNamespace(publish=published.append)
@@ -482,7 +482,7 @@ def test_odom_frame_renamed_during_an_inference_does_not_mislabel_map_to_odom(st
     other.transform.translation.x, other.transform.rotation.w = 4.0, 1.0
     node.tf._on_tf(TFMessage(transforms=[other]), True)  # odom2 -> cam: x = 5
 
-    def localize(frame):  # the parameter is set while the frame is being localized
+    def localize(frame, odometry):  # the parameter is set while the frame is being localized
         assert node.set_parameters([Parameter("odom_frame", value="odom2")])[0].successful
         return SimpleNamespace(localized=True, T_map_cam=np.eye(4), covariance=None, matches=[], reason="", inliers=50)
 
@@ -492,6 +492,23 @@ def test_odom_frame_renamed_during_an_inference_does_not_mislabel_map_to_odom(st
     node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
     t = _wait(lambda: published, "map->odom")[0].transforms[0]
     assert (t.child_frame_id, t.transform.translation.x) == ("odom", -1.0)
+
+
+def test_the_odometry_at_the_image_is_the_trackers_motion_prior(start, tmp_path: Path) -> None:
+    node = start(map_path=str(tmp_path / "m"))
+    seen = []
+
+    def localize(frame, odometry):
+        seen.append(odometry)
+        return SimpleNamespace(localized=False, T_map_cam=None, covariance=None, matches=[], reason="no", inliers=0)
+
+    node._processor.localize = localize
+    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))  # no odom -> cam in TF yet
+    _wait(lambda: seen, "a frame")
+    node.tf._on_tf(TFMessage(transforms=[_transform(STAMP)]), False)  # odom -> cam: x = 1
+    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+    _wait(lambda: len(seen) == 2, "a second frame")
+    assert seen[0] is None and seen[1][0, 3] == 1.0
 
 
 def test_reset_and_mode_changes_restart_tracking(start, tmp_path: Path) -> None:

@@ -116,3 +116,21 @@ def test_tracked_inliers_are_distinct_query_patches_as_in_a_full_localization(
     strict = Localizer(built_map, model, LocalizerConfig(**{**LENIENT, "min_inliers": distinct + 1}))
     refused = strict.track(frame, frame.T_world_cam)
     assert not refused.localized and refused.reason.startswith("too few inliers around the previous pose")
+
+
+def test_odometry_moves_the_prior_beyond_what_tracking_alone_catches(scene: Path, model, built_map: LandmarkMap) -> None:
+    frames = open_dataset(scene, frames="0:48:2")
+    a, b = dataclasses.replace(frames[4], stamp=0.0), dataclasses.replace(frames[5], stamp=0.1)
+    assert pose_error(a.T_world_cam, b.T_world_cam)[0] > 0.3  # too far for the previous pose alone
+    config = LocalizerConfig(**LENIENT, track_period_s=10.0)
+    plain = Tracker(Localizer(built_map, model, config))
+    plain.localize(a)
+    assert plain.localize(b).method == "3d-3d"
+    # odometry in a frame of its own (its origin anywhere): only its motion between the frames counts
+    odom_from_map = perturb(np.eye(4), np.array([5.0, -2.0, 1.0, 0.3, 0.1, -0.2]))
+    with_odometry = Tracker(Localizer(built_map, model, config))
+    first = with_odometry.localize(a, odom_from_map @ a.T_world_cam)
+    second = with_odometry.localize(b, odom_from_map @ b.T_world_cam)
+    assert first.localized and second.method == "tracked", second.reason
+    dt, dr = pose_error(second.T_map_cam, b.T_world_cam)
+    assert dt < 0.03 and dr < 1.0
