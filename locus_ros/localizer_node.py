@@ -107,10 +107,14 @@ class TfSource:
         image had often arrived before it (a player publishes TF first) and were cleared with the
         old run's, so the first frame of every run failed its lookup. Our TransformBuffer restarts
         each edge as its own samples jump, before storing them; tf2_ros's Buffer clears itself on a
-        backward /clock jump (use_sim_time). Only tf2 on wall time needs it here: it refuses samples
-        older than its newest by its cache time (TF_OLD_DATA) until cleared.
+        backward /clock jump (use_sim_time) where it registers a jump callback (``jump_handle``:
+        Jazzy and later; Humble's Python Buffer has none, ros2/geometry2#606). tf2 on wall time, or
+        without that callback, needs it here: it refuses samples older than its newest by its cache
+        time (TF_OLD_DATA) until cleared.
         """
-        if self._tf2 is None or self._node.get_parameter("use_sim_time").value:
+        if self._tf2 is None:
+            return False
+        if self._node.get_parameter("use_sim_time").value and getattr(self._buffer, "jump_handle", None) is not None:
             return False
         self._buffer.clear()
         return True

@@ -395,7 +395,7 @@ def test_tf2_history_is_cleared_on_a_time_jump_only_on_wall_time(monkeypatch: py
 
     class Buffer:
         def __init__(self, node) -> None:
-            pass
+            self.jump_handle = object()  # tf2_ros (Jazzy and later) registers a /clock jump callback
 
         def clear(self) -> None:
             cleared.append(True)
@@ -405,6 +405,26 @@ def test_tf2_history_is_cleared_on_a_time_jump_only_on_wall_time(monkeypatch: py
     for sim_time in (True, False):
         node = SimpleNamespace(get_parameter=lambda name, value=sim_time: SimpleNamespace(value=value))
         assert localizer_node.TfSource(node, NodeStats()).time_jumped() is not sim_time
+    assert cleared == [True]
+
+
+def test_tf2_without_a_jump_callback_is_cleared_on_a_time_jump_on_sim_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Humble's Python tf2_ros Buffer registers no /clock jump callback (ros2/geometry2#606): on a
+    looped bag with use_sim_time nothing cleared it, and it refused every new-run sample older
+    than its newest by its cache time (TF_OLD_DATA), so no frame found its transform again."""
+    cleared = []
+
+    class Buffer:
+        def __init__(self, node) -> None:
+            pass
+
+        def clear(self) -> None:
+            cleared.append(True)
+
+    fake = SimpleNamespace(Buffer=Buffer, TransformListener=lambda *args, **kwargs: None, TransformException=Exception)
+    monkeypatch.setitem(sys.modules, "tf2_ros", fake)
+    node = SimpleNamespace(get_parameter=lambda name: SimpleNamespace(value=True))
+    assert localizer_node.TfSource(node, NodeStats()).time_jumped()
     assert cleared == [True]
 
 
