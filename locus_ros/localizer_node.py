@@ -142,6 +142,7 @@ class LocalizerNode(Node):
         self._processor = None
         self._device_note = ""
         self._last_stamp: float | None = None
+        self._odometry_frame = self.params.odom_frame  # of the odometry the tracker holds from the last frame
         self._warned: set[str] = set()  # kinds of input warning logged (once each)
         self._recording_loaded_path = False  # ~/load_map setting map_path to the map it loaded
         self._unsaved_keyframes = 0  # inserted since the map was made, loaded or last saved
@@ -413,6 +414,11 @@ class LocalizerNode(Node):
             self._publish_status(item.rgb.header.stamp)
             return
         odometry = self._odometry_now(p, camera_frame, item.rgb.header.stamp)
+        if p.odom_frame != self._odometry_frame:
+            # The tracker would move the previous pose by the previous frame's odometry in the old
+            # odom frame against this one's in the new: their offset, not a motion.
+            self._processor.reset_tracking()
+            self._odometry_frame = p.odom_frame
         result = self._processor.localize(frame, odometry)
         tf_reason = ""
         if result.localized:  # the pose first: it is what the robot waits for

@@ -531,6 +531,32 @@ def test_the_odometry_at_the_image_is_the_trackers_motion_prior(start, tmp_path:
     assert seen[0] is None and seen[1][0, 3] == 1.0
 
 
+def test_a_new_odom_frame_restarts_tracking(start, tmp_path: Path) -> None:
+    """The tracker moves the previous pose by the odometry's motion since the previous frame: after
+    odom_frame changes that is the previous frame's pose in the old odom frame against this one's in
+    the new (their offset, not a motion), so the next frame is localized in full."""
+    node = start(map_path=str(tmp_path / "m"))
+    calls = []
+    node._processor.reset_tracking = lambda: calls.append("reset")
+
+    def localize(frame, odometry):
+        calls.append(None if odometry is None else float(odometry[0, 3]))
+        return SimpleNamespace(localized=False, T_map_cam=None, covariance=None, matches=[], reason="no", inliers=0)
+
+    node._processor.localize = localize
+    node.tf._on_tf(TFMessage(transforms=[_transform(STAMP)]), True)  # odom -> cam: x = 1
+    other = _transform(STAMP)
+    other.header.frame_id, other.child_frame_id = "odom2", "odom"
+    other.transform.translation.x = 4.0
+    node.tf._on_tf(TFMessage(transforms=[other]), True)  # odom2 -> odom -> cam: x = 5
+    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+    _wait(lambda: len(calls) == 1, "a frame")
+    assert node.set_parameters([Parameter("odom_frame", value="odom2")])[0].successful
+    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+    _wait(lambda: len(calls) >= 2 and calls[-1] != "reset", "a second frame")
+    assert calls == [1.0, "reset", 5.0]
+
+
 def test_reset_and_mode_changes_restart_tracking(start, tmp_path: Path) -> None:
     """After ~/reset or a mode change the next frame is localized in full, not tracked from the
     pose of a frame before them."""
