@@ -68,6 +68,10 @@ def write_trajectories(out: Path, frames: list[ReplayFrame]) -> list[Path]:
         paths.append(write_tum(out / tum_name("trajectory", segment), [f.stamp for f in localized],
                                [f.localization.T_map_cam for f in localized]))
         paths.append(write_tum(out / tum_name("groundtruth", segment), [f.stamp for f in known], [f.T_gt for f in known]))
+    # segment files of an earlier evaluation into ``out`` (more segments) would pass for this one's
+    for kind in ("trajectory", "groundtruth"):
+        for stale in set(out.glob(f"{kind}.seg*.tum")) - set(paths):
+            stale.unlink()
     return paths
 
 

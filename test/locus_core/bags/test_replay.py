@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from locus_core.bags import topics as tp
 from locus_core.bags.convert import BagMessage, Messages, frame_messages, write_bag, write_messages
 from locus_core.bags.errors import BagError
-from locus_core.bags.evaluate import evaluate_bag, tum_name, write_tum
-from locus_core.bags.replay import ReplayConfig, header_stamp, replay
+from locus_core.bags.evaluate import evaluate_bag, tum_name, write_trajectories, write_tum
+from locus_core.bags.replay import ReplayConfig, ReplayFrame, header_stamp, replay
 from locus_core.data import open_dataset
 from locus_core.data.synthetic import generate_scene
 
@@ -248,6 +248,22 @@ def test_tum_stamps_increase_with_the_first_pose_of_a_repeated_stamp(tmp_path: P
         T[0, 3] = x
     rows = np.loadtxt(write_tum(tmp_path / "t.tum", [2.0, 1.0, 1.0], poses))
     assert rows[:, 0].tolist() == [1.0, 2.0] and rows[:, 1].tolist() == [1.0, 0.0]
+
+
+def test_an_evaluation_into_the_same_folder_leaves_no_segment_file_of_an_earlier_one(tmp_path: Path) -> None:
+    """trajectory.segN.tum of an earlier run (a looped bag) beside this run's files, which have no
+    segment N, would be read as this run's (evo on trajectory*.tum)."""
+    from types import SimpleNamespace
+
+    def frames(segments: list[int]) -> list[ReplayFrame]:
+        localized = SimpleNamespace(localized=True, T_map_cam=np.eye(4))
+        return [ReplayFrame(1.0 + i, s, "cam", np.zeros((0, 3)), localized, np.eye(4)) for i, s in enumerate(segments)]
+
+    write_trajectories(tmp_path, frames([0, 0, 1, 1, 2]))
+    assert (tmp_path / "trajectory.seg2.tum").exists()
+    written = write_trajectories(tmp_path, frames([0, 0, 1]))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in written)
+    assert sorted(p.name for p in written) == ["groundtruth.seg1.tum", "groundtruth.tum", "trajectory.seg1.tum", "trajectory.tum"]
 
 
 def test_a_late_message_at_the_loop_point_stays_in_its_loop(tmp_path: Path, world: dict, processor) -> None:
