@@ -146,6 +146,15 @@ class MapBuilder:
         ids = self.map.landmarks.anchored_at(np.argsort(distance, kind="stable")[: self.config.neighbour_keyframes])
         return ids, self.map.index.reconstruct(ids)
 
+    def offer(self, frame: PosedFrame, features_of: Callable[[PosedFrame], torch.Tensor | np.ndarray]) -> bool:
+        """Make ``frame`` (posed RGB-D at the model input size) a keyframe if ``wants`` says so, its
+        features extracted by ``features_of`` only then; returns whether it did. The frame's patch
+        geometry and the decision are computed once (``wants`` then ``add`` did both twice)."""
+        if frame.T_world_cam is None or frame.depth is None:
+            return False
+        geometry = patch_geometry(frame, self.stride, self.config)
+        return self.wants(frame, geometry) and self._insert(features_of(frame), frame, geometry)
+
     def add(self, features: torch.Tensor | np.ndarray, frame: PosedFrame) -> bool:
         """Make ``frame`` a keyframe if ``wants`` says so; returns whether it did.
 
@@ -155,10 +164,11 @@ class MapBuilder:
         """
         if frame.T_world_cam is None or frame.depth is None:
             raise MapError(f"frame {frame.frame_id}: mapping needs depth and a pose in the map frame")
+        geometry = patch_geometry(frame, self.stride, self.config)
+        return self.wants(frame, geometry) and self._insert(features, frame, geometry)
+
+    def _insert(self, features: torch.Tensor | np.ndarray, frame: PosedFrame, geometry: PatchGeometry) -> bool:
         cfg = self.config
-        geometry = patch_geometry(frame, self.stride, cfg)
-        if not self.wants(frame, geometry):
-            return False
         F = _flatten(features)
         if len(F) != len(geometry.uv):
             raise MapError(f"frame {frame.frame_id}: {len(F)} features for {len(geometry.uv)} patches (stride {self.stride})")
@@ -257,10 +267,7 @@ def build_map(
         if frame.T_world_cam is None or frame.depth is None:
             skipped += 1
             continue
-        resized = resize_frame(frame, model.input_size)
-        if builder.wants(resized):
-            features, resized = extract_features(model, resized, config.scale)
-            builder.add(features, resized)
+        builder.offer(resize_frame(frame, model.input_size), lambda f: extract_features(model, f, config.scale)[0])
         if progress:
             progress(i + 1, len(dataset))
     if skipped:

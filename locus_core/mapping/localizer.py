@@ -245,11 +245,8 @@ class Localizer:
 
         if self._builder is None:
             self._builder = MapBuilder(self.map, self.model.stride)
-        resized = resize_frame(frame, self.model.input_size)
-        if not self._builder.wants(resized):
-            return False
-        features, resized = extract_features(self.model, resized, self.map.config.scale)
-        return self._builder.add(features, resized)
+        scale = self.map.config.scale
+        return self._builder.offer(resize_frame(frame, self.model.input_size), lambda f: extract_features(self.model, f, scale)[0])
 
     def finish_mapping(self) -> None:
         """Mapping mode, before saving: the index rebuilt for the map's size (its inverted file was

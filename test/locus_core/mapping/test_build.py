@@ -104,3 +104,21 @@ def test_frames_without_depth_in_range_at_a_new_viewpoint_are_not_keyframes() ->
     # they became keyframes without landmarks and pushed the real one out of the neighbours
     assert len(builder.map.keyframes) == 1 and [r.keyframe for r in builder.recent] == [0]
     assert len(builder.recent[0].landmark_ids) > 0
+
+
+def test_offer_extracts_features_only_for_a_keyframe() -> None:
+    from locus_core.mapping.build import MapBuilder
+    from locus_core.mapping.landmark_map import LandmarkMap
+
+    features = np.random.default_rng(0).normal(size=(8, 4, 4)).astype(np.float32)
+    extracted = []
+
+    def features_of(frame):
+        extracted.append(frame.frame_id)
+        return features
+
+    builder = MapBuilder(LandmarkMap(model_hash="x", dim=8, config=MapConfig(scale=0)), 8)
+    assert builder.offer(step_frame(noise=0.005), features_of) and len(extracted) == 1
+    assert not builder.offer(step_frame(noise=0.005), features_of) and len(extracted) == 1  # mapped already
+    assert not builder.offer(dataclasses.replace(step_frame(), depth=None), features_of) and len(extracted) == 1
+    assert len(builder.map.keyframes) == 1
