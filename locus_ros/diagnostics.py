@@ -47,6 +47,7 @@ class NodeStats:
     frames_processed: int = 0
     frames_dropped: int = 0  # replaced in the worker queue by a newer frame
     frames_localized: int = 0
+    frames_tracked: int = 0  # of frames_localized, posed by tracking (locus_core.mapping.tracking)
     keyframes_inserted: int = 0
     skipped: Counter = field(default_factory=Counter)  # reason kind -> count (bad message, tf, ...)
     last_error: str = ""
@@ -68,10 +69,11 @@ class NodeStats:
         with self._lock:
             setattr(self, attribute, getattr(self, attribute) + n)
 
-    def processed(self, *, localized: bool, reason: str, latency_ms: float) -> None:
+    def processed(self, *, localized: bool, reason: str, latency_ms: float, tracked: bool = False) -> None:
         with self._lock:
             self.frames_processed += 1
             self.frames_localized += int(localized)
+            self.frames_tracked += int(localized and tracked)
             self.localized = localized
             self.last_reason = reason
             self.latencies_ms.append(latency_ms)
@@ -88,6 +90,7 @@ class NodeStats:
                 "frames_processed": self.frames_processed,
                 "frames_dropped": self.frames_dropped,
                 "frames_localized": self.frames_localized,
+                "frames_tracked": self.frames_tracked,
                 "keyframes_inserted": self.keyframes_inserted,
                 "skipped": dict(self.skipped),
                 "last_error": self.last_error,
@@ -144,7 +147,7 @@ def render(snapshot: dict, *, node_name: str, inputs: list[str], sync: dict, sta
         {
             k: snapshot[k]
             for k in (
-                "frames_received", "frames_processed", "frames_dropped", "frames_localized",
+                "frames_received", "frames_processed", "frames_dropped", "frames_localized", "frames_tracked",
                 "keyframes_inserted", "latency_p50_ms", "latency_p95_ms", "localized", "last_reason",
             )
         }

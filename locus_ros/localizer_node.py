@@ -432,7 +432,8 @@ class LocalizerNode(Node):
                 tf_reason = f"map->odom not published: {exc}"
                 self.stats.skip("tf", tf_reason)
         self.stats.processed(
-            localized=bool(result.localized), reason=result.reason or tf_reason, latency_ms=1e3 * (time.monotonic() - item.received)
+            localized=bool(result.localized), reason=result.reason or tf_reason,
+            latency_ms=1e3 * (time.monotonic() - item.received), tracked=result.method == "tracked",
         )
         self._publish_status(item.rgb.header.stamp, inliers=int(result.inliers))
 

@@ -98,6 +98,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from locus_core.bags.evaluate import evaluate_bag
     from locus_core.bags.replay import ReplayConfig
     from locus_core.config import load_config, merge, parse_overrides
+    from locus_core.mapping.evaluate import summary_line
 
     flags = {"rgb_topic": args.rgb, "depth_topic": args.depth, "info_topic": args.info,
              "gt_frame": args.gt_frame, "gt_topic": args.gt_topic, "gt_body_frame": args.gt_body_frame,
@@ -114,16 +115,9 @@ def run_eval(args: argparse.Namespace) -> int:
                      workers=args.workers,
                      localizer_overrides=[] if args.track_period is None else [f"track_period_s={args.track_period}"])
 
-    def fmt(x: object) -> str:
-        return "n/a" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
-
     r = m["replay"]
-    print(
-        f"wrote {args.out}/metrics.json: {r['frames']} frames, localized {fmt(m['localized_rate'])}, precision "
-        f"{fmt(m['precision'])}, recall@1 {fmt(m['place']['recall_at_1'])}, median {fmt(m['pose']['median_trans_m'])} m / "
-        f"{fmt(m['pose']['median_rot_deg'])} deg, latency p50 {fmt(m['latency_ms']['p50'])} ms, "
-        f"replay {fmt(r['realtime_factor'])}x real time, skipped {m['skipped']['total']}"
-    )
+    print(f"wrote {args.out}/metrics.json: {r['frames']} frames, {summary_line(m)}, "
+          f"replay {r['realtime_factor']:.3f}x real time, skipped {m['skipped']['total']}")
     return 0
 
 

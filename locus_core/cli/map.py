@@ -109,17 +109,11 @@ def run_merge(args: argparse.Namespace) -> int:
 def run_localize(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from locus_core.mapping.evaluate import summary_line
     from locus_core.mapping.run import localize_dataset
 
     metrics = localize_dataset(Path(args.map), args.data, args.frames, Path(args.out), model_spec=args.model,
                                config_path=Path(args.config) if args.config else None, overrides=args.overrides,
                                device=args.device, precision=args.precision)
-    def fmt(x: object) -> str:
-        return "n/a" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
-
-    print(
-        f"wrote {args.out}/metrics.json: localized {fmt(metrics['localized_rate'])}, precision {fmt(metrics['precision'])}, "
-        f"recall@1 {fmt(metrics['place']['recall_at_1'])}, median {fmt(metrics['pose']['median_trans_m'])} m / "
-        f"{fmt(metrics['pose']['median_rot_deg'])} deg, latency p50 {fmt(metrics['latency_ms']['p50'])} ms"
-    )
+    print(f"wrote {args.out}/metrics.json: {summary_line(metrics)}")
     return 0

@@ -77,6 +77,19 @@ def localization_metrics(
     }
 
 
+def summary_line(metrics: dict[str, Any]) -> str:
+    """One line of ``localization_metrics`` (after ``to_json``: None where undefined) for a terminal."""
+
+    def fmt(x: object) -> str:
+        return "n/a" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+    tracked = f" ({metrics['tracked']} tracked)" if metrics.get("tracked") else ""
+    pose = metrics["pose"]
+    return (f"localized {fmt(metrics['localized_rate'])}{tracked}, precision {fmt(metrics['precision'])}, recall@1 "
+            f"{fmt(metrics['place']['recall_at_1'])}, median {fmt(pose['median_trans_m'])} m / {fmt(pose['median_rot_deg'])} deg, "
+            f"latency p50 {fmt(metrics['latency_ms']['p50'])} ms")
+
+
 def _stage_medians(results: Sequence[Localization]) -> dict[str, float]:
     """Median ms of each stage (features, search, verify) over the queries that reached it."""
     stages: dict[str, list[float]] = {}

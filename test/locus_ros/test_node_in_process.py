@@ -557,6 +557,21 @@ def test_a_new_odom_frame_restarts_tracking(start, tmp_path: Path) -> None:
     assert calls == [1.0, "reset", 5.0]
 
 
+def test_diagnostics_count_the_tracked_frames(start, tmp_path: Path) -> None:
+    from locus_ros.diagnostics import render
+
+    node = start(map_path=str(tmp_path / "m"), publish_tf=False)
+    methods = iter(["3d-3d", "tracked", "tracked"])
+    node._processor.localize = lambda frame, odometry: SimpleNamespace(
+        localized=True, T_map_cam=np.eye(4), covariance=None, matches=[], reason="", inliers=50, method=next(methods))
+    for _ in range(3):
+        node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+        _wait(lambda: node.stats.frames_processed == _ + 1, "a frame")
+    _, status = render(node.stats.snapshot(), node_name="n", inputs=[], sync={}, state=node._state())
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["frames_localized"] == "3" and values["frames_tracked"] == "2"
+
+
 def test_reset_and_mode_changes_restart_tracking(start, tmp_path: Path) -> None:
     """After ~/reset or a mode change the next frame is localized in full, not tracked from the
     pose of a frame before them."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from locus_core.cli.main import main
-from locus_core.mapping.evaluate import localization_metrics, to_json
+from locus_core.mapping.evaluate import localization_metrics, summary_line, to_json
 from locus_core.mapping.localizer import Localization, PlaceMatch
 
 
@@ -46,7 +46,9 @@ def test_metrics_keys_and_values() -> None:
     m = localization_metrics([tracked, *results[1:]], gt, covis)
     assert m["tracked"] == 1 and m["localized_rate"] == 0.5 and m["precision"] == 0.5
     assert m["place"] == {"recall_at_1": 1 / 2, "queries": 2}
+    assert summary_line(to_json(m)).startswith("localized 0.500 (1 tracked), precision 0.500, recall@1 0.500, median ")
     unseen = to_json(localization_metrics(results[2:], [None, None], None))
+    assert summary_line(unseen).startswith("localized 0.000, precision n/a, recall@1 n/a, median n/a m / n/a deg")
     assert unseen["place"]["recall_at_1"] is None and unseen["localized_rate"] == 0.0
     json.dumps(unseen)
 
