@@ -26,9 +26,9 @@ class MapConfig:
     Patches straddling a depth edge (more than a tenth of their depths farther than
     ``max_depth_spread`` times the patch depth from it) get no 3D point, in the map and in queries:
     on redkitchen (the first, global-attention default model) that raised the localized share from
-    0.90 to 0.955 and cut the median rotation error from 2.4 to 2.0 degrees (the current default:
-    0.985 localized, 3.5 cm off, against 0.945 and 3.7 cm without it; raw XFeat: 0.995 and 3.3 cm
-    against 1.0 and 3.2 cm).
+    0.90 to 0.955 and cut the median rotation error from 2.4 to 2.0 degrees (the current default,
+    with point-to-plane refinement: 0.985 localized, 2.4 cm off, against 0.945 and 3.2 cm without
+    it; raw XFeat: 0.995 and 2.9 cm against 1.0 and 3.8 cm).
     ``scale`` is the model output the map stores; None picks the model's smallest positive radius
     (the most precise matches, which metric pose needs), and the saved config holds the choice.
     """
