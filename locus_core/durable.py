@@ -1,6 +1,7 @@
 """Crash-safe saving, shared by maps and training checkpoints: write into a temporary folder named
 after the writing process, sync it to disk, then rename it into place; a later save removes the
-temporaries of processes that died mid-save."""
+temporaries of processes that died mid-save. And reports (``written_last``): the file that marks a
+finished run goes in last."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import ctypes
 import errno
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -72,3 +75,13 @@ def _exchange(a: Path, b: Path) -> bool:
     if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
         return False
     raise OSError(err, os.strerror(err), str(b))
+
+
+@contextmanager
+def written_last(path: Path, text: str) -> Iterator[None]:
+    """Remove ``path`` (a report's metrics.json: it marks a finished run) on entry and write ``text``
+    to it when the block ends without an error, so that a rerun into the same folder interrupted while
+    it writes its other files never leaves the earlier run's metrics beside them."""
+    path.unlink(missing_ok=True)
+    yield
+    path.write_text(text)

@@ -20,6 +20,7 @@ import numpy as np
 from locus_core.bags.errors import BagError
 from locus_core.bags.replay import ReplayConfig, ReplayFrame, ReplayResult, replay
 from locus_core.bags.workers import WorkerPool
+from locus_core.durable import written_last
 
 log = logging.getLogger(__name__)
 
@@ -190,18 +191,16 @@ def evaluate_bag(
                    workers=workers)
     metrics = to_json(metrics)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").unlink(missing_ok=True)  # it marks a finished run: see the end
-    (out / "config.yaml").write_text(yaml.safe_dump(
-        {"replay": config_to_dict(config), "localizer": config_to_dict(processor.config),
-         "map": config_to_dict(landmark_map.config), "model": {"spec": spec, "hash": processor.model.hash}},
-        sort_keys=False))
-    write_trajectories(out, frames)
-    plot_trajectory(out / "trajectory.png", [f.localization for f in frames], [f.T_gt for f in frames],
-                    landmark_map.keyframes.T_map_kf, title=f"{Path(bag).name} vs map {Path(map_dir).name}")
-    plot_errors(out / "errors.png", frames)
-    write_frames_csv(out / "frames.csv", frames)
-    # last: a rerun into this folder interrupted before here leaves no metrics beside its other files
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    with written_last(out / "metrics.json", json.dumps(metrics, indent=2)):
+        (out / "config.yaml").write_text(yaml.safe_dump(
+            {"replay": config_to_dict(config), "localizer": config_to_dict(processor.config),
+             "map": config_to_dict(landmark_map.config), "model": {"spec": spec, "hash": processor.model.hash}},
+            sort_keys=False))
+        write_trajectories(out, frames)
+        plot_trajectory(out / "trajectory.png", [f.localization for f in frames], [f.T_gt for f in frames],
+                        landmark_map.keyframes.T_map_kf, title=f"{Path(bag).name} vs map {Path(map_dir).name}")
+        plot_errors(out / "errors.png", frames)
+        write_frames_csv(out / "frames.csv", frames)
     return metrics
 
 

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from locus_core.config import save_config
 from locus_core.data.frame import PosedFrame
+from locus_core.durable import written_last
 from locus_core.evaluation import consistency, place, pose, retrieval, segmentation
 from locus_core.evaluation.config import TASKS, EvalConfig
 from locus_core.evaluation.errors import EvaluationError
@@ -171,13 +172,10 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
     from locus_core.evaluation import figures as fig
     from locus_core.evaluation.report import write_report
 
-    # metrics.json marks a finished run: removed first, written last, so that it never sits beside
-    # the figures, config or report of a rerun into the same folder that was interrupted.
-    (out / "metrics.json").unlink(missing_ok=True)
-    files = fig.write_figures(out, feats, figures, model_spec if model.is_raw else fig.LABELS["model"])
-    save_config(config, out / "config.yaml")
-    files.append(write_report(out / "report.md", metrics, config, [f for f in files if f.suffix == ".png"]))
-    (out / "metrics.json").write_text(json.dumps(_jsonable(metrics), indent=2, allow_nan=True))
+    with written_last(out / "metrics.json", json.dumps(_jsonable(metrics), indent=2, allow_nan=True)):
+        files = fig.write_figures(out, feats, figures, model_spec if model.is_raw else fig.LABELS["model"])
+        save_config(config, out / "config.yaml")
+        files.append(write_report(out / "report.md", metrics, config, [f for f in files if f.suffix == ".png"]))
     files += [out / "metrics.json", out / "config.yaml"]
     return Evaluated(metrics, files)
 

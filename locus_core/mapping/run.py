@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from locus_core.durable import written_last
 from locus_core.mapping.errors import MapError
 
 log = logging.getLogger(__name__)
@@ -93,16 +94,14 @@ def localize_dataset(
     metrics["model"] = {"spec": spec, "hash": model.hash, "runtime": processor.runtime}
     metrics["threads"] = torch.get_num_threads()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").unlink(missing_ok=True)  # it marks a finished run: see the end
-    (out / "config.yaml").write_text(yaml.safe_dump(
-        {"localizer": config_to_dict(config), "map": config_to_dict(landmark_map.config), "model": {"spec": spec, "hash": model.hash}},
-        sort_keys=False,
-    ))
-    _write_results(out / "results.csv", names, results)
-    plot_trajectory(out / "trajectory.png", results, gt, landmark_map.keyframes.T_map_kf,
-                    title=f"{Path(str(data)).name} vs map {Path(map_dir).name}")
-    # last: a rerun into this folder interrupted before here leaves no metrics beside its other files
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    with written_last(out / "metrics.json", json.dumps(metrics, indent=2)):
+        (out / "config.yaml").write_text(yaml.safe_dump(
+            {"localizer": config_to_dict(config), "map": config_to_dict(landmark_map.config), "model": {"spec": spec, "hash": model.hash}},
+            sort_keys=False,
+        ))
+        _write_results(out / "results.csv", names, results)
+        plot_trajectory(out / "trajectory.png", results, gt, landmark_map.keyframes.T_map_kf,
+                        title=f"{Path(str(data)).name} vs map {Path(map_dir).name}")
     return metrics
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from locus_core import durable
-from locus_core.durable import fsync_path, process_alive, replace_folder
+from locus_core.durable import fsync_path, process_alive, replace_folder, written_last
 
 
 def test_a_process_is_alive_until_it_exits_and_this_one_counts_as_dead() -> None:
@@ -39,3 +39,16 @@ def test_a_folder_replaces_another_whole(tmp_path: Path, monkeypatch: pytest.Mon
         (tmp / "data").write_text(version)
         replace_folder(tmp, final, aside)
         assert (final / "data").read_text() == version and sorted(p.name for p in tmp_path.iterdir()) == ["map"]
+
+
+def test_written_last_removes_the_marker_first_and_writes_it_only_after_a_clean_block(tmp_path: Path) -> None:
+    marker = tmp_path / "metrics.json"
+    marker.write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with written_last(marker, "new"):
+            assert not marker.exists()  # gone while the other files are written
+            raise KeyboardInterrupt
+    assert not marker.exists()
+    with written_last(marker, "new"):
+        pass
+    assert marker.read_text() == "new"
