@@ -35,11 +35,11 @@ from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
 from locus_core.bags.convert import FIRST_STAMP_S
+from locus_core.bags.play import TF_MODES
 from locus_core.data.dataset import PosedDataset
 from locus_core.data.frame import PosedFrame
 from locus_ros import conversions as conv
 
-TF_MODES = ("map", "odom", "none")
 # Formats whose stamps number the frames (index / 30 Hz, or the index in seconds) rather than
 # record when they were taken: played at --fps instead.
 UNSTAMPED_FORMATS = ("7scenes", "labelfusion", "synthetic", "scannet", "slambook", "matterport")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from locus_core.bags.errors import BagError
 
-# The player's --tf modes (locus_ros.player.TF_MODES, which needs rclpy to import), default first.
+# The player's --tf modes (here, not in locus_ros.player, which needs rclpy to import), default first.
 TF_MODES = ("odom", "map", "none")
 
 

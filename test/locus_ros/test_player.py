@@ -115,7 +115,7 @@ def test_loop_keeps_time_increasing_and_stops_on_sigint(client: Client, data: Pa
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="rate must be > 0"):
         PlayerConfig(rate=0)
-    with pytest.raises(ValueError, match="tf must be one of map, odom, none"):
+    with pytest.raises(ValueError, match="tf must be one of odom, map, none"):
         PlayerConfig(tf="world")
     proc = _player("/no/such/data")
     out, _ = proc.communicate(timeout=60)
