@@ -7,7 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from locus_core.bench import BenchResult
-from locus_core.bench.errors import BenchError
+from locus_core.cli import integer_at_least, integers_at_least
 
 if TYPE_CHECKING:
     import numpy as np
@@ -16,24 +16,24 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--landmarks", type=int, default=1_000_000, help="map size N")
-    parser.add_argument("--dim", type=int, default=64, help="descriptor dimension")
-    parser.add_argument("--clusters", type=int, default=20_000,
+    parser.add_argument("--landmarks", type=integer_at_least(1), default=1_000_000, help="map size N")
+    parser.add_argument("--dim", type=integer_at_least(1), default=64, help="descriptor dimension")
+    parser.add_argument("--clusters", type=integer_at_least(1), default=20_000,
                         help="appearance clusters of the synthetic descriptors (repeated textures)")
     parser.add_argument("--spread", type=float, default=0.6, help="within-cluster noise (relative to the centre)")
     parser.add_argument("--query-noise", type=float, default=0.5, help="noise of a re-observed landmark's descriptor")
-    parser.add_argument("--patches", type=int, default=600, help="query descriptors per frame")
-    parser.add_argument("--frames", type=int, default=20, help="timed query frames")
-    parser.add_argument("--recall-frames", type=int, default=5, help="query frames scored against exact search")
-    parser.add_argument("--baseline-frames", type=int, default=2, help="timed frames of the (slow) exact baseline")
-    parser.add_argument("--k", type=int, default=3, help="neighbours per query descriptor (the localizer's knn)")
-    parser.add_argument("--nprobe", default="8,12,16", help="comma-separated IVF cells visited per query")
+    parser.add_argument("--patches", type=integer_at_least(1), default=600, help="query descriptors per frame")
+    parser.add_argument("--frames", type=integer_at_least(1), default=20, help="timed query frames")
+    parser.add_argument("--recall-frames", type=integer_at_least(1), default=5, help="query frames scored against exact search")
+    parser.add_argument("--baseline-frames", type=integer_at_least(1), default=2, help="timed frames of the (slow) exact baseline")
+    parser.add_argument("--k", type=integer_at_least(1), default=3, help="neighbours per query descriptor (the localizer's knn)")
+    parser.add_argument("--nprobe", type=integers_at_least(1), default="8,12,16", help="comma-separated IVF cells visited per query")
     parser.add_argument("--nlist", type=int, default=0, help="IVF cells (0: about 4 sqrt(N))")
     parser.add_argument("--kind", default="ivf_pq", choices=["ivf_pq", "ivf_sq8"], help="approximate index kind")
     parser.add_argument("--extra-observations", type=float, default=3.0,
                         help="observations per landmark beyond the first (memory figure; redkitchen maps: "
                              "2.0 with raw xfeat, 3.1 with the trained model)")
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=integer_at_least(0), default=2)
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -69,7 +69,6 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     from locus_core.bench.timing import measure
     from locus_core.mapping.index import LandmarkIndex
 
-    nprobes = _check(args)
     n = args.landmarks
     x = synthetic_landmarks(n, args.dim, args.clusters, args.spread, args.seed)
     ids = np.arange(n, dtype=np.int64)
@@ -89,7 +88,7 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     per_landmark = (index_bytes + table.nbytes()) / n
     del x
     results = []
-    for nprobe in nprobes:
+    for nprobe in args.nprobe:
         index.set_nprobe(nprobe)
         found = [index.search(q, args.k)[1] for q in scored]
         recall1 = float(np.mean([(f[:, 0] == t[:, 0]).mean() for f, t in zip(found, truth)]))
@@ -115,22 +114,6 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
             },
         ))
     return results
-
-
-def _check(args: argparse.Namespace) -> list[int]:
-    """The --nprobe values; a BenchError for settings that would end in a traceback (or a NaN recall)."""
-    for name in ("landmarks", "dim", "clusters", "patches", "frames", "recall_frames", "baseline_frames", "k"):
-        if getattr(args, name) < 1:
-            raise BenchError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    if args.warmup < 0:
-        raise BenchError(f"--warmup must be >= 0, got {args.warmup}")
-    try:
-        nprobes = [int(v) for v in args.nprobe.split(",")]
-    except ValueError:
-        raise BenchError(f"--nprobe: expected comma-separated integers, got {args.nprobe!r}") from None
-    if min(nprobes) < 1:
-        raise BenchError(f"--nprobe values must be >= 1, got {args.nprobe!r}")
-    return nprobes
 
 
 def exact_knn(x: np.ndarray, queries: np.ndarray, k: int, chunk: int = 200_000) -> np.ndarray:

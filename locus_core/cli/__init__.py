@@ -29,6 +29,19 @@ def integer_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def integers_at_least(minimum: int) -> Callable[[str], list[int]]:
+    """An argparse type: comma-separated integers, each >= ``minimum`` (e.g. "8,12,16")."""
+    one = integer_at_least(minimum)
+
+    def parse(text: str) -> list[int]:
+        try:
+            return [one(v) for v in text.split(",")]
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentTypeError(f"comma-separated: {exc}") from None
+
+    return parse
+
+
 def plain(docstring: str | None) -> str:
     """A module docstring as --help text, without reStructuredText's ``literal`` marks (noise there)."""
     return (docstring or "").replace("``", "")
