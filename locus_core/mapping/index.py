@@ -152,10 +152,7 @@ class LandmarkIndex:
                 if invlists.list_size(i)
             ]
         )
-        self._index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        vecs = self._index.reconstruct_batch(ids) if len(ids) else np.zeros((0, self.dim), np.float32)
-        self._index.set_direct_map_type(faiss.DirectMap.NoMap)
-        return np.asarray(vecs, dtype=np.float32), ids
+        return self.reconstruct(ids), ids
 
     def reconstruct(self, ids: np.ndarray) -> np.ndarray:
         """(N, D) (decoded) descriptors of ``ids`` (N,), every one in the index. Of an inverted file,
