@@ -164,8 +164,7 @@ class MapBuilder:
         """
         if frame.T_world_cam is None or frame.depth is None:
             raise MapError(f"frame {frame.frame_id}: mapping needs depth and a pose in the map frame")
-        geometry = patch_geometry(frame, self.stride, self.config)
-        return self.wants(frame, geometry) and self._insert(features, frame, geometry)
+        return self.offer(frame, lambda _: features)
 
     def _insert(self, features: torch.Tensor | np.ndarray, frame: PosedFrame, geometry: PatchGeometry) -> bool:
         cfg = self.config
