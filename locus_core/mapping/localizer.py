@@ -167,11 +167,8 @@ class Localizer:
                     **{**result, "T": None, "cov": None},
                 )
         cov = covariance()
-        if cov is None or not np.all(np.isfinite(cov)):
-            return done("pose covariance is undetermined", **{**result, "T": None, "cov": None})
-        std = float(np.sqrt(np.max(np.diag(cov)[:3])))
-        if std > cfg.max_position_std_m:
-            return done(f"uncertain pose (position std {std:.3f} m > {cfg.max_position_std_m})", **{**result, "T": None, "cov": None})
+        if reason := self._uncertainty(cov):
+            return done(reason, **{**result, "T": None, "cov": None})
         cov = cov + self._covariance_floor()
         if use_depth and cfg.projective_rounds:
             t = time.perf_counter()
@@ -230,11 +227,8 @@ class Localizer:
         cov = pose_covariance(
             lambda T_: np.einsum("ij,ij->i", src @ T_[:3, :3].T + T_[:3, 3] - dst, normals @ T_[:3, :3].T), fit.T
         )
-        if cov is None or not np.all(np.isfinite(cov)):
-            return done("pose covariance is undetermined")
-        std = float(np.sqrt(np.max(np.diag(cov)[:3])))
-        if std > cfg.max_position_std_m:
-            return done(f"uncertain pose (position std {std:.3f} m > {cfg.max_position_std_m})")
+        if reason := self._uncertainty(cov):
+            return done(reason)
         return done("", fit.T, cov + self._covariance_floor(), inliers)
 
     def insert_keyframe(self, frame: PosedFrame) -> bool:
@@ -282,6 +276,15 @@ class Localizer:
             return ransac_rigid(pts, landmark_pos, thr, iterations=cfg.ransac_iterations, seed=cfg.seed, min_inliers=3)
         return pnp_ransac(landmark_pos, geometry.uv[q], K, cfg.pnp_threshold_px, iterations=cfg.ransac_iterations,
                           seed=cfg.seed, solver=cfg.pnp_solver)
+
+    def _uncertainty(self, cov: np.ndarray | None) -> str:
+        """Why a fit's own covariance (6, 6), or None, rules its pose out; "" when it does not."""
+        if cov is None or not np.all(np.isfinite(cov)):
+            return "pose covariance is undetermined"
+        std = float(np.sqrt(np.max(np.diag(cov)[:3])))
+        if std > self.config.max_position_std_m:
+            return f"uncertain pose (position std {std:.3f} m > {self.config.max_position_std_m})"
+        return ""
 
     def _covariance_floor(self) -> np.ndarray:
         """(6, 6) added to every reported covariance (see LocalizerConfig: fits alone are ~10x too confident)."""
