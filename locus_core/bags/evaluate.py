@@ -155,8 +155,9 @@ def evaluate_bag(
 
     ``workers`` > 1 localizes frames in that many processes, sharing this process's CPU threads
     out (``locus_core.bags.workers``): the same results, faster on long bags; the latencies are
-    then each worker's, with its share of the threads, not what the node would see. Tracking
-    (LocalizerConfig.track_period_s > 0) follows the stream in order: one process only."""
+    then each worker's, with its share of the threads, not what the node would see. With tracking
+    (LocalizerConfig.track_period_s > 0) each worker tracks windows of ``track_period_s`` of bag
+    time, the windows dealt out in turn, each from a full localization."""
     import torch
     import yaml
 

@@ -1,15 +1,22 @@
 """Localizing a bag's frames in worker processes, for replays of long recordings on many cores.
 
-Each worker runs its own ``FrameProcessor`` (the node's code path) over the same map. The localizer
-keeps no state from one frame to the next, so N workers give the results of one, in the same order;
-what changes is each frame's latency, as a worker has 1/N of the CPU threads. Processes rather than
-threads: the localizer's numpy and the model's runtime each keep a few threads busy, and on 2 cores
-two single-threaded processes localize 1.57x the frames of one two-threaded process (two threads in
+Each worker runs its own ``FrameProcessor`` (the node's code path) over the same map. Without
+tracking the localizer keeps no state from one frame to the next: frames go to the workers in
+turn and N workers give the results of one, in the same order; what changes is each frame's
+latency, as a worker has 1/N of the CPU threads. A tracking localizer (``track_period_s`` > 0)
+poses each frame from the one before, so the stream is cut into windows of ``track_period_s`` of
+stream time, dealt to the workers in turn: each worker tracks its windows in stream order, from a
+full localization at the start of each (its previous window ended longer than ``track_max_gap_s``
+ago), as one process runs one a period. The results are those of one process up to where the
+full localizations fall, and do not depend on scheduling. Processes rather than threads: the
+localizer's numpy and the model's runtime each keep a few threads busy, and on 2 cores two
+single-threaded processes localize 1.57x the frames of one two-threaded process (two threads in
 one process: 1.48x, and the ``FrameProcessor`` lock would have to go).
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -66,10 +73,13 @@ class WorkerPool:
     Construction returns once every worker has loaded the model and the map (what a serial replay
     does before it starts its clock). Use as a context manager, or call ``close``.
 
+    Attributes:
+        window_s: a tracking localizer's ``track_period_s``: frames go to workers by windows of this
+            much stream time (0: in turn, one frame each).
+
     Raises:
         ValueError: workers < 1 or threads < 1.
-        BagError: a worker failed to start (with its reason), or was not ready after ``ready_timeout_s``;
-            the localizer tracks (``track_period_s`` > 0) and there is more than one worker.
+        BagError: a worker failed to start (with its reason), or was not ready after ``ready_timeout_s``.
     """
 
     def __init__(
@@ -93,31 +103,33 @@ class WorkerPool:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         config = load_config(LocalizerConfig, Path(localizer_config) if localizer_config else None, list(overrides))
-        if workers > 1 and config.track_period_s > 0:
-            # each worker would track its own share of the frames: results would depend on scheduling
-            raise BagError(f"workers {workers}: tracking (track_period_s {config.track_period_s}) poses each frame "
-                           "from the one before, in stream order: use one worker")
         self.workers = workers
+        self.window_s = config.track_period_s
+        self._submitted = 0
         self.threads = threads if threads is not None else max(1, torch.get_num_threads() // workers)
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         # spawn, not fork: forking a process that has started torch's and ONNX Runtime's threads can deadlock.
         context = multiprocessing.get_context("spawn")
-        self._executor = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_start,
-            initargs=(model_spec, str(map_dir), device, localizer_config, tuple(overrides), precision, self.threads,
-                      context.Barrier(workers)),
-        )
-        ready = [self._executor.submit(_ready, ready_timeout_s) for _ in range(workers)]
+        started = context.Barrier(workers)
+        # one single-process executor per worker: a frame goes to the worker chosen for it, in order
+        self._executors = [
+            ProcessPoolExecutor(1, mp_context=context, initializer=_start,
+                                initargs=(model_spec, str(map_dir), device, localizer_config, tuple(overrides), precision,
+                                          self.threads, started))
+            for _ in range(workers)
+        ]
+        ready = [executor.submit(_ready, ready_timeout_s) for executor in self._executors]
         wait(ready, ready_timeout_s)
         outcomes = [f.exception() if f.done() else TimeoutError(f"not ready after {ready_timeout_s:g} s") for f in ready]
         failures = [exc for exc in outcomes if exc is not None]
         if failures:
             # A worker may hang while starting: shutdown(wait=True) would join it forever.
             # ProcessPoolExecutor has no public way to stop its workers before Python 3.14.
-            for process in list((self._executor._processes or {}).values()):
-                process.terminate()
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            for executor in self._executors:
+                for process in list((executor._processes or {}).values()):
+                    process.terminate()
+                executor.shutdown(wait=False, cancel_futures=True)
             # A worker's own reason first; the others only saw the barrier break or the pool die.
             failures.sort(key=lambda exc: not isinstance(exc, BagError))
             if isinstance(failures[0], BagError):
@@ -125,7 +137,8 @@ class WorkerPool:
             raise BagError(f"a localization worker failed to start ({failures[0] or 'another worker failed'})")
 
     def submit(self, frame: PosedFrame) -> Future:
-        """Future of ``frame``'s ``Localization``; a worker that dies fails it with BagError."""
+        """Future of ``frame``'s ``Localization`` (frames in stream order); a worker that dies fails it
+        with BagError."""
         future: Future = Future()
 
         def relay(done: Future) -> None:
@@ -137,14 +150,17 @@ class WorkerPool:
             else:
                 future.set_result(done.result())
 
+        turn = math.floor(frame.stamp / self.window_s) if self.window_s > 0 else self._submitted
+        self._submitted += 1
         try:
-            self._executor.submit(_localize, frame).add_done_callback(relay)
+            self._executors[turn % self.workers].submit(_localize, frame).add_done_callback(relay)
         except BrokenProcessPool as exc:
             raise BagError(f"a localization worker died ({exc})") from None
         return future
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        for executor in self._executors:
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> WorkerPool:
         return self

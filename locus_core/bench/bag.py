@@ -7,10 +7,10 @@ replayed against a map of the train frames, through the node's code path
 (``locus_core.bags.replay``). Baseline: one process with every thread, every frame localized in
 full, as ``locus bag eval`` runs by default; ours: ``--workers`` processes sharing the threads
 (``locus bag eval --workers``: the results must be the same frame by frame), or with
-``--track-period S`` one process tracking frames between full localizations S seconds apart
-(``locus bag eval --track-period``: its pose errors are reported next to the baseline's). The two
-alternate, ``--repeats`` times each; per-frame time is the replay's wall time over the frames it
-localized.
+``--track-period S`` tracking frames between full localizations S seconds apart
+(``locus bag eval --track-period``; with ``--workers`` N > 1 each worker tracks windows of S s in
+turn; its pose errors are reported next to the baseline's). The two alternate, ``--repeats`` times
+each; per-frame time is the replay's wall time over the frames it localized.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, help=f"recording (default: {REAL_DATA}, synthetic when absent)")
     parser.add_argument("--map-frames", default="0:600:2", help="frames the map is built from (train split)")
     parser.add_argument("--query-frames", default="600:1000:2", help="frames written to the bag (test split)")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes of ours")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="worker processes of ours (1, with --track-period: this process)")
     parser.add_argument("--max-rate", type=float, default=0.0, metavar="HZ",
                         help="localize at most HZ frames per second of bag time (0: every frame)")
     parser.add_argument("--track-period", type=float, default=0.0, metavar="S",
-                        help="ours tracks frames between full localizations S s apart, in one process, instead of "
-                             "running --workers processes (0: workers)")
+                        help="ours tracks frames between full localizations S s apart (0: every frame in full)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | onnxruntime | tensorrt")
     parser.add_argument("--repeats", type=int, default=2, help="replays of each (alternating)")
 
@@ -50,9 +50,10 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     from locus_core.pipeline import FrameProcessor
     from locus_core.runtime.engines import cache_dir
 
-    if args.workers < 2 or args.repeats < 1 or not args.max_rate >= 0 or not args.track_period >= 0:
-        raise BenchError(f"need --workers >= 2, --repeats >= 1, --max-rate >= 0 and --track-period >= 0, got "
-                         f"{args.workers}, {args.repeats}, {args.max_rate} and {args.track_period}")
+    tracking = args.track_period > 0
+    if args.workers < (1 if tracking else 2) or args.repeats < 1 or not args.max_rate >= 0 or not args.track_period >= 0:
+        raise BenchError(f"need --workers >= 2 (>= 1 with --track-period), --repeats >= 1, --max-rate >= 0 and "
+                         f"--track-period >= 0, got {args.workers}, {args.repeats}, {args.max_rate} and {args.track_period}")
     cache = cache_dir() / "bench-bag"
     cache.mkdir(parents=True, exist_ok=True)
     data, map_frames, query = recording(args.data, args.map_frames, args.query_frames, cache)
@@ -62,15 +63,17 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     threads = torch.get_num_threads()
     processor = FrameProcessor(args.model, args.device)
     processor.load_map(map_dir)
+    overrides = [f"track_period_s={args.track_period}"] if tracking else []
     ours_context: Any
-    if args.track_period > 0:
-        tracker = FrameProcessor(args.model, args.device, overrides=[f"track_period_s={args.track_period}"])
+    if args.workers == 1:
+        tracker = FrameProcessor(args.model, args.device, overrides=overrides)
         tracker.load_map(map_dir)
         ours_context = nullcontext(tracker)
-        name = f"bag replay per frame (tracking, full every {args.track_period:g} s)"
     else:
-        ours_context = WorkerPool(args.workers, args.model, map_dir, device=args.device)
-        name = f"bag replay per frame ({args.workers} workers)"
+        ours_context = WorkerPool(args.workers, args.model, map_dir, device=args.device, overrides=overrides)
+    workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
+    name = (f"bag replay per frame (tracking, full every {args.track_period:g} s, {workers})" if tracking
+            else f"bag replay per frame ({workers})")
     runs: dict[str, list[Any]] = {"ours": [], "base": []}
     with ours_context as ours:
         for _ in range(args.repeats):
@@ -86,12 +89,12 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
         "runtime": processor.runtime, "model": args.model, "data": str(data), "query_frames": query,
         "map": str(map_dir), "bag": str(bag), "baseline_threads": threads,
     }
-    if args.track_period > 0:
+    extra.update(workers=args.workers, threads_per_worker=getattr(ours, "threads", threads))
+    if tracking:
         extra.update(track_period_s=args.track_period, tracked=_tracked(runs["ours"][0]),
                      errors=_errors(runs["ours"][0]), baseline_errors=_errors(first))
     else:
-        extra.update(same_results=all(_same(r, first) for r in runs["ours"] + runs["base"]), workers=args.workers,
-                     threads_per_worker=ours.threads)
+        extra.update(same_results=all(_same(r, first) for r in runs["ours"] + runs["base"]))
     return [BenchResult(name, p50_ms=ours_ms[0], p95_ms=ours_ms[1], baseline=f"1 process, {threads} threads, every frame in full",
                         baseline_p50_ms=base_ms[0], extra=extra)]
 

@@ -48,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--track-period", type=float, default=None, metavar="S",
                    help="track frames between full localizations at least S seconds of bag time apart (the "
                         "localizer's track_period_s; default: --localizer-config's, else 0: every frame in full); "
-                        "needs one worker")
+                        "with --workers N, windows of S seconds go to the workers in turn")
     add_runtime_args(e)
     e.add_argument("--workers", type=int, default=1, metavar="N",
                    help="localize in N processes sharing the CPU threads: same results, faster on long bags; "

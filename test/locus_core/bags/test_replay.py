@@ -102,7 +102,7 @@ def test_workers_localize_in_parallel_with_the_serial_results(tmp_path: Path, wo
         evaluate_bag(tmp_path / "bag", world["map"], tmp_path / "w0", workers=0)
 
 
-def test_tracking_replays_in_stream_order_in_one_process(tmp_path: Path, world: dict) -> None:
+def test_tracking_replays_in_stream_order(tmp_path: Path, world: dict) -> None:
     view = open_dataset(world["scene"], "0:16:2")[2]  # a mapped view, localized well, over and over: tracked
     write_bag([dataclasses.replace(view, stamp=1.0 + 0.1 * k) for k in range(4)], tmp_path / "bag")
     m = evaluate_bag(tmp_path / "bag", world["map"], tmp_path / "eval", localizer_config=str(world["config"]),
@@ -110,9 +110,23 @@ def test_tracking_replays_in_stream_order_in_one_process(tmp_path: Path, world: 
     methods = [r["method"] for r in csv.DictReader((tmp_path / "eval" / "frames.csv").open())]
     assert methods == ["3d-3d", "tracked", "tracked", "tracked"] and m["tracked"] == 3
     assert m["place"]["queries"] <= 1  # tracked frames skip place recognition
-    with pytest.raises(BagError, match="tracking .* in stream order: use one worker"):
-        evaluate_bag(tmp_path / "bag", world["map"], tmp_path / "w2", localizer_config=str(world["config"]),
-                     localizer_overrides=["track_period_s=10"], device="cpu", workers=2)
+
+
+def test_tracking_workers_track_windows_of_the_stream_in_turn(tmp_path: Path, world: dict) -> None:
+    # windows of 0.25 s: [1.0, 1.25) to one worker, [1.25, 1.5) to the other, each tracked from a full
+    # localization, where one process relocalizes 0.25 s after its last: the same decisions
+    view = open_dataset(world["scene"], "0:16:2")[2]
+    write_bag([dataclasses.replace(view, stamp=1.01 + 0.1 * k) for k in range(5)], tmp_path / "bag")
+
+    def rows(workers: int) -> list[dict]:
+        evaluate_bag(tmp_path / "bag", world["map"], tmp_path / f"w{workers}", localizer_config=str(world["config"]),
+                     localizer_overrides=["track_period_s=0.25"], device="cpu", workers=workers)
+        return [{k: v for k, v in r.items() if k != "latency_ms"}
+                for r in csv.DictReader((tmp_path / f"w{workers}" / "frames.csv").open())]
+
+    serial = rows(1)
+    assert [r["method"] for r in serial] == ["3d-3d", "tracked", "tracked", "3d-3d", "tracked"]
+    assert rows(2) == serial
 
 
 def _frames(world: dict, n: int = 4, spacing: float = 0.4) -> list:

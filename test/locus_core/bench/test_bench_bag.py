@@ -29,15 +29,19 @@ def test_bag_replay_in_workers_against_one_process(tmp_path: Path, monkeypatch: 
     assert (Path(extra["bag"]) / "metadata.yaml").is_file()  # kept for the next run
 
 
-def test_bag_replay_tracking_against_every_frame_in_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bag_replay_tracking_against_every_frame_in_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
     monkeypatch.setenv("LOCUS_CACHE", str(tmp_path / "cache"))
     scene = generate_scene(tmp_path / "scene", frames=16, rooms=1, size=(96, 128))
-    (result,) = bag.run(args_for(scene, "--track-period", "2"))
-    assert result.name == "bag replay per frame (tracking, full every 2 s)" and "every frame in full" in result.baseline
+    (result,) = bag.run(args_for(scene, "--track-period", "2", "--workers", str(workers)))
+    assert result.name == f"bag replay per frame (tracking, full every 2 s, {workers} worker{'s' * (workers > 1)})"
+    assert "every frame in full" in result.baseline
     extra = result.extra
     assert extra["frames"] == 8 and extra["track_period_s"] == 2.0 and 0 <= extra["tracked"] <= 8
     assert set(extra["errors"]) >= {"localized"} and set(extra["baseline_errors"]) >= {"localized"}
-    assert "same_results" not in extra and "workers" not in extra
+    assert "same_results" not in extra and extra["workers"] == workers
 
 
 def test_per_frame_p95_is_a_percentile_of_the_replays() -> None:
@@ -48,8 +52,9 @@ def test_per_frame_p95_is_a_percentile_of_the_replays() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"), [("--workers", "1"), ("--repeats", "0"), ("--max-rate", "-1"), ("--track-period", "-1")]
+    "argv", [["--workers", "1"], ["--workers", "0", "--track-period", "2"], ["--repeats", "0"], ["--max-rate", "-1"],
+             ["--track-period", "-1"]]
 )
-def test_bad_settings_are_rejected(tmp_path: Path, flag: str, value: str) -> None:
-    with pytest.raises(BenchError, match="need --workers >= 2"):
-        bag.run(args_for(tmp_path, flag, value))
+def test_bad_settings_are_rejected(tmp_path: Path, argv: list[str]) -> None:
+    with pytest.raises(BenchError, match=r"need --workers >= 2 \(>= 1 with --track-period\)"):
+        bag.run(args_for(tmp_path, *argv))
