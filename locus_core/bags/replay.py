@@ -10,7 +10,7 @@ as throttled and not even deserialised: image and camera_info messages stay seri
 by the header stamp read from their first bytes, until a set is localized). Frames can be localized
 in parallel (``locus_core.bags.workers.WorkerPool``): the localizer keeps no state between frames,
 so the results are those of a serial replay, in the same order; a tracking localizer
-(``locus_core.mapping.tracking``) gets windows of stream time, each worker its own in turn.
+(``locus_core.mapping.tracking``) gets windows of stream time, each tracked by one worker.
 
 Ground truth (``gt_frame`` → the image's frame in TF, or a PoseStamped topic) is looked up after the
 pass, per *segment* (``locus_core.data.formats.tf.TfSegments``): a stream whose stamp falls more than
@@ -23,7 +23,6 @@ those: every set the synchroniser emits is localized, one whose rgb stamp was se
 from __future__ import annotations
 
 import logging
-import math
 import struct
 import time
 from collections import Counter, deque
@@ -190,27 +189,14 @@ def resolve_topics(reader: Any, path: Path, config: ReplayConfig) -> dict[str, s
     return {role: topic for role, (topic, _) in wanted.items()}
 
 
-@dataclass(frozen=True)
-class _Submitter:
-    """How frames reach the localizer: ``submit``; at most ``max_in_flight`` frames submitted and not
-    yet collected, and none older in stream time than ``ahead_s`` behind the newest."""
-
-    submit: Callable[[PosedFrame], Future]
-    max_in_flight: int
-    ahead_s: float = math.inf
-
-
-def _submitter(processor: Any, thread: ThreadPoolExecutor) -> _Submitter:
-    """``processor.submit`` where it localizes in parallel (a ``WorkerPool``; two frames per worker
-    keep each busy and few images in memory; a tracking pool deals windows of stream time to its
-    workers: the bag is read that many windows ahead, up to 64 frames a worker), else its
+def _submitter(processor: Any, thread: ThreadPoolExecutor) -> tuple[Callable[[PosedFrame], Future], int]:
+    """(submit, most frames in flight): ``processor.submit`` where it localizes in parallel (a
+    ``WorkerPool``, as many as it asks for), else its
     ``localize`` on ``thread`` (one thread: frames are localized in bag order, as a tracker needs,
     while the next set is read and decoded)."""
-    if not hasattr(processor, "submit"):
-        return _Submitter(partial(thread.submit, processor.localize), 2)
-    if processor.window_s > 0:
-        return _Submitter(processor.submit, 64 * processor.workers, processor.workers * processor.window_s)
-    return _Submitter(processor.submit, 2 * processor.workers)
+    if hasattr(processor, "submit"):
+        return processor.submit, processor.max_in_flight
+    return partial(thread.submit, processor.localize), 2
 
 
 def replay(
@@ -234,7 +220,7 @@ def replay(
     config = config or ReplayConfig()
     path = Path(path)
     thread = ThreadPoolExecutor(1, thread_name_prefix="localize")
-    submitter = _submitter(processor, thread)
+    submit, max_in_flight = _submitter(processor, thread)
     in_flight: deque[tuple[ReplayFrame, Future]] = deque()  # submitted, in bag order
     reader = open_bag(path)
     start = time.perf_counter()
@@ -262,8 +248,8 @@ def replay(
             unreadable[topic] += 1
             notes.setdefault(f"unreadable {topic}", message)
 
-        def collect(limit: int, newest: float = -math.inf) -> None:
-            while len(in_flight) > limit or (in_flight and newest - in_flight[0][0].stamp > submitter.ahead_s):
+        def collect(limit: int) -> None:
+            while len(in_flight) > limit:
                 frame, future = in_flight.popleft()
                 frame.localization = future.result()
                 frames.append(frame)
@@ -305,9 +291,8 @@ def replay(
                     warnings.append(warning)
                     log.warning("%s", warning)
             last_localized[segment] = stamp
-            in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, camera_points(frame)),
-                              submitter.submit(frame)))
-            collect(submitter.max_in_flight - 1, frame.stamp)
+            in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, camera_points(frame)), submit(frame)))
+            collect(max_in_flight - 1)
 
         sync = ApproximateTimeSynchronizer(3, config.sync_max_interval, config.sync_queue_size, on_synced)
         streams = {topics["rgb"]: 0, topics["depth"]: 1, topics["info"]: 2}

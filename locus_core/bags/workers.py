@@ -5,13 +5,14 @@ tracking the localizer keeps no state from one frame to the next: frames go to t
 turn and N workers give the results of one, in the same order; what changes is each frame's
 latency, as a worker has 1/N of the CPU threads. A tracking localizer (``track_period_s`` > 0)
 poses each frame from the one before, so the stream is cut into windows of ``track_period_s`` of
-stream time, dealt to the workers in turn: each worker tracks its windows in stream order, from a
-full localization at the start of each (its previous window ended longer than ``track_max_gap_s``
-ago), as one process runs one a period. The results are those of one process up to where the
-full localizations fall, and do not depend on scheduling. Processes rather than threads: the
-localizer's numpy and the model's runtime each keep a few threads busy, and on 2 cores two
-single-threaded processes localize 1.57x the frames of one two-threaded process (two threads in
-one process: 1.48x, and the ``FrameProcessor`` lock would have to go).
+stream time, each tracked by one worker from a full localization at its start, as one process
+relocalizes once a period: a window goes to the worker with the fewest frames waiting (windows
+differ in cost: views that tracking cannot pose are localized in full), and as each window starts
+afresh its results do not depend on which worker runs it. They are those of one process up to
+where the full localizations fall. Processes rather than threads: the localizer's numpy and the
+model's runtime each keep a few threads busy, and on 2 cores two single-threaded processes
+localize 1.57x the frames of one two-threaded process (two threads in one process: 1.48x, and the
+``FrameProcessor`` lock would have to go).
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def _ready(timeout_s: float) -> int:
     return os.getpid()
 
 
-def _localize(frame: PosedFrame) -> Any:
+def _localize(frame: PosedFrame, restart: bool) -> Any:
+    if restart:  # a window of the stream starts: tracking must not go on from another window
+        _processor.reset_tracking()
     return _processor.localize(frame)
 
 
@@ -76,6 +79,9 @@ class WorkerPool:
     Attributes:
         window_s: a tracking localizer's ``track_period_s``: frames go to workers by windows of this
             much stream time (0: in turn, one frame each).
+        max_in_flight: frames to submit before waiting for the oldest: two per worker keep each busy
+            with few images in memory; with windows, 48 per worker (~100 MB): the windows ahead
+            must be read for a worker to take one while another finishes a long one.
 
     Raises:
         ValueError: workers < 1 or threads < 1.
@@ -105,7 +111,11 @@ class WorkerPool:
         config = load_config(LocalizerConfig, Path(localizer_config) if localizer_config else None, list(overrides))
         self.workers = workers
         self.window_s = config.track_period_s
+        self.max_in_flight = (48 if self.window_s > 0 else 2) * workers
         self._submitted = 0
+        self._window: int | None = None  # the window of the last frame submitted
+        self._worker = 0  # the worker taking that window
+        self._pending: list[list[Future]] = [[] for _ in range(workers)]  # with windows: per worker, not done
         self.threads = threads if threads is not None else max(1, torch.get_num_threads() // workers)
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
@@ -150,10 +160,19 @@ class WorkerPool:
             else:
                 future.set_result(done.result())
 
-        turn = math.floor(frame.stamp / self.window_s) if self.window_s > 0 else self._submitted
+        restart = False
+        if self.window_s <= 0:
+            self._worker = self._submitted % self.workers
+        elif (window := math.floor(frame.stamp / self.window_s)) != self._window:
+            self._window, restart = window, True
+            self._pending = [[f for f in fs if not f.done()] for fs in self._pending]
+            self._worker = min(range(self.workers), key=lambda k: len(self._pending[k]))
         self._submitted += 1
         try:
-            self._executors[turn % self.workers].submit(_localize, frame).add_done_callback(relay)
+            done = self._executors[self._worker].submit(_localize, frame, restart)
+            done.add_done_callback(relay)
+            if self.window_s > 0:
+                self._pending[self._worker].append(done)
         except BrokenProcessPool as exc:
             raise BagError(f"a localization worker died ({exc})") from None
         return future
