@@ -48,11 +48,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--track-period", type=float, default=None, metavar="S",
                    help="track frames between full localizations at least S seconds of bag time apart (the "
                         "localizer's track_period_s; default: --localizer-config's, else 0: every frame in full); "
-                        "with --workers N, windows of S seconds go to the workers in turn")
+                        "with --workers N, each window of S seconds is tracked by one worker, from a full localization")
     add_runtime_args(e)
     e.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="localize in N processes sharing the CPU threads: same results, faster on long bags; "
-                        "latencies are then each worker's, not the node's (default 1)")
+                   help="localize in N processes sharing the CPU threads: faster on long bags, the same results "
+                        "(tracking: full localizations where each worker's windows start); latencies are then each "
+                        "worker's, not the node's (default 1)")
     e.add_argument("--out", required=True,
                    help="output folder: metrics.json, frames.csv (a row per frame, with its time segment), "
                         "trajectory.tum and groundtruth.tum (TUM; where the bag's stamps start over, segment N's "
