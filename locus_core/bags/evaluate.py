@@ -216,6 +216,7 @@ def _replay_report(result: ReplayResult, config: ReplayConfig) -> dict[str, Any]
             "realtime_factor": result.realtime_factor,
             "max_rate_hz": config.max_rate_hz,
             "throttled": result.throttled,
+            "odometry": result.odometry,
             "topics": result.topics,
             "messages": result.messages,
             "unreadable": result.unreadable,

@@ -67,6 +67,9 @@ class ReplayConfig:
     ground truth is then that pose composed with TF's ``gt_body_frame`` → camera transform; an
     Odometry's own ``child_frame_id`` where empty, the camera's optical frame for the other types.
     camera_frame: overrides the images' ``header.frame_id`` for the TF lookup.
+    odom_frame: the odometry frame in TF ("" = none): a tracking localizer moves the previous pose by
+    ``odom_frame`` -> camera at each image's stamp where TF already holds it when the set is read,
+    as the node does with its parameter ``odom_frame``.
     rectified: the images are rectified (image_proc's image_rect): intrinsics from camera_info P,
     as the node's parameter ``rectified`` (``frame_from_messages``).
     max_rate_hz: localize at most this many sets per second of bag time (0 = every set).
@@ -79,6 +82,7 @@ class ReplayConfig:
     gt_topic: str = ""
     gt_body_frame: str = ""
     camera_frame: str = ""
+    odom_frame: str = tp.ODOM_FRAME
     rectified: bool = False
     max_rate_hz: float = 0.0
     sync_max_interval: float = 0.05
@@ -115,6 +119,7 @@ class ReplayResult:
     skipped: dict[str, int]  # reason -> synchronised sets not localized
     unreadable: dict[str, int]  # topic -> records that could not be read (no header, corrupt): not sets
     throttled: int  # sets left out by max_rate_hz
+    odometry: int  # localized sets given odometry (odom_frame -> camera in TF at their stamp)
     sync: dict[str, int]  # the synchroniser's counters
     segments: int
     bag_duration_s: float  # span of the synchronised image stamps, summed over segments
@@ -189,7 +194,9 @@ def resolve_topics(reader: Any, path: Path, config: ReplayConfig) -> dict[str, s
     return {role: topic for role, (topic, _) in wanted.items()}
 
 
-def _submitter(processor: Any, thread: ThreadPoolExecutor) -> tuple[Callable[[PosedFrame], Future], int]:
+def _submitter(
+    processor: Any, thread: ThreadPoolExecutor
+) -> tuple[Callable[[PosedFrame, np.ndarray | None], Future], int]:
     """(submit, most frames in flight): ``processor.submit`` where it localizes in parallel (a
     ``WorkerPool``, as many as it asks for), else its
     ``localize`` on ``thread`` (one thread: frames are localized in bag order, as a tracker needs,
@@ -235,6 +242,7 @@ def replay(
         notes: dict[str, str] = {}
         last_localized: dict[int, float] = {}  # segment -> stamp, for max_rate_hz
         throttled = 0
+        with_odometry = 0
         gt_body = config.gt_body_frame  # the frame whose pose gt_topic gives ("": the camera's)
         warnings: list[str] = []  # what makes the results less trustworthy (the node logs the same)
         warned: set[str] = set()  # the kinds in warnings: each once, as the node
@@ -263,7 +271,7 @@ def replay(
                 raise LocusError(f"{message.topic}: cannot deserialize ({type(exc).__name__}: {exc})") from None
 
         def on_synced(*messages: Serialized) -> None:
-            nonlocal throttled
+            nonlocal throttled, with_odometry
             stamp, segment = messages[0].stamp, messages[0].segment
             span = spans.setdefault(segment, [stamp, stamp])
             span[0], span[1] = min(span[0], stamp), max(span[1], stamp)
@@ -291,7 +299,10 @@ def replay(
                     warnings.append(warning)
                     log.warning("%s", warning)
             last_localized[segment] = stamp
-            in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, camera_points(frame)), submit(frame)))
+            odometry = segments.trees[segment].lookup(config.odom_frame, camera_frame, stamp) if config.odom_frame else None
+            with_odometry += odometry is not None
+            in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, camera_points(frame)),
+                              submit(frame, odometry)))
             collect(max_in_flight - 1)
 
         sync = ApproximateTimeSynchronizer(3, config.sync_max_interval, config.sync_queue_size, on_synced)
@@ -349,7 +360,7 @@ def replay(
     stats = sync.stats
     return ReplayResult(
         frames=frames, topics=topics, messages=dict(messages), skipped=dict(skipped), unreadable=dict(unreadable),
-        throttled=throttled,
+        throttled=throttled, odometry=with_odometry,
         sync={"emitted": stats.emitted, "dropped": stats.dropped, "time_jumps": stats.time_jumps},
         segments=len(segments.trees), bag_duration_s=float(sum(last - first for first, last in spans.values())),
         wall_s=wall, notes=list(notes.values()),

@@ -26,6 +26,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from locus_core.bags.errors import BagError
 from locus_core.data.frame import PosedFrame
 
@@ -63,10 +65,10 @@ def _ready(timeout_s: float) -> int:
     return os.getpid()
 
 
-def _localize(frame: PosedFrame, restart: bool) -> Any:
+def _localize(frame: PosedFrame, odometry: np.ndarray | None, restart: bool) -> Any:
     if restart:  # a window of the stream starts: tracking must not go on from another window
         _processor.reset_tracking()
-    return _processor.localize(frame)
+    return _processor.localize(frame, odometry)
 
 
 class WorkerPool:
@@ -146,9 +148,9 @@ class WorkerPool:
                 raise failures[0]
             raise BagError(f"a localization worker failed to start ({failures[0] or 'another worker failed'})")
 
-    def submit(self, frame: PosedFrame) -> Future:
-        """Future of ``frame``'s ``Localization`` (frames in stream order); a worker that dies fails it
-        with BagError."""
+    def submit(self, frame: PosedFrame, odometry: np.ndarray | None = None) -> Future:
+        """Future of ``frame``'s ``Localization`` (frames in stream order; ``odometry``: as
+        ``FrameProcessor.localize`` takes it); a worker that dies fails it with BagError."""
         future: Future = Future()
 
         def relay(done: Future) -> None:
@@ -169,7 +171,7 @@ class WorkerPool:
             self._worker = min(range(self.workers), key=lambda k: len(self._pending[k]))
         self._submitted += 1
         try:
-            done = self._executors[self._worker].submit(_localize, frame, restart)
+            done = self._executors[self._worker].submit(_localize, frame, odometry, restart)
             done.add_done_callback(relay)
             if self.window_s > 0:
                 self._pending[self._worker].append(done)

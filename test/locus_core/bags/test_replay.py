@@ -486,3 +486,46 @@ def test_header_stamp_reads_serialised_messages_of_either_ros(sec: int, nanosec:
     ros1 = bytes(store.cdr_to_ros1(bytes(store.serialize_cdr(info, Info.__msgtype__)), Info.__msgtype__))
     assert header_stamp(ros1, ros2=False) == expected
     assert header_stamp(cdr[:8], ros2=True) is None
+
+
+class _Recorder:
+    """A processor that records the odometry each frame is given."""
+
+    def __init__(self) -> None:
+        self.odometry: list = []
+
+    def localize(self, frame, odometry=None):
+        self.odometry.append(odometry)
+        return None
+
+
+@pytest.mark.parametrize("odom_frame", [tp.ODOM_FRAME, ""])
+def test_odometry_from_tf_reaches_the_localizer(tmp_path: Path, world: dict, odom_frame: str) -> None:
+    # convert's odom chain: map -> odom is the identity, so odom -> camera is the ground truth
+    frames = _frames(world)
+    write_bag(frames, tmp_path / "bag", odom_chain=True)
+    recorder = _Recorder()
+    result = replay(tmp_path / "bag", recorder, ReplayConfig(odom_frame=odom_frame))
+    assert len(recorder.odometry) == 4 and result.odometry == (4 if odom_frame else 0)
+    for odometry, frame in zip(recorder.odometry, frames):
+        if odom_frame:
+            np.testing.assert_allclose(odometry, frame.T_world_cam, atol=1e-9)
+        else:
+            assert odometry is None
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_tracking_follows_the_odometry_where_the_prior_alone_is_lost(tmp_path: Path, world: dict, workers: int) -> None:
+    # mapped views 4 frames apart, 0.1 s apart: too far for the previous pose alone
+    frames = [dataclasses.replace(f, stamp=1.0 + 0.1 * k) for k, f in enumerate(open_dataset(world["scene"], "0:16:4"))]
+    write_bag(frames, tmp_path / "bag", odom_chain=True)
+
+    def methods(odom_frame: str) -> list[str]:
+        m = evaluate_bag(tmp_path / "bag", world["map"], tmp_path / "eval", localizer_config=str(world["config"]),
+                         localizer_overrides=["track_period_s=10"], device="cpu", config=ReplayConfig(odom_frame=odom_frame),
+                         workers=workers)
+        assert m["replay"]["odometry"] == (4 if odom_frame else 0)
+        return [r["method"] for r in csv.DictReader((tmp_path / "eval" / "frames.csv").open())]
+
+    assert methods(tp.ODOM_FRAME) == ["3d-3d", "tracked", "tracked", "tracked"]
+    assert methods("") == ["3d-3d"] * 4
