@@ -156,8 +156,9 @@ def evaluate_bag(
     ``workers`` > 1 localizes frames in that many processes, sharing this process's CPU threads
     out (``locus_core.bags.workers``): the same results, faster on long bags; the latencies are
     then each worker's, with its share of the threads, not what the node would see. With tracking
-    (LocalizerConfig.track_period_s > 0) each worker tracks windows of ``track_period_s`` of bag
-    time, the windows dealt out in turn, each from a full localization."""
+    (LocalizerConfig.track_period_s > 0) each window of ``track_period_s`` of bag time is tracked by
+    one worker from a full localization at its start (``WorkerPool``): the results differ from one
+    process's only where the full localizations fall."""
     import torch
     import yaml
 
