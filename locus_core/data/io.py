@@ -43,6 +43,15 @@ def read_raw(path: Path) -> np.ndarray:
     return image
 
 
+def read_depth_raw(path: Path) -> np.ndarray:
+    """A depth image's integer codes, single channel (every format here stores them in 16 bits)."""
+    raw = read_raw(path)
+    # 8 bits cannot hold depth in millimetres (a normalised preview?), and float is metres, not codes
+    if raw.dtype != np.uint16:
+        raise DataFileError(f"{path}: depth must be a 16-bit image, got {raw.dtype}")
+    return raw
+
+
 def depth_from_raw(raw: np.ndarray, scale: float, *, invalid: tuple[int, ...] = (0,),
                    min_depth: float = 0.0) -> np.ndarray:
     """Integer depth image → float32 metres (``raw / scale``), NaN at ``invalid`` codes or < min_depth."""

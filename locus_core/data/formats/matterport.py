@@ -20,7 +20,7 @@ from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options
 from locus_core.data.frame import PosedFrame
-from locus_core.data.io import depth_from_raw, files_under, read_raw, read_rgb
+from locus_core.data.io import depth_from_raw, files_under, read_depth_raw, read_rgb
 from locus_core.data.poses import GL_TO_CV, check_pose
 from locus_core.data.selection import select
 
@@ -75,11 +75,11 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
                                     (color_name, colors, "undistorted_color_images")):
             if name not in table:
                 raise DataFileError(f"{path / folder / name}: file not found")
-    H, W = read_raw(depths[chosen[0][0]]).shape
+    H, W = read_depth_raw(depths[chosen[0][0]]).shape
 
     def load(k: int) -> PosedFrame:
         depth_name, color_name, K, T = chosen[k]
-        depth = depth_from_raw(read_raw(depths[depth_name]), DEPTH_SCALE)
+        depth = depth_from_raw(read_depth_raw(depths[depth_name]), DEPTH_SCALE)
         return PosedFrame(rgb=read_rgb(colors[color_name]), depth=depth, K=K, T_world_cam=T,
                           frame_id=f"{path.name}/{Path(color_name).stem}", index=positions[k],
                           stamp=float(positions[k])).validate()

@@ -18,7 +18,7 @@ from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError
 from locus_core.data.formats.common import check_options, find_intrinsics, numbered
 from locus_core.data.frame import PosedFrame
-from locus_core.data.io import depth_from_raw, read_matrix, read_raw, read_rgb
+from locus_core.data.io import depth_from_raw, read_depth_raw, read_matrix, read_rgb
 from locus_core.data.poses import check_pose
 from locus_core.data.selection import select
 
@@ -51,14 +51,14 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
             raise DataFileError(f"{path / 'depth' / f'{i}.png'}: file not found")
     poses = np.stack([check_pose(poses_all[i], str(pose_files[i])) for i in indices])
     K = find_intrinsics(path / "intrinsic", ("intrinsic_depth.txt",), options.get("intrinsics"))
-    H, W = read_raw(path / "depth" / f"{indices[0]}.png").shape
+    H, W = read_depth_raw(path / "depth" / f"{indices[0]}.png").shape
 
     def load(k: int) -> PosedFrame:
         i = indices[k]
         rgb = read_rgb(colors[i])
         if rgb.shape[:2] != (H, W):
             rgb = cv2.resize(rgb, (W, H), interpolation=cv2.INTER_AREA)
-        depth = depth_from_raw(read_raw(path / "depth" / f"{i}.png"), 1000.0)
+        depth = depth_from_raw(read_depth_raw(path / "depth" / f"{i}.png"), 1000.0)
         return PosedFrame(rgb=rgb, depth=depth, K=K, T_world_cam=poses[k], frame_id=f"{path.name}/{i}",
                           index=i, stamp=i / NOMINAL_RATE_HZ).validate()
 

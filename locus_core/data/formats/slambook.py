@@ -15,7 +15,7 @@ from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options, find_intrinsics, numbered
 from locus_core.data.frame import PosedFrame
-from locus_core.data.io import depth_from_raw, intrinsics_from_values, read_raw, read_rgb
+from locus_core.data.io import depth_from_raw, intrinsics_from_values, read_depth_raw, read_rgb
 from locus_core.data.poses import check_pose, pose_from_tq
 from locus_core.data.selection import select
 
@@ -48,11 +48,11 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     sources = {i: f"{path / 'pose.txt'} row {i}" for i in indices}
     poses = np.stack([check_pose(pose_from_tq(rows[i - 1], sources[i]), sources[i]) for i in indices])
     K = find_intrinsics(path, ("camera-intrinsics.txt", "intrinsics.txt"), options.get("intrinsics"), DEFAULT_K)
-    H, W = read_raw(path / "depth" / f"{indices[0]}.pgm").shape
+    H, W = read_depth_raw(path / "depth" / f"{indices[0]}.pgm").shape
 
     def load(k: int) -> PosedFrame:
         i = indices[k]
-        depth = depth_from_raw(read_raw(path / "depth" / f"{i}.pgm"), 1000.0)
+        depth = depth_from_raw(read_depth_raw(path / "depth" / f"{i}.pgm"), 1000.0)
         return PosedFrame(rgb=read_rgb(colors[i]), depth=depth, K=K, T_world_cam=poses[k],
                           frame_id=f"{path.name}/{i}", index=i, stamp=float(i)).validate()
 

@@ -22,7 +22,7 @@ from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options, find_intrinsics, numbered
 from locus_core.data.frame import PosedFrame
-from locus_core.data.io import depth_from_raw, read_labels, read_matrix, read_raw, read_rgb
+from locus_core.data.io import depth_from_raw, read_depth_raw, read_labels, read_matrix, read_rgb
 from locus_core.data.poses import check_pose
 from locus_core.data.selection import select
 
@@ -48,7 +48,7 @@ def detect_encoding(depth_files: list[Path]) -> str:
     a frame without valid depth (a covered camera, a depth stream still starting) says nothing, and
     judging by it read a label-fusion recording that starts with one as millimetres (80x too far)."""
     for depth_file in depth_files:
-        raw = read_raw(depth_file)
+        raw = read_depth_raw(depth_file)
         valid = raw[(raw > 0) & (raw < 65535)]
         if valid.size >= 100:
             multiples_of_8 = np.mean(valid % 8 == 0) > LABELFUSION_MULTIPLE_OF_8
@@ -98,12 +98,12 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     if encoding not in ENCODINGS:
         raise FormatError(f"{path}: depth_encoding {encoding!r} is not one of {', '.join(ENCODINGS)}")
     fmt = "synthetic" if synthetic else ("labelfusion" if encoding == "labelfusion" else "7scenes")
-    H, W = read_raw(depths[0]).shape
+    H, W = read_depth_raw(depths[0]).shape
 
     def load(k: int) -> PosedFrame:
         i = indices[k]
         rgb = read_rgb(colors[k])
-        depth = decode_depth(read_raw(depths[k]), encoding)
+        depth = decode_depth(read_depth_raw(depths[k]), encoding)
         segm, inst = path / f"frame-{i:06d}.segm.png", path / f"frame-{i:06d}.instance.png"
         frame = PosedFrame(
             rgb=rgb, depth=depth, K=K, T_world_cam=poses[k], frame_id=f"{path.name}/frame-{i:06d}",

@@ -19,7 +19,7 @@ from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options, find_intrinsics
 from locus_core.data.frame import PosedFrame
-from locus_core.data.io import depth_from_raw, intrinsics_from_values, read_raw, read_rgb
+from locus_core.data.io import depth_from_raw, intrinsics_from_values, read_depth_raw, read_rgb
 from locus_core.data.poses import check_pose, interpolate_tq, pose_from_tq
 from locus_core.data.selection import select
 
@@ -105,11 +105,11 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     names = f"{path.absolute().name} {path.resolve().name}"
     default = next((K for key, K in FREIBURG_K.items() if key in names), ROS_DEFAULT_K)
     K = find_intrinsics(path, ("camera-intrinsics.txt", "intrinsics.txt"), options.get("intrinsics"), default)
-    H, W = read_raw(chosen[0][2]).shape
+    H, W = read_depth_raw(chosen[0][2]).shape
 
     def load(k: int) -> PosedFrame:
         i, rgb_file, depth_file, T, t = chosen[k]
-        depth = depth_from_raw(read_raw(depth_file), DEPTH_SCALE)
+        depth = depth_from_raw(read_depth_raw(depth_file), DEPTH_SCALE)
         return PosedFrame(rgb=read_rgb(rgb_file), depth=depth, K=K, T_world_cam=T,
                           frame_id=f"{path.name}/{rgb_file.stem}", index=i, stamp=t).validate()
 

@@ -104,6 +104,9 @@ def test_invalid_depth_codes(tmp_path: Path) -> None:
          r"frame-000003\.pose\.txt: pose has NaN"),
         (lambda p: write_matrix(p / "frame-000003.pose.txt", np.diag([2.0, 1, 1, 1])), FrameError,
          r"frame-000003\.pose\.txt: pose is not rigid"),
+        # an 8-bit depth image (a normalised preview) read as millimetres: every depth under 0.26 m
+        (lambda p: write_png(p / "frame-000000.depth.png", np.full((48, 64), 200, np.uint8)), DataFileError,
+         r"frame-000000\.depth\.png: depth must be a 16-bit image, got uint8"),
     ],
 )
 def test_bad_input_fails_at_open(tmp_path: Path, breakage, error, message) -> None:
@@ -121,6 +124,8 @@ def test_bad_input_fails_at_open(tmp_path: Path, breakage, error, message) -> No
          r"frame-000001\.color\.png: cannot read image"),
         (lambda p: write_png(p / "frame-000001.depth.png", np.ones((24, 64), np.uint16)), FrameError,
          "frame-000001: depth is 64x24 but rgb is 64x48"),
+        (lambda p: write_png(p / "frame-000001.depth.png", np.full((48, 64), 200, np.uint8)), DataFileError,
+         r"frame-000001\.depth\.png: depth must be a 16-bit image, got uint8"),
     ],
 )
 def test_bad_frame_fails_when_read(tmp_path: Path, breakage, error, message) -> None:
