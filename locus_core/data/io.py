@@ -88,9 +88,14 @@ def read_intrinsics(path: Path) -> np.ndarray:
     if not path.is_file():
         raise DataFileError(f"{path}: file not found")
     count = len(path.read_text().split())
-    K = read_matrix(path, (4, 4) if count == 16 else (3, 3))[:3, :3]
-    if K[0, 0] <= 0 or K[1, 1] <= 0 or K[2, 2] != 1:
-        raise FormatError(f"{path}: not a pinhole intrinsics matrix: {K.tolist()}")
+    return check_intrinsics(read_matrix(path, (4, 4) if count == 16 else (3, 3))[:3, :3], str(path))
+
+
+def check_intrinsics(K: np.ndarray, source: str) -> np.ndarray:
+    """``K`` if it is a pinhole matrix (finite, positive focal lengths), else FormatError naming ``source``.
+    Readers check at open: each frame's own check would refuse every frame, naming frames, not the file."""
+    if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0 or K[2, 2] != 1:
+        raise FormatError(f"{source}: not a pinhole intrinsics matrix: {K.tolist()}")
     return K
 
 
@@ -106,7 +111,7 @@ def parse_intrinsics_option(value: str | Path | np.ndarray) -> np.ndarray:
     parts = text.replace(" ", "").split(",")
     if len(parts) == 4:
         try:
-            return intrinsics_from_values(*map(float, parts))
+            return check_intrinsics(intrinsics_from_values(*map(float, parts)), f"intrinsics {text!r}")
         except ValueError:
             pass
     if Path(text).is_file():

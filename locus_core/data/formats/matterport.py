@@ -20,7 +20,7 @@ from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options
 from locus_core.data.frame import PosedFrame
-from locus_core.data.io import depth_from_raw, files_under, read_depth_raw, read_rgb
+from locus_core.data.io import check_intrinsics, depth_from_raw, files_under, read_depth_raw, read_rgb
 from locus_core.data.poses import GL_TO_CV, check_pose
 from locus_core.data.selection import select
 
@@ -41,7 +41,7 @@ def parse_conf(conf: Path) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
             continue
         try:
             if fields[0] == "intrinsics_matrix":
-                K = np.array(fields[1:10], dtype=np.float64).reshape(3, 3)
+                K = check_intrinsics(np.array(fields[1:10], dtype=np.float64).reshape(3, 3), f"{conf}:{n}")
             elif fields[0] == "scan":
                 if K is None:
                     raise FormatError(f"{conf}:{n}: 'scan' before any 'intrinsics_matrix'")

@@ -108,6 +108,9 @@ def test_matterport(tmp_path: Path) -> None:
     conf.write_text(conf.read_text().replace("intrinsics_matrix", "intrinsics_matrix x", 1))
     with pytest.raises(FormatError, match=r"17DRP5sb8fy\.conf:5: malformed line"):
         open_dataset(path)
+    conf.write_text(conf.read_text().replace("intrinsics_matrix x 60", "intrinsics_matrix 0", 1))
+    with pytest.raises(FormatError, match=r"17DRP5sb8fy\.conf:5: not a pinhole intrinsics matrix"):
+        open_dataset(path)
 
 
 def test_matterport_with_its_inner_folders_linked(tmp_path: Path) -> None:

@@ -104,6 +104,9 @@ def test_invalid_depth_codes(tmp_path: Path) -> None:
          r"frame-000003\.pose\.txt: pose has NaN"),
         (lambda p: write_matrix(p / "frame-000003.pose.txt", np.diag([2.0, 1, 1, 1])), FrameError,
          r"frame-000003\.pose\.txt: pose is not rigid"),
+        # non-finite intrinsics passed the open and failed each frame, naming the frame, not the file
+        (lambda p: (p / "camera-intrinsics.txt").write_text("nan 0 32\n0 nan 24\n0 0 1\n"), FormatError,
+         r"camera-intrinsics\.txt: not a pinhole intrinsics matrix"),
         # an 8-bit depth image (a normalised preview) read as millimetres: every depth under 0.26 m
         (lambda p: write_png(p / "frame-000000.depth.png", np.full((48, 64), 200, np.uint8)), DataFileError,
          r"frame-000000\.depth\.png: depth must be a 16-bit image, got uint8"),
@@ -153,6 +156,8 @@ def test_unknown_format_and_options(tmp_path: Path) -> None:
         open_dataset(path, format="kitti")
     with pytest.raises(DataError, match="intrinsics 'abc'"):
         open_dataset(path, intrinsics="abc")
+    with pytest.raises(FormatError, match=r"intrinsics '0,0,32,24': not a pinhole intrinsics matrix"):
+        open_dataset(path, intrinsics="0,0,32,24")
     assert open_dataset(path, intrinsics="100,100,32,24").intrinsics(0)[0, 0] == 100
 
 
