@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from locus_core.data.errors import FormatError
+from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.io import parse_intrinsics_option, read_intrinsics
 
 
@@ -18,6 +18,14 @@ def check_options(options: Mapping[str, Any], allowed: Iterable[str], source: st
     if unknown:
         raise FormatError(f"{source}: unknown option(s) {', '.join(unknown)}; "
                           f"this format accepts: {', '.join(sorted(allowed)) or 'none'}")
+
+
+def entries(folder: Path) -> list[Path]:
+    """What ``folder`` holds; DataFileError naming it when it is no folder (a forced format's reader
+    opens what its detector did not check)."""
+    if not folder.is_dir():
+        raise DataFileError(f"{folder}: folder not found")
+    return list(folder.iterdir())
 
 
 def numbered(files: Iterable[Path], pattern: str) -> dict[int, Path]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError
-from locus_core.data.formats.common import check_options, find_intrinsics, numbered
+from locus_core.data.formats.common import check_options, entries, find_intrinsics, numbered
 from locus_core.data.frame import PosedFrame
 from locus_core.data.io import depth_from_raw, read_depth_raw, read_matrix, read_rgb
 from locus_core.data.poses import check_pose
@@ -35,7 +35,7 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     import cv2
 
     check_options(options, ("intrinsics",), str(path))
-    pose_files = numbered((path / "pose").iterdir(), r"(\d+)\.txt")
+    pose_files = numbered(entries(path / "pose"), r"(\d+)\.txt")
     poses_all = {i: read_matrix(f, (4, 4)) for i, f in pose_files.items()}
     lost = sorted(i for i, T in poses_all.items() if np.isinf(T).any())
     if lost:
@@ -43,7 +43,7 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     all_indices = sorted(set(poses_all) - set(lost))
     positions = select(all_indices, frames, source=str(path))
     indices = [all_indices[p] for p in positions]
-    colors = numbered((path / "color").iterdir(), r"(\d+)\.(?:jpg|png)")
+    colors = numbered(entries(path / "color"), r"(\d+)\.(?:jpg|png)")
     for i in indices:
         if i not in colors:
             raise DataFileError(f"{path / 'color' / f'{i}.jpg'}: file not found")

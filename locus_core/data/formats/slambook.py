@@ -13,7 +13,7 @@ import numpy as np
 
 from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
-from locus_core.data.formats.common import check_options, find_intrinsics, numbered
+from locus_core.data.formats.common import check_options, entries, find_intrinsics, numbered
 from locus_core.data.frame import PosedFrame
 from locus_core.data.io import depth_from_raw, intrinsics_from_values, read_depth_raw, read_rgb
 from locus_core.data.poses import check_pose, pose_from_tq
@@ -30,7 +30,9 @@ def detect(path: Path) -> bool:
 def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     """Options: ``intrinsics`` (file or "fx,fy,cx,cy"; default fx=518 fy=519 cx=325.5 cy=253.5)."""
     check_options(options, ("intrinsics",), str(path))
-    colors = numbered((path / "color").iterdir(), r"(\d+)\.(?:png|jpg)")
+    colors = numbered(entries(path / "color"), r"(\d+)\.(?:png|jpg)")
+    if not (path / "pose.txt").is_file():
+        raise DataFileError(f"{path / 'pose.txt'}: file not found")
     try:
         rows = np.loadtxt(path / "pose.txt", ndmin=2)
     except ValueError as exc:

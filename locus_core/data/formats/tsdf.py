@@ -20,7 +20,7 @@ import numpy as np
 
 from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
-from locus_core.data.formats.common import check_options, find_intrinsics, numbered
+from locus_core.data.formats.common import check_options, entries, find_intrinsics, numbered
 from locus_core.data.frame import PosedFrame
 from locus_core.data.io import depth_from_raw, read_depth_raw, read_labels, read_matrix, read_rgb
 from locus_core.data.poses import check_pose
@@ -67,7 +67,7 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     check_options(options, ("intrinsics", "depth_encoding"), str(path))
     if (path / PARTIAL_SCENE_FILE).is_file() and not (path / SCENE_FILE).is_file():
         raise FormatError(f"{path}: an interrupted synthetic scene: re-run locus data synth")
-    files = list(path.iterdir())
+    files = entries(path)
     poses_files = numbered(files, r"frame-(\d+)\.pose\.txt")
     all_indices = sorted(poses_files)
     positions = select(all_indices, frames, source=str(path))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from rgbd_scene import make_scene, mm, write_png, write_tsdf
 
-from locus_core.data import FormatError, open_dataset
+from locus_core.data import DataFileError, FormatError, open_dataset
 from locus_core.data.detect import FORMATS, REQUIREMENTS
 
 
@@ -87,3 +87,22 @@ def test_an_unknown_file_is_not_called_empty(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match=r"notes.txt: unknown data format: a file, but not a ROS bag file "
                                           r"\(.bag, .mcap, .db3\)$"):
         open_dataset(tmp_path / "notes.txt")
+
+
+@pytest.mark.parametrize(("fmt", "entries", "message"), [
+    ("scannet", [], r"seq/pose: folder not found"),
+    ("slambook", ["depth/", "pose.txt"], r"seq/color: folder not found"),
+    ("slambook", ["color/", "depth/"], r"seq/pose\.txt: file not found"),
+    ("tsdf", ["camera-intrinsics.txt"], r"seq/camera-intrinsics\.txt: folder not found"),
+])
+def test_a_forced_format_names_what_the_folder_lacks(tmp_path: Path, fmt: str, entries: list[str],
+                                                     message: str) -> None:
+    """A format forced on a folder its detector would refuse (a 7-Scenes folder here): its reader
+    listed folders unchecked, a FileNotFoundError or NotADirectoryError traceback."""
+    path = write_tsdf(tmp_path / "seq", make_scene(n=2))
+    for entry in entries:
+        (path / entry).mkdir() if entry.endswith("/") else (path / entry).write_text("0 0 0 0 0 0 1\n")
+    if fmt == "tsdf":
+        path = path / entries[0]  # a file
+    with pytest.raises(DataFileError, match=message):
+        open_dataset(path, format=fmt)
