@@ -67,7 +67,13 @@ def read_list(path: Path, columns: int, *, numeric: bool = False) -> tuple[np.nd
 def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     """Options: ``intrinsics`` (file or "fx,fy,cx,cy"), ``max_dt`` (s, default 0.02)."""
     check_options(options, ("intrinsics", "max_dt"), str(path))
-    max_dt = float(options.get("max_dt", 0.02))
+    value = options.get("max_dt", 0.02)
+    try:
+        max_dt = float(value)
+        if not 0 <= max_dt < np.inf:  # negative skips every frame; NaN would interpolate across any gap
+            raise ValueError
+    except ValueError:
+        raise FormatError(f"{path}: max_dt {value!r}: expected seconds >= 0") from None
     rgb_t, rgb_f = read_list(path / "rgb.txt", 2)
     depth_t, depth_f = read_list(path / "depth.txt", 2)
     gt_t, gt_rows = read_list(path / "groundtruth.txt", 8, numeric=True)

@@ -47,6 +47,9 @@ def test_tum(tmp_path: Path) -> None:
     check(ds, scene, depth_atol=2e-4)
     # Named after a Freiburg sensor: its published calibration is the default.
     assert open_dataset(path).intrinsics(0)[0, 0] == pytest.approx(517.3)
+    for bad in ("abc", "-1", "nan"):  # from --option max_dt=...: a ValueError traceback, or no frames or no limit
+        with pytest.raises(FormatError, match=f"max_dt '{bad}': expected seconds >= 0"):
+            open_dataset(path, max_dt=bad)
     # A frame between ground-truth samples more than max_dt apart is skipped, not guessed.
     assert open_dataset(path, max_dt=0.01).indices == list(range(6))
     lines = (path / "groundtruth.txt").read_text().splitlines()
