@@ -96,6 +96,12 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
             continue
         T = pose_from_tq(tq, f"{path / 'groundtruth.txt'} at {Path(name).name}")
         candidates.append((i, path / name, path / depth_f[depth_order[best]][0], T, t))
+    if len(rgb_t) and not candidates:  # e.g. ground truth stamped in another clock than the images
+        def span(t: np.ndarray) -> str:
+            return f"{t.min():.3f}..{t.max():.3f} s" if len(t) else "empty"
+
+        raise FormatError(f"{path}: none of the {len(rgb_t)} rgb frames has depth and ground truth within "
+                          f"{max_dt} s (rgb {span(rgb_t)}, depth {span(depth_t)}, groundtruth.txt {span(gt_t)})")
     skipped = len(rgb_t) - len(candidates)
     if skipped:
         log.info("%s: %d of %d rgb frames lack depth or ground truth within %.3f s; skipped",

@@ -63,6 +63,18 @@ def test_tum(tmp_path: Path) -> None:
         open_dataset(path)  # named no file
 
 
+def test_tum_ground_truth_in_another_clock(tmp_path: Path) -> None:
+    """Ground truth stamped in another time base than the images: every frame is skipped, and the
+    error said only 'no frames found'."""
+    path = write_tum(tmp_path / "desk", make_scene(n=3))
+    gt = path / "groundtruth.txt"
+    gt.write_text(gt.read_text().replace("\n100.", "\n0."))
+    with pytest.raises(FormatError, match=r"desk: none of the 3 rgb frames has depth and ground truth within "
+                                          r"0\.02 s \(rgb 100\.000\.\.100\.067 s, depth 100\.005\.\.100\.072 s, "
+                                          r"groundtruth\.txt 0\.000\.\.0\.067 s\)"):
+        open_dataset(path)
+
+
 def test_tum_sensor_calibration_through_a_link_or_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Freiburg sensor is named by the folder behind a symlink, or by the current folder for
     "."; the ROS default K (525) was used for both, silently."""
