@@ -15,6 +15,14 @@ def _imread(path: Path, flags: int) -> np.ndarray:
 
     if not path.is_file():
         raise DataFileError(f"{path}: file not found")
+    with path.open("rb") as f:
+        head = f.read(2)
+        f.seek(max(0, path.stat().st_size - 64))
+        tail = f.read()
+    # OpenCV decodes a JPEG cut short (a recording stopped by a full disk) as a partly grey image,
+    # warning on stderr only. Its compressed data cannot hold FFD9, so the marker's absence is proof.
+    if head == b"\xff\xd8" and b"\xff\xd9" not in tail:
+        raise DataFileError(f"{path}: truncated JPEG (no end-of-image marker)")
     image = cv2.imread(str(path), flags)
     if image is None:
         raise DataFileError(f"{path}: cannot read image (corrupt or unsupported)")

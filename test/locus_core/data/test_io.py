@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from locus_core.data.errors import DataFileError
 from locus_core.data.io import depth_from_raw, read_rgb
 
 EXIF_ORIENTATION = 0x0112
@@ -31,3 +33,15 @@ def test_depth_from_raw_marks_every_invalid_code_and_short_ranges_missing() -> N
     np.testing.assert_array_equal(np.isnan(depth), [[True, False, True], [False, True, False]])
     np.testing.assert_allclose(depth[~np.isnan(depth)], [0.5, 1.0, 4.0])
     assert depth.dtype == np.float32 and np.isnan(depth_from_raw(raw, 1000.0)).sum() == 1
+
+
+def test_a_truncated_jpeg_is_refused(tmp_path: Path) -> None:
+    """A JPEG cut short (a recording stopped by a full disk): OpenCV decodes what is there and greys
+    the rest, with a warning on stderr only, so half an image was read as a frame."""
+    rgb = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "frame.jpg", quality=95)
+    data = (tmp_path / "frame.jpg").read_bytes()
+    assert read_rgb(tmp_path / "frame.jpg").shape == (48, 64, 3)
+    (tmp_path / "frame.jpg").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(DataFileError, match=r"frame\.jpg: truncated JPEG \(no end-of-image marker\)"):
+        read_rgb(tmp_path / "frame.jpg")
