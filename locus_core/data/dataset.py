@@ -9,7 +9,7 @@ from typing import overload
 
 import numpy as np
 
-from locus_core.data.errors import DataError
+from locus_core.data.errors import DataError, FrameError
 from locus_core.data.frame import PosedFrame
 from locus_core.data.io import files_under
 
@@ -68,7 +68,14 @@ class PosedDataset(Sequence[PosedFrame]):
             k += len(self)
         if not 0 <= k < len(self):
             raise IndexError(f"{self.name}: item {item} out of range for {len(self)} frames")
-        return self._loader(k)
+        frame = self._loader(k)
+        # The intrinsics are for image_size: a frame of another size (a second recording in the folder)
+        # would be used with them, every 3D point off.
+        if (frame.height, frame.width) != self.image_size:
+            H, W = self.image_size
+            raise FrameError(f"{frame.frame_id}: {frame.width}x{frame.height}, but the data set's images are "
+                             f"{W}x{H}, the size its intrinsics are for")
+        return frame
 
     def subset(self, positions: Sequence[int]) -> PosedDataset:
         """A dataset of the items at ``positions`` (sharing this one's reader)."""

@@ -129,6 +129,10 @@ def test_bad_input_fails_at_open(tmp_path: Path, breakage, error, message) -> No
          "frame-000001: depth is 64x24 but rgb is 64x48"),
         (lambda p: write_png(p / "frame-000001.depth.png", np.full((48, 64), 200, np.uint8)), DataFileError,
          r"frame-000001\.depth\.png: depth must be a 16-bit image, got uint8"),
+        # colour and depth of another size (a second recording in the folder) went with the first's K
+        (lambda p: (write_png(p / "frame-000001.color.png", np.zeros((96, 128, 3), np.uint8)),
+                    write_png(p / "frame-000001.depth.png", np.full((96, 128), 1500, np.uint16))), FrameError,
+         r"seq/frame-000001: 128x96, but the data set's images are 64x48, the size its intrinsics are for"),
     ],
 )
 def test_bad_frame_fails_when_read(tmp_path: Path, breakage, error, message) -> None:
