@@ -76,6 +76,14 @@ def read_labels(path: Path) -> np.ndarray:
     return read_raw(path).astype(np.int32)
 
 
+def read_text(path: Path) -> str:
+    """``path``'s text; FormatError naming it when it does not decode (UTF-16 from PowerShell's ``>``)."""
+    try:
+        return path.read_text()
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path}: not a text file ({exc})") from None
+
+
 def read_matrix(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """A whitespace-separated numeric matrix of ``shape`` (float64)."""
     path = Path(path)
@@ -95,7 +103,7 @@ def read_intrinsics(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: file not found")
-    count = len(path.read_text().split())
+    count = len(read_text(path).split())
     return check_intrinsics(read_matrix(path, (4, 4) if count == 16 else (3, 3))[:3, :3], str(path))
 
 

@@ -20,7 +20,7 @@ from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options
 from locus_core.data.frame import PosedFrame
-from locus_core.data.io import check_intrinsics, depth_from_raw, files_under, read_depth_raw, read_rgb
+from locus_core.data.io import check_intrinsics, depth_from_raw, files_under, read_depth_raw, read_rgb, read_text
 from locus_core.data.poses import GL_TO_CV, check_pose
 from locus_core.data.selection import select
 
@@ -35,7 +35,7 @@ def parse_conf(conf: Path) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     """[(depth name, color name, K (3,3), T_world_cam (4,4) OpenCV axes)] in file order."""
     scans: list[tuple[str, str, np.ndarray, np.ndarray]] = []
     K: np.ndarray | None = None
-    for n, line in enumerate(conf.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(conf).splitlines(), 1):
         fields = line.split()
         if not fields:
             continue

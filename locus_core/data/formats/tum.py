@@ -19,7 +19,7 @@ from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options, find_intrinsics
 from locus_core.data.frame import PosedFrame
-from locus_core.data.io import depth_from_raw, intrinsics_from_values, read_depth_raw, read_rgb
+from locus_core.data.io import depth_from_raw, intrinsics_from_values, read_depth_raw, read_rgb, read_text
 from locus_core.data.poses import check_pose, interpolate_tq, pose_from_tq
 from locus_core.data.selection import select
 
@@ -44,7 +44,7 @@ def read_list(path: Path, columns: int, *, numeric: bool = False) -> tuple[np.nd
     if not path.is_file():
         raise DataFileError(f"{path}: file not found")
     stamps, rest = [], []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue

@@ -58,6 +58,9 @@ def test_tum(tmp_path: Path) -> None:
     (path / "groundtruth.txt").write_text("\n".join(lines[:2] + [lines[2].replace(" ", " x", 1)]) + "\n")
     with pytest.raises(FormatError, match=r"groundtruth\.txt:3: 'x[-0-9.e]+' is not a number"):
         open_dataset(path)
+    (path / "groundtruth.txt").write_text("\n".join(lines) + "\n", encoding="utf-16")
+    with pytest.raises(FormatError, match=r"groundtruth\.txt: not a text file"):  # a UnicodeDecodeError traceback
+        open_dataset(path)
     (path / "groundtruth.txt").write_text("\n".join(lines[:2] + [lines[2].split()[0] + " 0 0 0 0 0 0 0"]) + "\n")
     with pytest.raises(FrameError, match=r"groundtruth\.txt at 100\.033333\.png: quaternion \(0, 0, 0, 0\)"):
         open_dataset(path)  # named no file
@@ -125,6 +128,9 @@ def test_matterport(tmp_path: Path) -> None:
         open_dataset(path)
     conf.write_text(conf.read_text().replace("intrinsics_matrix x 60", "intrinsics_matrix 0", 1))
     with pytest.raises(FormatError, match=r"17DRP5sb8fy\.conf:5: not a pinhole intrinsics matrix"):
+        open_dataset(path)
+    conf.write_text(conf.read_text(), encoding="utf-16")
+    with pytest.raises(FormatError, match=r"17DRP5sb8fy\.conf: not a text file"):
         open_dataset(path)
 
 

@@ -107,6 +107,9 @@ def test_invalid_depth_codes(tmp_path: Path) -> None:
         # non-finite intrinsics passed the open and failed each frame, naming the frame, not the file
         (lambda p: (p / "camera-intrinsics.txt").write_text("nan 0 32\n0 nan 24\n0 0 1\n"), FormatError,
          r"camera-intrinsics\.txt: not a pinhole intrinsics matrix"),
+        # saved as UTF-16 (PowerShell's >, Notepad's 'Unicode'): a UnicodeDecodeError traceback naming no file
+        (lambda p: (p / "camera-intrinsics.txt").write_text("60 0 32\n0 62 24\n0 0 1\n", encoding="utf-16"),
+         FormatError, r"camera-intrinsics\.txt: not a text file \('utf-8' codec can't decode"),
         # an 8-bit depth image (a normalised preview) read as millimetres: every depth under 0.26 m
         (lambda p: write_png(p / "frame-000000.depth.png", np.full((48, 64), 200, np.uint8)), DataFileError,
          r"frame-000000\.depth\.png: depth must be a 16-bit image, got uint8"),
