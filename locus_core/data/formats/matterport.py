@@ -65,6 +65,10 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     confs = sorted(f for f in files_under(path / "undistorted_camera_parameters") if f.suffix == ".conf")
     if not confs:
         raise DataFileError(f"{path / 'undistorted_camera_parameters'}: no .conf file")
+    names = sorted({f.name for f in confs})
+    if len(names) > 1:  # several scans' zips unpacked together: their images would be pooled by name
+        raise FormatError(f"{path / 'undistorted_camera_parameters'}: {len(names)} .conf files ({', '.join(names)}): "
+                          "open one scan's folder")
     scans = parse_conf(confs[0])
     positions = select(list(range(len(scans))), frames, source=str(path))
     colors = _files(path / "undistorted_color_images")

@@ -134,6 +134,16 @@ def test_matterport(tmp_path: Path) -> None:
         open_dataset(path)
 
 
+def test_matterport_with_several_scans_in_one_folder(tmp_path: Path) -> None:
+    """Two scans' zips unpacked into one folder: the first .conf was read alone, silently, with the
+    images of both scans pooled by name."""
+    path = write_matterport(tmp_path / "scans", make_scene(n=3), scan="17DRP5sb8fy")
+    write_matterport(path, make_scene(n=3, seed=1), scan="1LXtFkjw3qL")
+    with pytest.raises(FormatError, match=r"scans/undistorted_camera_parameters: 2 \.conf files "
+                                          r"\(17DRP5sb8fy\.conf, 1LXtFkjw3qL\.conf\): open one scan's folder"):
+        open_dataset(path)
+
+
 def test_matterport_with_its_inner_folders_linked(tmp_path: Path) -> None:
     """Each zip unpacked elsewhere and its inner <scan> folder linked into the scan: the .conf and
     the images are found through the links (rglob does not follow them: 'no .conf file')."""
