@@ -71,10 +71,15 @@ def _unrecognised(path: Path) -> str:
 
 
 def detect_format(path: Path) -> str:
-    """The reader name for ``path`` ("tsdf", "tum", ...), or FormatError saying what each lacks."""
-    for name in FORMATS:
-        if _reader(name).detect(path):
-            return name
+    """The reader name for ``path`` ("tsdf", "tum", ...), or FormatError saying what each lacks, or
+    which formats it looks like when more than one."""
+    found = [name for name in FORMATS if _reader(name).detect(path)]
+    if len(found) > 1:  # e.g. a capture's own metadata.yaml beside 7-Scenes frames: the first is a guess
+        looks = " and ".join(f"{REQUIREMENTS[name][0]} ({' + '.join(REQUIREMENTS[name][1])})" for name in found)
+        raise FormatError(f"{path}: ambiguous data format: it looks like {looks}; say which with "
+                          f"{' or '.join(f'format={name}' for name in found)}")
+    if found:
+        return found[0]
     raise FormatError(_unrecognised(path))
 
 

@@ -106,3 +106,15 @@ def test_a_forced_format_names_what_the_folder_lacks(tmp_path: Path, fmt: str, e
         path = path / entries[0]  # a file
     with pytest.raises(DataFileError, match=message):
         open_dataset(path, format=fmt)
+
+
+def test_a_folder_that_looks_like_two_formats_is_ambiguous(tmp_path: Path) -> None:
+    """A capture's own metadata.yaml beside 7-Scenes frames: the folder was opened as a rosbag2 bag
+    ('cannot open bag', a missing key), the frames never looked at."""
+    path = write_tsdf(tmp_path / "seq", make_scene(n=2))
+    (path / "metadata.yaml").write_text("sensor: D435\n")
+    with pytest.raises(FormatError, match=r"seq: ambiguous data format: it looks like rosbag2 \(metadata.yaml\) and "
+                                          r"7-Scenes/tsdf-fusion \(frame-\*.pose.txt\); say which with format=rosbag "
+                                          r"or format=tsdf"):
+        open_dataset(path)
+    assert open_dataset(path, format="tsdf").format == "7scenes"
