@@ -20,6 +20,19 @@ def check_options(options: Mapping[str, Any], allowed: Iterable[str], source: st
                           f"this format accepts: {', '.join(sorted(allowed)) or 'none'}")
 
 
+def seconds_option(options: Mapping[str, Any], key: str, default: float, source: str) -> float:
+    """``options[key]`` (or ``default``) as finite seconds >= 0, else FormatError naming ``source``: a
+    negative stamp tolerance pairs nothing, NaN would pair across any gap."""
+    value = options.get(key, default)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not 0 <= seconds < float("inf"):
+        raise FormatError(f"{source}: {key} {value!r}: expected seconds >= 0")
+    return seconds
+
+
 def entries(folder: Path) -> list[Path]:
     """What ``folder`` holds; DataFileError naming it when it is no folder (a forced format's reader
     opens what its detector did not check)."""

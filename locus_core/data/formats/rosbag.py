@@ -24,7 +24,7 @@ import numpy as np
 
 from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
-from locus_core.data.formats.common import check_options
+from locus_core.data.formats.common import check_options, seconds_option
 from locus_core.data.formats.ros_messages import (
     COLOR_ENCODINGS,
     DEPTH_ENCODINGS,
@@ -120,7 +120,7 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     """Options: ``rgb_topic``, ``depth_topic``, ``camera_info_topic``, ``fixed_frame``, ``camera_frame``
     (override the image's ``header.frame_id``), ``max_dt`` (s, rgb-depth stamp gap, default 0.03)."""
     check_options(options, OPTIONS, str(path))
-    max_dt = float(options.get("max_dt", 0.03))
+    max_dt = seconds_option(options, "max_dt", 0.03, str(path))
     try:
         reader = bag_reader(path)
         reader.open()

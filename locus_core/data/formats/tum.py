@@ -17,7 +17,7 @@ import numpy as np
 
 from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
-from locus_core.data.formats.common import check_options, find_intrinsics
+from locus_core.data.formats.common import check_options, find_intrinsics, seconds_option
 from locus_core.data.frame import PosedFrame
 from locus_core.data.io import depth_from_raw, intrinsics_from_values, read_depth_raw, read_rgb, read_text
 from locus_core.data.poses import check_pose, interpolate_tq, pose_from_tq
@@ -67,13 +67,7 @@ def read_list(path: Path, columns: int, *, numeric: bool = False) -> tuple[np.nd
 def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     """Options: ``intrinsics`` (file or "fx,fy,cx,cy"), ``max_dt`` (s, default 0.02)."""
     check_options(options, ("intrinsics", "max_dt"), str(path))
-    value = options.get("max_dt", 0.02)
-    try:
-        max_dt = float(value)
-        if not 0 <= max_dt < np.inf:  # negative skips every frame; NaN would interpolate across any gap
-            raise ValueError
-    except ValueError:
-        raise FormatError(f"{path}: max_dt {value!r}: expected seconds >= 0") from None
+    max_dt = seconds_option(options, "max_dt", 0.02, str(path))
     rgb_t, rgb_f = read_list(path / "rgb.txt", 2)
     depth_t, depth_f = read_list(path / "depth.txt", 2)
     gt_t, gt_rows = read_list(path / "groundtruth.txt", 8, numeric=True)

@@ -173,6 +173,9 @@ def test_bag_options_and_errors(tmp_path: Path) -> None:
         open_dataset(path, depth_topic="/nope")
     with pytest.raises(FormatError, match="no colour image on .* has depth"):
         open_dataset(path, max_dt=0.001)
+    for bad in ("abc", "-1", "nan"):  # from --option max_dt=...: a ValueError traceback, no frames, or any gap
+        with pytest.raises(FormatError, match=f"max_dt '{bad}': expected seconds >= 0"):
+            open_dataset(path, max_dt=bad)
 
 
 def test_stamps_that_restart_split_the_recording(tmp_path: Path) -> None:
