@@ -86,14 +86,28 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest checkpoint that loads; newer ones that do not are skipped with a warning."""
+    """The newest checkpoint that loads (None: there is none); newer ones that do not are skipped
+    with a warning.
+
+    Raises:
+        TrainingError: there are checkpoints but none loads, naming the newest one's fault.
+            Starting over instead would delete the run's logs and then replace its checkpoints,
+            which a file restored from a backup could still have saved.
+    """
+    newest_fault = None
     for folder in reversed(list_checkpoints(run_dir)):
         try:
             _check_loads(folder)
         except TrainingError as exc:
             log.warning("skipping checkpoint %s: %s; trying the one before", folder.name, exc)
+            newest_fault = newest_fault or exc
             continue
         return folder
+    if newest_fault is not None:
+        raise TrainingError(
+            f"no checkpoint in {checkpoint_dir(run_dir)} loads ({newest_fault}): repair or remove "
+            "them, or set run_dir to a new folder to start over"
+        )
     return None
 
 
@@ -122,7 +136,7 @@ def load_state(folder: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, weights_only=True)
     except Exception as exc:
-        raise TrainingError(f"{path}: unreadable training state ({exc})") from None
+        raise TrainingError(f"{path}: unreadable training state ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise TrainingError(f"{path}: not a training state of format {STATE_FORMAT}")
     return state

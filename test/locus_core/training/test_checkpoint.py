@@ -14,6 +14,7 @@ from locus_core.training.checkpoint import (
     checkpoint_dir, latest_checkpoint, list_checkpoints, load_state, remove_stale, save_checkpoint,
 )
 from locus_core.training.config import TrainConfig
+from locus_core.training.errors import TrainingError
 
 
 def _save(config: TrainConfig, step: int, keep: int = 3) -> Path:
@@ -85,7 +86,8 @@ def test_temporary_folders_of_dead_processes_are_removed(tiny_config: TrainConfi
 def test_a_checkpoint_written_after_a_skipped_newer_one_is_kept(tiny_config: TrainConfig) -> None:
     damaged = _save(tiny_config, 200)
     (damaged / "state.pt").write_bytes(b"")
-    assert latest_checkpoint(tiny_config.run_dir) is None  # resuming starts from scratch
+    with pytest.raises(TrainingError, match=r"no checkpoint in .* loads \(.*step-00000200/state\.pt"):
+        latest_checkpoint(tiny_config.run_dir)  # resuming refuses: nothing saved is thrown away
     written = _save(tiny_config, 100, keep=1)  # pruning by name alone deleted it at once
     assert latest_checkpoint(tiny_config.run_dir) == written
     assert [p.name for p in list_checkpoints(tiny_config.run_dir)] == ["step-00000100", "step-00000200"]

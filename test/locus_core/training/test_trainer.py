@@ -161,3 +161,16 @@ def test_batch_without_landmarks_is_skipped(tiny_config: TrainConfig, caplog: py
     assert result.skipped == 2 and math.isnan(result.final_loss)
     assert "no landmark with a positive; batch skipped" in caplog.text
     assert all(math.isnan(v) for _, v in _losses(Path(config.run_dir)))
+
+
+def test_resume_refuses_a_run_whose_checkpoints_all_fail_to_load(tiny_config: TrainConfig) -> None:
+    train(tiny_config)
+    run = Path(tiny_config.run_dir)
+    for folder in list_checkpoints(run):
+        (folder / "state.pt").write_bytes(b"")  # e.g. a full disk
+    log_before = (run / "train_log.csv").read_text()
+    with pytest.raises(TrainingError, match=r"step-00000003/state\.pt: unreadable training state"):
+        Trainer(tiny_config, resume=True)
+    # starting over would have deleted the logs, then replaced the checkpoints one by one
+    assert (run / "train_log.csv").read_text() == log_before
+    assert [p.name for p in list_checkpoints(run)] == ["step-00000002", "step-00000003"]
