@@ -155,10 +155,12 @@ class Trainer:
             log.warning("--resume: no checkpoint in %s; starting from scratch", self.run_dir)
             return None
         saved = load_config(TrainConfig, found / "train_config.yaml")
-        if replace(saved, steps=self.config.steps) != self.config:
+        changed = _changed_keys(config_to_dict(replace(saved, steps=self.config.steps)),
+                                config_to_dict(self.config))
+        if changed:
             raise TrainingError(
-                f"--resume: {found / 'train_config.yaml'} differs from this run's config "
-                "(only `steps` may change when resuming)"
+                f"--resume: {found / 'train_config.yaml'} differs from this run's config in "
+                f"{', '.join(changed)} (only `steps` may change when resuming)"
             )
         return found
 
@@ -297,6 +299,18 @@ class Trainer:
             log.info("shipped model written to %s", ship)
         if not math.isnan(self.last_loss):
             log.info("done: %d steps, final loss %.4f, %s", self.step, self.last_loss, path)
+
+
+def _changed_keys(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key (saved value, now current value)`` for every dotted key whose value differs."""
+    changed = []
+    for key, old in saved.items():
+        new = current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += _changed_keys(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changed.append(f"{prefix}{key} ({old!r}, now {new!r})")
+    return changed
 
 
 def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:

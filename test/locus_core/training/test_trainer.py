@@ -144,7 +144,7 @@ def test_existing_run_needs_resume_and_the_same_config(tiny_config: TrainConfig)
     with pytest.raises(TrainingError, match="already has checkpoints .*--resume"):
         Trainer(tiny_config)
     changed = dataclasses.replace(tiny_config, optim=dataclasses.replace(tiny_config.optim, lr=0.1))
-    with pytest.raises(TrainingError, match="differs from this run's config"):
+    with pytest.raises(TrainingError, match=r"differs from this run's config in optim\.lr \(0\.005, now 0\.1\)"):
         Trainer(changed, resume=True)
     for folder in list_checkpoints(tiny_config.run_dir):
         (folder / "state.pt").write_bytes(b"")  # none loads: still somebody's run
