@@ -155,12 +155,17 @@ class Trainer:
             log.warning("--resume: no checkpoint in %s; starting from scratch", self.run_dir)
             return None
         saved = load_config(TrainConfig, found / "train_config.yaml")
-        changed = _changed_keys(config_to_dict(replace(saved, steps=self.config.steps)),
-                                config_to_dict(self.config))
+        # Where and how often the run saves does not change what it trains: a run of the shipped
+        # config may be resumed with ship_to=null, or with checkpoints closer together.
+        c = self.config
+        saved = replace(saved, steps=c.steps, checkpoint_every=c.checkpoint_every,
+                        keep_checkpoints=c.keep_checkpoints, ship_to=c.ship_to)
+        changed = _changed_keys(config_to_dict(saved), config_to_dict(c))
         if changed:
             raise TrainingError(
                 f"--resume: {found / 'train_config.yaml'} differs from this run's config in "
-                f"{', '.join(changed)} (only `steps` may change when resuming)"
+                f"{', '.join(changed)} (only steps, checkpoint_every, keep_checkpoints and ship_to "
+                "may change when resuming)"
             )
         return found
 

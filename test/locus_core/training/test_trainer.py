@@ -174,3 +174,13 @@ def test_resume_refuses_a_run_whose_checkpoints_all_fail_to_load(tiny_config: Tr
     # starting over would have deleted the logs, then replaced the checkpoints one by one
     assert (run / "train_log.csv").read_text() == log_before
     assert [p.name for p in list_checkpoints(run)] == ["step-00000002", "step-00000003"]
+
+
+def test_resume_may_change_where_and_how_often_the_run_saves(tiny_config: TrainConfig, tmp_path: Path) -> None:
+    train(tiny_config)
+    ship = tmp_path / "shipped" / "model.pt"
+    resumed = dataclasses.replace(tiny_config, steps=5, ship_to=str(ship), checkpoint_every=1, keep_checkpoints=3)
+    assert train(resumed, resume=True).steps == 5
+    assert [p.name for p in list_checkpoints(tiny_config.run_dir)] == [
+        "step-00000003", "step-00000004", "step-00000005"]
+    assert LocusModel.load(ship).hash == LocusModel.load(Path(tiny_config.run_dir) / "model.pt").hash
