@@ -300,6 +300,11 @@ class Trainer:
             self.log.write_summary(summary)
         if self.config.ship_to:
             ship = Path(self.config.ship_to)
+            if self.skipped >= self.step:  # the head is still its random initialisation
+                raise TrainingError(
+                    f"ship_to={str(ship)!r}: not replaced: all {self.step} steps were skipped "
+                    f"(see the warnings); the untrained model is only in {path}"
+                )
             self.model.save(ship, metadata={"training": summary})
             log.info("shipped model written to %s", ship)
         if not math.isnan(self.last_loss):

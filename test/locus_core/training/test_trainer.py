@@ -184,3 +184,17 @@ def test_resume_may_change_where_and_how_often_the_run_saves(tiny_config: TrainC
     assert [p.name for p in list_checkpoints(tiny_config.run_dir)] == [
         "step-00000003", "step-00000004", "step-00000005"]
     assert LocusModel.load(ship).hash == LocusModel.load(Path(tiny_config.run_dir) / "model.pt").hash
+
+
+def test_a_run_that_never_updated_the_model_does_not_replace_the_shipped_one(
+    tiny_config: TrainConfig, tmp_path: Path
+) -> None:
+    shipped = tmp_path / "weights" / "model.pt"
+    shipped.parent.mkdir()
+    shipped.write_bytes(b"the shipped model")
+    config = dataclasses.replace(  # no patch within 1 mm of a landmark: every batch is skipped
+        tiny_config, model=dataclasses.replace(tiny_config.model, radii=(0.001,)), steps=2, ship_to=str(shipped))
+    with pytest.raises(TrainingError, match=r"ship_to='.*model\.pt': not replaced: all 2 steps were skipped"):
+        train(config)
+    assert shipped.read_bytes() == b"the shipped model"
+    assert LocusModel.load(Path(config.run_dir) / "model.pt").metadata["training"]["skipped"] == 2
