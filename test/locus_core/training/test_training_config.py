@@ -114,3 +114,9 @@ def test_learning_rate_schedule() -> None:
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
     assert lrs[-1] == pytest.approx(1e-4, rel=0.05)
     assert learning_rate(dataclasses.replace(cosine, schedule="constant"), 50, 100) == 1e-3
+
+
+def test_ship_to_a_folder_fails_before_training(tmp_path: Path) -> None:
+    config = load_config(TrainConfig, ROOT / "config" / "train_xfeat.yaml", [f"ship_to={tmp_path}"])
+    with pytest.raises(TrainingError, match=r"ship_to='.*': is a folder"):  # not an OSError after the run
+        validate_config(config)
