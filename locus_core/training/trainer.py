@@ -199,10 +199,13 @@ class Trainer:
         local = idx[self.world.rank * share : (self.world.rank + 1) * share]
         self.head.train()
         feats = distributed.gather_shards(self.head(scene.tensors.feats[local]))
-        loss, per_scale = step_loss(feats, masks, self.config.optim.temperature)
-        if not torch.isfinite(loss):
-            log.warning("step %d: non-finite loss; batch skipped", step)
+        # Checked before the loss, which refuses them: raising would end the run at this batch, and
+        # a resumed run (same batches) at the same one again.
+        if not torch.isfinite(feats).all():
+            log.warning("step %d (%s frames %s): non-finite features; batch skipped",
+                        step, scene.tensors.name, idx)
             return {**record, "loss": float("nan"), "skipped": 1}
+        loss, per_scale = step_loss(feats, masks, self.config.optim.temperature)
         lr = learning_rate(self.config.optim, step, self.config.steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr

@@ -198,3 +198,16 @@ def test_a_run_that_never_updated_the_model_does_not_replace_the_shipped_one(
         train(config)
     assert shipped.read_bytes() == b"the shipped model"
     assert LocusModel.load(Path(config.run_dir) / "model.pt").metadata["training"]["skipped"] == 2
+
+
+def test_a_batch_with_non_finite_features_is_skipped(
+    tiny_config: TrainConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    trainer = Trainer(tiny_config)
+    scene, idx, _ = trainer.masks_for(0)
+    before = [p.detach().clone() for p in trainer.params]
+    scene.tensors.feats[idx[0]] = float("nan")  # e.g. a backbone that overflowed on one frame
+    record = trainer.train_step(0)  # raised LossInputError: the run, resumed, died at this step again
+    assert record["skipped"] == 1 and math.isnan(record["loss"])
+    assert f"frames {idx}" in caplog.text and "non-finite features; batch skipped" in caplog.text
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.params))
