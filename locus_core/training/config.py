@@ -169,6 +169,9 @@ def validate_config(config: TrainConfig, *, world_size: int = 1) -> None:
     # which would otherwise fail with a traceback after the features were computed
     need(d.synthetic.seed >= 0, "data.synthetic.seed", d.synthetic.seed, "must be >= 0")
     need(d.synthetic.weight > 0, "data.synthetic.weight", d.synthetic.weight, "must be > 0")
+    # else found out only when the batch sampler is built, after every feature was computed
+    need(d.synthetic.scenes == 0 or d.synthetic.frames >= d.batch_frames, "data.synthetic.frames",
+         d.synthetic.frames, f"fewer than data.batch_frames ({d.batch_frames}): a batch is frames of one scene")
     need(d.batch_frames >= 2, "data.batch_frames", d.batch_frames, "need >= 2 frames per batch")
     need(d.batch_frames % world_size == 0, "data.batch_frames", d.batch_frames,
          f"must be divisible by the number of processes ({world_size})")
