@@ -164,6 +164,10 @@ def validate_config(config: TrainConfig, *, world_size: int = 1) -> None:
     for i, source in enumerate(d.train):
         need(bool(source.path), f"data.train[{i}].path", source.path, "empty path")
         need(source.weight > 0, f"data.train[{i}].weight", source.weight, "must be > 0")
+    # an empty path is the working directory: refused as "unknown data format" after training's
+    # features were computed
+    if d.val is not None:
+        need(bool(d.val.path), "data.val.path", d.val.path, "empty path")
     need(d.synthetic.scenes >= 0, "data.synthetic.scenes", d.synthetic.scenes, "must be >= 0")
     # numpy seeds (scene generation; batches and landmarks from `seed`) refuse negative integers,
     # which would otherwise fail with a traceback after the features were computed

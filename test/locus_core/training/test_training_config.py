@@ -46,6 +46,7 @@ def test_paper_config_loads_and_validates() -> None:
         (["data.synthetic.seed=-2"], r"data.synthetic.seed=-2: must be >= 0"),
         (["data.train=[]", "data.synthetic.scenes=0"], r"no training data"),
         (["data.train=[{path: x, weight: 0}]"], r"data.train\[0\].weight=0.0: must be > 0"),
+        (["data.val.path="], r"data.val.path='': empty path"),
         (["data.synthetic.frames=4"], r"data.synthetic.frames=4: fewer than data.batch_frames \(6\)"),
         (["validation.radius=0.1"], r"validation.radius=0.1: must be one of model.radii \[0.2, 0.05\]"),
         (["data.val.frames=500:1000:10"],
