@@ -86,13 +86,29 @@ def _truncate_after(path: Path, step: int) -> None:
         return
     lines = path.read_text().splitlines(keepends=True)
     if path.suffix == ".jsonl":
-        kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] < step]
+        kept = [ln for ln in lines if (s := _row_step(ln)) is not None and s < step]
     else:
         header, rows = lines[:1], lines[1:]
-        col = next(csv.reader(header)).index("step") if header else 0
+        fields = next(csv.reader(header)) if header else []
         is_val = path.name.startswith("val")
         kept = header + [
-            r for r, parsed in zip(rows, csv.reader(rows))
-            if (int(parsed[col]) <= step if is_val else int(parsed[col]) < step)
+            r for r in rows
+            if (s := _row_step(r, fields)) is not None and (s <= step if is_val else s < step)
         ]
     path.write_text("".join(kept))
+
+
+def _row_step(line: str, fields: list[str] | None = None) -> int | None:
+    """The step of a JSONL line (or a CSV row under header ``fields``); None for a line that an OS
+    crash cut short or left as zeros (logs are not synced): it is dropped, not a reason to refuse
+    resuming. A line without its newline is cut short even if it parses, and the next row would
+    be appended to it."""
+    if not line.endswith("\n"):
+        return None
+    try:
+        if fields is None:
+            return int(json.loads(line)["step"])
+        row = next(csv.reader([line]))
+        return int(row[fields.index("step")]) if len(row) == len(fields) else None
+    except (ValueError, KeyError, TypeError, StopIteration, csv.Error):
+        return None
