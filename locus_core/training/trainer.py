@@ -167,6 +167,9 @@ class Trainer:
                 f"{', '.join(changed)} (only steps, checkpoint_every, keep_checkpoints and ship_to "
                 "may change when resuming)"
             )
+        done = int(load_state(found)["step"])
+        if done > c.steps:  # the run would end at once, shipping the later model as this config's
+            raise TrainingError(f"--resume: steps={c.steps}: {found} is already at step {done}")
         return found
 
     # -- one step -----------------------------------------------------------------------------

@@ -211,3 +211,9 @@ def test_a_batch_with_non_finite_features_is_skipped(
     assert record["skipped"] == 1 and math.isnan(record["loss"])
     assert f"frames {idx}" in caplog.text and "non-finite features; batch skipped" in caplog.text
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.params))
+
+
+def test_resume_refuses_fewer_steps_than_the_run_has_done(tiny_config: TrainConfig) -> None:
+    train(tiny_config)
+    with pytest.raises(TrainingError, match=r"steps=2: .*step-00000003 is already at step 3"):
+        Trainer(dataclasses.replace(tiny_config, steps=2), resume=True)  # gave the step-3 model as steps=2's
