@@ -141,7 +141,8 @@ def load_map(directory: Path, *, expected_model_hash: str | None = None) -> Land
 
     Raises:
         MapError: naming the file, for a missing directory or file, a checksum or size mismatch
-            (truncated or corrupted), an unknown format or version, or a model other than expected.
+            (truncated or corrupted), an unknown format or version, a model other than expected, or
+            tables and index that do not fit together (lengths, references, descriptor dimension).
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -240,8 +241,24 @@ def _load_config(data: bytes, path: Path) -> MapConfig:
 
 
 def _check_consistent(m: LandmarkMap, directory: Path) -> None:
-    n_kf = len(m.keyframes)
-    lm = m.landmarks
+    # the checksums only prove the files are as saved: a script that edited one table and saved the
+    # map wrote them consistently, and a row missing would surface as an IndexError mid-localization
+    n_kf, lm = len(m.keyframes), m.landmarks
+    n_lm, n_obs = len(lm), len(lm.extra_landmark)
+    expected = {
+        "keyframes.npz": (m.keyframes.arrays(), {"T_map_kf": (n_kf, 4, 4), "K": (n_kf, 3, 3), "frame_ids": (n_kf,),
+                                                 "source_index": (n_kf,), "stamps": (n_kf,)}),
+        "landmarks.npz": (lm.arrays(), {"offset": (n_lm, 3), "anchor": (n_lm,), "anchor_uv": (n_lm, 2),
+                                        "extra_landmark": (n_obs,), "extra_keyframe": (n_obs,), "extra_uv": (n_obs, 2)}),
+    }
+    for name, (arrays, shapes) in expected.items():
+        for key, shape in shapes.items():
+            if arrays[key].shape != shape:
+                raise MapError(f"{directory / name}: array {key} has shape {arrays[key].shape}, expected {shape}")
+    if n_obs and lm.extra_landmark.max() >= n_lm:
+        raise MapError(f"{directory / 'landmarks.npz'}: observations refer to landmarks beyond the {n_lm} stored")
+    if m.index is not None and m.index.dim != m.dim:
+        raise MapError(f"{directory / 'index.faiss'}: descriptors of dimension {m.index.dim}, the map's are {m.dim}")
     active = lm.anchor[lm.anchor != np.iinfo(np.uint32).max]
     if (len(active) and active.max() >= n_kf) or (len(lm.extra_keyframe) and lm.extra_keyframe.max() >= n_kf):
         raise MapError(f"{directory / 'landmarks.npz'}: observations refer to keyframes beyond the {n_kf} stored")

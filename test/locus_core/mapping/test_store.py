@@ -88,6 +88,46 @@ def test_map_saved_before_the_depth_edge_option_keeps_edge_patches(built_map: La
     assert LandmarkMap.load(tmp_path / "m").config.max_depth_spread == float("inf")
 
 
+def _replace_file(directory: Path, name: str, data: bytes) -> None:
+    """Replace a map file and its manifest entry, as a script saving edited tables would."""
+    (directory / name).write_bytes(data)
+    manifest = directory / "manifest.json"
+    meta = json.loads(manifest.read_text())
+    meta["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    manifest.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    "table, key, edit, message",
+    [
+        ("keyframes", "K", lambda a: a[:-1], r"keyframes.npz: array K has shape \(\d+, 3, 3\), expected"),
+        ("keyframes", "T_map_kf", lambda a: a[:, :3], r"keyframes.npz: array T_map_kf has shape"),
+        ("landmarks", "offset", lambda a: a[:-5], r"landmarks.npz: array offset has shape"),
+        ("landmarks", "extra_uv", lambda a: a[:-1], r"landmarks.npz: array extra_uv has shape"),
+        ("landmarks", "extra_landmark", lambda a: a + 10**6, r"landmarks.npz: observations refer to landmarks beyond"),
+    ],
+    ids=["K", "T_map_kf", "offset", "extra_uv", "extra_landmark"],
+)
+def test_tables_of_mismatched_lengths_are_named(
+    built_map: LandmarkMap, tmp_path: Path, table: str, key: str, edit, message: str
+) -> None:
+    built_map.save(tmp_path / "m")
+    arrays = getattr(built_map, table).arrays()
+    _replace_file(tmp_path / "m", f"{table}.npz", store._npz({**arrays, key: edit(arrays[key])}))
+    with pytest.raises(MapError, match=message):
+        LandmarkMap.load(tmp_path / "m")
+
+
+def test_an_index_of_another_dimension_is_named(built_map: LandmarkMap, tmp_path: Path) -> None:
+    from locus_core.mapping.index import LandmarkIndex
+
+    built_map.save(tmp_path / "m")
+    descriptors, ids = built_map.index.reconstruct_all()
+    _replace_file(tmp_path / "m", "index.faiss", LandmarkIndex.build(descriptors[:, :8], ids, kind="flat").to_bytes())
+    with pytest.raises(MapError, match=f"index.faiss: descriptors of dimension 8, the map's are {built_map.dim}"):
+        LandmarkMap.load(tmp_path / "m")
+
+
 SAVER = textwrap.dedent(
     """
     import dataclasses
