@@ -65,6 +65,13 @@ def localize_dataset(
 
     landmark_map = LandmarkMap.load(map_dir)
     spec = model_spec or model_spec_of(landmark_map)
+    # the data and the report folder before the model (an engine build can take minutes) and the
+    # run: the report was written only after every query was localized
+    dataset = open_dataset(data, frames)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MapError(f"{out}: cannot write the report there ({exc.strerror or exc})") from None
     processor = FrameProcessor(spec, device, config_path or "", precision, overrides=overrides or [])
     model = processor.model
     if model.hash != landmark_map.model_hash:
@@ -74,7 +81,6 @@ def localize_dataset(
         )
     processor.use_map(landmark_map, Path(map_dir))
     config = processor.config
-    dataset = open_dataset(data, frames)
     # Per query only what the metrics need, not the frame: a long sequence's images would not fit.
     results, gt, names, points = [], [], [], []
     for i in range(len(dataset)):
@@ -93,7 +99,6 @@ def localize_dataset(
     metrics["frames"] = frames
     metrics["model"] = {"spec": spec, "hash": model.hash, "runtime": processor.runtime}
     metrics["threads"] = torch.get_num_threads()
-    out.mkdir(parents=True, exist_ok=True)
     with written_last(out / "metrics.json", json.dumps(metrics, indent=2)):
         (out / "config.yaml").write_text(yaml.safe_dump(
             {"localizer": config_to_dict(config), "map": config_to_dict(landmark_map.config), "model": {"spec": spec, "hash": model.hash}},

@@ -23,3 +23,27 @@ def test_map_build_refuses_a_folder_in_use_before_building(
     assert main(["map", "build", "--model", "backbone:xfeat", "--data", str(tmp_path / "data"), "--out", str(out)]) == 2
     assert "photos: a folder that is not a LoCUS map" in capsys.readouterr().err
     assert (out / "keep.jpg").is_file()
+
+
+@pytest.mark.parametrize("bad", ["out", "frames"])
+def test_map_localize_checks_its_report_folder_and_frames_before_loading_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    # The report was written after every query was localized: a file in the way of --out lost the run.
+    import locus_core.pipeline
+    from locus_core.data.synthetic import generate_scene
+    from locus_core.mapping import LandmarkMap
+
+    scene = generate_scene(tmp_path / "scene", seed=0, rooms=1, frames=4, size=(60, 80))
+    LandmarkMap(model_hash="backbone-test", dim=16).save(tmp_path / "map")
+    (tmp_path / "report").write_text("not a folder")
+
+    def no_model(*args, **kwargs) -> None:
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(locus_core.pipeline, "FrameProcessor", no_model)
+    out, frames = (tmp_path / "report", "0:4") if bad == "out" else (tmp_path / "new", "9:12")
+    argv = ["map", "localize", "--map", str(tmp_path / "map"), "--data", str(scene), "--frames", frames, "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert ("report: cannot write the report there" if bad == "out" else "frames '9:12' select nothing") in err
