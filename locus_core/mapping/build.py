@@ -272,6 +272,13 @@ def build_map(
     if skipped:
         log.warning("skipped %d frame(s) without depth or pose", skipped)
     if len(landmark_map.keyframes) == 0:
+        if skipped < len(dataset):
+            # depth in other units than metres, or a depth range that excludes the scene
+            raise MapError(
+                f"no keyframes: {len(dataset) - skipped} of the {len(dataset)} frames have depth and a pose, but "
+                f"no patch with depth between min_depth_m and max_depth_m ({config.min_depth_m} and "
+                f"{config.max_depth_m} m); check the depth scale of the data or those options"
+            )
         raise MapError(f"no keyframes: none of the {len(dataset)} frames has both depth and a pose")
     builder.reindex()
     landmark_map.sources.append(source if source is not None else _describe(dataset))

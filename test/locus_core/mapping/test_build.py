@@ -122,3 +122,13 @@ def test_offer_extracts_features_only_for_a_keyframe() -> None:
     assert not builder.offer(step_frame(noise=0.005), features_of) and len(extracted) == 1  # mapped already
     assert not builder.offer(dataclasses.replace(step_frame(), depth=None), features_of) and len(extracted) == 1
     assert len(builder.map.keyframes) == 1
+
+
+def test_a_build_whose_frames_have_no_depth_in_range_says_so(scene: Path, model) -> None:
+    # it said that no frame had depth and a pose: a user checked the poses, not the depth range
+    from locus_core.data import open_dataset
+    from locus_core.mapping import MapError, build_map
+
+    with pytest.raises(MapError, match=r"4 of the 4 frames have depth and a pose, but no patch with depth between "
+                                       r"min_depth_m and max_depth_m \(20.0 and 30.0 m\)"):
+        build_map(model, open_dataset(scene, frames="0:4"), MapConfig(min_depth_m=20.0, max_depth_m=30.0))
