@@ -61,6 +61,9 @@ class MapConfig:
             )
         if self.index_nprobe < 1:
             raise ValueError(f"index_nprobe must be >= 1, got {self.index_nprobe}")
+        if not self.min_depth_m < self.max_depth_m:
+            # no patch would get a point: found only after every frame of the build was read
+            raise ValueError(f"need min_depth_m ({self.min_depth_m}) < max_depth_m ({self.max_depth_m})")
         if not self.max_depth_spread > 0:
             raise ValueError(f"max_depth_spread must be > 0 (.inf keeps depth-edge patches), got {self.max_depth_spread}")
 

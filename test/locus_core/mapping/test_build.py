@@ -43,6 +43,13 @@ def test_depth_edge_tolerance_must_be_positive() -> None:
     assert MapConfig(max_depth_spread=float("inf")).max_depth_spread == float("inf")
 
 
+@pytest.mark.parametrize("lo, hi", [(5.0, 1.0), (2.0, 2.0)])
+def test_a_depth_range_that_holds_no_depth_is_refused(lo: float, hi: float) -> None:
+    # every frame of the build was read before "no keyframes" said so
+    with pytest.raises(ValueError, match=r"need min_depth_m \(.*\) < max_depth_m"):
+        MapConfig(min_depth_m=lo, max_depth_m=hi)
+
+
 def test_a_large_map_is_indexed_from_its_float_descriptors_not_from_decoded_codes(
     scene: Path, model, monkeypatch: pytest.MonkeyPatch
 ) -> None:
