@@ -99,7 +99,9 @@ def run_merge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from locus_core.mapping import LandmarkMap
+    from locus_core.mapping.store import check_replaceable
 
+    check_replaceable(Path(args.out))  # before reading and re-indexing both maps, as for a build
     merged = LandmarkMap.merge(LandmarkMap.load(args.a), LandmarkMap.load(args.b))
     merged.save(Path(args.out))
     print(f"wrote {args.out}: {len(merged.keyframes)} keyframes, {merged.num_landmarks} landmarks")

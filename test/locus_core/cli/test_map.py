@@ -25,6 +25,25 @@ def test_map_build_refuses_a_folder_in_use_before_building(
     assert (out / "keep.jpg").is_file()
 
 
+
+def test_map_merge_refuses_a_folder_in_use_before_reading_the_maps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # reading both maps and training an index on their descriptors is the slow part of a merge
+    from locus_core.mapping import LandmarkMap
+
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "keep.jpg").write_bytes(b"x")
+
+    def no_load(*args, **kwargs) -> None:
+        raise AssertionError("the maps were read before --out was checked")
+
+    monkeypatch.setattr(LandmarkMap, "load", no_load)
+    assert main(["map", "merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 2
+    assert "photos: a folder that is not a LoCUS map" in capsys.readouterr().err
+    assert (out / "keep.jpg").is_file()
+
 @pytest.mark.parametrize("bad", ["out", "frames"])
 def test_map_localize_checks_its_report_folder_and_frames_before_loading_the_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], bad: str
