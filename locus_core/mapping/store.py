@@ -193,9 +193,13 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise MapError(f"{path}: not a LoCUS landmark map (format {manifest.get('format') if isinstance(manifest, dict) else None!r})")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
+        # a map from a newer release: its owner may not have the data to rebuild it from
+        todo = "rebuild the map with `locus map build`"
+        if isinstance(version, int) and version > FORMAT_VERSION:
+            todo = f"it was saved by a newer LoCUS: update LoCUS to read it, or {todo}"
         raise MapError(
             f"{path}: map format version {version!r} is not supported (this build reads version "
-            f"{FORMAT_VERSION}); rebuild the map with `locus map build`"
+            f"{FORMAT_VERSION}); {todo}"
         )
     for key in ("model", "dim", "files"):
         if key not in manifest:

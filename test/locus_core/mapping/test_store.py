@@ -63,7 +63,10 @@ def test_version_model_and_manifest_errors(built_map: LandmarkMap, tmp_path: Pat
     manifest = tmp_path / "m" / "manifest.json"
     data = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**data, "format_version": 99}))
-    with pytest.raises(MapError, match="manifest.json: map format version 99 is not supported"):
+    with pytest.raises(MapError, match="manifest.json: map format version 99 is not supported.*saved by a newer LoCUS: update"):
+        LandmarkMap.load(tmp_path / "m")
+    manifest.write_text(json.dumps({**data, "format_version": 0}))
+    with pytest.raises(MapError, match=r"manifest.json: map format version 0 is not supported \(this build reads version 1\); rebuild"):
         LandmarkMap.load(tmp_path / "m")
     manifest.write_text("{not json")
     with pytest.raises(MapError, match="manifest.json: corrupt manifest"):
