@@ -257,6 +257,9 @@ def build_map(
     from locus_core.data.resize import resize_frame
     from locus_core.models.extract import extract_features
 
+    if not getattr(dataset, "has_poses", True):
+        # known without reading a frame: each would be read and skipped before "no keyframes"
+        raise MapError(f"{getattr(dataset, 'path', 'data set')}: has no camera poses; mapping needs a pose per frame")
     landmark_map = LandmarkMap.for_model(model, config)
     config = landmark_map.config
     builder = MapBuilder(landmark_map, model.stride)

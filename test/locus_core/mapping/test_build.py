@@ -139,3 +139,16 @@ def test_a_build_whose_frames_have_no_depth_in_range_says_so(scene: Path, model)
     with pytest.raises(MapError, match=r"4 of the 4 frames have depth and a pose, but no patch with depth between "
                                        r"min_depth_m and max_depth_m \(20.0 and 30.0 m\)"):
         build_map(model, open_dataset(scene, frames="0:4"), MapConfig(min_depth_m=20.0, max_depth_m=30.0))
+
+
+def test_a_data_set_without_poses_is_refused_before_its_frames_are_read(tmp_path: Path, model) -> None:
+    from locus_core.data.dataset import PosedDataset
+    from locus_core.mapping import MapError, build_map
+
+    def read(k: int) -> PosedFrame:
+        raise AssertionError("a frame was read")
+
+    bag = PosedDataset(path=tmp_path / "run.mcap", name="run", format="rosbag", indices=range(1000), poses=None,
+                       intrinsics=np.eye(3), image_size=(120, 160), loader=read)
+    with pytest.raises(MapError, match=r"run.mcap: has no camera poses; mapping needs a pose per frame"):
+        build_map(model, bag)
