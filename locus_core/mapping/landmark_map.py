@@ -158,6 +158,14 @@ class LandmarkMap:
             raise MapError(f"cannot merge maps of different descriptor dimensions ({a.dim} vs {b.dim})")
         if a.config.scale != b.config.scale:
             raise MapError(f"cannot merge maps of different feature scales ({a.config.scale} vs {b.config.scale})")
+        # the same data set and selection in both (a map merged with itself, or with a merge that
+        # holds it): its keyframes and landmarks would be stored twice, every match split between them
+        shared = [s for s in b.sources if s.get("path") and s in a.sources]
+        if shared:
+            raise MapError(
+                f"cannot merge maps that both hold frames {shared[0].get('frames')} of {shared[0]['path']} "
+                "(the same map twice?)"
+            )
         keyframes = Keyframes(**{k: v.copy() for k, v in a.keyframes.arrays().items()})
         landmarks = LandmarkTable.from_arrays({k: v.copy() for k, v in a.landmarks.arrays().items()})
         shift = len(landmarks)

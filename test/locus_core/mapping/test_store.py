@@ -237,7 +237,9 @@ def test_saving_through_a_link_replaces_the_map_it_points_to(built_map: Landmark
 
 
 def test_merge_two_sessions(built_map: LandmarkMap, tmp_path: Path) -> None:
-    merged = LandmarkMap.merge(built_map, built_map)
+    # the same frames as a second session of another recording
+    second = dataclasses.replace(built_map, sources=[{**built_map.sources[0], "path": "/data/session2"}])
+    merged = LandmarkMap.merge(built_map, second)
     n_kf, n_lm = len(built_map.keyframes), built_map.num_landmarks
     assert len(merged.keyframes) == 2 * n_kf and merged.num_landmarks == 2 * n_lm
     ids = np.arange(n_lm, 2 * n_lm)
@@ -252,3 +254,7 @@ def test_merge_two_sessions(built_map: LandmarkMap, tmp_path: Path) -> None:
         LandmarkMap.merge(built_map, other)
     with pytest.raises(MapError, match="different feature scales"):
         LandmarkMap.merge(built_map, built_map.with_config(dataclasses.replace(built_map.config, scale=1)))
+    with pytest.raises(MapError, match=f"cannot merge maps that both hold frames 0:47:2 of {built_map.sources[0]['path']}"):
+        LandmarkMap.merge(built_map, built_map)
+    with pytest.raises(MapError, match="both hold frames 0:47:2"):
+        LandmarkMap.merge(merged, built_map)
