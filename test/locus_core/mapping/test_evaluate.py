@@ -59,7 +59,10 @@ def test_cli_build_info_merge_localize(scene: Path, tmp_path: Path, capsys, monk
                  "--out", str(out), "--set", "landmarks_per_keyframe=100"]) == 0
     assert main(["map", "info", str(out)]) == 0
     assert "landmarks" in capsys.readouterr().out
-    assert main(["map", "merge", str(out), str(out), "--out", str(tmp_path / "merged")]) == 0
+    assert main(["map", "build", "--model", "backbone:test", "--data", str(scene), "--frames", "1:24:4",
+                 "--out", str(tmp_path / "map2"), "--set", "landmarks_per_keyframe=100"]) == 0
+    assert main(["map", "merge", str(out), str(tmp_path / "map2"), "--out", str(tmp_path / "merged")]) == 0
+    assert main(["map", "merge", str(out), str(out), "--out", str(tmp_path / "twice")]) == 2  # the same session twice
     assert main(["map", "localize", "--map", str(out), "--data", str(scene), "--frames", "0:24:6",
                  "--out", str(tmp_path / "loc"), "--set", "min_inlier_ratio=0.05", "--set", "min_inliers=20"]) == 0
     metrics = json.loads((tmp_path / "loc" / "metrics.json").read_text())
