@@ -158,6 +158,14 @@ def export_model(
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
     path = Path(path)
+    # Before exporting: os.replace into a folder failed only after the export and its check, and a
+    # folder that cannot be made (a read-only home's cache) raised a bare OSError create_engine let through.
+    if path.is_dir():
+        raise ExportError(f"{path}: is a folder; the export needs a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot make its folder {path.parent} ({exc.strerror})") from None
     if input_size is not None and tuple(input_size) != tuple(model.input_size):
         # The graph runs at that size, and the engine checking it must expect it (a ViT's position
         # embedding is resampled to it).

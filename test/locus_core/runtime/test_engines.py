@@ -158,6 +158,37 @@ def test_a_tensorrt_export_that_cannot_start_keeps_the_file_there(model: LocusMo
     assert path.read_bytes() == b"an engine built earlier"
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_export_to_a_folder_or_under_a_file_is_refused_before_exporting(
+    model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    import locus_core.runtime.export as export
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported all the same")
+
+    monkeypatch.setattr(export, "export_onnx", never)
+    monkeypatch.setattr(export, "export_torchscript", never)
+    # os.replace failed with a bare OSError, after the export and its check
+    with pytest.raises(ExportError, match=rf"{tmp_path}: is a folder; the export needs a file name"):
+        export_model(model, tmp_path, fmt)
+    (tmp_path / "model.pt").write_bytes(b"a checkpoint")
+    with pytest.raises(ExportError, match=r"model.pt/m.out: cannot make its folder .*model.pt \(File exists\)"):
+        export_model(model, tmp_path / "model.pt" / "m.out", fmt)
+    assert (tmp_path / "model.pt").read_bytes() == b"a checkpoint"
+
+
+def test_a_cache_folder_that_cannot_be_made_falls_back(
+    model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read-only home on a robot: create_engine raised the exporter's OSError instead of falling back.
+    (tmp_path / "file").write_bytes(b"")
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path / "file" / "cache"))
+    engine = create_engine(model, "onnxruntime")
+    assert isinstance(engine, TorchEngine)
+    assert "cannot make its folder" in engine.fallbacks[0]
+
+
 def test_unsupported_opset_is_named(model: LocusModel, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="opset 17 not supported; valid: 18, 23"):
         export_model(model, tmp_path / "o.onnx", "onnx", opset=17)
