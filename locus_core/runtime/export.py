@@ -157,6 +157,10 @@ def export_model(
 
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if dynamic and fmt != "onnx":
+        # Ignored before: the file was taken for one that runs at any size, and failed on the robot.
+        raise ExportError(f"dynamic input sizes export to ONNX only; {fmt} runs at one input size "
+                          "(--size H W, once per size)")
     path = Path(path)
     # Before exporting: os.replace into a folder failed only after the export and its check, and a
     # folder that cannot be made (a read-only home's cache) raised a bare OSError create_engine let through.

@@ -189,6 +189,14 @@ def test_a_cache_folder_that_cannot_be_made_falls_back(
     assert "cannot make its folder" in engine.fallbacks[0]
 
 
+@pytest.mark.parametrize("fmt", ["torchscript", "tensorrt"])
+def test_dynamic_sizes_are_refused_for_formats_of_one_size(model: LocusModel, tmp_path: Path, fmt: str) -> None:
+    # Ignored before: a file traced at one size, taken for one that runs at any
+    with pytest.raises(ExportError, match=rf"dynamic input sizes export to ONNX only; {fmt} runs at one input size"):
+        export_model(model, tmp_path / "m.out", fmt, dynamic=True)  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())
+
+
 def test_unsupported_opset_is_named(model: LocusModel, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="opset 17 not supported; valid: 18, 23"):
         export_model(model, tmp_path / "o.onnx", "onnx", opset=17)
