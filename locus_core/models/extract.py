@@ -17,14 +17,16 @@ from locus_core.models.errors import ModelError
 from locus_core.models.model import LocusModel
 
 
+def _check_rgb(frames: Sequence[PosedFrame]) -> None:
+    for frame in frames:
+        rgb = frame.rgb
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or not rgb.size:
+            raise ModelError(f"frame {frame.frame_id}: expected rgb (H,W,3) uint8, got {rgb.shape} {rgb.dtype}")
+
+
 def frames_to_images(frames: Sequence[PosedFrame], device: torch.device) -> torch.Tensor:
     """Same-size frames → (B,3,H,W) float32 RGB in [0,1] on ``device``."""
-    for frame in frames:
-        if frame.rgb.dtype != np.uint8 or frame.rgb.ndim != 3 or frame.rgb.shape[2] != 3:
-            raise ModelError(
-                f"frame {frame.frame_id}: expected rgb (H,W,3) uint8, got "
-                f"{frame.rgb.shape} {frame.rgb.dtype}"
-            )
+    _check_rgb(frames)
     rgb = torch.from_numpy(np.stack([frame.rgb for frame in frames])).to(device)
     return rgb.permute(0, 3, 1, 2).float().div_(255.0)
 
@@ -58,6 +60,9 @@ def extract_features_batch(
     _check_scale(model, scale)
     if batch_size < 1:
         raise ModelError(f"batch_size must be positive, got {batch_size}")
+    # Before resizing: cv2 failed on int32 or empty frames with its own error, and the message
+    # gave the resized shape, not the frame's.
+    _check_rgb(frames)
     resized = [resize_frame(frame, model.input_size) for frame in frames]
     if not resized:
         h, w = (n // model.stride for n in model.input_size)

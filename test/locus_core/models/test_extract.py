@@ -67,6 +67,22 @@ def test_errors_name_the_value(model: LocusModel) -> None:
         extract_features(model, bad)
 
 
+@pytest.mark.parametrize(
+    ("rgb", "shown"),
+    [
+        (np.zeros((120, 160), np.uint8), r"\(120, 160\) uint8"),  # grey
+        (np.zeros((120, 160, 4), np.uint8), r"\(120, 160, 4\) uint8"),  # RGBA
+        (np.zeros((120, 160, 3), np.uint16), r"\(120, 160, 3\) uint16"),
+        (np.zeros((120, 160, 3), np.int32), r"\(120, 160, 3\) int32"),  # cv2.error from the resize
+        (np.zeros((0, 160, 3), np.uint8), r"\(0, 160, 3\) uint8"),  # cv2.error from the resize
+    ],
+)
+def test_a_frame_that_is_not_rgb_is_named_with_its_own_shape(model: LocusModel, rgb: np.ndarray, shown: str) -> None:
+    frames = [make_frame(0), PosedFrame(rgb=rgb, depth=None, K=np.eye(3), T_world_cam=None, frame_id="f9")]
+    with pytest.raises(ModelError, match=rf"frame f9: expected rgb \(H,W,3\) uint8, got {shown}"):
+        extract_features_batch(model, frames)
+
+
 def test_raw_xfeat_on_real_frames_is_deterministic(shared_data) -> None:
     from locus_core.data import open_dataset
 
