@@ -281,8 +281,10 @@ class LocusModel(nn.Module):
         try:
             model.head.load_state_dict(checkpoint["head"])
         except (RuntimeError, TypeError, AttributeError) as exc:
+            # torch's first line only says "Error(s) in loading state_dict"; the next says which and how
+            lines = [line.strip() for line in str(exc).splitlines()]
             raise ModelError(
-                f"{source}: head weights do not fit config ({str(exc).splitlines()[0]})"
+                f"{source}: head weights do not fit config ({lines[1] if len(lines) > 1 else lines[0]})"
             ) from None
         if model.hash != checkpoint["hash"]:
             raise ModelError(

@@ -168,6 +168,22 @@ def test_bad_checkpoints_are_named(tmp_path: Path) -> None:
         LocusModel.load(write("bad.pt", {**good, "config": {**good["config"], "radii": [-1.0]}}))
 
 
+def test_head_weights_that_do_not_fit_say_which_and_how(tmp_path: Path) -> None:
+    # The message stopped at torch's first line ("Error(s) in loading state_dict for LocusHead:")
+    good = small_model().to_checkpoint()
+    other = {**good, "config": {**good["config"], "backbone": "xfeat"}, "backbone": "xfeat"}  # 16-d head, 64-d XFeat
+    torch.save(other, tmp_path / "xfeat.pt")
+    with pytest.raises(ModelError, match=r"xfeat.pt: head weights do not fit config \(size mismatch for in_norm.weight: "
+                                         r"copying a param with shape torch.Size\(\[16\]\) from checkpoint, the shape "
+                                         r"in current model is torch.Size\(\[64\]\)"):
+        LocusModel.load(tmp_path / "xfeat.pt")
+    renamed = {**good, "head": {k.replace("blocks.", "encoder."): v for k, v in good["head"].items()}}
+    torch.save(renamed, tmp_path / "renamed.pt")
+    with pytest.raises(ModelError, match=r"renamed.pt: head weights do not fit config \(Missing key\(s\) in state_dict: "
+                                         r"\"blocks.layers.0.self_attn.in_proj_weight\""):
+        LocusModel.load(tmp_path / "renamed.pt")
+
+
 def test_metadata_must_be_plain(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="plain JSON types"):
         small_model().save(tmp_path / "m.pt", metadata={"when": object()})
