@@ -141,7 +141,10 @@ def onnxruntime_opset() -> int:
     The fused op matters for transformer heads: as MatMul + Softmax + MatMul the (h*w)^2 attention of
     a 32x40 grid costs more in ONNX Runtime than in PyTorch's fused kernel.
     """
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise RuntimeUnavailable("onnxruntime is not installed") from None
 
     major, minor = (int(v) for v in ort.__version__.split(".")[:2])
     return 23 if (major, minor) >= (1, 23) else 18

@@ -380,6 +380,17 @@ def test_broken_onnx_file_is_named(model: LocusModel, tmp_path: Path) -> None:
         OnnxEngine(model, broken)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_without_onnxruntime_the_cached_graph_is_kept_and_eager_runs(
+    model: LocusModel, precision: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = cached_onnx(model)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import raises ImportError
+    engine = create_engine(model, "onnxruntime", precision=precision)
+    assert engine.name == "cpu" and engine.fallbacks[-1] == "onnxruntime: onnxruntime is not installed"
+    assert path.is_file()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_engine_matches_cpu_and_leaves_the_model_where_it_was(model: LocusModel) -> None:
     engine = create_engine(model, "cuda")
