@@ -16,6 +16,7 @@ import os
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -539,13 +540,28 @@ def create_engine(model: nn.Module, device: str = "auto", *, precision: str = "f
     raise EngineError(f"no runtime could run model {model.hash}: {'; '.join(reasons)}")
 
 
+def _cached_onnx_engine(model: nn.Module, cache: Callable[[nn.Module], Path], **kwargs: Any) -> OnnxEngine:
+    """An ``OnnxEngine`` on the graph ``cache`` keeps for ``model``, made again once if it does not load."""
+    path = cache(model)
+    try:
+        return OnnxEngine(model, path, **kwargs)
+    except RuntimeUnavailable:
+        raise
+    except EngineError as exc:
+        # Renamed into place whole but not synced to disk: a power cut can leave it empty or cut
+        # short, and every start fell back to a slower runtime until someone deleted it.
+        log.warning("%s; making it again", exc)
+        path.unlink(missing_ok=True)
+        return OnnxEngine(model, cache(model), **kwargs)
+
+
 def _make(model: nn.Module, runtime: str) -> InferenceEngine:
     if runtime == "tensorrt":
         return TensorRTEngine(model)
     if runtime == "onnxruntime":
-        return OnnxEngine(model)
+        return _cached_onnx_engine(model, cached_onnx)
     if runtime == "onnxruntime-int8":
-        return OnnxEngine(model, cached_int8_onnx(model), name=runtime, per_frame=True)
+        return _cached_onnx_engine(model, cached_int8_onnx, name=runtime, per_frame=True)
     if runtime.endswith("-bf16"):
         return TorchEngine(model, runtime.removesuffix("-bf16"), precision="bf16")
     return TorchEngine(model, runtime)

@@ -381,6 +381,25 @@ def test_broken_onnx_file_is_named(model: LocusModel, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_a_cached_graph_cut_short_is_made_again(
+    model: LocusModel, precision: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A power cut after the rename, before the data reached the disk: every start fell back to a
+    # slower runtime until someone deleted the file.
+    from locus_core.runtime.engines import cached_int8_onnx
+
+    path = cached_onnx(model) if precision == "fp32" else cached_int8_onnx(model)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 3])
+    with caplog.at_level(logging.WARNING):
+        engine = create_engine(model, "onnxruntime", precision=precision)
+    assert engine.fallbacks == [] and engine.path == path and path.stat().st_size > len(whole) // 3
+    assert f"{path}: ONNX Runtime cannot load it" in caplog.text and "making it again" in caplog.text
+    with torch.inference_mode():
+        assert parity(model(_images()), engine(_images())) > 0.98
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_without_onnxruntime_the_cached_graph_is_kept_and_eager_runs(
     model: LocusModel, precision: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
