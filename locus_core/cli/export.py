@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,9 +21,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from locus_core.models import load_model
-    from locus_core.runtime import export_model
+    from locus_core.models import DEFAULT_CHECKPOINT, load_model
+    from locus_core.runtime import ExportError, export_model
 
+    checkpoint = DEFAULT_CHECKPOINT if args.model == "default" else Path(args.model).expanduser()
+    if Path(args.out).expanduser().resolve() == checkpoint.resolve():
+        # The export replaces the file at --out: the trained model would be lost for its graph.
+        raise ExportError(f"{args.out}: is the checkpoint of --model; give the export another file name")
     model = load_model(args.model)
     size = tuple(args.size) if args.size else None
     path, score = export_model(model, args.out, args.fmt, input_size=size, dynamic=args.dynamic,

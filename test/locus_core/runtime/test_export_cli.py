@@ -29,3 +29,11 @@ def test_export_tensorrt_without_it_is_one_line(checkpoint: Path, tmp_path: Path
     assert main(["export", "--model", str(checkpoint), "--format", "tensorrt", "--out", str(tmp_path / "m.engine")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and ("TensorRT" in err or "CUDA" in err)
+
+
+def test_export_over_the_model_checkpoint_is_refused(checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # --out model.pt for model.onnx, completed by the shell: the trained model was replaced by its graph
+    saved = checkpoint.read_bytes()
+    assert main(["export", "--model", str(checkpoint), "--out", str(checkpoint.parent / "." / checkpoint.name)]) == 2
+    assert f"{checkpoint.parent / '.' / checkpoint.name}: is the checkpoint of --model" in capsys.readouterr().err
+    assert checkpoint.read_bytes() == saved
