@@ -29,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
         # The export replaces the file at --out: the trained model would be lost for its graph.
         raise ExportError(f"{args.out}: is the checkpoint of --model; give the export another file name")
     model = load_model(args.model)
-    size = tuple(args.size) if args.size else None
-    path, score = export_model(model, args.out, args.fmt, input_size=size, dynamic=args.dynamic,
-                               fp16=not args.fp32, opset=args.opset)
+    if args.size:  # here, not in export_model: the input size is in the hash printed below
+        model = model.with_input_size(tuple(args.size))
+    path, score = export_model(model, args.out, args.fmt, dynamic=args.dynamic, fp16=not args.fp32,
+                               opset=args.opset)
     print(f"{path}: {args.fmt}, model {model.hash}, parity with PyTorch (min per-patch cosine) {score:.6f}")
     return 0

@@ -37,3 +37,15 @@ def test_export_over_the_model_checkpoint_is_refused(checkpoint: Path, capsys: p
     assert main(["export", "--model", str(checkpoint), "--out", str(checkpoint.parent / "." / checkpoint.name)]) == 2
     assert f"{checkpoint.parent / '.' / checkpoint.name}: is the checkpoint of --model" in capsys.readouterr().err
     assert checkpoint.read_bytes() == saved
+
+
+def test_export_at_another_size_prints_the_hash_of_the_model_at_that_size(
+    checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The input size is in the hash (features at another size are other features): it printed the
+    # checkpoint's, which no engine or map of the exported graph's features carries.
+    model = LocusModel.load(checkpoint)
+    assert main(["export", "--model", str(checkpoint), "--format", "torchscript", "--size", "48", "96",
+                 "--out", str(tmp_path / "m.ts")]) == 0
+    printed = capsys.readouterr().out
+    assert f"model {model.with_input_size((48, 96)).hash}," in printed and model.hash not in printed
