@@ -300,9 +300,14 @@ class OnnxEngine(InferenceEngine):
             images = images[..., :height, :width]
         array = images.detach().cpu().float().contiguous().numpy()
         if self.per_frame and len(array) > 1:
-            return torch.cat([torch.from_numpy(self.session.run(None, {self._input: frame})[0])
-                              for frame in array[:, None]])
-        return torch.from_numpy(self.session.run(None, {self._input: array})[0])
+            return torch.cat([self._run(frame) for frame in array[:, None]])
+        return self._run(array)
+
+    def _run(self, array: object) -> torch.Tensor:
+        try:
+            return torch.from_numpy(self.session.run(None, {self._input: array})[0])
+        except Exception as exc:  # onnxruntime's own Fail/InvalidArgument types, which no caller catches
+            raise EngineError(f"{self.path}: ONNX Runtime failed running it ({str(exc).splitlines()[0]})") from None
 
 
 class TensorRTEngine(InferenceEngine):

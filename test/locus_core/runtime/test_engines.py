@@ -410,6 +410,37 @@ def test_without_onnxruntime_the_cached_graph_is_kept_and_eager_runs(
     assert path.is_file()
 
 
+def _graph_that_fails_to_run(path: Path) -> Path:
+    """A graph ONNX Runtime loads and fails on at run time (a Reshape its input does not fit)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    images = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, *SIZE])
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, None)
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [7, -1])
+    graph = helper.make_graph([helper.make_node("Reshape", ["images", "shape"], ["features"])], "g",
+                              [images], [features], [shape])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9), str(path))
+    return path
+
+
+def test_a_graph_that_fails_to_run_is_named_and_falls_back(
+    model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ONNX Runtime's own Fail went through create_engine (the check of a new export runs the graph)
+    # and through callers that catch LocusError.
+    import locus_core.runtime.export as export
+
+    engine = OnnxEngine(model, _graph_that_fails_to_run(tmp_path / "fails.onnx"))
+    with pytest.raises(EngineError, match=r"fails.onnx: ONNX Runtime failed running it \(\[ONNXRuntimeError\]"):
+        engine(_images())
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(export, "export_onnx", lambda model, path, **kwargs: _graph_that_fails_to_run(path))
+    engine = create_engine(model, "onnxruntime")
+    assert engine.name == "cpu" and "ONNX Runtime failed running it" in engine.fallbacks[0]
+    assert not list((tmp_path / "cache" / "onnx").iterdir())
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_engine_matches_cpu_and_leaves_the_model_where_it_was(model: LocusModel) -> None:
     engine = create_engine(model, "cuda")
