@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from pathlib import Path
 
@@ -83,6 +84,21 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
     with torch.inference_mode():
         assert torch.equal(loaded(images), model(images))
     assert load_model(str(path)).hash == model.hash
+
+
+def test_save_syncs_the_checkpoint_before_it_replaces_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Renamed unsynced, a power cut could leave model.pt (or the shipped model, ship_to) an empty file
+    path = small_model(0).save(tmp_path / "model.pt")
+    old = path.read_bytes()
+    synced: list[tuple[str, bytes]] = []
+
+    def fsync_path(target: Path) -> None:
+        synced.append((Path(target).name, path.read_bytes()))
+
+    monkeypatch.setattr(model_module, "fsync_path", fsync_path)
+    small_model(1).save(path)
+    assert [name for name, _ in synced] == [f".model.pt.tmp{os.getpid()}", tmp_path.name]
+    assert synced[0][1] == old and synced[1][1] != old  # the new file synced before the rename, the folder after
 
 
 def test_config_values_are_plain_so_the_hash_survives_a_round_trip(tmp_path: Path) -> None:
