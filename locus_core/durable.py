@@ -50,12 +50,14 @@ def replace_folder(tmp: Path, final: Path, aside: Path) -> None:
     if not final.exists():
         os.rename(tmp, final)
     elif _exchange(tmp, final):
-        shutil.rmtree(tmp)
+        # the new folder is in place: a previous one that cannot be deleted is a leftover, not a failed
+        # save (a later save removes it)
+        shutil.rmtree(tmp, ignore_errors=True)
     else:
         shutil.rmtree(aside, ignore_errors=True)
         os.rename(final, aside)
         os.rename(tmp, final)
-        shutil.rmtree(aside)
+        shutil.rmtree(aside, ignore_errors=True)
     fsync_path(final.parent)
 
 

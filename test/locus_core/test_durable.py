@@ -52,3 +52,27 @@ def test_written_last_removes_the_marker_first_and_writes_it_only_after_a_clean_
     with written_last(marker, "new"):
         pass
     assert marker.read_text() == "new"
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "rename aside"])
+def test_a_previous_folder_that_cannot_be_deleted_does_not_fail_the_save(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: bool
+) -> None:
+    if not exchange:
+        monkeypatch.setattr(durable, "_exchange", lambda a, b: False)
+    final, aside = tmp_path / "map", tmp_path / "map.old-1"
+    final.mkdir()
+    (final / "data").write_text("first")
+    tmp = tmp_path / "map.tmp-second"
+    tmp.mkdir()
+    (tmp / "data").write_text("second")
+    real_rmtree = durable.shutil.rmtree
+
+    def refuse(path, ignore_errors=False, **kw):  # a file of the old map held open on a network share
+        if not ignore_errors:
+            raise PermissionError(13, "Permission denied", str(path))
+        real_rmtree(path, ignore_errors=True, **kw)
+
+    monkeypatch.setattr(durable.shutil, "rmtree", refuse)
+    replace_folder(tmp, final, aside)  # the new folder is in place: the save succeeded
+    assert (final / "data").read_text() == "second"
