@@ -270,7 +270,7 @@ class LocusModel(nn.Module):
         if version != FORMAT_VERSION:
             age = "an older" if isinstance(version, int) and version < FORMAT_VERSION else "another"
             raise ModelError(
-                f"{source}: {age} checkpoint format (version {version}); this version of locus "
+                f"{source}: {age} checkpoint format (version {version!r}); this version of locus "
                 f"reads version {FORMAT_VERSION} — retrain the model or use the matching locus version"
             )
         missing = {"config", "backbone", "head", "hash"} - set(checkpoint)

@@ -170,6 +170,8 @@ def test_bad_checkpoints_are_named(tmp_path: Path) -> None:
         LocusModel.load(write("plain.pt", {"weight": torch.zeros(2)}))
     with pytest.raises(ModelError, match="old.pt: an older checkpoint format \\(version 0\\)"):
         LocusModel.load(write("old.pt", {**good, "format_version": 0}))
+    with pytest.raises(ModelError, match="text.pt: another checkpoint format \\(version '1'\\)"):  # not "version 1"
+        LocusModel.load(write("text.pt", {**good, "format_version": str(good["format_version"])}))
     with pytest.raises(ModelError, match="ok.pt: checkpoint is for backbone test, expected xfeat"):
         LocusModel.load(tmp_path / "ok.pt", backbone="xfeat")
     tampered = {**good, "head": {k: v + 1 for k, v in good["head"].items()}}
