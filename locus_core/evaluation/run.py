@@ -87,6 +87,10 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
 
     started = time.perf_counter()
     out = Path(out_dir)
+    # mkdir would only fail after the model and covisibility, with a FileExistsError traceback
+    above = next((p for p in (out, *out.parents) if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise EvaluationError(f"--out {out}: {above} is a file, not a folder")
     dataset = open_dataset(data, config.frames)
     if len(dataset) == 0:
         raise EvaluationError(f"{data}: the selection {config.frames!r} holds no frames")

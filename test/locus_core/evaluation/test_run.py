@@ -176,6 +176,20 @@ def test_overlapping_train_and_test_frames_are_an_error(scene: Path, tmp_path: P
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("out", ["file", "file/sub"])
+def test_out_that_is_a_file_is_refused_before_work(scene: Path, tmp_path: Path, out: str,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    def open_dataset(*args, **kwargs) -> None:
+        raise AssertionError("the data set was opened")
+
+    monkeypatch.setattr("locus_core.data.open_dataset", open_dataset)
+    (tmp_path / "file").write_text("")
+    err = _eval(["--model", "backbone:test", "--data", str(scene), "--tasks", "retrieval",
+                 "--out", str(tmp_path / out)], capsys)
+    assert f"{tmp_path / 'file'} is a file, not a folder" in err
+
+
 def test_unknown_task_is_an_error(scene: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = _eval(["--model", "backbone:test", "--data", str(scene), "--tasks", "magic", "--out", str(tmp_path)], capsys)
     assert "unknown magic" in err
