@@ -18,9 +18,11 @@ RECALL_GRID = np.linspace(0.0, 1.0, 21)
 def average_precision(scores: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     """Exact AP per query, the indicator form of the paper's smooth AP.
 
-    For a positive i: precision_i = (1 + #positives scoring > s_i) / (1 + #candidates scoring > s_i);
-    AP = mean of precision_i over the positives. Ties count in the query's favour, as in the paper's
-    formula with a step function. Positives outside ``candidates`` are ignored.
+    For a positive i: precision_i = #positives scoring >= s_i / #candidates scoring >= s_i;
+    AP = mean of precision_i over the positives: the paper's formula with a step function that is 1
+    at 0, i.e. tied items rank together (as the PR curve's thresholds count them). Counting ties in
+    the query's favour gave collapsed, constant features an AP of 1. Positives outside
+    ``candidates`` are ignored.
 
     Args:
         scores: (n, m) finite similarities of n queries to m database items.
@@ -60,16 +62,14 @@ def ranking_metrics(
     real = torch.arange(kmax)[None] < num_pos[:, None]
     pos_asc = pos.flip(1).contiguous()
     cand_asc = torch.where(candidates, scores, neg_inf).sort(dim=1).values
-    above_cand = m - torch.searchsorted(cand_asc, pos, right=True)
-    above_pos = kmax - torch.searchsorted(pos_asc, pos, right=True)
-    precision = (1 + above_pos).double() / (1 + above_cand).double()
-    ap = torch.where(real, precision, 0.0).sum(1) / num_pos.clamp(min=1).double()
-    ap = torch.where(num_pos > 0, ap, torch.full_like(ap, float("nan")))
-    # PR curve: thresholds at each positive's score, ties included.
+    # Thresholds at each positive's score, ties included: positives and candidates at or above it.
     hits = (kmax - torch.searchsorted(pos_asc, pos, right=False)).double()
     retrieved = (m - torch.searchsorted(cand_asc, pos, right=False)).double()
+    precision = hits / retrieved.clamp(min=1)
+    ap = torch.where(real, precision, 0.0).sum(1) / num_pos.clamp(min=1).double()
+    ap = torch.where(num_pos > 0, ap, torch.full_like(ap, float("nan")))
     recall = (hits / num_pos.clamp(min=1)[:, None]).numpy()
-    prec = (hits / retrieved.clamp(min=1)).numpy()
+    prec = precision.numpy()
     reached = (recall[:, :, None] >= RECALL_GRID[None, None] - 1e-12) & real.numpy()[:, :, None]
     curve = np.where(reached, prec[:, :, None], 0.0).max(axis=1)
     curve[num_pos.numpy() == 0] = np.nan

@@ -30,6 +30,21 @@ def test_non_candidates_are_ignored_and_no_positive_is_nan() -> None:
     assert np.isnan(_ap([0.1, 0.9], [False, False]))
 
 
+def test_ties_rank_together() -> None:
+    # a tie is no evidence that the positive comes first: collapsed (constant) features score the
+    # share of positives, not a perfect 1.0, as the PR curve's thresholds already counted them
+    assert _ap([0.5] * 4, [True, False, False, False]) == pytest.approx(1 / 4)
+    # the positives tied with a negative at the top: both at precision 2/3, then 3/4
+    assert _ap([0.9, 0.9, 0.9, 0.1, 0.2], [True, True, False, False, True]) == pytest.approx((2 / 3 * 2 + 3 / 4) / 3)
+
+
+def test_patch_retrieval_of_collapsed_features_is_not_perfect() -> None:
+    points = torch.tensor([[[0.0, 0, 0], [5.0, 0, 0]], [[0.0, 0, 0], [5.0, 0, 0]]])
+    features = torch.ones(2, 2, 4) / 2
+    result = patch_retrieval(features, points, torch.tensor([0, 1]))
+    assert result.ap == pytest.approx(0.5)
+
+
 def reference_ap(scores: np.ndarray, pos: np.ndarray) -> float:
     order = np.argsort(-scores, kind="stable")
     hits = pos[order]
