@@ -55,6 +55,7 @@ def test_dict_round_trip(steps: int, radius: float) -> None:
         ("mode=c", "mode: 'c' is not one of"),
         ("verbose=maybe", "verbose: expected true or false"),
         ("inner.sizes=[1.5]", "inner.sizes: expected an integer"),
+        ("steps=.inf", r"steps: expected int, got inf"),  # int(inf) raises OverflowError
         ("novalue", "expected key=value"),
     ],
 )
