@@ -7,6 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from locus_core.evaluation.pose import pose_error
 from locus_core.geometry import invert_se3, project, transform_points, visible
 
 # Viewpoint-change bins (degrees of relative camera rotation) for the report's table.
@@ -14,9 +15,9 @@ ANGLE_BINS = (0.0, 10.0, 20.0, 40.0, 180.0)
 
 
 def viewpoint_change_deg(T_world_a: np.ndarray, T_world_b: np.ndarray) -> float:
-    """Angle (deg) of the relative rotation between two camera-to-world poses."""
-    R = np.asarray(T_world_a)[:3, :3].T @ np.asarray(T_world_b)[:3, :3]
-    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0))))
+    """Angle (deg) of the relative rotation between two camera-to-world poses (of the nearest
+    rotation, as ``pose.pose_error``'s: poses slightly off orthonormal are not rotated)."""
+    return pose_error(T_world_a, T_world_b)[1]
 
 
 def sample_features(features: torch.Tensor, uv: torch.Tensor, stride: int) -> torch.Tensor:

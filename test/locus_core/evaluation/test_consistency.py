@@ -31,5 +31,9 @@ def test_viewpoint_change_and_bins() -> None:
     T = np.eye(4)
     T[:3, :3] = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]
     assert viewpoint_change_deg(np.eye(4), T) == pytest.approx(90.0)
+    # 7-Scenes poses are ~3e-4 off orthonormal: the trace formula read one such pose as 1.6 deg from itself
+    skewed = np.eye(4)
+    skewed[:3, :3] *= 1 - 3e-4
+    assert viewpoint_change_deg(skewed, skewed) == pytest.approx(0.0, abs=1e-6)
     rows = bin_by_angle(np.array([5.0, 15.0]), [np.array([1.0, 0.5]), np.zeros(0)], bins=(0, 10, 20))
     assert rows[0]["mean_cosine"] == 0.75 and rows[1]["pairs"] == 0
