@@ -29,6 +29,7 @@ from geometry_msgs.msg import Point, PoseWithCovarianceStamped, TransformStamped
 from locus.msg import LocalizerStatus, PlaceMatch, PlaceMatchArray
 from locus.srv import LoadMap, SaveMap, SetMode
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -182,7 +183,9 @@ class LocalizerNode(Node):
         self._stopping = False
         self._worker = threading.Thread(target=self._work, name="locus_worker", daemon=True)
         self._worker.start()
-        self.create_timer(p.diagnostics_period, self._publish_diagnostics)
+        # On steady time: on ROS time, use_sim_time with nothing on /clock (a bag played without
+        # --clock, or not yet) stopped the very reports that would say why nothing happens.
+        self.create_timer(p.diagnostics_period, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
             f"mode {p.mode}, inputs {', '.join(self._input_names)} (images {p.image_qos}, camera_info {p.camera_info_qos} QoS), "
             f"TF via {self.tf.backend}"

@@ -585,3 +585,21 @@ def test_reset_and_mode_changes_restart_tracking(start, tmp_path: Path) -> None:
     for mode in ("mapping", "localization"):
         assert node.set_parameters([Parameter("mode", value=mode)])[0].successful
     assert node._processor.tracking_resets == 3
+
+
+def test_diagnostics_are_published_on_sim_time_before_any_clock(start) -> None:
+    """use_sim_time with nothing on /clock (`ros2 bag play` without --clock, or before the bag starts):
+    the diagnostics timer ran on ROS time, stuck at 0, and the node published no /diagnostics nor
+    ~/status, the very messages that would say why it does nothing."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    node = start(use_sim_time=True, diagnostics_period=0.1)
+    published = []
+    node._pub_diag = SimpleNamespace(publish=published.append)
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    deadline = time.monotonic() + 5
+    while not published and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+    executor.remove_node(node)
+    assert published, "no /diagnostics on sim time without /clock"
