@@ -50,6 +50,7 @@ class NodeStats:
     frames_tracked: int = 0  # of frames_localized, posed by tracking (locus_core.mapping.tracking)
     keyframes_inserted: int = 0
     skipped: Counter = field(default_factory=Counter)  # reason kind -> count (bad message, tf, ...)
+    incompatible_qos: dict[str, str] = field(default_factory=dict)  # input topic -> why a publisher's messages never reach it
     last_error: str = ""
     last_reason: str = ""  # why the last processed frame gave no pose ("" when it did)
     localized: bool = False
@@ -59,6 +60,10 @@ class NodeStats:
     def message_in(self, topic: str) -> None:
         with self._lock:
             self.inputs.setdefault(topic, RateMeter()).tick(time.monotonic())
+
+    def incompatible(self, topic: str, reason: str) -> None:
+        with self._lock:
+            self.incompatible_qos[topic] = reason
 
     def skip(self, kind: str, error: str) -> None:
         with self._lock:
@@ -93,6 +98,7 @@ class NodeStats:
                 "frames_tracked": self.frames_tracked,
                 "keyframes_inserted": self.keyframes_inserted,
                 "skipped": dict(self.skipped),
+                "incompatible_qos": dict(self.incompatible_qos),
                 "last_error": self.last_error,
                 "last_reason": self.last_reason,
                 "localized": self.localized,
@@ -121,7 +127,8 @@ def render(snapshot: dict, *, node_name: str, inputs: list[str], sync: dict, sta
     bad = sum(snapshot["skipped"].get(k, 0) for k in ("bad_message", "unknown_encoding"))
     input_level, input_msg = DiagnosticStatus.OK, "receiving"
     if silent:
-        input_level, input_msg = DiagnosticStatus.WARN, f"no messages in {WINDOW_S:.0f} s on {', '.join(silent)}"
+        why = {t: f" ({r})" for t, r in snapshot["incompatible_qos"].items()}
+        input_level, input_msg = DiagnosticStatus.WARN, f"no messages in {WINDOW_S:.0f} s on {', '.join(t + why.get(t, '') for t in silent)}"
     elif bad:
         input_level, input_msg = DiagnosticStatus.WARN, f"{bad} bad message(s); last: {snapshot['last_error']}"
     input_values = {f"rate_hz {t}": rates.get(t, 0.0) for t in inputs}

@@ -33,7 +33,11 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind, qos_profile_sensor_data
+try:
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble names it rclpy.qos_event
+    from rclpy.qos_event import SubscriptionEventCallbacks
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from std_srvs.srv import Trigger
@@ -168,8 +172,12 @@ class LocalizerNode(Node):
         topics = [(rgb_type, rgb_topic, p.image_qos), (Image, "depth/image", p.image_qos), (CameraInfo, "rgb/camera_info", p.camera_info_qos)]
         self._input_names = [self.resolve_topic_name(name) for _, name, _ in topics]
         self._sync = ApproximateTimeSynchronizer(len(topics), p.sync_max_interval, p.sync_queue_size, self._on_synced)
+        qos_parameters = ["image_qos", "image_qos", "camera_info_qos"]
         for index, (msg_type, name, kind) in enumerate(topics):
-            self.create_subscription(msg_type, name, self._input_callback(index, self._input_names[index]), qos(kind))
+            self.create_subscription(
+                msg_type, name, self._input_callback(index, self._input_names[index]), qos(kind),
+                event_callbacks=SubscriptionEventCallbacks(incompatible_qos=self._incompatible_qos_callback(self._input_names[index], qos_parameters[index])),
+            )
 
         self.create_service(SaveMap, "~/save_map", self._on_save_map)
         self.create_service(LoadMap, "~/load_map", self._on_load_map)
@@ -238,6 +246,16 @@ class LocalizerNode(Node):
         def callback(msg: Any) -> None:
             self.stats.message_in(topic)
             self._sync.add(index, conv.stamp_to_seconds(msg.header.stamp), msg)
+
+        return callback
+
+    def _incompatible_qos_callback(self, topic: str, parameter: str):
+        # DDS delivers nothing from such a publisher, silently: the input would only look dead.
+        def callback(event: Any) -> None:
+            reason = (f"a publisher offers incompatible QoS: {qos_policy_name_from_kind(event.last_policy_kind)}; "
+                      f"{parameter}: sensor_data takes best-effort and reliable publishers")
+            self.stats.incompatible(topic, reason)
+            self.get_logger().warning(f"{topic}: {reason}")
 
         return callback
 

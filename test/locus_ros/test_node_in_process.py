@@ -603,3 +603,34 @@ def test_diagnostics_are_published_on_sim_time_before_any_clock(start) -> None:
         executor.spin_once(timeout_sec=0.05)
     executor.remove_node(node)
     assert published, "no /diagnostics on sim time without /clock"
+
+
+def test_a_camera_driver_offering_incompatible_qos_is_named_in_the_diagnostics(start) -> None:
+    """image_qos: reliable and a best-effort camera driver: DDS never delivers its images. The
+    diagnostics said only "no messages on <topic>"; they now say why, and which parameter fixes it."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from locus_ros.diagnostics import render
+
+    node = start(image_qos="reliable", diagnostics_period=0.1)
+    driver = rclpy.create_node("best_effort_camera", context=node.context, namespace=node.get_namespace())
+    driver.create_publisher(Image, "rgb/image", qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    executor.add_node(driver)
+    rgb = node.resolve_topic_name("rgb/image")
+
+    def inputs_message() -> str:
+        executor.spin_once(timeout_sec=0.05)
+        inputs, _ = render(node.stats.snapshot(), node_name="n", inputs=node._input_names, sync={}, state=node._state())
+        return inputs.message if "incompatible" in inputs.message else ""
+
+    try:
+        message = _wait(inputs_message, "the incompatible publisher to be reported")
+    finally:
+        executor.remove_node(driver)
+        executor.remove_node(node)
+        driver.destroy_node()
+    assert f"{rgb} (a publisher offers incompatible QoS: RELIABILITY; image_qos" in message
