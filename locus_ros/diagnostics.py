@@ -43,6 +43,7 @@ class NodeStats:
     """What /diagnostics and ~/status report. Mutate only through the methods (they lock)."""
 
     inputs: dict[str, RateMeter] = field(default_factory=dict)
+    stamps: dict[str, float] = field(default_factory=dict)  # input topic -> header stamp (s) of its newest message
     frames_received: int = 0  # synchronised sets handed to the worker
     frames_processed: int = 0
     frames_dropped: int = 0  # replaced in the worker queue by a newer frame
@@ -57,9 +58,10 @@ class NodeStats:
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def message_in(self, topic: str) -> None:
+    def message_in(self, topic: str, stamp: float) -> None:
         with self._lock:
             self.inputs.setdefault(topic, RateMeter()).tick(time.monotonic())
+            self.stamps[topic] = stamp
 
     def incompatible(self, topic: str, reason: str) -> None:
         with self._lock:
@@ -91,6 +93,7 @@ class NodeStats:
             return {
                 "rates": {topic: meter.rate(now) for topic, meter in self.inputs.items()},
                 "totals": {topic: meter.total for topic, meter in self.inputs.items()},
+                "stamps": dict(self.stamps),
                 "frames_received": self.frames_received,
                 "frames_processed": self.frames_processed,
                 "frames_dropped": self.frames_dropped,
@@ -129,6 +132,11 @@ def render(snapshot: dict, *, node_name: str, inputs: list[str], sync: dict, sta
     if silent:
         why = {t: f" ({r})" for t, r in snapshot["incompatible_qos"].items()}
         input_level, input_msg = DiagnosticStatus.WARN, f"no messages in {WINDOW_S:.0f} s on {', '.join(t + why.get(t, '') for t in silent)}"
+    elif sync.get("emitted") == 0 and sync.get("dropped", 0) > 0:
+        # Every input arrives, yet every set was dropped: stamps on clocks apart (a driver's hardware
+        # clock beside the system's, camera_info stamped 0) show only here.
+        newest = ", ".join(f"{snapshot['stamps'].get(t, float('nan')):.3f} on {t}" for t in inputs)
+        input_level, input_msg = DiagnosticStatus.WARN, f"no rgb, depth and camera_info set within sync_max_interval: newest stamps {newest}"
     elif bad:
         input_level, input_msg = DiagnosticStatus.WARN, f"{bad} bad message(s); last: {snapshot['last_error']}"
     input_values = {f"rate_hz {t}": rates.get(t, 0.0) for t in inputs}

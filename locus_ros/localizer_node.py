@@ -244,8 +244,9 @@ class LocalizerNode(Node):
     # ---------------------------------------------------------------- inputs
     def _input_callback(self, index: int, topic: str):
         def callback(msg: Any) -> None:
-            self.stats.message_in(topic)
-            self._sync.add(index, conv.stamp_to_seconds(msg.header.stamp), msg)
+            stamp = conv.stamp_to_seconds(msg.header.stamp)
+            self.stats.message_in(topic, stamp)
+            self._sync.add(index, stamp, msg)
 
         return callback
 

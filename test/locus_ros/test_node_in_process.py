@@ -634,3 +634,25 @@ def test_a_camera_driver_offering_incompatible_qos_is_named_in_the_diagnostics(s
         executor.remove_node(node)
         driver.destroy_node()
     assert f"{rgb} (a publisher offers incompatible QoS: RELIABILITY; image_qos" in message
+
+
+def test_inputs_whose_stamps_never_synchronise_are_reported_with_their_stamps() -> None:
+    """rgb, depth and camera_info all arrive, but on clocks too far apart for sync_max_interval (a
+    RealSense's depth on its hardware clock, camera_info stamped 0): every set was dropped while the
+    inputs status said "receiving", OK, and nothing said why no frame was processed."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from locus_ros.diagnostics import render
+
+    stats = NodeStats()
+    topics = ["/cam/rgb", "/cam/depth", "/cam/info"]
+    for i in range(3):
+        for topic, offset in zip(topics, (0.0, 0.5, None)):
+            stats.message_in(topic, 0.0 if offset is None else 100.0 + i / 30 + offset)
+            time.sleep(0.01)
+    inputs, _ = render(stats.snapshot(), node_name="n", inputs=topics, sync={"emitted": 0, "dropped": 3}, state={})
+    assert inputs.level == DiagnosticStatus.WARN
+    assert inputs.message == ("no rgb, depth and camera_info set within sync_max_interval: newest stamps 100.067 on /cam/rgb, "
+                              "100.567 on /cam/depth, 0.000 on /cam/info")
+    inputs, _ = render(stats.snapshot(), node_name="n", inputs=topics, sync={"emitted": 1, "dropped": 3}, state={})
+    assert (inputs.level, inputs.message) == (DiagnosticStatus.OK, "receiving")
