@@ -95,11 +95,13 @@ def frame_from_messages(
         depth_m = depth_from_image(depth, what=topics[1])
         K = intrinsics_from_camera_info(info, what=topics[2], rectified=rectified)
         size = image_size_of_camera_info(info, what=topics[2])
+    # Named by topic: remapped, "rgb" and "depth" do not say which driver output is at fault.
+    rgb_size = f"{topics[0]} {image.shape[1]}x{image.shape[0]}"
     if depth_m.shape != image.shape[:2]:
         raise ConversionError(
-            f"size mismatch: rgb {image.shape[1]}x{image.shape[0]}, depth {depth_m.shape[1]}x{depth_m.shape[0]} (register depth to colour)"
+            f"size mismatch: {rgb_size}, {topics[1]} {depth_m.shape[1]}x{depth_m.shape[0]} (register depth to colour)"
         )
     if size != image.shape[:2]:
-        raise ConversionError(f"size mismatch: rgb {image.shape[1]}x{image.shape[0]}, camera_info {image_size_in_words(info, size)}")
+        raise ConversionError(f"size mismatch: {rgb_size}, {topics[2]} {image_size_in_words(info, size)}")
     frame = PosedFrame(rgb=image, depth=depth_m, K=K, T_world_cam=None, frame_id=f"{frame_id}@{stamp:.6f}", stamp=stamp)
     return frame, frame_id

@@ -60,9 +60,9 @@ def test_unusable_sets_say_why() -> None:
         frame_from_messages(_image(RGB, "yuv422"), depth, _info(), topics=topics)
     with pytest.raises(UnsupportedEncoding, match="/cam/depth: encoding 'rgb8' is not a depth encoding"):
         frame_from_messages(_image(RGB, "rgb8"), _image(RGB, "rgb8"), _info(), topics=topics)
-    with pytest.raises(ConversionError, match="size mismatch: rgb 8x6, depth 4x6"):
+    with pytest.raises(ConversionError, match="size mismatch: /cam/rgb 8x6, /cam/depth 4x6"):
         frame_from_messages(_image(RGB, "rgb8"), _image(DEPTH_MM[:, :4], "16UC1"), _info(), topics=topics)
-    with pytest.raises(ConversionError, match="size mismatch: rgb 8x6, camera_info 16x12"):
+    with pytest.raises(ConversionError, match="size mismatch: /cam/rgb 8x6, /cam/info 16x12"):
         frame_from_messages(_image(RGB, "rgb8"), depth, _info(16, 12), topics=topics)
     with pytest.raises(ConversionError, match="/cam/rgb: empty header.frame_id"):
         frame_from_messages(_image(RGB, "rgb8", frame=""), depth, _info(), topics=topics)
@@ -152,7 +152,7 @@ def test_binned_and_cropped_images_take_intrinsics_for_their_size(rectified: boo
     u, v = (frame.K @ point / point[2])[:2]
     assert (2 * u + 4, 2 * v + 2) == pytest.approx((u_full, v_full))
     info.roi = SimpleNamespace(x_offset=0, y_offset=0, width=0, height=0, do_rectify=False)  # unset: the full 20x16
-    with pytest.raises(ConversionError, match=r"size mismatch: rgb 8x6, camera_info 10x8 \(roi and binning of 20x16\)"):
+    with pytest.raises(ConversionError, match=r"size mismatch: rgb 8x6, /cam/info 10x8 \(roi and binning of 20x16\)"):
         frame_from_messages(_image(RGB, "rgb8"), _image(DEPTH_MM, "16UC1"), info, topics=("rgb", "depth", "/cam/info"))
     info.roi = SimpleNamespace(x_offset=8, y_offset=0, width=16, height=12, do_rectify=False)
     with pytest.raises(ConversionError, match=r"/cam/info: roi 16x12 at \(8, 0\) with binning 2x2 does not fit the calibrated 20x16"):
