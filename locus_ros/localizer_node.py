@@ -342,8 +342,8 @@ class LocalizerNode(Node):
             return ""
         try:
             FrameProcessor.check_save_target(path)
-        except LocusError as exc:
-            return f"map_path {path}: the mapping session could not be saved there: {exc}"
+        except Exception as exc:  # noqa: BLE001  an OSError too (EACCES): out of a parameter callback it ends the node
+            return self._failure(f"map_path {path}: the mapping session could not be saved there", exc)
         return ""
 
     def _load_map(self, path: str) -> str:
@@ -617,8 +617,8 @@ class LocalizerNode(Node):
         if mode == "mapping" and not self._processor.has_map:
             try:
                 self._processor.new_map(self.params.map_path)
-            except LocusError as exc:
-                return f"cannot map: {exc}"
+            except Exception as exc:  # noqa: BLE001  likewise
+                return self._failure("cannot map", exc)
         if mode == "localization" and self._processor.counts()[0] == 0:
             return "cannot localize: the map has no keyframes (load one or map first)"
         self._processor.reset_tracking()  # frames were not localized meanwhile: the last pose is stale

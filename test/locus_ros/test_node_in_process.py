@@ -656,3 +656,21 @@ def test_inputs_whose_stamps_never_synchronise_are_reported_with_their_stamps() 
                               "100.567 on /cam/depth, 0.000 on /cam/info")
     inputs, _ = render(stats.snapshot(), node_name="n", inputs=topics, sync={"emitted": 1, "dropped": 3}, state={})
     assert (inputs.level, inputs.message) == (DiagnosticStatus.OK, "receiving")
+
+
+def test_a_map_path_that_cannot_be_checked_is_refused_and_the_node_keeps_running(start) -> None:
+    """Checking where a mapping session would be saved can fail with an OSError (a folder of another
+    user, run as a robot's own user: EACCES): it escaped the parameter callback, and rclpy's
+    parameter service let it end the executor, and the node, at `ros2 param set`."""
+    denied = PermissionError(13, "Permission denied", "/home/other/maps")
+    node = start({"new_map": denied})
+    result = node.set_parameters([Parameter("mode", value="mapping")])[0]  # no map to extend: a new one
+    assert not result.successful and result.reason == "cannot map: PermissionError: [Errno 13] Permission denied: '/home/other/maps'"
+    node = start(mode="mapping")
+    type(node._processor).failures["check_save_target"] = denied
+    result = node.set_parameters([Parameter("map_path", value="/home/other/maps/kitchen")])[0]
+    assert not result.successful and result.reason == (
+        "map_path /home/other/maps/kitchen: the mapping session could not be saved there: "
+        "PermissionError: [Errno 13] Permission denied: '/home/other/maps'"
+    )
+    assert node.params.mode == "mapping" and node.params.map_path == ""
