@@ -453,6 +453,7 @@ class LocalizerNode(Node):
             except TransformError as exc:
                 tf_reason = f"map->odom not published: {exc}"
                 self.stats.skip("tf", tf_reason)
+                self.get_logger().warning(tf_reason, throttle_duration_sec=5.0)
         self.stats.processed(
             localized=bool(result.localized), reason=result.reason or tf_reason,
             latency_ms=1e3 * (time.monotonic() - item.received), tracked=result.method == "tracked",

@@ -674,3 +674,15 @@ def test_a_map_path_that_cannot_be_checked_is_refused_and_the_node_keeps_running
         "PermissionError: [Errno 13] Permission denied: '/home/other/maps'"
     )
     assert node.params.mode == "mapping" and node.params.map_path == ""
+
+
+def test_map_to_odom_not_published_for_want_of_odometry_is_logged(start, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """Localized, but odom -> camera missing from TF (odometry not running, a frame misnamed): the pose
+    went out, map->odom never did, and only /diagnostics said why; the console, nothing."""
+    node = start(map_path=str(tmp_path / "m"), tf_timeout=0.0)
+    node._processor.localize = lambda frame, odometry: SimpleNamespace(
+        localized=True, T_map_cam=np.eye(4), covariance=None, matches=[], reason="", inliers=50, method="full")
+    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+    _wait(lambda: node.stats.snapshot()["frames_processed"] == 1, "the frame to be processed")
+    assert node.stats.snapshot()["skipped"] == {"tf": 1}
+    assert "map->odom not published: " in capfd.readouterr().err
