@@ -53,7 +53,7 @@ class FrameProcessor:
         from locus_core.runtime import create_engine
 
         self.lock = threading.RLock()
-        self.config = load_config(LocalizerConfig, Path(localizer_config) if localizer_config else None, list(overrides))
+        self.config = load_config(LocalizerConfig, _path(localizer_config) if localizer_config else None, list(overrides))
         self.model = load_model(model_spec).eval()
         self.engine = create_engine(self.model, device, precision=precision)
         self.map: Any = None  # locus_core.mapping.LandmarkMap
@@ -80,7 +80,7 @@ class FrameProcessor:
         """Replace the map by the one at ``path``; on failure the current map stays (LocusError raised)."""
         from locus_core.mapping import LandmarkMap
 
-        self.use_map(LandmarkMap.load(Path(path), expected_model_hash=self.model.hash), Path(path))
+        self.use_map(LandmarkMap.load(_path(path), expected_model_hash=self.model.hash), _path(path))
 
     def use_map(self, landmark_map: Any, path: Path | None = None) -> None:
         """Replace the map by ``landmark_map`` (a loaded ``LandmarkMap`` of this model, read from ``path``)."""
@@ -120,7 +120,7 @@ class FrameProcessor:
         map: saving replaces the folder whole)."""
         from locus_core.mapping.store import check_replaceable
 
-        check_replaceable(Path(path))
+        check_replaceable(_path(path))
 
     def save_map(self, path: str | Path) -> Path:
         with self.lock:
@@ -128,8 +128,8 @@ class FrameProcessor:
                 raise PipelineError("no map to save: load one or switch to mapping mode first")
             if self._localizer is not None:
                 self._localizer.finish_mapping()
-            self.map.save(Path(path))
-            self.map_path = Path(path)
+            self.map.save(_path(path))
+            self.map_path = _path(path)
             return self.map_path
 
     def localize(self, frame: PosedFrame, odometry: np.ndarray | None = None) -> Any:
@@ -178,3 +178,9 @@ class FrameProcessor:
             keyframes = self.map.keyframes.centres.copy()
         step = max(1, int(np.ceil(len(points) / max_points)))
         return points[::step], keyframes
+
+
+def _path(path: str | Path) -> Path:
+    """``path`` with ``~`` expanded: paths from ROS parameter files and service requests reach here
+    without a shell (as ``load_model`` does for checkpoints)."""
+    return Path(path).expanduser()

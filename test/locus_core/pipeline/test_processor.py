@@ -117,3 +117,16 @@ def test_reset_tracking_localizes_the_next_frame_in_full(world: dict) -> None:
     assert p.localize(dataclasses.replace(frame, stamp=0.1)).method == "tracked"
     p.reset_tracking()
     assert p.localize(dataclasses.replace(frame, stamp=0.2)).method != "tracked"
+
+
+def test_paths_from_parameters_expand_the_home_folder(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ROS parameter files and service requests are not shell-expanded: '~/maps/x' named a folder '~'
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "relaxed.yaml").write_text(RELAXED)
+    p = FrameProcessor("backbone:test", "cpu", "~/relaxed.yaml")
+    p.new_map(save_to="~/maps/kitchen")
+    p.insert_keyframe(open_dataset(world["scene"], "0:1")[0])
+    assert p.save_map("~/maps/kitchen") == tmp_path / "maps" / "kitchen"
+    assert (tmp_path / "maps" / "kitchen" / "manifest.json").is_file() and not Path("~").exists()
+    p.load_map("~/maps/kitchen")
+    assert p.map_path == tmp_path / "maps" / "kitchen"
