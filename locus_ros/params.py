@@ -51,10 +51,12 @@ def _one_of(options: tuple[str, ...]) -> Callable[[Any], str]:
     return lambda v: "" if v in options else f"must be one of {', '.join(options)}; got {v!r}"
 
 
-def _at_least(low: float, *, strict: bool = False) -> Callable[[Any], str]:
+def _at_least(low: float, *, strict: bool = False, at_most: float = math.inf) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         if not math.isfinite(v):  # inf stamps overflow, an inf timeout blocks the worker for good
             return f"must be finite; got {v!r}"
+        if v > at_most:
+            return f"must be <= {at_most}; got {v!r}"
         ok = v > low if strict else v >= low
         return "" if ok else f"must be {'>' if strict else '>='} {low}; got {v!r}"
 
@@ -84,7 +86,8 @@ SPEC: dict[str, tuple[str, Callable[[Any], str] | None, bool]] = {
     "odom_frame": ("REP 105 odom frame (not map_frame)", _frame_name, False),
     "mapping_frame": ("mapping mode: the fixed frame camera poses come from (empty = map_frame; odom_frame = map from odometry)", _optional_frame_name, False),
     "publish_tf": ("publish map->odom (needs odom->camera in TF)", None, False),
-    "transform_tolerance": ("s: map->odom is stamped this far in the future", _at_least(0.0), False),
+    # a stamp's seconds are int32: a tolerance of ~1e9 s overflowed it on every localized frame
+    "transform_tolerance": ("s: map->odom is stamped this far in the future", _at_least(0.0, at_most=3600.0), False),
     "tf_timeout": ("s: how long a frame waits for its TF before it is skipped", _at_least(0.0), False),
     "sync_max_interval": ("s: largest stamp spread between rgb, depth and camera_info", _at_least(0.0, strict=True), True),
     "sync_queue_size": ("messages per input kept while waiting for partners", _at_least(1), True),
@@ -95,7 +98,8 @@ SPEC: dict[str, tuple[str, Callable[[Any], str] | None, bool]] = {
     "rectified": ("true: the images are rectified (image_proc's image_rect): intrinsics from camera_info P[:3, :3], "
                   "distortion ignored; false: intrinsics from K (distortion warned about)", None, True),
     "max_matches": ("place matches published per frame", _at_least(1), False),
-    "diagnostics_period": ("s between /diagnostics and ~/status messages", _at_least(0.0, strict=True), True),
+    # a timer firing every microsecond would take the executor from the camera callbacks
+    "diagnostics_period": ("s between /diagnostics and ~/status messages", _at_least(0.05), True),
 }
 assert set(SPEC) == {f.name for f in dataclasses.fields(NodeParams)}, "SPEC and NodeParams disagree"
 

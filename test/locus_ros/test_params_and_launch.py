@@ -40,6 +40,8 @@ def test_yaml_holds_every_parameter_with_its_default() -> None:
         ("tf_timeout", float("inf"), "tf_timeout must be finite; got inf"),
         ("sync_max_interval", float("inf"), "sync_max_interval must be finite"),
         ("diagnostics_period", float("nan"), "diagnostics_period must be finite"),
+        ("transform_tolerance", 1e10, "transform_tolerance must be <= 3600.0"),
+        ("diagnostics_period", 1e-6, "diagnostics_period must be >= 0.05"),
         ("model", "", "model must not be empty"),
         ("nonsense", 1, "unknown parameter 'nonsense'"),
     ],
