@@ -351,6 +351,10 @@ class LocalizerNode(Node):
         in use."""
         if not path:
             return "map_path cannot be emptied at runtime: the map in use stays"
+        if self._unsaved_keyframes:
+            n = self._unsaved_keyframes
+            return (f"map {path} not loaded: {n} keyframe{'s' * (n > 1)} mapped since the map was last saved would be "
+                    "lost; save them first (~/save_map)")
         try:
             if self._processor is None:
                 raise LocusError(self._state_error)

@@ -216,6 +216,20 @@ def test_a_session_mapped_then_localized_in_is_saved_on_shutdown(start, tmp_path
     assert node._processor.saves == 1
 
 
+def test_loading_a_map_does_not_drop_unsaved_keyframes(start, tmp_path: Path) -> None:
+    node = start(mode="mapping", map_path=str(tmp_path / "room"))
+    camera = TransformStamped(header=Header(stamp=Time(sec=1), frame_id="map"), child_frame_id="cam")
+    camera.transform.rotation.w = 1.0
+    node.tf._on_tf(TFMessage(transforms=[camera]), True)
+    node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
+    _wait(lambda: node.stats.snapshot()["keyframes_inserted"] == 1, "a keyframe")
+    response = node._on_load_map(LoadMap.Request(path=str(tmp_path / "other")), LoadMap.Response())
+    assert not response.success and "1 keyframe mapped since the map was last saved" in response.message
+    assert node._processor.map == "new"  # the session stays
+    assert node._on_save_map(SaveMap.Request(path=""), SaveMap.Response()).success
+    assert node._on_load_map(LoadMap.Request(path=str(tmp_path / "other")), LoadMap.Response()).success
+
+
 def test_a_start_failure_is_the_reported_state_and_the_node_keeps_running(start, tmp_path: Path) -> None:
     node = start({"load_map": RuntimeError("corrupt index")}, map_path=str(tmp_path / "m"))
     # The real reason, not "set map_path": map_path is set.
