@@ -29,17 +29,26 @@ def recording(data: Path | None, map_frames: str, query_frames: str, cache: Path
 
 
 def cache_key(data: Path, frames: str) -> str:
-    return hashlib.sha256(f"{data.resolve()}|{frames}".encode()).hexdigest()[:10]
+    from locus_core.data import open_dataset
+
+    # The content too (files' sizes and mtimes, poses): a recording re-recorded or a scene
+    # regenerated at the same path would otherwise be served the old one's map and bag.
+    digest = open_dataset(data, frames=frames).content_digest()
+    return hashlib.sha256(f"{data.resolve()}|{frames}|{digest}".encode()).hexdigest()[:10]
 
 
 def cached_map(model_spec: str, data: Path, frames: str, cache: Path) -> Path:
-    """A map of ``frames`` built with the model (eager PyTorch), cached per model, data and frames."""
+    """A map of ``frames`` built with the model (eager PyTorch), cached per model, data, frames and
+    map configuration."""
     from locus_core.data import open_dataset
     from locus_core.mapping import MapConfig, build_map
     from locus_core.models import load_model
 
     model = load_model(model_spec)
-    path = cache / f"map-{model.hash}-{cache_key(data, frames)}"
+    config = MapConfig()
+    # The defaults are an input too: a map kept from before they changed is not what they build.
+    key = hashlib.sha256(f"{cache_key(data, frames)}|{config!r}".encode()).hexdigest()[:10]
+    path = cache / f"map-{model.hash}-{key}"
     if not (path / "manifest.json").is_file():
-        build_map(model, open_dataset(data, frames=frames), MapConfig()).save(path)
+        build_map(model, open_dataset(data, frames=frames), config).save(path)
     return path
