@@ -59,12 +59,20 @@ def save_report(out: Path, results: Sequence[BenchResult], settings: dict[str, A
     from locus_core.bench.report import format_json_lines, format_table
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.jsonl").write_text(format_json_lines(results) + "\n")
-    (out / "results.txt").write_text(format_table(results) + "\n")
     # JSON first: tuples become lists and paths strings, which yaml.safe_dump then accepts.
     plain = json.loads(json.dumps({"benchmarks": settings, "environment": environment()}, default=str))
-    (out / "config.yaml").write_text(yaml.safe_dump(plain, sort_keys=False))
+    # All rendered before any is written, each renamed into place whole: a failure part-way left
+    # new results beside a previous run's config.yaml (or a file cut short) in a reused folder.
+    files = {
+        "results.jsonl": format_json_lines(results) + "\n",
+        "results.txt": format_table(results) + "\n",
+        "config.yaml": yaml.safe_dump(plain, sort_keys=False),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        tmp = out / f".{name}.tmp{os.getpid()}"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)
     return out
 
 

@@ -53,3 +53,24 @@ def test_every_benchmark_accepts_what_the_suite_passes_it() -> None:
         parser = argparse.ArgumentParser(prog=name, exit_on_error=False)
         modules[name].add_arguments(parser)
         parser.parse_args(_argv(name, suite_args))  # raises on an unknown option
+
+
+def test_a_report_that_cannot_be_completed_leaves_the_previous_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # results.jsonl and results.txt were written before the environment was read: when that failed,
+    # the new results sat beside the previous run's config.yaml, as if measured under its settings.
+    from locus_core.bench import BenchResult, record
+
+    out = tmp_path / "report"
+    record.save_report(out, [BenchResult("old", 1.0, 2.0)], {"loss": {"repeats": 10}})
+    before = {name: (out / name).read_text() for name in ("results.jsonl", "results.txt", "config.yaml")}
+
+    def broken() -> dict:
+        raise RuntimeError("CUDA driver gone")
+
+    monkeypatch.setattr(record, "environment", broken)
+    with pytest.raises(RuntimeError, match="CUDA driver gone"):
+        record.save_report(out, [BenchResult("new", 5.0, 6.0)], {"loss": {"repeats": 1}})
+    assert {name: (out / name).read_text() for name in before} == before
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
