@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 
 from locus_core.bench import BenchResult
@@ -32,5 +33,17 @@ def format_table(results: Iterable[BenchResult]) -> str:
 
 
 def format_json_lines(results: Iterable[BenchResult]) -> str:
-    """One JSON object per benchmark result, one per line."""
-    return "\n".join(json.dumps(r.to_json(), sort_keys=False) for r in results)
+    """One JSON object per benchmark result, one per line (NaN and infinities as null)."""
+    return "\n".join(json.dumps(_json_safe(r.to_json()), sort_keys=False) for r in results)
+
+
+def _json_safe(value: object) -> object:
+    # json.dumps writes NaN (a skipped runtime's latency) as a bare NaN, which is not JSON: strict
+    # parsers (jq, JavaScript) refuse the whole file.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value

@@ -49,3 +49,16 @@ def test_discovery_finds_the_benchmarks_and_skips_helpers() -> None:
     modules = benchmark_modules()
     assert {"infer", "loss", "map", "node", "pipeline", "bag", "suite"} <= set(modules)
     assert not {"timing", "memory", "report", "record", "recordings", "errors"} & set(modules)
+
+
+def test_json_lines_are_strict_json_for_a_skipped_runtime() -> None:
+    # A skipped runtime's NaN latencies were written as bare NaN, which is not JSON: jq, JavaScript
+    # and other strict parsers refused the whole results.jsonl.
+    skipped = BenchResult("m cuda", float("nan"), float("nan"), extra={"skipped": "cuda: no GPU", "ap": float("inf")})
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    (obj,) = [json.loads(line, parse_constant=refuse) for line in format_json_lines([skipped]).splitlines()]
+    assert obj["p50_ms"] is None and obj["p95_ms"] is None and obj["speedup"] is None
+    assert obj["extra"] == {"skipped": "cuda: no GPU", "ap": None}
