@@ -164,7 +164,10 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     ours, extra = _summary("ours", ours_run)
     baseline_timing, baseline_name = None, None
     if args.baseline_device != "none":
-        base_run = _run_node(args, args.baseline_device, data, query, map_dir, work / f"device-{args.baseline_device}")
+        # A folder of its own even on our device (--localizer-config measured alone): the same one
+        # had its node.log and driver.json replace ours.
+        base_run = _run_node(args, args.baseline_device, data, query, map_dir,
+                             work / f"baseline-device-{args.baseline_device}")
         baseline_timing, base_extra = _summary("baseline", base_run)
         eager = " (eager PyTorch)" if args.baseline_device == "cpu" else ""
         default = ", default localizer" if args.localizer_config else ""

@@ -54,3 +54,28 @@ def test_our_node_gets_the_localizer_config_as_a_parameter(tmp_path: Path, monke
     assert yaml.safe_load((tmp_path / "base" / "params.yaml").read_text())["locus_localizer"]["ros__parameters"]["localizer_config"] == ""
     with pytest.raises(bench_node.BenchError, match="--localizer-config .*missing.yaml: no such file"):
         bench_node.run(parser.parse_args(["--localizer-config", str(tmp_path / "missing.yaml"), "--data", str(tmp_path)]))
+
+
+def test_ours_and_the_baseline_on_the_same_device_keep_their_own_work_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both went to WORK/device-cpu with --device cpu --baseline-device cpu (the way to measure a
+    # --localizer-config alone): the baseline's node.log and driver.json replaced ours.
+    works = []
+
+    def run_node(args, device, data, query, map_dir, work, localizer_config=None):  # noqa: ANN001, ANN202
+        works.append(work)
+        return {"latency_s": {"place_matches": [0.01, 0.02], "pose": [0.01]}, "duration_s": 1.0, "start_time": 0.0,
+                "warmup_s": 0.0, "rss": [], "size": [480, 640], "rate_hz": 30.0, "published": 30, "late": 0,
+                "runtime_line": ""}
+
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bench_node, "recording", lambda data, m, q, cache: (tmp_path, m, q))
+    monkeypatch.setattr(bench_node, "cached_map", lambda model, data, frames, cache: tmp_path / "map")
+    monkeypatch.setattr(bench_node, "_run_node", run_node)
+    (tmp_path / "track.yaml").write_text("track_period_s: 2.0\n")
+    parser = argparse.ArgumentParser()
+    bench_node.add_arguments(parser)
+    bench_node.run(parser.parse_args(["--device", "cpu", "--baseline-device", "cpu", "--out", str(tmp_path / "work"),
+                                      "--localizer-config", str(tmp_path / "track.yaml")]))
+    assert len(works) == 2 and works[0] != works[1]
