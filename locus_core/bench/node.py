@@ -153,6 +153,10 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
 
     from locus_core.runtime.engines import cache_dir
 
+    # Here, not only in the camera driver: it refuses them after the map is built and the node is up.
+    if not (args.rate > 0 and args.duration > 0 and args.warmup >= 0) or args.preload < 1:
+        raise BenchError(f"need --rate > 0, --duration > 0, --warmup >= 0 and --preload >= 1, got {args.rate}, "
+                         f"{args.duration}, {args.warmup} and {args.preload}")
     if args.localizer_config is not None and not args.localizer_config.is_file():
         raise BenchError(f"--localizer-config {args.localizer_config}: no such file")
     cache = cache_dir() / "bench-node"

@@ -79,3 +79,21 @@ def test_ours_and_the_baseline_on_the_same_device_keep_their_own_work_folders(
     bench_node.run(parser.parse_args(["--device", "cpu", "--baseline-device", "cpu", "--out", str(tmp_path / "work"),
                                       "--localizer-config", str(tmp_path / "track.yaml")]))
     assert len(works) == 2 and works[0] != works[1]
+
+
+@pytest.mark.parametrize(("argv", "flag"), [(["--rate", "0"], "--rate"), (["--duration", "-1"], "--duration"),
+                                             (["--warmup", "-1"], "--warmup"), (["--preload", "0"], "--preload")])
+def test_impossible_settings_are_refused_before_the_map_and_node(
+    argv: list[str], flag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the camera driver checked them: after the map was built and the node had loaded the
+    # model, as "the driver failed (2)" with its usage text.
+    def started(*args: object) -> None:
+        raise Started
+
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path))
+    monkeypatch.setattr(bench_node, "recording", started)
+    parser = argparse.ArgumentParser()
+    bench_node.add_arguments(parser)
+    with pytest.raises(bench_node.BenchError, match=f"{flag} "):
+        bench_node.run(parser.parse_args(argv))
