@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from locus_core.bench import BenchResult
+from locus_core.bench.errors import BenchError
 from locus_core.cli import integer_at_least, integers_at_least
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline-frames", type=integer_at_least(1), default=2, help="timed frames of the (slow) exact baseline")
     parser.add_argument("--k", type=integer_at_least(1), default=3, help="neighbours per query descriptor (the localizer's knn)")
     parser.add_argument("--nprobe", type=integers_at_least(1), default="8,12,16", help="comma-separated IVF cells visited per query")
-    parser.add_argument("--nlist", type=int, default=0, help="IVF cells (0: about 4 sqrt(N))")
+    parser.add_argument("--nlist", type=integer_at_least(0), default=0, help="IVF cells (0: about 4 sqrt(N))")
     parser.add_argument("--kind", default="ivf_pq", choices=["ivf_pq", "ivf_sq8"], help="approximate index kind")
     parser.add_argument("--extra-observations", type=float, default=3.0,
                         help="observations per landmark beyond the first (memory figure; redkitchen maps: "
@@ -69,6 +70,8 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     from locus_core.bench.timing import measure
     from locus_core.mapping.index import LandmarkIndex
 
+    if not args.extra_observations >= 0:  # before the map and the baseline, not in the table after them
+        raise BenchError(f"--extra-observations must be >= 0, got {args.extra_observations}")
     n = args.landmarks
     x = synthetic_landmarks(n, args.dim, args.clusters, args.spread, args.seed)
     ids = np.arange(n, dtype=np.int64)

@@ -65,6 +65,7 @@ def test_exact_baseline_gets_the_same_warm_up(monkeypatch: pytest.MonkeyPatch) -
         ("--warmup", "-1", "--warmup: expected an integer >= 0, got -1"),
         ("--nprobe", "8,x", "--nprobe: comma-separated: expected an integer >= 1, got 'x'"),
         ("--nprobe", "0", "--nprobe: comma-separated: expected an integer >= 1, got 0"),
+        ("--nlist", "-5", "--nlist: expected an integer >= 0, got -5"),
     ],
 )
 def test_impossible_settings_are_refused_when_parsed(flag: str, value: str, message: str, capsys) -> None:
@@ -74,3 +75,10 @@ def test_impossible_settings_are_refused_when_parsed(flag: str, value: str, mess
     with pytest.raises(SystemExit):
         parser.parse_args([flag, value])
     assert message in capsys.readouterr().err
+
+
+def test_negative_extra_observations_are_refused_before_the_map_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A numpy "negative dimensions" traceback once the exact baseline had been timed and the index built.
+    monkeypatch.setattr(bench_map, "synthetic_landmarks", lambda *args: pytest.fail("built the map"))
+    with pytest.raises(bench_map.BenchError, match="--extra-observations must be >= 0, got -1.0"):
+        bench_map.run(small_args(extra_observations=-1.0))
