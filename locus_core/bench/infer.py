@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from locus_core.bench import BenchResult
 from locus_core.bench.errors import BenchError
+from locus_core.cli import integer_at_least
 
 if TYPE_CHECKING:
     from locus_core.runtime import InferenceEngine
@@ -28,12 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "onnxruntime); *-bf16: eager PyTorch under bf16 autocast; onnxruntime-int8: int8 "
                              "MatMul/Gemm layers (precision int8)")
     parser.add_argument("--int8", action="store_true", help="same as --runtime onnxruntime-int8")
-    parser.add_argument("--size", type=int, nargs=2, default=(256, 320), metavar=("H", "W"))
+    parser.add_argument("--size", type=integer_at_least(1), nargs=2, default=(256, 320), metavar=("H", "W"))
     parser.add_argument("--ap-data", default=None, metavar="PATH",
                         help="also score patch retrieval AP of each runtime and of eager PyTorch on these posed "
                              "RGB-D frames (reduced precision is kept only if AP drops <= 0.01)")
     parser.add_argument("--ap-frames", default=None, metavar="START:STOP[:STEP]", help="frames of --ap-data")
-    parser.add_argument("--ap-queries", type=int, default=300, help="query patches of the AP check")
+    parser.add_argument("--ap-queries", type=integer_at_least(1), default=300, help="query patches of the AP check")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=20)
 

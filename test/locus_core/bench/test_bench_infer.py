@@ -60,3 +60,19 @@ def test_unavailable_runtime_is_reported_skipped(
     (row,) = rows(capsys.readouterr().out)
     assert row["name"] == "backbone:test cuda"
     assert row["extra"]["skipped"].startswith("cuda: CUDA is not available")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["--size", "-1", "64"], "--size: expected an integer >= 1, got -1"),
+     (["--ap-queries", "0"], "--ap-queries: expected an integer >= 1, got 0"),
+     (["--ap-queries", "-5"], "--ap-queries: expected an integer >= 1, got -5")],
+)
+def test_impossible_sizes_and_query_counts_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --size -1 64 was a torch RuntimeError traceback; --ap-queries 0 scored no query (a NaN AP and
+    # ap_drop) and -5 silently scored all patches but five.
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "infer", "--model", "backbone:test", *argv])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
