@@ -176,6 +176,8 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
         eager = " (eager PyTorch)" if args.baseline_device == "cpu" else ""
         default = ", default localizer" if args.localizer_config else ""
         baseline_name = f"node on device={args.baseline_device}{eager}{default}"
+        # The runtime it ran on: a device the node cannot use falls back, said only in its log.
+        extra["baseline_node"] = base_extra["node"]
         extra["baseline_processed_fps"] = base_extra["processed_fps"]
         extra["baseline_rss_growth"] = base_extra["rss_growth"]
     extra.update(model=args.model, data=str(data), query_frames=query, map=str(map_dir), work=str(work),

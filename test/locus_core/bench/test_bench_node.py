@@ -56,29 +56,49 @@ def test_our_node_gets_the_localizer_config_as_a_parameter(tmp_path: Path, monke
         bench_node.run(parser.parse_args(["--localizer-config", str(tmp_path / "missing.yaml"), "--data", str(tmp_path)]))
 
 
-def test_ours_and_the_baseline_on_the_same_device_keep_their_own_work_folders(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Both went to WORK/device-cpu with --device cpu --baseline-device cpu (the way to measure a
-    # --localizer-config alone): the baseline's node.log and driver.json replaced ours.
-    works = []
+def fake_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: dict[str, str]) -> list[Path]:
+    """bench_node.run without processes: each _run_node call answers at once, logging lines[device]."""
+    works: list[Path] = []
 
     def run_node(args, device, data, query, map_dir, work, localizer_config=None):  # noqa: ANN001, ANN202
         works.append(work)
         return {"latency_s": {"place_matches": [0.01, 0.02], "pose": [0.01]}, "duration_s": 1.0, "start_time": 0.0,
                 "warmup_s": 0.0, "rss": [], "size": [480, 640], "rate_hz": 30.0, "published": 30, "late": 0,
-                "runtime_line": ""}
+                "runtime_line": lines.get(device, "")}
 
     monkeypatch.setenv("LOCUS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(bench_node, "recording", lambda data, m, q, cache: (tmp_path, m, q))
     monkeypatch.setattr(bench_node, "cached_map", lambda model, data, frames, cache: tmp_path / "map")
     monkeypatch.setattr(bench_node, "_run_node", run_node)
-    (tmp_path / "track.yaml").write_text("track_period_s: 2.0\n")
+    return works
+
+
+def parse_node(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     bench_node.add_arguments(parser)
-    bench_node.run(parser.parse_args(["--device", "cpu", "--baseline-device", "cpu", "--out", str(tmp_path / "work"),
-                                      "--localizer-config", str(tmp_path / "track.yaml")]))
+    return parser.parse_args(list(argv))
+
+
+def test_ours_and_the_baseline_on_the_same_device_keep_their_own_work_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both went to WORK/device-cpu with --device cpu --baseline-device cpu (the way to measure a
+    # --localizer-config alone): the baseline's node.log and driver.json replaced ours.
+    works = fake_runs(tmp_path, monkeypatch, {})
+    (tmp_path / "track.yaml").write_text("track_period_s: 2.0\n")
+    bench_node.run(parse_node("--device", "cpu", "--baseline-device", "cpu", "--out", str(tmp_path / "work"),
+                              "--localizer-config", str(tmp_path / "track.yaml")))
     assert len(works) == 2 and works[0] != works[1]
+
+
+def test_the_runtime_the_baseline_node_ran_on_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A baseline device the node could not use falls back (logged in its node.log only): the row
+    # said "node on device=cuda" for a baseline that ran on the CPU.
+    line = "[INFO] [1.0] [locus_localizer]: model default (hash a) on "
+    fake_runs(tmp_path, monkeypatch, {"onnxruntime": line + "onnxruntime", "cuda": line + "cpu"})
+    (result,) = bench_node.run(parse_node("--device", "onnxruntime", "--baseline-device", "cuda"))
+    assert result.extra["node"].endswith("model default (hash a) on onnxruntime")
+    assert result.extra["baseline_node"].endswith("model default (hash a) on cpu")
 
 
 @pytest.mark.parametrize(("argv", "flag"), [(["--rate", "0"], "--rate"), (["--duration", "-1"], "--duration"),
