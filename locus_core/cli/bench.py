@@ -42,6 +42,14 @@ def summary(docstring: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from locus_core.bench.report import format_json_lines, format_table
 
+    if args.report:
+        from locus_core.bench.errors import BenchError
+
+        # Before the run, not after it: a file in the way (or no permission) lost an hour's suite.
+        try:
+            Path(args.report).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BenchError(f"--report {args.report}: cannot write a report folder there ({exc.strerror})") from None
     if args.threads is not None:
         import torch
 

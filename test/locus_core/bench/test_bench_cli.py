@@ -58,3 +58,17 @@ def test_threads_below_one_is_a_usage_error(threads: str, capsys: pytest.Capture
         parse(["bench", "loss", "--threads", threads, *TINY])
     assert exc.value.code == 2
     assert "--threads: expected an integer >= 1" in capsys.readouterr().err
+
+
+def test_a_report_folder_that_cannot_be_made_is_refused_before_the_benchmark(tmp_path) -> None:  # noqa: ANN001
+    # `--report results.txt` (an existing file) ran the whole benchmark, printed it and then ended
+    # in a FileExistsError traceback with no report written.
+    from locus_core.bench.errors import BenchError
+
+    taken = tmp_path / "results.txt"
+    taken.write_text("an earlier table\n")
+    args = parse(["bench", "loss", *TINY, "--report", str(taken)])
+    args.bench_run = lambda args: pytest.fail("the benchmark ran")
+    with pytest.raises(BenchError, match=r"--report .*results.txt: cannot write a report folder there"):
+        args.func(args)
+    assert taken.read_text() == "an earlier table\n"
