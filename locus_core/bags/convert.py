@@ -220,9 +220,9 @@ def write_messages(out: str | Path, messages: Iterable[BagMessage], msgs: Messag
         raise BagError(f"{out} already exists: remove it or choose another --out")
     staging = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     counts: dict[str, int] = {}
     try:
+        staging.mkdir(parents=True)  # in the try: an --out under a file or a read-only folder is a one-line error
         writer = Writer(staging / out.name, version=8,
                         storage_plugin=StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3)
         with writer:

@@ -106,3 +106,11 @@ def test_a_full_disk_under_sqlite3_names_the_bag(tmp_path: Path, scene, monkeypa
     with pytest.raises(BagError, match=r"full: writing the bag failed \(database or disk is full\)"):
         write_bag(scene[:1], tmp_path / "full", storage="sqlite3")
     assert not (tmp_path / "full").exists() and not list(tmp_path.glob(".full.tmp-*"))
+
+
+def test_an_out_that_cannot_be_created_names_the_bag(tmp_path: Path, scene) -> None:
+    """--out under a file (or a read-only folder): the staging folder's mkdir raised a bare
+    NotADirectoryError, a traceback from `locus bag convert` instead of its one-line error."""
+    (tmp_path / "file").write_text("")
+    with pytest.raises(BagError, match=r"file/bag: writing the bag failed \(.*Not a directory"):
+        write_bag(scene[:1], tmp_path / "file" / "bag")
