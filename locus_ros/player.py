@@ -148,9 +148,13 @@ class Player:
         return False
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Wait until reliable subscribers acknowledged everything (before the process exits)."""
+        """Wait until reliable subscribers acknowledged everything (before the process exits), up to
+        ``timeout`` s in all."""
+        # One deadline, not one per publisher: a subscriber that died (a crashed node whose DDS lease
+        # has not run out) never acknowledges, and held each topic in turn for the whole timeout.
+        deadline = time.monotonic() + timeout
         for publisher in [*self._camera_publishers(), self._clock, self._tf, self._truth]:
-            publisher.wait_for_all_acked(Duration(seconds=timeout))
+            publisher.wait_for_all_acked(Duration(seconds=max(0.0, deadline - time.monotonic())))
 
     def source_time(self, frame: PosedFrame) -> float:
         """The frame's time in the recording (s): its stamp, or its index at ``fps`` for formats

@@ -216,3 +216,15 @@ def test_flush_waits_for_the_compressed_colour_too(in_process) -> None:
         publisher.wait_for_all_acked = lambda timeout, name=name: waited.append(name) or True
     player.flush(timeout=0.1)
     assert sorted(waited) == sorted(publishers)
+
+
+def test_flush_gives_up_after_its_timeout_in_all(in_process) -> None:
+    """A subscriber that died unacknowledged held each publisher for the whole timeout in
+    turn: Ctrl-C on a player whose localizer had crashed took 20 s and more to exit."""
+    player, _ = in_process([_frame(0, 1.0)])
+    topics = [player._rgb, player._depth, player._info, player._clock, player._tf, player._truth]
+    for publisher in topics:
+        publisher.wait_for_all_acked = lambda timeout: time.sleep(timeout.nanoseconds * 1e-9) or False
+    start = time.monotonic()
+    player.flush(timeout=0.3)
+    assert time.monotonic() - start < 0.6
