@@ -246,7 +246,7 @@ def main(args: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     except (LocusError, ValueError) as exc:
-        print(f"locus_player: error: {exc}")
+        print(f"locus_player: error: {exc}", file=sys.stderr)
         return 2
     finally:
         rclpy.try_shutdown()

@@ -228,3 +228,14 @@ def test_flush_gives_up_after_its_timeout_in_all(in_process) -> None:
     start = time.monotonic()
     player.flush(timeout=0.3)
     assert time.monotonic() - start < 0.6
+
+
+def test_a_corrupt_bag_is_a_one_line_error_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The error went to stdout, where `locus bag play ... > play.log` hid it: exit status 2 and nothing
+    said, while the player's own log lines went to stderr."""
+    from locus_ros.player import main
+
+    (tmp_path / "run.mcap").write_bytes(b"\x89MCAP0\r\n" + b"\0" * 64)
+    assert main(["locus_player", str(tmp_path / "run.mcap"), "--wait", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("locus_player: error: ") and f"{tmp_path / 'run.mcap'}: cannot open bag" in err
