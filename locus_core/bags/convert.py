@@ -265,11 +265,14 @@ def write_bag(
         progress: called with the number of frames written so far.
 
     Raises:
-        BagError: ``out`` exists, unknown storage, no frames, a frame without a pose, a write failure.
+        BagError: ``out`` exists, unknown storage, no frames, a size not positive, a frame without a pose,
+            a write failure.
     """
     out = Path(out)
     if len(frames) == 0:
         raise BagError(f"{out}: no frames to write")
+    if size is not None and not (size[0] > 0 and size[1] > 0):  # else resize_frame's ValueError, a traceback
+        raise BagError(f"--size must be positive (H W), got {size[0]} {size[1]}")
     msgs = Messages()
     span: list[float] = []
 

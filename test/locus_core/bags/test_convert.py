@@ -89,6 +89,8 @@ def test_errors_name_the_problem(tmp_path: Path, scene) -> None:
         write_bag(scene[:1], tmp_path / "other", storage="rosbag1")
     with pytest.raises(BagError, match="no frames"):
         write_bag([], tmp_path / "other")
+    with pytest.raises(BagError, match="--size must be positive"):  # was resize_frame's ValueError, a traceback
+        write_bag(scene[:1], tmp_path / "other", size=(0, 64))
     with pytest.raises(BagError, match="has no pose"):
         write_bag([dataclasses.replace(scene[0], T_world_cam=None)], tmp_path / "other")
     assert not (tmp_path / "other").exists() and not list(tmp_path.glob(".other.tmp-*"))
