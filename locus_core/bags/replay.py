@@ -37,7 +37,7 @@ import numpy as np
 
 from locus_core.bags import topics as tp
 from locus_core.bags.errors import BagError
-from locus_core.data.formats.rosbag import bag_reader, camera_info_topic
+from locus_core.data.formats.rosbag import bag_reader, camera_info_topic, records
 from locus_core.data.formats.tf import TfSegments, stamp_of
 from locus_core.data.frame import PosedFrame
 from locus_core.errors import LocusError
@@ -311,7 +311,7 @@ def replay(
                   if c.topic in streams or c.topic == topics.get("gt")
                   or (c.msgtype == TF_MSG and c.topic in (tp.TF, tp.TF_STATIC))]
         messages: Counter[str] = Counter()
-        for conn, _, raw in reader.messages(wanted):
+        for conn, _, raw in records(reader, path, wanted):
             messages[conn.topic] += 1
             if conn.topic in streams:
                 stamp = header_stamp(raw, reader.is2)

@@ -16,6 +16,7 @@ read again when a frame is asked for.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,27 @@ def bag_reader(path: Path) -> Any:
     return AnyReader([path], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
 
 
+def records(reader: Any, path: Path, connections: list[Any], **window: Any) -> Iterator[tuple[Any, int, bytes]]:
+    """``reader.messages(connections, **window)``; a record rosbags cannot read (a chunk whose checksum
+    fails, a file cut short) is a DataFileError naming the bag, not rosbags' own error naming none."""
+    iterator = iter(reader.messages(connections, **window))
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except Exception as exc:  # rosbags raises assorted types for damaged data
+            raise DataFileError(f"{path}: unreadable bag data ({type(exc).__name__}: {exc})") from None
+        yield item
+
+
+def _decoded(reader: Any, path: Path, connection: Any, raw: bytes) -> Any:
+    try:
+        return reader.deserialize(raw, connection.msgtype)
+    except Exception as exc:  # a corrupt record: rosbags raises assorted types
+        raise DataFileError(f"{path}: {connection.topic}: cannot deserialize ({type(exc).__name__}: {exc})") from None
+
+
 def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
     """Options: ``rgb_topic``, ``depth_topic``, ``camera_info_topic``, ``fixed_frame``, ``camera_frame``
     (override the image's ``header.frame_id``), ``max_dt`` (s, rgb-depth stamp gap, default 0.03)."""
@@ -142,8 +164,8 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
     topics = ", ".join(f"{t} [{cs[0].msgtype}]" for t, cs in by_topic.items()) or "none"
 
     def first(topic: str) -> Any:
-        for c, _, raw in reader.messages(by_topic[topic]):
-            return reader.deserialize(raw, c.msgtype)
+        for c, _, raw in records(reader, path, by_topic[topic]):
+            return _decoded(reader, path, c, raw)
         return None
 
     def kind(topic: str) -> str:
@@ -187,8 +209,8 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
     info = None
     wanted = [c for c in reader.connections if c.topic in (rgb_topic, depth_topic, info_topic)
               or (c.msgtype == TF and c.topic in ("/tf", "/tf_static"))]
-    for conn, bag_time, raw in reader.messages(wanted):
-        msg = reader.deserialize(raw, conn.msgtype)
+    for conn, bag_time, raw in records(reader, path, wanted):
+        msg = _decoded(reader, path, conn, raw)
         if conn.msgtype == TF:
             segments.add_tf(msg, static=conn.topic == "/tf_static")
             continue
@@ -260,8 +282,8 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
     rgb_conns, depth_conns = by_topic[rgb_topic], by_topic[depth_topic]
 
     def read(conns: list[Any], item: _Stamped) -> Any:
-        for c, _, raw in reader.messages(conns, start=item.bag_time, stop=item.bag_time + 1):
-            msg = reader.deserialize(raw, c.msgtype)
+        for c, _, raw in records(reader, path, conns, start=item.bag_time, stop=item.bag_time + 1):
+            msg = _decoded(reader, path, c, raw)
             if abs(stamp_of(msg) - item.stamp) < 1e-9:
                 return msg
         raise DataFileError(f"{path}: message at {item.bag_time} ns on {conns[0].topic} vanished")

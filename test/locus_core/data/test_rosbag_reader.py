@@ -12,7 +12,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from locus_core.data import FormatError, open_dataset
 from locus_core.data.consistency import reprojection_median
-from locus_core.data.errors import UnsupportedMessage
+from locus_core.data.errors import DataFileError, UnsupportedMessage
 from locus_core.data.formats.tf import TfTree
 from locus_core.data.poses import pose_from_tq
 
@@ -281,3 +281,20 @@ def test_tf_tree_on_real_bag(shared_data: Path) -> None:
     assert tree.lookup("map", "oakd_rgb_camera_optical_frame", t0 + 30) is not None
     assert tree.lookup("map", "base_link", t0 - 100) is None  # before the first sample: no guess
     assert tree.lookup("map", "nowhere", t0) is None
+
+
+def test_damaged_bag_data_is_an_error_naming_the_bag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rosbags.highlevel import AnyReader
+
+    path = write_bag(tmp_path / "bag2", make_scene(n=3), "mcap")
+    real = AnyReader.messages
+
+    def damaged(self, *args, **kwargs):  # a chunk whose checksum fails, partway through the bag
+        for k, item in enumerate(real(self, *args, **kwargs)):
+            if k == 2:
+                raise RuntimeError("Chunk checksum mismatch.")
+            yield item
+
+    monkeypatch.setattr(AnyReader, "messages", damaged)
+    with pytest.raises(DataFileError, match=r"bag2: unreadable bag data \(RuntimeError: Chunk checksum mismatch.\)"):
+        open_dataset(path)
