@@ -1,15 +1,20 @@
 """Every benchmark in one run (infer, loss, map, pipeline, node, bag), each with its own defaults.
 
 ``locus bench suite --report DIR`` is the command behind the README's performance table: one report
-with every result, the resolved arguments of each benchmark and the machine they ran on.
+with every result, the resolved arguments of each benchmark and the machine they ran on. A benchmark
+that fails is reported as such (its error in the row) and the others still run; the command then
+exits with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 
 from locus_core.bench import BenchResult
 from locus_core.bench.errors import BenchError
+
+log = logging.getLogger(__name__)
 
 ORDER = ("infer", "loss", "map", "pipeline", "node", "bag")
 # --quick: a smoke run of the whole suite in a few minutes (figures not for the README).
@@ -40,6 +45,7 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
 
     modules = benchmark_modules()
     results: list[BenchResult] = []
+    failed: list[str] = []
     resolved: dict[str, dict] = {"suite": settings(args)}
     for name in args.only or ORDER:
         if name not in modules:
@@ -47,9 +53,16 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
         parser = argparse.ArgumentParser(prog=f"locus bench {name}", add_help=False)
         modules[name].add_arguments(parser)
         sub_args = parser.parse_args(_argv(name, args))
-        results.extend(modules[name].run(sub_args))
         resolved[name] = settings(sub_args)
+        try:
+            results.extend(modules[name].run(sub_args))
+        except Exception as exc:  # noqa: BLE001  one benchmark that cannot run (no ROS here) must not lose the others'
+            log.error("bench %s failed: %s: %s", name, type(exc).__name__, exc)
+            nan = float("nan")
+            results.append(BenchResult(f"{name}: failed", nan, nan, extra={"error": f"{type(exc).__name__}: {exc}"}))
+            failed.append(name)
     args.resolved_settings = resolved
+    args.failed = failed
     return results
 
 

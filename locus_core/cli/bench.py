@@ -62,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
         # A suite records each benchmark's own resolved arguments; a single benchmark, its own.
         settings = getattr(args, "resolved_settings", None) or {args.benchmark: settings(args)}
         print(f"report: {save_report(Path(args.report), results, settings)}", flush=True)
-    return 0
+    return 1 if getattr(args, "failed", None) else 0
 

@@ -74,3 +74,22 @@ def test_a_report_that_cannot_be_completed_leaves_the_previous_one_whole(
         record.save_report(out, [BenchResult("new", 5.0, 6.0)], {"loss": {"repeats": 1}})
     assert {name: (out / name).read_text() for name in before} == before
     assert sorted(p.name for p in out.iterdir()) == sorted(before)
+
+
+def test_a_failing_benchmark_is_reported_and_the_others_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # node runs late in the suite: on a machine without ROS it lost every result measured before it
+    from locus_core.bench import benchmark_modules, map as bench_map
+
+    assert "map" in benchmark_modules()
+
+    def broken(args):
+        raise RuntimeError("faiss is missing")
+
+    monkeypatch.setattr(bench_map, "run", broken)
+    out = tmp_path / "report"
+    assert main(["bench", "suite", "--only", "map", "--only", "loss", "--quick", "--json", "--report", str(out)]) == 1
+    saved = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert saved[0]["name"] == "map: failed" and saved[0]["extra"]["error"] == "RuntimeError: faiss is missing"
+    assert len(saved) == 2 and saved[1]["p50_ms"] > 0  # loss still ran
