@@ -19,6 +19,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from locus_core.data.formats.ros_messages import ENCODINGS
+from locus_core.data.io import depth_to_mm
 from locus_core.pipeline.errors import ConversionError
 from locus_core.pipeline.messages import (  # noqa: F401  (re-exported: the node's edge in one module)
     distortion_warning,
@@ -54,8 +55,7 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Header | None = Non
 
 def depth_to_image(depth_m: np.ndarray, header: Header | None = None) -> Image:
     """(H, W) float metres, NaN = invalid → 16UC1 millimetres (0 = invalid), as RGB-D drivers publish."""
-    mm = np.where(np.isfinite(depth_m), np.round(depth_m * 1000.0), 0.0)
-    return numpy_to_image(np.clip(mm, 0, 65535).astype(np.uint16), "16UC1", header)
+    return numpy_to_image(depth_to_mm(depth_m), "16UC1", header)
 
 
 def rgb_to_compressed(rgb: np.ndarray, header: Header | None = None, *, quality: int = 90) -> CompressedImage:

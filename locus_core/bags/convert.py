@@ -26,6 +26,7 @@ import numpy as np
 from locus_core.bags import topics as tp
 from locus_core.bags.errors import BagError
 from locus_core.data.frame import PosedFrame
+from locus_core.data.io import depth_to_mm
 
 STORAGES = ("mcap", "sqlite3")
 NOMINAL_RATE_HZ = 30.0
@@ -137,14 +138,6 @@ def _latched_qos() -> list[Any]:
                 QosLiveliness.AUTOMATIC, never, False)]
 
 
-def depth_to_mm(depth: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) uint16 millimetres, 0 = invalid (NaN, out of range, or no depth at all)."""
-    if depth is None:
-        return np.zeros(shape, np.uint16)
-    mm = np.round(np.nan_to_num(depth, nan=0.0) * 1000.0)
-    return np.where((mm > 0) & (mm <= 65535), mm, 0).astype(np.uint16)
-
-
 @dataclass(frozen=True)
 class BagMessage:
     """One record to write: topic, bag time (s; the header stamp for what ``frame_messages`` makes),
@@ -199,7 +192,7 @@ def frame_messages(
         yield BagMessage(tp.RGB, t, msgs.image(t, tp.OPTICAL_FRAME, frame.rgb, "rgb8"))
         if compressed:
             yield BagMessage(tp.COMPRESSED, t, msgs.compressed(t, tp.OPTICAL_FRAME, frame.rgb, jpeg_quality))
-        depth = depth_to_mm(frame.depth, (frame.height, frame.width))
+        depth = np.zeros((frame.height, frame.width), np.uint16) if frame.depth is None else depth_to_mm(frame.depth)
         yield BagMessage(tp.DEPTH, t, msgs.image(t, tp.OPTICAL_FRAME, depth, "16UC1"))
         yield BagMessage(tp.GROUND_TRUTH, t, msgs.pose(t, tp.MAP_FRAME, frame.T_world_cam))
 

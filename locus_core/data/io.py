@@ -71,6 +71,13 @@ def depth_from_raw(raw: np.ndarray, scale: float, *, invalid: tuple[int, ...] = 
     return depth
 
 
+def depth_to_mm(depth: np.ndarray) -> np.ndarray:
+    """(H, W) metres → uint16 millimetres as RGB-D drivers publish them, 0 = invalid: NaN, <= 0, and
+    beyond 65.535 m (clipped, it would be a false reading at the range's end)."""
+    mm = np.round(np.nan_to_num(np.asarray(depth, np.float64), nan=0.0, posinf=0.0, neginf=0.0) * 1000.0)
+    return np.where((mm > 0) & (mm <= 65535), mm, 0).astype(np.uint16)
+
+
 def read_labels(path: Path) -> np.ndarray:
     """(H, W) int32 label image (uint8 or uint16 PNG)."""
     return read_raw(path).astype(np.int32)

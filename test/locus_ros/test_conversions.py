@@ -66,6 +66,9 @@ def test_depth_to_image_round_trips_in_millimetres() -> None:
     assert msg.encoding == "16UC1"
     back = rm.depth_from_image(msg)
     np.testing.assert_allclose(back, [[0.5, np.nan], [1.234, 3.0]], atol=1e-3)
+    # beyond the 16-bit range, or inf: invalid (0), as bag convert writes it, not a reading at 65.535 m
+    far = rm.depth_from_image(cv.depth_to_image(np.array([[70.0, np.inf, -1.0]])))
+    assert np.isnan(far).all()
 
 
 def test_bad_images_are_rejected_naming_the_topic() -> None:
