@@ -22,3 +22,23 @@ def shared_data() -> Path:
         pytest.skip(f"real data not found at {SHARED_DATA} (see README: Data)")
     return SHARED_DATA
 
+
+
+@pytest.fixture
+def damaged_bag_reads(monkeypatch: pytest.MonkeyPatch):
+    """``damaged_bag_reads(k)``: rosbags' reader fails on the k-th record it reads, as on a chunk whose
+    checksum fails partway through a bag."""
+    from rosbags.highlevel import AnyReader
+
+    real = AnyReader.messages
+
+    def damage(k: int) -> None:
+        def messages(self, *args, **kwargs):
+            for i, item in enumerate(real(self, *args, **kwargs)):
+                if i == k:
+                    raise RuntimeError("Chunk checksum mismatch.")
+                yield item
+
+        monkeypatch.setattr(AnyReader, "messages", messages)
+
+    return damage

@@ -177,6 +177,15 @@ def test_renaming_map_frame_republishes_the_latched_landmarks_in_it(start, tmp_p
     assert [m.header.frame_id for m in published[0].markers] == ["world", "world"]
 
 
+def _map_one_keyframe(node: localizer_node.LocalizerNode) -> None:
+    """A mapping node given its camera's pose in TF and one synchronised set: one keyframe."""
+    camera = TransformStamped(header=Header(stamp=Time(sec=1), frame_id="map"), child_frame_id="cam")
+    camera.transform.rotation.w = 1.0
+    node.tf._on_tf(TFMessage(transforms=[camera]), True)
+    node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
+    _wait(lambda: node.stats.snapshot()["keyframes_inserted"] == 1, "a keyframe")
+
+
 def test_while_mapping_map_path_is_where_the_session_is_saved(start, tmp_path: Path) -> None:
     node = start(mode="mapping")
     assert node._processor.map == "new"
@@ -198,18 +207,12 @@ def test_a_session_mapped_then_localized_in_is_saved_on_shutdown(start, tmp_path
     """Map a room, switch to localization in it, Ctrl-C: the new keyframes are saved to map_path,
     as they would be had the node stayed in mapping mode; a session saved since is not saved again."""
     node = start(mode="mapping", map_path=str(tmp_path / "room"))
-    camera = TransformStamped(header=Header(stamp=Time(sec=1), frame_id="map"), child_frame_id="cam")
-    camera.transform.rotation.w = 1.0
-    node.tf._on_tf(TFMessage(transforms=[camera]), True)
-    node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
-    _wait(lambda: node.stats.snapshot()["keyframes_inserted"] == 1, "a keyframe")
+    _map_one_keyframe(node)
     assert node.set_parameters([Parameter("mode", value="localization")])[0].successful
     node.shutdown()
     assert node._processor.saves == 1 and node._processor.map_path == tmp_path / "room"
     node = start(mode="mapping", map_path=str(tmp_path / "room"))
-    node.tf._on_tf(TFMessage(transforms=[camera]), True)
-    node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
-    _wait(lambda: node.stats.snapshot()["keyframes_inserted"] == 1, "a keyframe")
+    _map_one_keyframe(node)
     assert node._on_save_map(SaveMap.Request(path=""), SaveMap.Response()).success
     assert node.set_parameters([Parameter("mode", value="localization")])[0].successful
     node.shutdown()
@@ -218,11 +221,7 @@ def test_a_session_mapped_then_localized_in_is_saved_on_shutdown(start, tmp_path
 
 def test_loading_a_map_does_not_drop_unsaved_keyframes(start, tmp_path: Path) -> None:
     node = start(mode="mapping", map_path=str(tmp_path / "room"))
-    camera = TransformStamped(header=Header(stamp=Time(sec=1), frame_id="map"), child_frame_id="cam")
-    camera.transform.rotation.w = 1.0
-    node.tf._on_tf(TFMessage(transforms=[camera]), True)
-    node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
-    _wait(lambda: node.stats.snapshot()["keyframes_inserted"] == 1, "a keyframe")
+    _map_one_keyframe(node)
     response = node._on_load_map(LoadMap.Request(path=str(tmp_path / "other")), LoadMap.Response())
     assert not response.success and "1 keyframe mapped since the map was last saved" in response.message
     assert node._processor.map == "new"  # the session stays

@@ -531,20 +531,10 @@ def test_tracking_follows_the_odometry_where_the_prior_alone_is_lost(tmp_path: P
     assert methods("") == ["3d-3d"] * 4
 
 
-def test_damaged_bag_data_stops_the_replay_naming_the_bag(tmp_path: Path, world: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rosbags.highlevel import AnyReader
-
+def test_damaged_bag_data_stops_the_replay_naming_the_bag(tmp_path: Path, world: dict, damaged_bag_reads) -> None:
     from locus_core.data.errors import DataFileError
 
     write_bag(_frames(world), tmp_path / "bag")
-    real = AnyReader.messages
-
-    def damaged(self, *args, **kwargs):  # a chunk whose checksum fails, partway through the bag
-        for k, item in enumerate(real(self, *args, **kwargs)):
-            if k == 5:
-                raise RuntimeError("Chunk checksum mismatch.")
-            yield item
-
-    monkeypatch.setattr(AnyReader, "messages", damaged)
+    damaged_bag_reads(5)
     with pytest.raises(DataFileError, match=r"bag: unreadable bag data \(RuntimeError: Chunk checksum mismatch.\)"):
         replay(tmp_path / "bag", _Recorder())

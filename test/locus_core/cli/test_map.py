@@ -8,41 +8,31 @@ import locus_core.models.model
 from locus_core.cli.main import main
 
 
-def test_map_build_refuses_a_folder_in_use_before_building(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", ["build", "merge"])
+def test_map_build_and_merge_refuse_a_folder_in_use_before_their_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
-    # Saving refuses a folder that is not a map; the build (minutes to hours) must not run first.
-    out = tmp_path / "photos"
-    out.mkdir()
-    (out / "keep.jpg").write_bytes(b"x")
-
-    def no_build(spec: str) -> None:
-        raise AssertionError("the model was loaded: the build ran before --out was checked")
-
-    monkeypatch.setattr(locus_core.models.model, "load_model", no_build)
-    assert main(["map", "build", "--model", "backbone:xfeat", "--data", str(tmp_path / "data"), "--out", str(out)]) == 2
-    assert "photos: a folder that is not a LoCUS map" in capsys.readouterr().err
-    assert (out / "keep.jpg").is_file()
-
-
-
-def test_map_merge_refuses_a_folder_in_use_before_reading_the_maps(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # reading both maps and training an index on their descriptors is the slow part of a merge
+    # Saving refuses a folder that is not a map; a build (minutes to hours), or a merge's reading of
+    # both maps and training an index on their descriptors, must not run first.
     from locus_core.mapping import LandmarkMap
 
     out = tmp_path / "photos"
     out.mkdir()
     (out / "keep.jpg").write_bytes(b"x")
 
-    def no_load(*args, **kwargs) -> None:
-        raise AssertionError("the maps were read before --out was checked")
+    def too_early(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"map {command} did its work before --out was checked")
 
-    monkeypatch.setattr(LandmarkMap, "load", no_load)
-    assert main(["map", "merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]) == 2
+    if command == "build":
+        monkeypatch.setattr(locus_core.models.model, "load_model", too_early)
+        argv = ["map", "build", "--model", "backbone:xfeat", "--data", str(tmp_path / "data"), "--out", str(out)]
+    else:
+        monkeypatch.setattr(LandmarkMap, "load", too_early)
+        argv = ["map", "merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out)]
+    assert main(argv) == 2
     assert "photos: a folder that is not a LoCUS map" in capsys.readouterr().err
     assert (out / "keep.jpg").is_file()
+
 
 @pytest.mark.parametrize("bad", ["out", "frames"])
 def test_map_localize_checks_its_report_folder_and_frames_before_loading_the_model(

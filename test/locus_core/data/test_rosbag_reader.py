@@ -283,18 +283,8 @@ def test_tf_tree_on_real_bag(shared_data: Path) -> None:
     assert tree.lookup("map", "nowhere", t0) is None
 
 
-def test_damaged_bag_data_is_an_error_naming_the_bag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rosbags.highlevel import AnyReader
-
+def test_damaged_bag_data_is_an_error_naming_the_bag(tmp_path: Path, damaged_bag_reads) -> None:
     path = write_bag(tmp_path / "bag2", make_scene(n=3), "mcap")
-    real = AnyReader.messages
-
-    def damaged(self, *args, **kwargs):  # a chunk whose checksum fails, partway through the bag
-        for k, item in enumerate(real(self, *args, **kwargs)):
-            if k == 2:
-                raise RuntimeError("Chunk checksum mismatch.")
-            yield item
-
-    monkeypatch.setattr(AnyReader, "messages", damaged)
+    damaged_bag_reads(2)
     with pytest.raises(DataFileError, match=r"bag2: unreadable bag data \(RuntimeError: Chunk checksum mismatch.\)"):
         open_dataset(path)
