@@ -67,12 +67,17 @@ def vectorized_smooth_ap(
 
     Raises:
         LossInputError: shapes, dtypes or devices disagree, masks are not bool, a positive is not
-            a candidate, the similarities are not finite, or ``temperature`` is not positive.
+            a candidate, the similarities divided by ``temperature`` are not finite, or
+            ``temperature`` is not positive.
     """
     _check_inputs(landmarks, patches, positive, candidates, temperature, chunk_elements)
     similarity = landmarks @ patches.T
-    if not bool(torch.isfinite(similarity).all()):
-        raise LossInputError("landmark/patch similarities contain NaN or inf (check the descriptors)")
+    # s / tau is what gets ranked: finite s can still overflow it (half precision, descriptors that
+    # are not normalised), and inf - inf inside the sigmoids would make the loss NaN.
+    if not bool(torch.isfinite(similarity / temperature).all()):
+        raise LossInputError(
+            "landmark/patch similarities / temperature contain NaN or inf (check the descriptors)"
+        )
     if not per_row:
         similarity, positive, candidates = (t.reshape(1, -1) for t in (similarity, positive, candidates))
     return _SmoothAP.apply(similarity, positive, candidates, float(temperature), int(chunk_elements))

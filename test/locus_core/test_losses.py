@@ -185,6 +185,16 @@ def test_bad_inputs_raise_clear_errors(change, match: str) -> None:
         vectorized_smooth_ap(*change(*problem))
 
 
+@pytest.mark.parametrize(("value", "dtype"), [(3e18, torch.float32), (30.0, torch.float16)])
+def test_similarity_overflowing_at_the_temperature_raises_instead_of_nan(value: float, dtype: torch.dtype) -> None:
+    # s itself is finite (9e36 < float32 max, 900 < float16 max) but s / 0.01 is not.
+    lm = torch.full((1, 1), value, dtype=dtype)
+    pt = torch.full((2, 1), value, dtype=dtype)
+    pos = torch.tensor([[True, False]])
+    with pytest.raises(LossInputError, match="NaN or inf"):
+        vectorized_smooth_ap(lm, pt, pos, torch.ones_like(pos), 0.01)
+
+
 def test_bad_temperature_and_chunk_raise() -> None:
     problem = random_problem(4, 30, d=8, seed=9)
     with pytest.raises(LocusError, match="temperature must be > 0"):
