@@ -121,6 +121,46 @@ def test_no_positive_at_all_gives_zero_and_zero_gradients() -> None:
     assert not landmarks.grad.any() and not patches.grad.any()
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 4), m=st.integers(1, 12), seed=st.integers(0, 10_000), per_row=st.booleans(),
+       temperature=st.sampled_from([0.01, 0.5]), chunk=st.integers(1, 30))
+def test_matches_reference_on_degenerate_masks_and_ties(
+    n: int, m: int, seed: int, per_row: bool, temperature: float, chunk: int
+) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    # Two-level descriptors: many exact ties between similarities.
+    landmarks = torch.randint(0, 2, (n, 3), generator=gen).double()
+    patches = torch.randint(0, 2, (m, 3), generator=gen).double()
+    # Per row: all don't-care, only positives, no positive, or mixed.
+    kind = torch.randint(0, 4, (n, 1), generator=gen)
+    mixed_cand = torch.rand(n, m, generator=gen) < 0.7
+    mixed_pos = (torch.rand(n, m, generator=gen) < 0.4) & mixed_cand
+    candidates = torch.where(kind == 0, False, torch.where(kind == 1, True, mixed_cand))
+    positive = torch.where(kind == 1, True, torch.where(kind == 3, mixed_pos, False))
+    problem = (landmarks, patches, positive, candidates)
+    ours = value_and_grads(vectorized_smooth_ap, *problem, temperature=temperature, per_row=per_row,
+                           chunk_elements=chunk)
+    assert all(torch.isfinite(t).all() for t in ours)
+    if not positive.any():
+        assert float(ours[0]) == 0.0 and not ours[1].any() and not ours[2].any()
+        return
+    ref = value_and_grads(reference_smooth_ap, *problem, temperature=temperature, per_row=per_row)
+    for got, want in zip(ours, ref):
+        torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.sampled_from([1.0, 30.0, 1e4]), per_row=st.booleans())
+def test_finite_at_temperature_001_for_extreme_similarities(seed: int, scale: float, per_row: bool) -> None:
+    # |s| / tau up to 1e10: every sigmoid saturates to exactly 0 or 1, slopes underflow to 0.
+    landmarks, patches, positive, candidates = random_problem(5, 60, d=4, p_pos=0.2, seed=seed,
+                                                              dtype=torch.float32)
+    value, g_lm, g_pt = value_and_grads(vectorized_smooth_ap, landmarks * scale, patches * scale, positive,
+                                        candidates, temperature=0.01, per_row=per_row)
+    assert 0 < float(value) <= 1
+    assert torch.isfinite(g_lm).all() and torch.isfinite(g_pt).all()
+
+
 @settings(max_examples=25, deadline=None)
 @given(n=st.integers(1, 5), m=st.integers(2, 40), seed=st.integers(0, 10_000), per_row=st.booleans())
 def test_permuting_patches_keeps_the_value(n: int, m: int, seed: int, per_row: bool) -> None:
