@@ -160,6 +160,41 @@ def test_visible_occlusion() -> None:
     assert not visible(points, depth, K, far)[0].any()
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), dtype=st.sampled_from(DTYPES), stride=st.integers(1, 9),
+       height=st.integers(9, 30), width=st.integers(9, 30))
+def test_lifted_patches_project_to_their_centres_and_are_visible(
+    seed: int, dtype: torch.dtype, stride: int, height: int, width: int
+) -> None:
+    # lift_patches, patch_centers, project and visible must share one pixel convention: a patch of
+    # constant depth lifts to a point that projects back onto its centre, seen by its own camera.
+    gen = torch.Generator().manual_seed(seed)
+    T = random_se3(gen, (2,), dtype)
+    K = intrinsics((2,), dtype, 300, 310, width / 2 - 0.3, height / 2 + 0.2)
+    h, w = height // stride, width // stride
+    z = (0.5 + 5 * torch.rand(2, h, w, generator=gen, dtype=torch.float64)).to(dtype)
+    depth = torch.full((2, height, width), float("nan"), dtype=dtype)
+    depth[:, : h * stride, : w * stride] = z.repeat_interleave(stride, 1).repeat_interleave(stride, 2)
+    points = lift_patches(depth, K, T, stride)
+    uv, zc = project(transform_points(invert_se3(T), points), K)
+    tol = 1e-3 if dtype == torch.float32 else 1e-9
+    torch.testing.assert_close(uv, patch_centers(height, width, stride, dtype=dtype).expand(2, -1, -1),
+                               atol=tol, rtol=0)
+    torch.testing.assert_close(zc, z.reshape(2, -1), atol=tol, rtol=tol)
+    assert visible(points, depth, K, T).all()
+
+
+def test_visible_image_border_is_half_a_pixel_out() -> None:
+    H, W = 10, 12
+    K = intrinsics((1,), torch.float64, 10, 10, 5.5, 4.5)
+    T = torch.eye(4, dtype=torch.float64)[None]
+    depth = torch.full((1, H, W), 2.0, dtype=torch.float64)
+    uv = torch.tensor([[[-0.49, 3], [-0.51, 3], [W - 0.51, 3], [W - 0.49, 3],
+                        [3, -0.49], [3, -0.51], [3, H - 0.51], [3, H - 0.49]]], dtype=torch.float64)
+    points = unproject(uv, torch.full((1, 8), 2.0, dtype=torch.float64), K)
+    assert visible(points, depth, K, T)[0].tolist() == [True, False] * 4
+
+
 def test_input_checks() -> None:
     with pytest.raises(ValueError, match=r"uv: expected shape \(\.\.\., \*, 2\)"):
         unproject(torch.zeros(4, 3), torch.zeros(4), torch.eye(3))
