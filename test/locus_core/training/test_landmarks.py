@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -104,6 +105,69 @@ def test_sample_landmarks_spread_and_valid(seed: int, count: int, sep: float) ->
         assert d.min() >= sep - 1e-6
     again = sample_landmarks(points, count, sep, torch.Generator().manual_seed(seed))
     assert torch.equal(index, again)
+
+
+def _reference_masks(points, depth, K, T, landmarks, radii, kappa, tol):
+    """The module docstring's definition, one landmark / patch pair at a time, in numpy."""
+    B, n, _ = points.shape
+    H, W = depth.shape[1:]
+    flat = points.reshape(-1, 3).numpy()
+    pos = np.zeros((len(radii), len(landmarks), B * n), dtype=bool)
+    cand = np.zeros_like(pos)
+    for a, la in enumerate(landmarks.tolist()):
+        X = flat[la]
+        seen = []
+        for b in range(B):
+            cam = np.linalg.inv(T[b].numpy()) @ np.append(X, 1.0)
+            u, v = (K[b].numpy() @ cam[:3])[:2] / cam[2]
+            col, row = np.round(u), np.round(v)
+            ok = cam[2] > 0 and 0 <= col <= W - 1 and 0 <= row <= H - 1
+            d = depth[b, int(row), int(col)].item() if ok else math.nan
+            seen.append(b == la // n or (ok and math.isfinite(d) and d > 0 and cam[2] <= d + tol))
+        for j in range(B * n):
+            if j == la or not np.isfinite(flat[j]).all():
+                continue
+            dist = np.linalg.norm(flat[j] - X)
+            for s, rho in enumerate(radii):
+                if dist < rho:
+                    pos[s, a, j] = cand[s, a, j] = seen[j // n]
+                elif dist < kappa:
+                    cand[s, a, j] = True
+    return pos, cand
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_masks_match_the_definition_on_random_scenes(seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    B, H, W, stride = 3, 12, 12, 2  # pixels 5 cm apart on a wall 2 m away, cameras ~15 cm apart
+    depth = 2.0 + 0.03 * torch.rand(B, H, W, generator=g, dtype=torch.float64)
+    r, c = torch.randint(0, 8, (2,), generator=g).tolist()
+    depth[:, r : r + 5, c : c + 5] -= 0.5  # a box in front of the wall: occlusions
+    depth[torch.rand(B, H, W, generator=g) < 0.1] = float("nan")
+    depth[torch.rand(B, H, W, generator=g) < 0.05] = 0.0
+    K = torch.tensor([[40.0, 0, 5.5], [0, 40.0, 5.5], [0, 0, 1]], dtype=torch.float64).expand(B, 3, 3)
+    T = torch.eye(4, dtype=torch.float64).repeat(B, 1, 1)
+    T[:, :3, 3] = 0.15 * torch.randn(B, 3, generator=g, dtype=torch.float64)
+    points = geometry.lift_patches(depth, K, T, stride)
+    valid = torch.isfinite(points.reshape(-1, 3)).all(1).nonzero().squeeze(1)
+    landmarks = valid[torch.randperm(valid.numel(), generator=g)[:6]]
+    radii, kappa = (0.2, 0.5), 1.0
+    pos, cand = landmark_masks(points, depth, K, T, landmarks, radii, kappa, visibility_tolerance=0.05)
+    want_pos, want_cand = _reference_masks(points, depth, K, T, landmarks, radii, kappa, 0.05)
+    assert np.array_equal(pos.numpy(), want_pos) and np.array_equal(cand.numpy(), want_cand)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31), sep=st.floats(0.05, 0.6))
+def test_sample_landmarks_stops_short_only_when_no_point_fits(seed: int, sep: float) -> None:
+    g = torch.Generator().manual_seed(seed)
+    points = torch.rand(150, 3, generator=g, dtype=torch.float64)
+    points[::5] = float("nan")
+    index = sample_landmarks(points, 1000, sep, torch.Generator().manual_seed(seed))
+    # Fewer than asked: every valid patch is within min_separation of a landmark (greedy is maximal).
+    valid = torch.isfinite(points).all(1)
+    assert (torch.cdist(points[valid], points[index]).min(dim=1).values < sep).all()
 
 
 def test_subsample_keeps_fraction_of_negatives() -> None:
