@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from locus_core.training.errors import TrainingError
 from locus_core.training.sampler import MixedSampler, OverlapSampler
@@ -41,6 +43,32 @@ def test_too_few_partners_fills_with_best_overlap() -> None:
     frames = sampler.draw(np.random.default_rng(3))
     assert len(set(frames)) == 6
     assert max(frames) - min(frames) <= 6
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(2, 15), data=st.data())
+def test_draw_respects_the_overlap_range_on_random_covisibility(seed: int, n: int, data) -> None:
+    rng = np.random.default_rng(seed)
+    covis = rng.random((n, n)) ** 2  # asymmetric, many pairs out of range
+    batch_frames = data.draw(st.integers(1, n))
+    lo = data.draw(st.floats(0.0, 0.8))
+    hi = data.draw(st.floats(lo + 0.05, 1.0))
+    sampler = OverlapSampler(covis, batch_frames, lo, hi, name="random")
+    overlap = np.minimum(covis, covis.T)
+    in_range = (overlap >= lo) & (overlap <= hi) & ~np.eye(n, dtype=bool)
+    for _ in range(5):
+        frames = sampler.draw(rng)
+        assert len(frames) == len(set(frames)) == batch_frames
+        first, others = frames[0], np.array(frames[1:], dtype=int)
+        if in_range.any():
+            assert in_range[first].any()  # a seed with a partner whenever one exists
+        # As many partners in range as the seed has (up to the batch), and those come first.
+        k = min(batch_frames - 1, int(in_range[first].sum()))
+        assert in_range[first, others[:k]].all() and not in_range[first, others[k:]].any()
+        # The rest: the best-overlapping of the frames left.
+        left = np.setdiff1d(np.arange(n), frames[: k + 1])
+        if others[k:].size:
+            assert overlap[first, others[k:]].min() >= np.sort(overlap[first, left])[::-1][others[k:].size - 1]
 
 
 def test_weights_pick_scenes() -> None:
