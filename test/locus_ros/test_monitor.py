@@ -132,3 +132,35 @@ def test_a_long_run_keeps_only_what_the_summary_needs(monkeypatch: pytest.Monkey
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def _in_process_monitor():
+    from locus_ros import monitor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = monitor.Monitor(f"/stand_in_localizer_{os.getpid()}", f"/stand_in_truth_{os.getpid()}", echo=False, context=context)
+    return node, context
+
+
+def test_a_frame_without_status_leaves_the_latency_of_the_others() -> None:
+    """A frame flushed before its status came (Ctrl-C, the demo's watchdog) has no latency: it made
+    the summary's p50 and p95 null, those of every other frame lost with it."""
+    node, context = _in_process_monitor()
+    try:
+        for i, t in enumerate((10.0, 10.1)):
+            header = Header(stamp=conv.seconds_to_stamp(t), frame_id="map")
+            node._on_truth(PoseStamped(header=header, pose=conv.matrix_to_pose(_pose(float(i)))))
+            estimate = PoseWithCovarianceStamped(header=header)
+            estimate.pose.pose = conv.matrix_to_pose(_pose(float(i)))
+            node._on_pose(estimate)
+            if i == 0:
+                node._on_status(LocalizerStatus(header=header, localized=True, frames_processed=1, latency_ms=50.0))
+            node._on_matches(PlaceMatchArray(header=header))
+        node.poll(flush=True)
+        summary = node.summary()
+        assert summary["queries"] == 2 and summary["localized_rate"] == 1.0
+        assert summary["latency_ms"]["p50"] == pytest.approx(50.0) and summary["latency_ms"]["p95"] == pytest.approx(50.0)
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
