@@ -164,3 +164,21 @@ def test_a_frame_without_status_leaves_the_latency_of_the_others() -> None:
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def test_a_run_without_answers_has_the_summary_of_any_run() -> None:
+    """A node that never answered (no map, a dead camera): the summary held only "queries", so a
+    script reading its localized_rate failed with a KeyError exactly when it should report the
+    failure; now every metric is there, null where undefined, and the JSON is valid."""
+    node, context = _in_process_monitor()
+    try:
+        header = Header(stamp=conv.seconds_to_stamp(10.0), frame_id="map")
+        node._on_truth(PoseStamped(header=header, pose=conv.matrix_to_pose(_pose(0.0))))
+        node.poll(flush=True)
+        summary = json.loads(json.dumps(node.summary(), allow_nan=False))
+        assert (summary["queries"], summary["frames_answered"], summary["frames_with_ground_truth"]) == (0, 0, 1)
+        assert summary["localized_rate"] is None and summary["precision"] is None
+        assert summary["latency_ms"]["p50"] is None and summary["pose"]["median_trans_m"] is None
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
