@@ -224,17 +224,21 @@ def main(args: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     node.get_logger().info(f"scoring {node.topics['pose']} against {options.ground_truth}")
+    flush = True
     try:
         while rclpy.ok() and not stop.is_set():
             rclpy.spin_once(node, timeout_sec=0.1)
             node.poll()
             if options.frames and len(node.scored) >= options.frames:
+                # Answers still waiting now are frames beyond the limit, and incomplete: not scored.
+                flush = False
                 break
             if (node.answers or node.scored) and time.monotonic() - node.last_activity > options.idle_timeout:
                 break
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    node.poll(flush=True)
+    if flush:
+        node.poll(flush=True)
     summary = node.summary()
     print("[monitor] summary: " + json.dumps(summary), flush=True)
     if options.out:

@@ -182,3 +182,50 @@ def test_a_run_without_answers_has_the_summary_of_any_run() -> None:
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=context)
+
+
+def test_frames_stops_at_the_frames_scored(tmp_path: Path) -> None:
+    """--frames 2 with a third frame under way (its matches in, its pose and status not yet): the final
+    flush scored it too, as not localized with no latency, so the summary counted 3 frames and a
+    localized rate the node never had."""
+    summary_file = tmp_path / "summary.json"
+    node_name, truth_topic = f"/stand_in_localizer_f{os.getpid()}", f"/stand_in_truth_f{os.getpid()}"
+    monitor = subprocess.Popen(
+        [sys.executable, "-m", "locus_ros.monitor", "--node", node_name, "--ground-truth", truth_topic,
+         "--frames", "2", "--idle-timeout", "60", "--out", str(summary_file)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    client = Client("locus_monitor_frames_test")
+    try:
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        node = client.node
+        pubs = {
+            "truth": node.create_publisher(PoseStamped, truth_topic, qos),
+            "pose": node.create_publisher(PoseWithCovarianceStamped, f"{node_name}/pose", qos),
+            "matches": node.create_publisher(PlaceMatchArray, f"{node_name}/place_matches", qos),
+            "status": node.create_publisher(LocalizerStatus, f"{node_name}/status", qos),
+        }
+        client.wait_for(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()) or monitor.poll() is not None,
+                        60, "the monitor to subscribe")
+        assert monitor.poll() is None, monitor.communicate()[0]
+        headers = [Header(stamp=conv.seconds_to_stamp(t), frame_id="map") for t in (10.0, 10.1, 10.2)]
+        for i, header in enumerate(headers):
+            pubs["truth"].publish(PoseStamped(header=header, pose=conv.matrix_to_pose(_pose(float(i)))))
+        for i in (0, 2, 1):  # the third frame's matches before the second frame's answer is complete
+            estimate = PoseWithCovarianceStamped(header=headers[i])
+            estimate.pose.pose = conv.matrix_to_pose(_pose(float(i)))
+            if i != 2:
+                pubs["pose"].publish(estimate)
+            pubs["matches"].publish(PlaceMatchArray(header=headers[i]))
+            if i != 2:
+                pubs["status"].publish(LocalizerStatus(header=headers[i], localized=True, frames_processed=i + 1, latency_ms=50.0))
+        out, _ = monitor.communicate(timeout=60)
+    finally:
+        if monitor.poll() is None:
+            monitor.kill()
+            monitor.communicate()
+        client.close()
+    assert monitor.returncode == 0, out
+    assert len([line for line in out.splitlines() if line.startswith("[monitor] t=")]) == 2, out
+    summary = json.loads(summary_file.read_text())
+    assert (summary["queries"], summary["localized_rate"], summary["frames_scored"]) == (2, 1.0, 2)
