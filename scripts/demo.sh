@@ -56,7 +56,9 @@ log "ROS_DOMAIN_ID=$ROS_DOMAIN_ID; logs in $out/*.log"
 
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+    # TERM, not INT: a script's background jobs ignore SIGINT (the watchdog's sleep held the exit for
+    # its 90 s; a node still importing never saw it). The nodes shut down on either.
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -73,6 +75,7 @@ pids+=($!)
 python -m locus_ros.monitor --out "$out/summary.json" --idle-timeout 20 --ros-args -p use_sim_time:=true \
     2> "$out/monitor.log" &
 monitor=$!
+pids+=($monitor)  # it stops by itself only once answers came: on a failure before that, cleanup stops it
 
 # Play only once the node has its model and map: frames published before that would be dropped.
 for _ in $(seq 300); do
@@ -86,7 +89,7 @@ python -m locus_ros.player "$data" --frames "$query_frames" --tf odom --rate "$r
 
 # The monitor stops by itself once frames stop arriving; if the node never answered, stop it after a
 # grace period so that the summary (with zero frames) and the logs still say what happened.
-( sleep 90; kill -TERM "$monitor" 2>/dev/null ) &
+( sleep 90; kill -TERM "$monitor" 2>/dev/null ) > /dev/null 2>&1 &  # its sleep outlives cleanup: not on our stdout
 pids+=($!)
 wait "$monitor" || { log "the monitor failed: see $out/monitor.log and $out/node.log"; exit 1; }
 log "summary: $out/summary.json; map: $map; node log: $out/node.log"
