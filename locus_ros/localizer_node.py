@@ -558,7 +558,9 @@ class LocalizerNode(Node):
     def _publish_diagnostics(self) -> None:
         sync = dataclasses.asdict(self._sync.stats)
         sync["tf_time_jumps"] = self.tf.time_jumps
-        statuses = render(self.stats.snapshot(), node_name=self.get_name(), inputs=self._input_names, sync=sync, state=self._state())
+        # namespaced: two robots' localizers on one /diagnostics must not merge in the aggregator
+        statuses = render(self.stats.snapshot(), node_name=self.get_fully_qualified_name().lstrip("/"),
+                          inputs=self._input_names, sync=sync, state=self._state())
         self._pub_diag.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=statuses))
         self._publish_status()
 

@@ -699,3 +699,12 @@ def test_map_to_odom_not_published_for_want_of_odometry_is_logged(start, tmp_pat
     _wait(lambda: node.stats.snapshot()["frames_processed"] == 1, "the frame to be processed")
     assert node.stats.snapshot()["skipped"] == {"tf": 1}
     assert "map->odom not published: " in capfd.readouterr().err
+
+
+def test_diagnostics_are_named_with_the_node_s_namespace(start, monkeypatch: pytest.MonkeyPatch) -> None:
+    node = start()
+    published = []
+    monkeypatch.setattr(node._pub_diag, "publish", published.append)
+    node._publish_diagnostics()
+    names = {status.name for status in published[-1].status}
+    assert names == {f"in_process_{os.getpid()}/locus_localizer: inputs", f"in_process_{os.getpid()}/locus_localizer: localization"}
