@@ -17,6 +17,9 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 # How far back input rates and latency percentiles look.
 WINDOW_S = 5.0
 LATENCY_SAMPLES = 200
+# How long a bad input message keeps the inputs status WARN (its count stays in the values).
+BAD_WINDOW_S = 60.0
+BAD_KINDS = ("bad_message", "unknown_encoding")
 
 
 class RateMeter:
@@ -56,6 +59,7 @@ class NodeStats:
     last_reason: str = ""  # why the last processed frame gave no pose ("" when it did)
     localized: bool = False
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    bad_times: deque = field(default_factory=lambda: deque(maxlen=1000))  # time.monotonic() of bad input messages
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def message_in(self, topic: str, stamp: float) -> None:
@@ -71,6 +75,8 @@ class NodeStats:
         with self._lock:
             self.skipped[kind] += 1
             self.last_error = error
+            if kind in BAD_KINDS:
+                self.bad_times.append(time.monotonic())
 
     def count(self, attribute: str, n: int = 1) -> None:
         with self._lock:
@@ -94,6 +100,7 @@ class NodeStats:
                 "rates": {topic: meter.rate(now) for topic, meter in self.inputs.items()},
                 "totals": {topic: meter.total for topic, meter in self.inputs.items()},
                 "stamps": dict(self.stamps),
+                "bad_recent": sum(t >= now - BAD_WINDOW_S for t in self.bad_times),
                 "frames_received": self.frames_received,
                 "frames_processed": self.frames_processed,
                 "frames_dropped": self.frames_dropped,
@@ -127,7 +134,7 @@ def render(snapshot: dict, *, node_name: str, inputs: list[str], sync: dict, sta
     """
     rates = snapshot["rates"]
     silent = [t for t in inputs if rates.get(t, 0.0) == 0.0]
-    bad = sum(snapshot["skipped"].get(k, 0) for k in ("bad_message", "unknown_encoding"))
+    bad = snapshot["bad_recent"]
     input_level, input_msg = DiagnosticStatus.OK, "receiving"
     if silent:
         why = {t: f" ({r})" for t, r in snapshot["incompatible_qos"].items()}
@@ -138,7 +145,7 @@ def render(snapshot: dict, *, node_name: str, inputs: list[str], sync: dict, sta
         newest = ", ".join(f"{snapshot['stamps'].get(t, float('nan')):.3f} on {t}" for t in inputs)
         input_level, input_msg = DiagnosticStatus.WARN, f"no rgb, depth and camera_info set within sync_max_interval: newest stamps {newest}"
     elif bad:
-        input_level, input_msg = DiagnosticStatus.WARN, f"{bad} bad message(s); last: {snapshot['last_error']}"
+        input_level, input_msg = DiagnosticStatus.WARN, f"{bad} bad message(s) in {BAD_WINDOW_S:.0f} s; last: {snapshot['last_error']}"
     input_values = {f"rate_hz {t}": rates.get(t, 0.0) for t in inputs}
     input_values.update({f"received {t}": snapshot["totals"].get(t, 0) for t in inputs})
     input_values.update({f"sync_{k}": v for k, v in sync.items()})
