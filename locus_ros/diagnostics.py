@@ -130,7 +130,8 @@ def render(snapshot: dict, *, node_name: str, inputs: list[str], sync: dict, sta
 
     ``inputs`` lists the subscribed topics (a missing one shows rate 0 and makes the status WARN);
     ``sync`` holds the synchroniser's counters; ``state`` the node's mode, map and model facts and
-    ``error`` (a non-empty one makes the localization status ERROR: no map, model failed).
+    ``error`` (a non-empty one makes the localization status ERROR: no map, model failed; WARN while
+    ``starting``).
     """
     rates = snapshot["rates"]
     silent = [t for t in inputs if rates.get(t, 0.0) == 0.0]
@@ -153,7 +154,8 @@ def render(snapshot: dict, *, node_name: str, inputs: list[str], sync: dict, sta
     input_values["last_error"] = snapshot["last_error"]
 
     if state.get("error"):
-        level, msg = DiagnosticStatus.ERROR, state["error"]
+        # loading the model and the map takes seconds at every start: not a fault yet
+        level, msg = DiagnosticStatus.WARN if state.get("starting") else DiagnosticStatus.ERROR, state["error"]
     elif snapshot["frames_processed"] == 0:
         level, msg = DiagnosticStatus.WARN, "no frame processed yet"
     elif state.get("mode") == "localization" and not snapshot["localized"]:

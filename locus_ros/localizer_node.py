@@ -137,13 +137,16 @@ class _Frame:
     received: float  # time.monotonic() when the set was complete
 
 
+STARTING = "loading the model"  # the state error until the model and the map are in
+
+
 class LocalizerNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("locus_localizer", **kwargs)
         self.stats = NodeStats()
         self.params = self._declare_parameters()
         p = self.params
-        self._state_error = "loading the model"
+        self._state_error = STARTING
         self._processor = None
         self._device_note = ""
         self._last_stamp: float | None = None
@@ -530,6 +533,7 @@ class LocalizerNode(Node):
             "mode": p.mode, "map_path": str(map_path or ""), "model": p.model,
             "runtime": self._processor.runtime if self._processor else "", "device_note": self._device_note,
             "keyframes": keyframes, "landmarks": landmarks, "tf_backend": self.tf.backend, "error": self._state_error,
+            "starting": self._state_error == STARTING,
         }
 
     def _publish_status(self, stamp: Any = None, *, inliers: int = 0) -> None:

@@ -33,3 +33,10 @@ def test_a_bad_message_warns_for_a_while_not_for_the_node_s_lifetime(monkeypatch
     status = inputs()
     assert status.level == DiagnosticStatus.OK
     assert {kv.key: kv.value for kv in status.values}["skipped_bad_message"] == "1"  # the total stays reported
+
+
+@pytest.mark.parametrize(("starting", "level"), [(True, DiagnosticStatus.WARN), (False, DiagnosticStatus.ERROR)])
+def test_loading_the_model_is_no_error_a_failure_is(starting: bool, level: bytes) -> None:
+    state = {"error": "loading the model" if starting else "map m not loaded: no manifest.json", "starting": starting}
+    status = render(NodeStats().snapshot(), node_name="n", inputs=[], sync={}, state=state)[1]
+    assert status.level == level and status.message == state["error"]
