@@ -29,9 +29,9 @@ from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
 from locus_ros import conversions as conv
+from locus_ros.diagnostics import STARTING
 
 CAMERA_FRAME = "camera_color_optical_frame"
-LOADING = "loading the model"  # the node's status message until its model and map are ready
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -88,7 +88,7 @@ class Driver:
         with self._lock:
             status = self.status
         subscribed = all(p.get_subscription_count() > 0 for p in (self.pub_rgb, self.pub_depth, self.pub_info, self.pub_tf))
-        return subscribed and status is not None and LOADING not in status.message
+        return subscribed and status is not None and STARTING not in status.message
 
     def publish(self, messages: tuple[Image, Image, CameraInfo, TransformStamped], stamp: float) -> None:
         rgb, depth, info, odom = messages

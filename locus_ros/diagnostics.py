@@ -17,6 +17,8 @@ from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 # How far back input rates and latency percentiles look.
 WINDOW_S = 5.0
 LATENCY_SAMPLES = 200
+# The node's state error (and ~/status message) until its model and map are in.
+STARTING = "loading the model"
 # How long a bad input message keeps the inputs status WARN (its count stays in the values).
 BAD_WINDOW_S = 60.0
 BAD_KINDS = ("bad_message", "unknown_encoding")

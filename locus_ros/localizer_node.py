@@ -52,7 +52,7 @@ from locus_core.pipeline.processor import FrameProcessor
 from locus_core.pipeline.sync import ApproximateTimeSynchronizer
 from locus_ros import conversions as conv
 from locus_ros import params as node_params
-from locus_ros.diagnostics import NodeStats, render
+from locus_ros.diagnostics import STARTING, NodeStats, render
 from locus_ros.errors import ConversionError, ParameterError, TransformError, UnsupportedEncoding
 
 MAX_MARKER_POINTS = 20000
@@ -135,9 +135,6 @@ class _Frame:
     depth: Image
     info: CameraInfo
     received: float  # time.monotonic() when the set was complete
-
-
-STARTING = "loading the model"  # the state error until the model and the map are in
 
 
 class LocalizerNode(Node):
