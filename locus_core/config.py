@@ -170,7 +170,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             if not isinstance(node.get(part), dict):
                 node[part] = {}
             node = node[part]
-        node[leaf] = _load_yaml(raw) if raw else ""
+        try:
+            node[leaf] = _load_yaml(raw) if raw else ""
+        except yaml.YAMLError as exc:  # *.png, @home, [1, 2: a shell word, not the YAML meant
+            raise ConfigError(f"override {pair!r}: not valid YAML ({getattr(exc, 'problem', None) or exc}); "
+                              f"quote a string: {key}='...'") from None
     return result
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -134,3 +135,11 @@ def test_keys_yaml_reads_as_bools_or_numbers_are_named(tmp_path: Path) -> None:
     path.write_text("inner:\n  on: 1\n")
     with pytest.raises(ConfigError, match=r"unknown key\(s\) inner.True for Inner"):
         load_config(Outer, path)
+
+
+@pytest.mark.parametrize("value", ["[1, 2", "*.png", "@home", "!x", "a: b: c", "\tx"])
+def test_an_override_that_is_not_yaml_is_named(value: str) -> None:
+    # each was a yaml ScannerError/ParserError/... traceback that named neither the flag nor the key
+    with pytest.raises(ConfigError, match=rf"override {re.escape(repr('name=' + value))}: not valid YAML \(.+\); quote"):
+        parse_overrides([f"name={value}"])
+    assert parse_overrides([f"name='{value}'"]) == {"name": value}
