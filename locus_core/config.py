@@ -46,6 +46,12 @@ def _load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: PyYAML's own message spans lines, quotes the text and names "<unicode string>"."""
+    words = ", ".join(filter(None, (getattr(exc, "context", None), getattr(exc, "problem", None))))
+    return words or str(exc)
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A plain dict (nested dataclasses, tuples as lists) that ``yaml.safe_dump`` accepts."""
 
@@ -173,7 +179,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         try:
             node[leaf] = _load_yaml(raw) if raw else ""
         except yaml.YAMLError as exc:  # *.png, @home, [1, 2: a shell word, not the YAML meant
-            raise ConfigError(f"override {pair!r}: not valid YAML ({getattr(exc, 'problem', None) or exc}); "
+            raise ConfigError(f"override {pair!r}: not valid YAML ({_yaml_problem(exc)}); "
                               f"quote a string: {key}='...'") from None
     return result
 
@@ -199,7 +205,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text (UTF-8) file") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {_yaml_problem(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data

@@ -143,3 +143,12 @@ def test_an_override_that_is_not_yaml_is_named(value: str) -> None:
     with pytest.raises(ConfigError, match=rf"override {re.escape(repr('name=' + value))}: not valid YAML \(.+\); quote"):
         parse_overrides([f"name={value}"])
     assert parse_overrides([f"name='{value}'"]) == {"name": value}
+
+
+def test_a_yaml_syntax_error_is_one_line_with_the_file_line_and_column(tmp_path: Path) -> None:
+    # PyYAML's message spans five lines and names "<unicode string>", not the file
+    path = tmp_path / "c.yaml"
+    path.write_text("steps: 3\ninner:\n\tradius: 0.6\n")  # a tab indent
+    with pytest.raises(ConfigError, match=r"c.yaml: not valid YAML at line 3, column 1: while scanning for the next token, found character '\\t'") as raised:
+        load_config(Outer, path)
+    assert "\n" not in str(raised.value) and "unicode string" not in str(raised.value)
