@@ -23,7 +23,20 @@ C = TypeVar("C")
 
 class _Loader(yaml.SafeLoader):
     """``yaml.safe_load`` without YAML 1.1's base-60 numbers: ``8:15`` (a frame range) stays a
-    string instead of the integer 495; every other implicit type resolves as before."""
+    string instead of the integer 495; every other implicit type resolves as before. A key given
+    twice in one mapping is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # PyYAML keeps the last: a second `data:` section silently dropped every key of the first.
+        # Checked before merge keys (<<) are flattened in, which a mapping overrides on purpose.
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 # PyYAML's int and float patterns, less their sexagesimal alternatives.

@@ -152,3 +152,18 @@ def test_a_yaml_syntax_error_is_one_line_with_the_file_line_and_column(tmp_path:
     with pytest.raises(ConfigError, match=r"c.yaml: not valid YAML at line 3, column 1: while scanning for the next token, found character '\\t'") as raised:
         load_config(Outer, path)
     assert "\n" not in str(raised.value) and "unicode string" not in str(raised.value)
+
+
+def test_a_key_given_twice_is_named_with_its_line(tmp_path: Path) -> None:
+    # PyYAML keeps the last: a second `inner:` section silently put every key of the first back to
+    # its default
+    path = tmp_path / "c.yaml"
+    path.write_text("inner:\n  radius: 0.6\nsteps: 3\ninner:\n  sizes: [1]\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: not valid YAML at line 4, column 1: duplicate key 'inner'"):
+        load_config(Outer, path)
+    path.write_text("inner:\n  radius: 0.6\n  radius: 0.7\n")
+    with pytest.raises(ConfigError, match=r"line 3, column 3: duplicate key 'radius'"):
+        load_config(Outer, path)
+    # a merge key's values are overridden on purpose
+    path.write_text("inner:\n  <<: {radius: 0.6, sizes: [1]}\n  radius: 0.7\n")
+    assert load_config(Outer, path).inner == Inner(radius=0.7, sizes=(1,))
