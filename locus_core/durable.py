@@ -83,7 +83,18 @@ def _exchange(a: Path, b: Path) -> bool:
 def written_last(path: Path, text: str) -> Iterator[None]:
     """Remove ``path`` (a report's metrics.json: it marks a finished run) on entry and write ``text``
     to it when the block ends without an error, so that a rerun into the same folder interrupted while
-    it writes its other files never leaves the earlier run's metrics beside them."""
+    it writes its other files never leaves the earlier run's metrics beside them. The file appears
+    whole or not at all (a full disk or a crash left it truncated, still marking a finished run)."""
     path.unlink(missing_ok=True)
     yield
-    path.write_text(text)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent)

@@ -76,3 +76,17 @@ def test_a_previous_folder_that_cannot_be_deleted_does_not_fail_the_save(
     monkeypatch.setattr(durable.shutil, "rmtree", refuse)
     replace_folder(tmp, final, aside)  # the new folder is in place: the save succeeded
     assert (final / "data").read_text() == "second"
+
+
+def test_written_last_leaves_no_marker_when_writing_it_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a full disk: the marker of a finished run was left truncated (empty) beside the run's files
+    marker = tmp_path / "metrics.json"
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(durable.os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        with written_last(marker, '{"ap": 0.5}'):
+            (tmp_path / "report.md").write_text("r")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
