@@ -33,7 +33,7 @@ def generate_scene(out_dir: str | os.PathLike[str], *, seed: int = 0, rooms: int
     scene in ``out_dir`` (complete or interrupted) is replaced; any other non-empty folder is refused.
 
     Raises:
-        SyntheticError: bad rooms/frames/size, or ``out_dir`` holds something else.
+        SyntheticError: bad rooms/frames/size, ``out_dir`` holds something else or cannot be written.
     """
     import cv2
 
@@ -42,33 +42,37 @@ def generate_scene(out_dir: str | os.PathLike[str], *, seed: int = 0, rooms: int
     H, W = check_size(size)
     out = Path(out_dir)
     scene = SyntheticScene(seed, rooms, config)
-    _prepare(out)
-    K = scene.intrinsics((H, W))
-    np.savetxt(out / "camera-intrinsics.txt", K, fmt="%.10f")
-    png = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    # a file where a folder is needed, no permission, a full disk: the folder named, not a traceback
+    try:
+        _prepare(out)
+        K = scene.intrinsics((H, W))
+        np.savetxt(out / "camera-intrinsics.txt", K, fmt="%.10f")
+        png = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
-    def write(i: int, T: np.ndarray) -> None:
-        rgb, depth, semantic, instance = scene.render(T, K, (H, W))
-        stem = out / f"frame-{i:06d}"
-        millimetres = np.nan_to_num(depth * DEPTH_SCALE, nan=0.0)
-        millimetres = np.where(millimetres < 65535.5, np.round(millimetres), 0).astype(np.uint16)
-        for suffix, image in ((".color.png", np.ascontiguousarray(rgb[..., ::-1])),
-                              (".depth.png", millimetres),
-                              (".segm.png", semantic.astype(np.uint16)),
-                              (".instance.png", instance.astype(np.uint16))):
-            if not cv2.imwrite(f"{stem}{suffix}", image, png):
-                raise SyntheticError(f"{stem}{suffix}: could not write the image")
-        np.savetxt(f"{stem}.pose.txt", T, fmt="%.10f")
+        def write(i: int, T: np.ndarray) -> None:
+            rgb, depth, semantic, instance = scene.render(T, K, (H, W))
+            stem = out / f"frame-{i:06d}"
+            millimetres = np.nan_to_num(depth * DEPTH_SCALE, nan=0.0)
+            millimetres = np.where(millimetres < 65535.5, np.round(millimetres), 0).astype(np.uint16)
+            for suffix, image in ((".color.png", np.ascontiguousarray(rgb[..., ::-1])),
+                                  (".depth.png", millimetres),
+                                  (".segm.png", semantic.astype(np.uint16)),
+                                  (".instance.png", instance.astype(np.uint16))):
+                if not cv2.imwrite(f"{stem}{suffix}", image, png):
+                    raise SyntheticError(f"{stem}{suffix}: could not write the image")
+            np.savetxt(f"{stem}.pose.txt", T, fmt="%.10f")
 
-    # numpy and libpng release the GIL: two frames at a time use both cores of a small machine
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for _ in pool.map(write, range(frames), scene.trajectory(frames)):
-            pass
-    meta = scene.describe() | {"frames": int(frames), "size": [H, W], "depth_scale": DEPTH_SCALE,
-                               "intrinsics": K.tolist()}
-    partial = out / PARTIAL_SCENE_FILE
-    partial.write_text(json.dumps(meta, indent=1))
-    os.replace(partial, out / SCENE_FILE)
+        # numpy and libpng release the GIL: two frames at a time use both cores of a small machine
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            for _ in pool.map(write, range(frames), scene.trajectory(frames)):
+                pass
+        meta = scene.describe() | {"frames": int(frames), "size": [H, W], "depth_scale": DEPTH_SCALE,
+                                   "intrinsics": K.tolist()}
+        partial = out / PARTIAL_SCENE_FILE
+        partial.write_text(json.dumps(meta, indent=1))
+        os.replace(partial, out / SCENE_FILE)
+    except OSError as exc:
+        raise SyntheticError(f"{out}: cannot write the scene ({exc.strerror or exc})") from None
     return out
 
 

@@ -118,3 +118,17 @@ def test_bad_parameters(tmp_path: Path, kwargs: dict, match: str) -> None:
     with pytest.raises(SyntheticError, match=match):
         generate_scene(tmp_path / "x", **kwargs)
     assert not (tmp_path / "x").exists()  # nothing written before the checks pass
+
+
+def test_an_output_that_cannot_be_written_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a file where a folder is needed, a full disk: OSError tracebacks from mkdir and np.savetxt
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SyntheticError, match=r"file/scene: cannot write the scene \(Not a directory\)"):
+        generate_scene(tmp_path / "file" / "scene", frames=1, size=(32, 32), config=CONFIG)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savetxt", full)
+    with pytest.raises(SyntheticError, match=r"scene: cannot write the scene \(No space left on device\)"):
+        generate_scene(tmp_path / "scene", frames=2, size=(32, 32), config=CONFIG)
