@@ -210,7 +210,7 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = _load_yaml(Path(path).read_text()) or {}
+        data = _load_yaml(Path(path).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as exc:  # a directory, no permission: a traceback would not name the flag's file

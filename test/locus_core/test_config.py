@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -167,3 +170,14 @@ def test_a_key_given_twice_is_named_with_its_line(tmp_path: Path) -> None:
     # a merge key's values are overridden on purpose
     path.write_text("inner:\n  <<: {radius: 0.6, sizes: [1]}\n  radius: 0.7\n")
     assert load_config(Outer, path).inner == Inner(radius=0.7, sizes=(1,))
+
+
+def test_a_utf8_config_reads_whatever_the_locale(tmp_path: Path) -> None:
+    # read in the locale's encoding, a UTF-8 file was "not a text (UTF-8) file" under an ASCII locale
+    # (and mis-decoded under a Latin-1 one)
+    path = tmp_path / "c.yaml"
+    path.write_bytes("name: café ☕\n".encode())
+    code = f"from locus_core.config import read_yaml; print(ascii(read_yaml({str(path)!r})))"
+    env = {**os.environ, "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == ascii({"name": "café ☕"}), out.stderr
