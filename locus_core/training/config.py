@@ -207,7 +207,7 @@ def validate_config(config: TrainConfig, *, world_size: int = 1) -> None:
     need(config.seed >= 0, "seed", config.seed, "must be >= 0")
     need(bool(config.run_dir), "run_dir", config.run_dir, "empty path")
     # else found out only after the whole run, as an OSError when the model is moved into place
-    need(not (config.ship_to and Path(config.ship_to).is_dir()), "ship_to", config.ship_to,
+    need(not (config.ship_to and Path(config.ship_to).expanduser().is_dir()), "ship_to", config.ship_to,
          "is a folder: give the model file's path")
     if d.val is not None:
         for i, source in enumerate(d.train):

@@ -95,7 +95,7 @@ class Trainer:
         validate_config(config, world_size=self.world.size)
         torch.set_num_threads(config.threads)
         self.config = config
-        self.run_dir = Path(config.run_dir)
+        self.run_dir = Path(config.run_dir).expanduser()  # a YAML value or --set=~/x: no shell expanded it
         if self.world.is_main:
             remove_stale(self.run_dir)
         self.checkpoint = self._checkpoint_to_resume(resume)
@@ -305,7 +305,7 @@ class Trainer:
         if self.log is not None:
             self.log.write_summary(summary)
         if self.config.ship_to:
-            ship = Path(self.config.ship_to)
+            ship = Path(self.config.ship_to).expanduser()
             if self.skipped >= self.step:  # the head is still its random initialisation
                 raise TrainingError(
                     f"ship_to={str(ship)!r}: not replaced: all {self.step} steps were skipped "

@@ -40,7 +40,7 @@ def generate_scene(out_dir: str | os.PathLike[str], *, seed: int = 0, rooms: int
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
         raise SyntheticError(f"frames must be a positive integer, got {frames!r}")
     H, W = check_size(size)
-    out = Path(out_dir)
+    out = Path(out_dir).expanduser()  # --out=~/x: no shell expanded it
     scene = SyntheticScene(seed, rooms, config)
     # a file where a folder is needed, no permission, a full disk: the folder named, not a traceback
     try:

@@ -217,3 +217,14 @@ def test_resume_refuses_fewer_steps_than_the_run_has_done(tiny_config: TrainConf
     train(tiny_config)
     with pytest.raises(TrainingError, match=r"steps=2: .*step-00000003 is already at step 3"):
         Trainer(dataclasses.replace(tiny_config, steps=2), resume=True)  # gave the step-3 model as steps=2's
+
+
+def test_run_dir_and_ship_to_expand_the_home_folder(
+    tiny_config: TrainConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # run_dir: ~/runs/x in a YAML file (or --set run_dir=~/x) trained into a folder named '~' here
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    result = train(dataclasses.replace(tiny_config, run_dir="~/runs/x", ship_to="~/shipped.pt"))
+    assert result.model_path == tmp_path / "home" / "runs" / "x" / "model.pt" and result.model_path.is_file()
+    assert (tmp_path / "home" / "shipped.pt").is_file() and not (tmp_path / "~").exists()

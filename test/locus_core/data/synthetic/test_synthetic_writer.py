@@ -132,3 +132,10 @@ def test_an_output_that_cannot_be_written_is_named(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(np, "savetxt", full)
     with pytest.raises(SyntheticError, match=r"scene: cannot write the scene \(No space left on device\)"):
         generate_scene(tmp_path / "scene", frames=2, size=(32, 32), config=CONFIG)
+
+
+def test_an_out_under_the_home_folder_is_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    generate_scene("~/scene", frames=2, size=(48, 64))  # `locus data synth --out=~/scene`: no shell expands it
+    assert len(open_dataset(tmp_path / "home" / "scene")) == 2 and not (tmp_path / "~").exists()
