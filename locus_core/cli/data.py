@@ -34,9 +34,10 @@ def _options(pairs: list[str]) -> dict[str, str]:
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        key = key.strip()  # "intrinsics = 1,2,3,4" was refused as an unknown option 'intrinsics '
         if not sep or not key:
             raise FormatError(f"--option {pair!r}: expected KEY=VALUE")
-        options[key] = value
+        options[key] = value.strip()
     return options
 
 

@@ -34,6 +34,8 @@ def test_info_text_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert run(["data", "info", str(path), "--option", "intrinsics=60,62,31.5,23.5"]) == 0
     out = capsys.readouterr().out
     assert "7scenes, 3 frames (index 0..2), 64x48" in out and "reprojection" in out
+    assert run(["data", "info", str(path), "--option", "intrinsics = 60,62,31.5,23.5"]) == 0  # spaced as in prose
+    capsys.readouterr()
     with pytest.raises(SelectionError, match="select nothing"):
         run(["data", "info", str(path), "--frames", "50:60"])
     with pytest.raises(SystemExit):
