@@ -187,7 +187,8 @@ def source_keyframes(landmark_map: Any, data_path: Path | None = None) -> list[P
 
     log = logging.getLogger(__name__)
     sources = landmark_map.sources
-    path = Path(sources[0].get("path", "")) if len(sources) == 1 else None
+    # a source without a path (a map made in mapping mode) is not Path(""): that is the working directory
+    path = Path(sources[0]["path"]) if len(sources) == 1 and sources[0].get("path") else None
     if path is None or not path.exists():
         log.warning("map sources %s not available: place recall is not computed", [s.get("path") for s in sources])
         return None

@@ -119,3 +119,13 @@ def test_source_keyframes_only_from_the_maps_own_data(scene: Path, built_map, tm
         assert source_keyframes(built_map) is None
     finally:
         built_map.sources[0]["path"] = str(scene)
+
+
+def test_a_map_without_a_source_path_has_no_source_keyframes(scene: Path, built_map, monkeypatch) -> None:
+    """A map made in mapping mode records no data set path: its source was taken as Path(""), the
+    working directory, so run from inside a recording the keyframes were read from that one."""
+    from locus_core.mapping.evaluate import source_keyframes
+
+    monkeypatch.chdir(scene)
+    monkeypatch.setattr(built_map, "sources", [{"name": "locus_localizer mapping mode"}])
+    assert source_keyframes(built_map) is None
