@@ -279,7 +279,8 @@ class Localizer:
 
     def _uncertainty(self, cov: np.ndarray | None) -> str:
         """Why a fit's own covariance (6, 6), or None, rules its pose out; "" when it does not."""
-        if cov is None or not np.all(np.isfinite(cov)):
+        # a negative variance: round-off of a fit near the conditioning limit, no covariance at all
+        if cov is None or not np.all(np.isfinite(cov)) or np.any(np.diag(cov) < 0):
             return "pose covariance is undetermined"
         std = float(np.sqrt(np.max(np.diag(cov)[:3])))
         if std > self.config.max_position_std_m:

@@ -162,3 +162,14 @@ def test_a_map_made_by_inserting_keyframes_is_reindexed_for_its_size_before_savi
     localizer.finish_mapping()
     n = empty.num_landmarks
     assert empty.index._index.nlist == default_nlist(n) > default_nlist(301) and empty.index.ntotal == n
+
+
+def test_a_covariance_with_a_negative_variance_rules_the_pose_out() -> None:
+    from types import SimpleNamespace
+
+    from locus_core.mapping import LocalizerConfig
+    from locus_core.mapping.localizer import Localizer
+
+    cov = np.eye(6) * 1e-6
+    cov[1, 1] = -1e-6  # round-off of a fit near the conditioning limit: it passed as a small std
+    assert Localizer._uncertainty(SimpleNamespace(config=LocalizerConfig()), cov) == "pose covariance is undetermined"
