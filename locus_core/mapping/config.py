@@ -100,9 +100,10 @@ class LocalizerConfig:
     a filter). RGB-only poses err about three times as much (6.4 cm), so raise them for a camera
     without depth. The ``max_position_std_m`` check is on the fit's own.
     A stream of frames (the node, ``locus bag eval``) may be tracked (``locus_core.mapping.tracking``):
-    with ``track_period_s`` > 0, a frame with depth less than ``track_max_gap_s`` after a localized
+    with ``track_period_s`` > 0, a frame with depth at most ``track_max_gap_s`` after a localized
     one, and less than ``track_period_s`` after the last full localization, is posed by
-    ``track_rounds`` of projective association from the previous pose alone (``Localizer.track``),
+    ``track_rounds`` of projective association from the previous pose (``Localizer.track``; moved
+    by odometry where the stream has it),
     in a fifth of the time; when that fails the frame is localized in full. 0: every frame in full.
     A tracked pose must pass the checks of a full one (``min_inliers``, ``max_position_std_m``, the
     consistency tolerance, here from the previous pose) and its surfaces must face enough ways:
