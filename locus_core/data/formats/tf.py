@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
-from locus_core.data.errors import ExtrapolationError, LookupTransformError, TransformError
+from locus_core.data.errors import ExtrapolationError, FrameError, LookupTransformError, TransformError
+from locus_core.data.poses import check_pose
 
 # Stamps closer than this are the same sample (float seconds from sec + nanosec).
 SAME_STAMP_S = 1e-9
@@ -125,6 +126,11 @@ class TransformBuffer:
         T = np.asarray(T_parent_child, dtype=np.float64)
         if T.shape != (4, 4) or not np.isfinite(T).all():
             raise TransformError(f"transform {parent} -> {child} at t={stamp}: not a finite 4x4 matrix")
+        try:
+            # scipy takes the nearest rotation of any matrix (and raises ValueError on a reflection)
+            T = check_pose(T, f"transform {parent} -> {child} at t={stamp}")
+        except FrameError as exc:
+            raise TransformError(str(exc)) from None
         self._set(parent, child, stamp, T[:3, 3].copy(), Rotation.from_matrix(T[:3, :3]).as_quat(), static)
 
     def set_transform_tq(self, parent: str, child: str, tq: np.ndarray, stamp: float, *, static: bool = False) -> None:

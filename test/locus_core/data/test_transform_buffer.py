@@ -67,6 +67,16 @@ def test_extrapolation_and_missing_frames(tree: TransformBuffer) -> None:
         tree.set_transform("a", "b", np.full((4, 4), np.nan), 0.0)
 
 
+@pytest.mark.parametrize("R", [np.diag([1.0, 1.0, -1.0]), 2 * np.eye(3), np.zeros((3, 3))])
+def test_a_matrix_that_is_not_a_rotation_is_refused(R: np.ndarray) -> None:
+    """A reflection raised scipy's ValueError; a scaled rotation was stored as the nearest rotation."""
+    buf, T = TransformBuffer(), np.eye(4)
+    T[:3, :3] = R
+    with pytest.raises(TransformError, match="a -> b at t=1.0: pose is not rigid"):
+        buf.set_transform("a", "b", T, 1.0)
+    assert buf.frames == set()
+
+
 def test_cache_window_and_clear(tree: TransformBuffer) -> None:
     buf = TransformBuffer(cache_time=1.0)
     for i in range(20):
