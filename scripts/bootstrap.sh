@@ -8,7 +8,7 @@
 # without the pins of requirements/constraints.txt (and with numpy<2 where ROS's numpy is 1.x).
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(CDPATH= cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)  # CDPATH= : else cd prints the path too
 cd "$ROOT"
 VENV="$ROOT/.venv"
 REQ="$ROOT/requirements"

@@ -2,7 +2,13 @@
 # project's environment: the venv, the colcon-built ROS package (locus.msg, ament index) and this
 # checkout first on the Python path, so that edits to locus_core/locus_ros take effect without a
 # rebuild.
-_locus_root=$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")/.." && pwd)
+# CDPATH= : with CDPATH set, cd prints the directory it found, and the path would be two lines.
+_locus_root=$(CDPATH= cd -- "$(dirname -- "${BASH_SOURCE[0]:-$0}")/.." && pwd)
+if [ ! -f "$_locus_root/.venv/bin/activate" ]; then
+  echo "scripts/env.sh: no environment in $_locus_root/.venv: run 'make setup' (scripts/bootstrap.sh) there first" >&2
+  unset _locus_root
+  return 1
+fi
 . "$_locus_root/.venv/bin/activate"
 if [ -f "$_locus_root/install/setup.sh" ]; then
   COLCON_CURRENT_PREFIX="$_locus_root/install" . "$_locus_root/install/setup.sh"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test suite, in the project's environment (`make test` runs this after the bootstrap).
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+CDPATH= cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 set +u  # the colcon setup scripts read unset variables
 . scripts/env.sh
 set -u
