@@ -1,14 +1,16 @@
 # The two commands a newcomer runs: `make demo` and `make test`. Both set the environment up first.
+# The scripts find the checkout themselves; HERE lets `make -f path/to/Makefile` work from elsewhere.
+HERE := $(dir $(lastword $(MAKEFILE_LIST)))
 .PHONY: setup test demo clean
 
 setup:
-	@bash scripts/bootstrap.sh
+	@bash "$(HERE)scripts/bootstrap.sh"
 
 test: setup
-	@bash scripts/run-tests.sh
+	@bash "$(HERE)scripts/run-tests.sh"
 
 demo: setup
-	@bash scripts/demo.sh
+	@bash "$(HERE)scripts/demo.sh"
 
 clean:
-	rm -rf build install log
+	cd "$(HERE)" && rm -rf build install log
