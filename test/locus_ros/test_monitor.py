@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +34,19 @@ def _pose(x: float) -> np.ndarray:
     return T
 
 
-def test_scores_answers_against_ground_truth(tmp_path: Path) -> None:
+@contextmanager
+def _monitored(tmp_path: Path, tag: str, frames: int) -> Iterator[tuple[subprocess.Popen, dict, Path]]:
+    """A monitor subprocess scoring ``frames`` frames of a stand-in localizer, and the stand-in's
+    publishers once the monitor subscribes to them: (monitor, publishers, summary file)."""
     summary_file = tmp_path / "summary.json"
     # Names of our own: a real localizer of another test in the same DDS domain must not be scored.
-    node_name, truth_topic = f"/stand_in_localizer_{os.getpid()}", f"/stand_in_truth_{os.getpid()}"
+    node_name, truth_topic = f"/stand_in_localizer_{tag}{os.getpid()}", f"/stand_in_truth_{tag}{os.getpid()}"
     monitor = subprocess.Popen(
         [sys.executable, "-m", "locus_ros.monitor", "--node", node_name, "--ground-truth", truth_topic,
-         "--frames", "3", "--idle-timeout", "60", "--out", str(summary_file)],
+         "--frames", str(frames), "--idle-timeout", "60", "--out", str(summary_file)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    client = Client("locus_monitor_test")
+    client = Client(f"locus_monitor_test{tag}")
     try:
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         node = client.node
@@ -54,6 +59,16 @@ def test_scores_answers_against_ground_truth(tmp_path: Path) -> None:
         client.wait_for(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()) or monitor.poll() is not None,
                         60, "the monitor to subscribe")
         assert monitor.poll() is None, monitor.communicate()[0]
+        yield monitor, pubs, summary_file
+    finally:
+        if monitor.poll() is None:
+            monitor.kill()
+            monitor.communicate()
+        client.close()
+
+
+def test_scores_answers_against_ground_truth(tmp_path: Path) -> None:
+    with _monitored(tmp_path, "", frames=3) as (monitor, pubs, summary_file):
         # Frame 1: 50 cm off (localized but wrong); frame 2: exact, its status before its matches (topics
         # are not ordered across each other); frame 3: not localized, with the reason.
         frames = [(10.0, 0.5, True), (10.1, 0.0, True), (10.2, None, False)]
@@ -76,11 +91,6 @@ def test_scores_answers_against_ground_truth(tmp_path: Path) -> None:
             if i != 1:
                 pubs["status"].publish(status)
         out, _ = monitor.communicate(timeout=60)
-    finally:
-        if monitor.poll() is None:
-            monitor.kill()
-            monitor.communicate()
-        client.close()
     assert monitor.returncode == 0, out
     lines = [line for line in out.splitlines() if line.startswith("[monitor] t=")]
     assert len(lines) == 3, out
@@ -188,26 +198,7 @@ def test_frames_stops_at_the_frames_scored(tmp_path: Path) -> None:
     """--frames 2 with a third frame under way (its matches in, its pose and status not yet): the final
     flush scored it too, as not localized with no latency, so the summary counted 3 frames and a
     localized rate the node never had."""
-    summary_file = tmp_path / "summary.json"
-    node_name, truth_topic = f"/stand_in_localizer_f{os.getpid()}", f"/stand_in_truth_f{os.getpid()}"
-    monitor = subprocess.Popen(
-        [sys.executable, "-m", "locus_ros.monitor", "--node", node_name, "--ground-truth", truth_topic,
-         "--frames", "2", "--idle-timeout", "60", "--out", str(summary_file)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    client = Client("locus_monitor_frames_test")
-    try:
-        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        node = client.node
-        pubs = {
-            "truth": node.create_publisher(PoseStamped, truth_topic, qos),
-            "pose": node.create_publisher(PoseWithCovarianceStamped, f"{node_name}/pose", qos),
-            "matches": node.create_publisher(PlaceMatchArray, f"{node_name}/place_matches", qos),
-            "status": node.create_publisher(LocalizerStatus, f"{node_name}/status", qos),
-        }
-        client.wait_for(lambda: all(p.get_subscription_count() > 0 for p in pubs.values()) or monitor.poll() is not None,
-                        60, "the monitor to subscribe")
-        assert monitor.poll() is None, monitor.communicate()[0]
+    with _monitored(tmp_path, "f", frames=2) as (monitor, pubs, summary_file):
         headers = [Header(stamp=conv.seconds_to_stamp(t), frame_id="map") for t in (10.0, 10.1, 10.2)]
         for i, header in enumerate(headers):
             pubs["truth"].publish(PoseStamped(header=header, pose=conv.matrix_to_pose(_pose(float(i)))))
@@ -220,11 +211,6 @@ def test_frames_stops_at_the_frames_scored(tmp_path: Path) -> None:
             if i != 2:
                 pubs["status"].publish(LocalizerStatus(header=headers[i], localized=True, frames_processed=i + 1, latency_ms=50.0))
         out, _ = monitor.communicate(timeout=60)
-    finally:
-        if monitor.poll() is None:
-            monitor.kill()
-            monitor.communicate()
-        client.close()
     assert monitor.returncode == 0, out
     assert len([line for line in out.splitlines() if line.startswith("[monitor] t=")]) == 2, out
     summary = json.loads(summary_file.read_text())
