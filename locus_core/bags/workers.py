@@ -154,6 +154,9 @@ class WorkerPool:
         future: Future = Future()
 
         def relay(done: Future) -> None:
+            if done.cancelled():  # close() dropped it: exception() would raise here, logged once per frame
+                future.cancel()
+                return
             exc = done.exception()
             if isinstance(exc, BrokenProcessPool):
                 future.set_exception(BagError(f"a localization worker died ({exc})"))

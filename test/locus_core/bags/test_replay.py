@@ -538,3 +538,49 @@ def test_damaged_bag_data_stops_the_replay_naming_the_bag(tmp_path: Path, world:
     damaged_bag_reads(5)
     with pytest.raises(DataFileError, match=r"bag: unreadable bag data \(RuntimeError: Chunk checksum mismatch.\)"):
         replay(tmp_path / "bag", _Recorder())
+
+
+def _die_after_the_start(frame, odometry, restart):
+    """A worker's ``_localize`` (imported by name in the spawned worker) that kills its process
+    from stamp 1.35 on."""
+    import os
+
+    from locus_core.bags import workers
+
+    if frame.stamp > 1.35:
+        os._exit(3)
+    return workers._localize(frame, odometry, restart)
+
+
+@pytest.mark.timeout(240)
+def test_a_worker_dying_mid_replay_stops_it_with_a_bag_error(tmp_path: Path, world: dict, monkeypatch) -> None:
+    from locus_core.bags import workers
+
+    write_bag(_frames(world, 8, 0.1), tmp_path / "bag")
+    monkeypatch.setattr(workers, "_localize", _die_after_the_start)
+    with workers.WorkerPool(2, "backbone:test", world["map"], device="cpu", localizer_config=str(world["config"])) as pool:
+        processes = [p for e in pool._executors for p in e._processes.values()]
+        with pytest.raises(BagError, match="a localization worker died"):
+            replay(tmp_path / "bag", pool)
+    assert not any(p.is_alive() for p in processes)
+
+
+@pytest.mark.timeout(240)
+def test_an_interrupted_pooled_replay_shuts_the_workers_down(tmp_path: Path, world: dict, caplog) -> None:
+    from locus_core.bags.workers import WorkerPool
+
+    # one window of tracking: the frames queued behind the first are cancelled at shutdown
+    views = open_dataset(world["scene"], "1:16:2")
+    write_bag([dataclasses.replace(views[k % 8], stamp=1.0 + 0.05 * k) for k in range(16)], tmp_path / "bag")
+
+    def interrupt(done: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with WorkerPool(2, "backbone:test", world["map"], device="cpu", localizer_config=str(world["config"]),
+                        overrides=["track_period_s=10"]) as pool:
+            processes = [p for e in pool._executors for p in e._processes.values()]
+            replay(tmp_path / "bag", pool, progress=interrupt)
+    assert not any(p.is_alive() for p in processes)
+    # before the fix, each cancelled frame logged a CancelledError traceback from the pool's relay
+    assert "exception calling callback" not in caplog.text
