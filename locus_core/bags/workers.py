@@ -176,8 +176,8 @@ class WorkerPool:
         try:
             done = self._executors[self._worker].submit(_localize, frame, odometry, restart)
             done.add_done_callback(relay)
-            if self.window_s > 0:
-                self._pending[self._worker].append(done)
+            if self.window_s > 0:  # done ones dropped here too: a window may last the whole bag (stamps all 0)
+                self._pending[self._worker] = [f for f in self._pending[self._worker] if not f.done()] + [done]
         except BrokenProcessPool as exc:
             raise BagError(f"a localization worker died ({exc})") from None
         return future

@@ -584,3 +584,16 @@ def test_an_interrupted_pooled_replay_shuts_the_workers_down(tmp_path: Path, wor
     assert not any(p.is_alive() for p in processes)
     # before the fix, each cancelled frame logged a CancelledError traceback from the pool's relay
     assert "exception calling callback" not in caplog.text
+
+
+@pytest.mark.timeout(240)
+def test_a_long_tracking_window_keeps_only_the_frames_waiting(world: dict) -> None:
+    from locus_core.bags.workers import WorkerPool
+
+    # stamps that never leave the first window (a long track_period_s, frames without stamps)
+    with WorkerPool(1, "backbone:test", world["map"], device="cpu", localizer_config=str(world["config"]),
+                    overrides=["track_period_s=1000"]) as pool:
+        for frame in _frames(world, 6, 0.1):
+            pool.submit(frame).result()
+        # before the fix, every future of the window was kept until the next window
+        assert sum(map(len, pool._pending)) <= 1
