@@ -132,21 +132,28 @@ class WorkerPool:
             for _ in range(workers)
         ]
         ready = [executor.submit(_ready, ready_timeout_s) for executor in self._executors]
-        wait(ready, ready_timeout_s)
+        try:
+            wait(ready, ready_timeout_s)
+        except BaseException:  # Ctrl-C: a worker in native code does not heed it, and Python's exit would join it
+            self._terminate()
+            raise
         outcomes = [f.exception() if f.done() else TimeoutError(f"not ready after {ready_timeout_s:g} s") for f in ready]
         failures = [exc for exc in outcomes if exc is not None]
         if failures:
-            # A worker may hang while starting: shutdown(wait=True) would join it forever.
-            # ProcessPoolExecutor has no public way to stop its workers before Python 3.14.
-            for executor in self._executors:
-                for process in list((executor._processes or {}).values()):
-                    process.terminate()
-                executor.shutdown(wait=False, cancel_futures=True)
+            self._terminate()
             # A worker's own reason first; the others only saw the barrier break or the pool die.
             failures.sort(key=lambda exc: not isinstance(exc, BagError))
             if isinstance(failures[0], BagError):
                 raise failures[0]
             raise BagError(f"a localization worker failed to start ({failures[0] or 'another worker failed'})")
+
+    def _terminate(self) -> None:
+        # A worker may hang while starting: shutdown(wait=True) would join it forever.
+        # ProcessPoolExecutor has no public way to stop its workers before Python 3.14.
+        for executor in self._executors:
+            for process in list((executor._processes or {}).values()):
+                process.terminate()
+            executor.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, frame: PosedFrame, odometry: np.ndarray | None = None) -> Future:
         """Future of ``frame``'s ``Localization`` (frames in stream order; ``odometry``: as

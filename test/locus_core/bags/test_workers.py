@@ -29,3 +29,26 @@ def test_a_worker_that_hangs_while_starting_times_out(tmp_path: Path, monkeypatc
     with pytest.raises(BagError, match=r"failed to start \(not ready after 3 s\)"):
         WorkerPool(2, "backbone:test", tmp_path / "map", device="cpu", ready_timeout_s=3.0)
     assert time.monotonic() - start < 60
+
+
+@pytest.mark.timeout(120)
+def test_an_interrupt_while_the_workers_start_stops_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+    import os
+    import signal
+    import threading
+
+    monkeypatch.setattr(workers, "_start", _hang)  # a worker that does not heed SIGINT (native code) stays hung
+    before = set(multiprocessing.active_children())
+    threading.Timer(5.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, to this process only
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            WorkerPool(2, "backbone:test", tmp_path / "map", device="cpu", ready_timeout_s=60.0)
+        started = set(multiprocessing.active_children()) - before
+        for process in started:
+            process.join(10)
+        # before the fix, they were left loading, and Python's exit joined them
+        assert not any(process.is_alive() for process in started)
+    finally:
+        for process in set(multiprocessing.active_children()) - before:
+            process.terminate()
