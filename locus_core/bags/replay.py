@@ -259,7 +259,10 @@ def replay(
         def collect(limit: int) -> None:
             while len(in_flight) > limit:
                 frame, future = in_flight.popleft()
-                frame.localization = future.result()
+                try:
+                    frame.localization = future.result()
+                except BagError as exc:  # a worker died: its reason, and which bag's replay it ended
+                    raise BagError(f"{path}: {exc} (at the frame stamped {frame.stamp:.6f})") from None
                 frames.append(frame)
                 if progress is not None:
                     progress(len(frames))
