@@ -26,7 +26,8 @@ import logging
 import struct
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -256,13 +257,19 @@ def replay(
             unreadable[topic] += 1
             notes.setdefault(f"unreadable {topic}", message)
 
+        @contextmanager
+        def worker_failure(stamp: float) -> Iterator[None]:
+            # a worker died (seen at a result, or at the next submit): its reason, and which bag it ended
+            try:
+                yield
+            except BagError as exc:
+                raise BagError(f"{path}: {exc} (at the frame stamped {stamp:.6f})") from None
+
         def collect(limit: int) -> None:
             while len(in_flight) > limit:
                 frame, future = in_flight.popleft()
-                try:
+                with worker_failure(frame.stamp):
                     frame.localization = future.result()
-                except BagError as exc:  # a worker died: its reason, and which bag's replay it ended
-                    raise BagError(f"{path}: {exc} (at the frame stamped {frame.stamp:.6f})") from None
                 frames.append(frame)
                 if progress is not None:
                     progress(len(frames))
@@ -304,8 +311,9 @@ def replay(
             last_localized[segment] = stamp
             odometry = segments.trees[segment].lookup(config.odom_frame, camera_frame, stamp) if config.odom_frame else None
             with_odometry += odometry is not None
-            in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, camera_points(frame)),
-                              submit(frame, odometry)))
+            with worker_failure(frame.stamp):
+                future = submit(frame, odometry)
+            in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, camera_points(frame)), future))
             collect(max_in_flight - 1)
 
         sync = ApproximateTimeSynchronizer(3, config.sync_max_interval, config.sync_queue_size, on_synced)
