@@ -159,12 +159,6 @@ class Monitor(Node):
             n_truth = self.truth_received
         # With no answer too: every metric present (null where undefined) for whoever reads the file.
         metrics = localization_metrics(results, truth)
-        # A frame whose status never came has no latency (NaN): percentiles over the others, or
-        # that one frame made them null.
-        latency = np.array([r.latency_ms for r in results], np.float64)
-        latency = latency[np.isfinite(latency)]
-        for name, q in (("p50", 50), ("p95", 95)):
-            metrics["latency_ms"][name] = float(np.percentile(latency, q)) if latency.size else float("nan")
         metrics.update(frames_answered=len(results), frames_with_ground_truth=n_truth,
                        frames_scored=sum(r.localized and t is not None for r, t in zip(results, truth)))
         return to_json(metrics)
