@@ -175,16 +175,18 @@ class WorkerPool:
         restart = False
         if self.window_s <= 0:
             self._worker = self._submitted % self.workers
-        elif (window := math.floor(frame.stamp / self.window_s)) != self._window:
-            self._window, restart = window, True
+        else:
+            # done ones dropped at every frame, not per window: a window may last the whole bag (stamps all 0)
             self._pending = [[f for f in fs if not f.done()] for fs in self._pending]
-            self._worker = min(range(self.workers), key=lambda k: len(self._pending[k]))
+            if (window := math.floor(frame.stamp / self.window_s)) != self._window:
+                self._window, restart = window, True
+                self._worker = min(range(self.workers), key=lambda k: len(self._pending[k]))
         self._submitted += 1
         try:
             done = self._executors[self._worker].submit(_localize, frame, odometry, restart)
             done.add_done_callback(relay)
-            if self.window_s > 0:  # done ones dropped here too: a window may last the whole bag (stamps all 0)
-                self._pending[self._worker] = [f for f in self._pending[self._worker] if not f.done()] + [done]
+            if self.window_s > 0:
+                self._pending[self._worker].append(done)
         except BrokenProcessPool as exc:
             raise BagError(f"a localization worker died ({exc})") from None
         return future
