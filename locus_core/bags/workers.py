@@ -131,8 +131,8 @@ class WorkerPool:
                                           self.threads, started))
             for _ in range(workers)
         ]
-        ready = [executor.submit(_ready, ready_timeout_s) for executor in self._executors]
-        try:
+        try:  # the submits too: they spawn the workers, seconds on a loaded machine
+            ready = [executor.submit(_ready, ready_timeout_s) for executor in self._executors]
             wait(ready, ready_timeout_s)
         except BaseException:  # Ctrl-C: a worker in native code does not heed it, and Python's exit would join it
             self._terminate()
