@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -31,7 +32,8 @@ import numpy as np
 from locus_core.bags.errors import BagError
 from locus_core.data.frame import PosedFrame
 
-READY_TIMEOUT_S = 300.0  # a worker imports torch and loads the model and the map; TensorRT may build an engine
+READY_TIMEOUT_S = 300.0
+STOP_GRACE_S = 5.0  # after SIGTERM, before SIGKILL: a worker stuck in native code may not act on SIGTERM  # a worker imports torch and loads the model and the map; TensorRT may build an engine
 
 _processor: Any = None  # the worker's FrameProcessor
 _started: Any = None  # a barrier all workers reach once loaded
@@ -69,6 +71,23 @@ def _localize(frame: PosedFrame, odometry: np.ndarray | None, restart: bool) -> 
     if restart:  # a window of the stream starts: tracking must not go on from another window
         _processor.reset_tracking()
     return _processor.localize(frame, odometry)
+
+
+class _RecordingContext:
+    """A multiprocessing context that keeps every process made through it: an executor records
+    its workers only after starting them, so a Ctrl-C in between would leave one running."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+        self.processes: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    def Process(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 (multiprocessing's name)
+        process = self._context.Process(*args, **kwargs)
+        self.processes.append(process)
+        return process
 
 
 class WorkerPool:
@@ -122,7 +141,7 @@ class WorkerPool:
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
         # spawn, not fork: forking a process that has started torch's and ONNX Runtime's threads can deadlock.
-        context = multiprocessing.get_context("spawn")
+        self._context = context = _RecordingContext(multiprocessing.get_context("spawn"))
         started = context.Barrier(workers)
         # one single-process executor per worker: a frame goes to the worker chosen for it, in order
         self._executors = [
@@ -150,10 +169,17 @@ class WorkerPool:
     def _terminate(self) -> None:
         # A worker may hang while starting: shutdown(wait=True) would join it forever.
         # ProcessPoolExecutor has no public way to stop its workers before Python 3.14.
+        started = [process for process in self._context.processes if process.pid is not None]
+        for process in started:
+            process.terminate()
         for executor in self._executors:
-            for process in list((executor._processes or {}).values()):
-                process.terminate()
             executor.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for process in started:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
 
     def submit(self, frame: PosedFrame, odometry: np.ndarray | None = None) -> Future:
         """Future of ``frame``'s ``Localization`` (frames in stream order; ``odometry``: as
