@@ -134,6 +134,19 @@ def test_lift_patches_median_and_nan() -> None:
     torch.testing.assert_close(moved[0, 3], torch.tensor([1.04, 0.04, 2.0]))
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), dtype=st.sampled_from([torch.float32, torch.float64]), holes=st.floats(0.0, 1.0))
+def test_lift_patches_depth_is_the_lower_median_of_the_valid_depths(seed: int, dtype: torch.dtype, holes: float) -> None:
+    g = torch.Generator().manual_seed(seed)
+    depth = (0.5 + 4 * torch.rand(2, 24, 32, generator=g)).round(decimals=1).to(dtype)  # ties, as quantised depth has
+    depth[torch.rand(depth.shape, generator=g) < holes] = float("nan")
+    depth[:, :8, :8] = 0.0  # a patch without valid depth
+    z = lift_patches(depth, torch.eye(3, dtype=dtype).expand(2, 3, 3), torch.eye(4, dtype=dtype).expand(2, 4, 4), 8)[..., 2]
+    patches = depth.masked_fill(depth <= 0, float("nan")).reshape(2, 3, 8, 4, 8).permute(0, 1, 3, 2, 4).reshape(2, 12, 64)
+    torch.testing.assert_close(z, patches.nanmedian(dim=-1).values, rtol=0, atol=0, equal_nan=True)
+    assert z.dtype == dtype
+
+
 def test_visible_occlusion() -> None:
     # Camera at the origin looking at a wall 2 m away; a box at 1 m covers the left half.
     H, W = 20, 20
