@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -28,15 +29,6 @@ def _hang_ignoring_sigterm(*initargs: object) -> None:
     time.sleep(600)
 
 
-def _interrupt_while_starting(tmp_path: Path) -> set[multiprocessing.process.BaseProcess]:
-    """Start a pool, Ctrl-C it after 5 s; the worker processes it had started."""
-    before = set(multiprocessing.active_children())
-    threading.Timer(5.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, to this process only
-    with pytest.raises(KeyboardInterrupt):
-        WorkerPool(2, "backbone:test", tmp_path / "map", device="cpu", ready_timeout_s=60.0)
-    return set(multiprocessing.active_children()) - before
-
-
 def test_a_worker_that_cannot_start_is_reported(tmp_path: Path) -> None:
     with pytest.raises(BagError, match="a localization worker failed to start"):
         WorkerPool(1, "backbone:test", tmp_path / "no-map", device="cpu")
@@ -52,21 +44,18 @@ def test_a_worker_that_hangs_while_starting_times_out(tmp_path: Path, monkeypatc
 
 
 @pytest.mark.timeout(120)
-def test_an_interrupt_while_the_workers_start_stops_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workers, "_start", _hang)  # a worker that does not heed SIGINT (native code) stays hung
-    started = _interrupt_while_starting(tmp_path)
+# a worker that does not heed SIGINT (native code) stays hung; one may not act on SIGTERM either
+@pytest.mark.parametrize("initializer", [_hang, _hang_ignoring_sigterm])
+def test_an_interrupt_while_the_workers_start_stops_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, initializer: Callable[..., None]
+) -> None:
+    monkeypatch.setattr(workers, "_start", initializer)
+    before = set(multiprocessing.active_children())
+    threading.Timer(5.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, to this process only
+    with pytest.raises(KeyboardInterrupt):
+        WorkerPool(2, "backbone:test", tmp_path / "map", device="cpu", ready_timeout_s=60.0)
+    started = set(multiprocessing.active_children()) - before
     try:  # before the fix, they were left loading, and Python's exit joined them
-        assert not any(process.is_alive() for process in started)
-    finally:
-        for process in started:
-            process.kill()
-
-
-@pytest.mark.timeout(120)
-def test_an_interrupt_stops_workers_that_ignore_sigterm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workers, "_start", _hang_ignoring_sigterm)
-    started = _interrupt_while_starting(tmp_path)
-    try:
         assert not any(process.is_alive() for process in started)
     finally:
         for process in started:
