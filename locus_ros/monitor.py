@@ -26,7 +26,12 @@ from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from locus.msg import LocalizerStatus, PlaceMatchArray
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import QoSPolicyKind, QoSProfile, ReliabilityPolicy
+
+try:
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:  # Humble names it rclpy.qos_event
+    from rclpy.qos_event import SubscriptionEventCallbacks
 
 from locus_ros import conversions as conv
 from locus_ros.errors import ConversionError
@@ -74,11 +79,22 @@ class Monitor(Node):
         self.last_activity = time.monotonic()
         self._lock = threading.Lock()
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(PoseStamped, ground_truth, self._on_truth, qos)
+        self._truth_best_effort = False  # a ground-truth publisher offers only best effort
+        self._truth = self._subscribe_truth(ground_truth, qos)
         self.create_subscription(PoseWithCovarianceStamped, f"{prefix}/pose", self._on_pose, qos)
         self.create_subscription(PlaceMatchArray, f"{prefix}/place_matches", self._on_matches, qos)
         self.create_subscription(LocalizerStatus, f"{prefix}/status", self._on_status, qos)
         self.topics = {"ground_truth": ground_truth, "pose": f"{prefix}/pose", "place_matches": f"{prefix}/place_matches"}
+
+    def _subscribe_truth(self, topic: str, qos: QoSProfile) -> Any:
+        # Reliable where the publisher is (no truth lost), but motion-capture drivers publish best
+        # effort, which DDS never connects to a reliable subscription: then best effort it is.
+        def incompatible(event: Any) -> None:
+            if QoSPolicyKind(event.last_policy_kind) == QoSPolicyKind.RELIABILITY:
+                self._truth_best_effort = True
+
+        return self.create_subscription(PoseStamped, topic, self._on_truth, qos,
+                                        event_callbacks=SubscriptionEventCallbacks(incompatible_qos=incompatible))
 
     # ------------------------------------------------------------------ callbacks
     def _on_truth(self, msg: PoseStamped) -> None:
@@ -132,7 +148,15 @@ class Monitor(Node):
     def poll(self, *, flush: bool = False) -> None:
         """Print every frame whose answer is complete (or overdue; all of them with ``flush``) and
         move it to ``scored``; forget ground truth no answer came for. A pose waits for its ground
-        truth too: topics are not ordered across each other."""
+        truth too: topics are not ordered across each other. Resubscribes the ground truth best effort
+        once a publisher of it turned out to offer only that."""
+        if self._truth_best_effort and self._truth.qos_profile.reliability == ReliabilityPolicy.RELIABLE:
+            # here, not in the QoS event's callback: that runs inside the subscription's own handlers
+            self.get_logger().warning(f"{self.topics['ground_truth']}: its publisher offers best effort only; "
+                                      "subscribing best effort (ground truth of some frames may be lost)")
+            self.destroy_subscription(self._truth)
+            self._truth = self._subscribe_truth(
+                self.topics["ground_truth"], QoSProfile(depth=100, reliability=ReliabilityPolicy.BEST_EFFORT))
         now = time.monotonic()
         with self._lock:
             ready = sorted(

@@ -215,3 +215,32 @@ def test_frames_stops_at_the_frames_scored(tmp_path: Path) -> None:
     assert len([line for line in out.splitlines() if line.startswith("[monitor] t=")]) == 2, out
     summary = json.loads(summary_file.read_text())
     assert (summary["queries"], summary["localized_rate"], summary["frames_scored"]) == (2, 1.0, 2)
+
+
+def test_ground_truth_from_a_best_effort_publisher_is_received() -> None:
+    """Motion-capture drivers publish best effort; DDS never connects them to a reliable
+    subscription, so the monitor saw no ground truth at all, silently."""
+    import time
+
+    from rclpy.executors import SingleThreadedExecutor
+
+    node, context = _in_process_monitor()
+    publisher = rclpy.create_node(f"best_effort_truth_{os.getpid()}", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    try:
+        pub = publisher.create_publisher(PoseStamped, node.topics["ground_truth"],
+                                         QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+        executor.add_node(node)
+        executor.add_node(publisher)
+        header = Header(stamp=conv.seconds_to_stamp(1.0), frame_id="map")
+        deadline = time.monotonic() + 60
+        while node.truth_received == 0 and time.monotonic() < deadline:
+            pub.publish(PoseStamped(header=header, pose=conv.matrix_to_pose(_pose(0.0))))
+            executor.spin_once(timeout_sec=0.1)
+            node.poll()
+        assert node.truth_received == 1
+    finally:
+        executor.shutdown()
+        publisher.destroy_node()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
