@@ -17,6 +17,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 import torch
 
+from locus_core.geometry import pairwise_distances
+
 # The paper's hard setting is < 40 % overlap; pairs below 10 % rarely share enough surface to solve.
 DEFAULT_BINS = (0.1, 0.4, 0.7, 1.0)
 
@@ -153,7 +155,7 @@ def guided_top_k(
     empty = torch.zeros(0, dtype=torch.long)
     if len(features_a) == 0 or len(features_b) == 0:
         return empty, empty
-    near = torch.cdist(points_a.double(), points_b.double()) < radius
+    near = pairwise_distances(points_a.double(), points_b.double()) < radius
     sim = (features_a.float() @ features_b.float().T).masked_fill(~near, float("-inf"))
     best = sim.topk(min(k, len(features_b)), dim=1)
     keep = torch.isfinite(best.values)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from locus_core.geometry import pairwise_distances
+
 RECALL_GRID = np.linspace(0.0, 1.0, 21)
 
 
@@ -129,7 +131,7 @@ def patch_retrieval(
     for start in range(0, len(queries), chunk):
         q = queries[start : start + chunk]
         scores = feats[q] @ feats.T
-        dist = torch.cdist(pts_filled[q], pts_filled)
+        dist = pairwise_distances(pts_filled[q], pts_filled)
         # the zero-filled point of a query without depth would measure its positives from the origin
         cand = (dist < kappa) & valid[None] & valid[q][:, None] & (frame[None] != frame[q][:, None])
         pos = cand & (dist < rho)

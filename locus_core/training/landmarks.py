@@ -112,7 +112,7 @@ def landmark_masks(
     flat = points.reshape(B * n, 3)
     L = landmark_index.numel()
     X = flat[landmark_index]  # (L, 3)
-    dist = torch.cdist(X.double(), flat.double())  # (L, B*n); NaN rows/cols for invalid points
+    dist = geometry.pairwise_distances(X.double(), flat.double())  # (L, B*n); NaN rows/cols for invalid points
     valid = torch.isfinite(flat).all(dim=1)[None, :] & torch.isfinite(dist)
     seen = geometry.visible(
         X[None].expand(B, L, 3).contiguous(), depth, K, T_world_cam, visibility_tolerance

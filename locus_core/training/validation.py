@@ -25,6 +25,7 @@ def patch_retrieval_ap(
         Mean AP over queries with at least one positive (NaN if none has).
     """
     from locus_core.evaluation.retrieval import average_precision, sample_queries
+    from locus_core.geometry import pairwise_distances
 
     F, D, h, w = feats.shape
     if points.shape != (F, h * w, 3):
@@ -38,7 +39,7 @@ def patch_retrieval_ap(
     aps = []
     for start in range(0, picked.numel(), chunk):
         q = picked[start : start + chunk]
-        dist = torch.cdist(pts[q], pts[db])
+        dist = pairwise_distances(pts[q], pts[db])
         candidates = (dist < kappa) & (frame[db][None, :] != frame[q][:, None])
         aps.append(average_precision(desc[q] @ desc[db].T, candidates & (dist < radius), candidates))
     ap = torch.cat(aps) if aps else torch.zeros(0, dtype=torch.float64)

@@ -12,6 +12,7 @@ from locus_core.geometry import (
     compose_se3,
     invert_se3,
     lift_patches,
+    pairwise_distances,
     patch_centers,
     project,
     transform_points,
@@ -145,6 +146,13 @@ def test_lift_patches_depth_is_the_lower_median_of_the_valid_depths(seed: int, d
     patches = depth.masked_fill(depth <= 0, float("nan")).reshape(2, 3, 8, 4, 8).permute(0, 1, 3, 2, 4).reshape(2, 12, 64)
     torch.testing.assert_close(z, patches.nanmedian(dim=-1).values, rtol=0, atol=0, equal_nan=True)
     assert z.dtype == dtype
+
+
+def test_pairwise_distances_hold_far_from_the_origin() -> None:
+    offset = torch.tensor([700.0, -300.0, 20.0])
+    a, b = torch.zeros(1, 3) + offset, torch.tensor([[0.19, 0.0, 0.0], [0.21, 0.0, 0.0]] * 20) + offset
+    torch.testing.assert_close(pairwise_distances(a, b)[0, :2], torch.tensor([0.19, 0.21]), atol=1e-4, rtol=0)
+    assert pairwise_distances(torch.full((1, 3), float("nan")), b).isnan().all()
 
 
 def test_visible_occlusion() -> None:

@@ -89,6 +89,21 @@ def test_patch_retrieval_with_features_that_identify_the_3d_point() -> None:
     assert patch_retrieval(shuffled, pts, q, rho=0.01).ap < 0.5
 
 
+@settings(max_examples=10, deadline=None)
+@given(offset=st.tuples(*[st.floats(-2000.0, 2000.0)] * 3))
+def test_patch_retrieval_does_not_depend_on_where_the_map_origin_is(offset: tuple[float, float, float]) -> None:
+    # |a|^2 + |b|^2 - 2ab (cdist's fast path) cancels at hundreds of metres: at 700 m, in float32,
+    # points 0.19 m apart measured 0 m and points 0.21 m apart 0.25 m
+    gen = torch.Generator().manual_seed(0)
+    pts = torch.rand(3, 40, 3, generator=gen, dtype=torch.float64)
+    pts[1:] = pts[0] + 0.02 * torch.randn(2, 40, 3, generator=gen, dtype=torch.float64)  # positives at rho = 0.05
+    feats = torch.nn.functional.normalize(torch.randn(3, 40, 8, generator=gen), dim=-1)
+    q = torch.arange(40)
+    near = patch_retrieval(feats, pts.float(), q, rho=0.05)
+    far = patch_retrieval(feats, (pts + torch.tensor(offset, dtype=torch.float64)).float(), q, rho=0.05)
+    np.testing.assert_allclose(far.per_query, near.per_query, atol=0.05)
+
+
 def test_query_without_a_3d_point_is_not_scored() -> None:
     # Two frames see the same points; a point near the origin would be every depthless query's
     # positive if its missing point were read as (0, 0, 0).
