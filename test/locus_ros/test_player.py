@@ -66,12 +66,13 @@ def _player(*args: str) -> subprocess.Popen:
 def test_publishes_a_recording_at_its_rate(client: Client, data: Path) -> None:
     dataset = open_dataset(data, frames="0:20:4")
     start = time.monotonic()
-    proc = _player(str(data), "--frames", "0:20:4", "--rate", "4", "--tf", "odom", "--compressed")
+    # --wait: generous, for DDS discovery on a loaded machine (the default 10 s then plays into the void).
+    proc = _player(str(data), "--frames", "0:20:4", "--rate", "4", "--tf", "odom", "--compressed", "--wait", "120")
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert "published 5 frames" in out
     elapsed = time.monotonic() - start
-    client.wait_for(lambda: len(client.messages("/camera/color/camera_info")) == 5, 10, "5 camera_info messages")
+    client.wait_for(lambda: len(client.messages("/camera/color/camera_info")) == 5, 60, "5 camera_info messages")
     rgb = client.messages("/camera/color/image_raw")
     depth = client.messages("/camera/aligned_depth_to_color/image_raw")
     assert len(rgb) == len(depth) == len(client.messages("/camera/color/image_raw/compressed")) == 5
@@ -96,7 +97,7 @@ def test_publishes_a_recording_at_its_rate(client: Client, data: Path) -> None:
         truth = client.messages("/ground_truth/pose")[i]
         assert truth.header.frame_id == "map"
         np.testing.assert_allclose(conv.pose_to_matrix(truth.pose), frame.T_world_cam, atol=1e-9)
-    static = client.wait_for(lambda: client.messages("/tf_static"), 10, "/tf_static")[0].transforms[0]
+    static = client.wait_for(lambda: client.messages("/tf_static"), 60, "/tf_static")[0].transforms[0]
     assert (static.header.frame_id, static.child_frame_id) == ("base_link", "camera_color_optical_frame")
 
 
@@ -134,6 +135,29 @@ def _unstamped(fmt: str, indices: list[int], stamp_of_index) -> PosedDataset:
                         image_size=(4, 6), loader=lambda k: _frame(indices[k], stamp_of_index(indices[k])))
 
 
+class _Clock:
+    """The player's ``time`` module, on a clock that moves only when the player sleeps: its schedule,
+    whatever the load on the machine."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    from locus_ros import player as player_module
+
+    fake = _Clock()
+    monkeypatch.setattr(player_module, "time", fake)
+    return fake
+
+
 @pytest.fixture
 def in_process() -> Iterator:
     """``in_process(dataset, **config)``: a Player on a node of this process whose publishing is
@@ -157,14 +181,14 @@ def in_process() -> Iterator:
     ("7scenes", lambda i: i / 30, 30.0, [1.0, 1.1, 1.2]),  # frame 0 used to be published at time 0
     ("slambook", float, 10.0, [1.0, 1.1, 1.2]),  # index in seconds: used to ignore --fps and play at 1 Hz
 ])
-def test_unstamped_formats_play_at_fps_from_one_second(in_process, fmt, stamp_of_index, fps, expected) -> None:
+def test_unstamped_formats_play_at_fps_from_one_second(in_process, clock, fmt, stamp_of_index, fps, expected) -> None:
     indices = [0, 3, 6] if fmt == "7scenes" else [1, 2, 3]
     player, published = in_process(_unstamped(fmt, indices, stamp_of_index), fps=fps)
-    start = time.monotonic()
+    start = clock.now
     assert player.play().published == 3
     assert [index for index, _, _ in published] == indices
     assert [stamp for _, stamp, _ in published] == pytest.approx(expected)
-    assert time.monotonic() - start < 1.0
+    assert clock.now - start == pytest.approx(0.2)  # played at --fps: 1 Hz took 2 s
 
 
 def test_recorded_stamps_are_kept(in_process) -> None:
@@ -177,13 +201,14 @@ def test_stop_is_not_held_up_by_a_gap_in_the_recording(in_process) -> None:
     player, published = in_process([_frame(0, 1.0), _frame(1, 60.0)])
     thread = threading.Thread(target=player.play, daemon=True)  # before the fix it slept out the gap
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not published and time.monotonic() < deadline:
         time.sleep(0.01)
     player.stop()
     stopped = time.monotonic()
-    thread.join(timeout=5)
-    assert not thread.is_alive() and time.monotonic() - stopped < 0.5
+    thread.join(timeout=10)
+    # Stopped within a slice of sleep (0.1 s): 10 s, for a loaded machine, is still far from the 59 s gap.
+    assert not thread.is_alive() and time.monotonic() - stopped < 10
     assert [index for index, _, _ in published] == [0]
 
 
@@ -218,16 +243,18 @@ def test_flush_waits_for_the_compressed_colour_too(in_process) -> None:
     assert sorted(waited) == sorted(publishers)
 
 
-def test_flush_gives_up_after_its_timeout_in_all(in_process) -> None:
+def test_flush_gives_up_after_its_timeout_in_all(in_process, clock) -> None:
     """A subscriber that died unacknowledged held each publisher for the whole timeout in
     turn: Ctrl-C on a player whose localizer had crashed took 20 s and more to exit."""
     player, _ = in_process([_frame(0, 1.0)])
     topics = [player._rgb, player._depth, player._info, player._clock, player._tf, player._truth]
+    waited = []
     for publisher in topics:
-        publisher.wait_for_all_acked = lambda timeout: time.sleep(timeout.nanoseconds * 1e-9) or False
-    start = time.monotonic()
+        publisher.wait_for_all_acked = lambda timeout: waited.append(timeout.nanoseconds * 1e-9) or clock.sleep(waited[-1]) or False
+    start = clock.now
     player.flush(timeout=0.3)
-    assert time.monotonic() - start < 0.6
+    assert clock.now - start == pytest.approx(0.3)  # not 0.3 s for each of the 6 topics
+    assert len(waited) == len(topics) and waited[0] == pytest.approx(0.3) and waited[1:] == [0.0] * 5
 
 
 def test_a_corrupt_bag_is_a_one_line_error_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
