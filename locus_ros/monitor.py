@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # imported when first needed: it brings torch, seconds the mo
 
 # A frame's pose, matches, status and ground truth are four topics: their order of arrival is not
 # guaranteed, so a frame is printed once all have come or this long (wall time) after its matches.
-GRACE_S = 2.0  # seconds: on a loaded machine the topics can arrive 0.5 s apart
+GRACE_S = 2.0  # seconds (--grace): on a loaded machine the topics can arrive 0.5 s apart
 EARLY_KEPT = 100
 # Ground truth comes with the image, its answer one inference (and a queued frame) later: truth this
 # old (wall time) belongs to a frame the node dropped, and is forgotten.
@@ -67,10 +67,11 @@ class Monitor(Node):
     """Records the localizer's answers and the ground truth; ``poll`` prints finished frames and
     keeps of each only what the summary needs, so a long live run holds a bounded working set."""
 
-    def __init__(self, node_name: str, ground_truth: str, *, echo: bool = True, **kwargs: Any) -> None:
+    def __init__(self, node_name: str, ground_truth: str, *, echo: bool = True, grace_s: float = GRACE_S, **kwargs: Any) -> None:
         super().__init__("locus_monitor", **kwargs)
         prefix = "/" + node_name.strip("/")
         self.echo = echo
+        self.grace_s = grace_s
         self.truth: dict[int, tuple[np.ndarray, float]] = {}  # stamp -> (T_map_cam, time.monotonic() of arrival), oldest first
         self.truth_received = 0  # distinct stamps
         self.answers: dict[int, _Answer] = {}  # not yet printed
@@ -161,7 +162,7 @@ class Monitor(Node):
         with self._lock:
             ready = sorted(
                 key for key, a in self.answers.items()
-                if flush or now - a.arrived > GRACE_S
+                if flush or now - a.arrived > self.grace_s
                 or (a.status is not None and a.status.frames_processed > 0
                     and (not a.status.localized or (a.pose is not None and key in self.truth)))
             )
@@ -224,11 +225,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ground-truth", default="/ground_truth/pose", help="PoseStamped ground-truth topic")
     parser.add_argument("--idle-timeout", type=float, default=15.0,
                         help="s without a new answer (once answers have arrived) after which the monitor stops")
+    parser.add_argument("--grace", type=float, default=GRACE_S,
+                        help="s (wall time) after a frame's matches to wait for the rest of its answer before scoring it as is")
     parser.add_argument("--frames", type=int, default=0, help="stop after this many frames are scored and printed (0 = no limit)")
     parser.add_argument("--out", type=Path, help="write the summary as JSON here")
     options = parser.parse_args(argv)
-    if options.idle_timeout <= 0 or options.frames < 0:
-        parser.error("--idle-timeout must be > 0 and --frames >= 0")
+    if options.idle_timeout <= 0 or options.grace <= 0 or options.frames < 0:
+        parser.error("--idle-timeout and --grace must be > 0 and --frames >= 0")
     return options
 
 
@@ -238,7 +241,7 @@ def main(args: list[str] | None = None) -> int:
     argv = list(args if args is not None else sys.argv)
     options = parse_args(remove_ros_args(argv)[1:])
     rclpy.init(args=argv)
-    node = Monitor(options.node, options.ground_truth)
+    node = Monitor(options.node, options.ground_truth, grace_s=options.grace)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     node.get_logger().info(f"scoring {node.topics['pose']} against {options.ground_truth}")
