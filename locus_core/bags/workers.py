@@ -32,8 +32,8 @@ import numpy as np
 from locus_core.bags.errors import BagError
 from locus_core.data.frame import PosedFrame
 
-READY_TIMEOUT_S = 300.0
-STOP_GRACE_S = 5.0  # after SIGTERM, before SIGKILL: a worker stuck in native code may not act on SIGTERM  # a worker imports torch and loads the model and the map; TensorRT may build an engine
+READY_TIMEOUT_S = 300.0  # a worker imports torch and loads the model and the map; TensorRT may build an engine
+STOP_GRACE_S = 5.0  # after SIGTERM, before SIGKILL: a worker stuck in native code may not act on SIGTERM
 
 _processor: Any = None  # the worker's FrameProcessor
 _started: Any = None  # a barrier all workers reach once loaded
