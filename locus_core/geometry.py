@@ -100,6 +100,8 @@ def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     From the differences, not ``torch.cdist``'s fast |a|^2 + |b|^2 - 2ab: that cancels at map
     coordinates of tens of metres and more (float32 at 700 m: points 0.19 m apart came out 0 m).
     """
+    _check("a", a, (None, 3))
+    _check("b", b, (None, 3))
     return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
 
 

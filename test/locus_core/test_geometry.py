@@ -153,6 +153,8 @@ def test_pairwise_distances_hold_far_from_the_origin() -> None:
     a, b = torch.zeros(1, 3) + offset, torch.tensor([[0.19, 0.0, 0.0], [0.21, 0.0, 0.0]] * 20) + offset
     torch.testing.assert_close(pairwise_distances(a, b)[0, :2], torch.tensor([0.19, 0.21]), atol=1e-4, rtol=0)
     assert pairwise_distances(torch.full((1, 3), float("nan")), b).isnan().all()
+    with pytest.raises(ValueError, match=r"b: expected shape \(\.\.\., \*, 3\), got \(4, 2\)"):
+        pairwise_distances(a, torch.zeros(4, 2))
 
 
 def test_visible_occlusion() -> None:
