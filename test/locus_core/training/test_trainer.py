@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -61,6 +62,32 @@ def test_resume_continues_exactly(tiny_config: TrainConfig, tmp_path: Path) -> N
     assert a.hash == b.hash
 
 
+PARK_IN_THIRD_CHECKPOINT = textwrap.dedent(
+    """
+    import runpy
+    import sys
+    import threading
+    from pathlib import Path
+
+    from locus_core.training import checkpoint
+
+    parked = Path(sys.argv.pop(1))
+    replace_folder = checkpoint.replace_folder
+
+    def park_before_the_third(tmp, final, aside):
+        # checkpoint 3's files are written and synced, not yet in place: wait here to be killed
+        if final.name == "step-00000003":
+            parked.write_text("parked")
+            threading.Event().wait()
+        replace_folder(tmp, final, aside)
+
+    checkpoint.replace_folder = park_before_the_third
+    sys.argv[0] = "locus"
+    runpy.run_module("locus_core.cli.main", run_name="__main__", alter_sys=True)
+    """
+)
+
+
 def test_killed_run_resumes_from_its_last_checkpoint(tiny_config: TrainConfig, tmp_path: Path) -> None:
     config = dataclasses.replace(tiny_config, steps=12, steps_per_epoch=12, checkpoint_every=1)
     reference = dataclasses.replace(config, run_dir=str(tmp_path / "reference"))
@@ -71,17 +98,30 @@ def test_killed_run_resumes_from_its_last_checkpoint(tiny_config: TrainConfig, t
 
     config_file.write_text(yaml.safe_dump(config_to_dict(killed)))
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    cmd = [sys.executable, "-m", "locus_core.cli.main", "train", "--config", str(config_file)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while latest_checkpoint(Path(killed.run_dir)) is None and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    args = ["train", "--config", str(config_file)]
+    # The run parks inside its third checkpoint write until killed there: polling for a checkpoint
+    # and killing the run then raced its remaining second of steps, lost when this process was
+    # scheduled late.
+    parked = tmp_path / "parked"
+    proc = subprocess.Popen([sys.executable, "-c", PARK_IN_THIRD_CHECKPOINT, str(parked), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not parked.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:  # never left parked, whatever happens here
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert parked.exists(), "the run was not killed mid-checkpoint"
+    checkpoints = Path(killed.run_dir) / "checkpoints"
+    assert [p.name for p in list_checkpoints(Path(killed.run_dir))] == ["step-00000001", "step-00000002"]
+    assert list(checkpoints.glob(".step-00000003.tmp-*")), "the third checkpoint was not half-written"
     assert not (Path(killed.run_dir) / "model.pt").exists()
-    done = subprocess.run([*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-m", "locus_core.cli.main", *args, "--resume"], env=env,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    assert not list(checkpoints.glob(".*")), "the killed run's temporary folder was left"
     assert _losses(Path(killed.run_dir)) == _losses(Path(reference.run_dir))
     assert LocusModel.load(Path(killed.run_dir) / "model.pt").hash == LocusModel.load(
         Path(reference.run_dir) / "model.pt").hash
