@@ -57,8 +57,10 @@ def test_live_node_matches_offline_replay(tmp_path: Path) -> None:
         assert node.wait_log("keyframes", 120), node.log()
         # the periodic status shows our subscription is matched: per-frame statuses will not be missed
         client.wait_for(lambda: client.messages("/locus_localizer/status"), 30, "a first status from the node")
-        play = subprocess.run([sys.executable, "-m", "locus_core.cli.main", "bag", "play", str(tmp_path / "bag")],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        # --wait: the player's own discovery of the node may take longer than its default 10 s on a
+        # loaded machine, and it then plays into the void (polled: no slower when it is quick)
+        play = subprocess.run([sys.executable, "-m", "locus_core.cli.main", "bag", "play", str(tmp_path / "bag"),
+                               "--wait", "60"], cwd=ROOT, capture_output=True, text=True, timeout=180)
         assert play.returncode == 0, play.stdout + play.stderr
 
         def statuses() -> dict[float, object]:
@@ -75,7 +77,7 @@ def test_live_node_matches_offline_replay(tmp_path: Path) -> None:
         assert localized, node.log()
         client.wait_for(lambda: len([t for m in client.messages("/tf") for t in m.transforms
                                      if (t.header.frame_id, t.child_frame_id) == ("map", "odom")]) == localized,
-                        10, f"map -> odom for each of the {localized} localized frames")
+                        60, f"map -> odom for each of the {localized} localized frames")
         live = statuses()
         status = client.messages("/locus_localizer/status")[-1]
         assert status.frames_received == len(queries), status
