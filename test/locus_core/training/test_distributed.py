@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import csv
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,12 +26,6 @@ ROOT = Path(__file__).resolve().parents[3]
 B, C, H, W = 4, 16, 6, 8
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _problem() -> tuple[LocusHead, torch.Tensor, object]:
     """A head, backbone features of B frames and masks over B*H*W patches on a random point cloud."""
     torch.manual_seed(0)
@@ -49,10 +42,11 @@ def _problem() -> tuple[LocusHead, torch.Tensor, object]:
     return head, feats, masks
 
 
-def _worker(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank))
+def _worker(rank: int, out: str) -> None:
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    # A file store, not a TCP port found free beforehand: another process may take that port first.
+    dist.init_process_group("gloo", init_method=f"file://{out}/store", rank=rank, world_size=2)
     try:
         head, feats, masks = _problem()
         ddp = torch.nn.parallel.DistributedDataParallel(head)
@@ -71,7 +65,7 @@ def test_two_processes_give_the_single_process_loss_and_gradients(tmp_path: Path
     assert masks.num_positives > 0
     loss, _ = step_loss(head(feats), masks, 0.01)
     loss.backward()
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(str(tmp_path),), nprocs=2, join=True)
     for rank in range(2):
         got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         torch.testing.assert_close(got["loss"], loss.detach(), rtol=1e-5, atol=1e-6)
@@ -84,8 +78,10 @@ def test_torchrun_cli_matches_a_single_process_run(make_config: Callable[[Path],
     config_file = tmp_path / "ddp.yaml"
     config_file.write_text(yaml.safe_dump(config_to_dict(make_config(tmp_path / "ddp"))))
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", "-m", "locus_core.cli.main", "train", "--config", str(config_file)]
+    # --standalone: torchrun binds a free port itself and its workers use that store (a port found
+    # free beforehand could be taken by another process before torchrun bound it); on the loopback
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--local-addr=127.0.0.1",
+           "--nproc_per_node=2", "-m", "locus_core.cli.main", "train", "--config", str(config_file)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
 
