@@ -45,6 +45,9 @@ from locus_ros import conversions as conv
 UNSTAMPED_FORMATS = ("7scenes", "labelfusion", "synthetic", "scannet", "slambook", "matterport")
 # Longest sleep between looks at the stop flag, so Ctrl-C is not held up by a long gap in the data.
 SLEEP_SLICE_S = 0.1
+# After the camera topics: up to this long for /tf's subscriber, discovered alongside them or soon
+# after (a consumer that does not listen to TF is played to once it has passed).
+TF_DISCOVERY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,8 @@ class Player:
 
     def wait_for_subscribers(self, timeout: float) -> bool:
         """Wait (up to ``timeout`` s) until colour, depth and camera_info all have a subscriber (each
-        topic is matched separately), so the first frames are not published into the void. With
+        topic is matched separately), so the first frames are not published into the void, then
+        0.5 s, and while ``tf`` publishes, until /tf has one too (up to ``TF_DISCOVERY_S``). With
         ``compressed``, colour is either topic (a node with rgb_transport: compressed takes only
         the JPEG one)."""
         deadline = time.monotonic() + timeout
@@ -142,7 +146,14 @@ class Player:
             if any(p.get_subscription_count() > 0 for p in colour) and all(
                 p.get_subscription_count() > 0 for p in (self._depth, self._info)
             ):
-                time.sleep(0.5)  # the subscriber's other endpoints (/tf, /clock) are discovered alongside
+                # The subscriber's other endpoints (/clock, ground truth) are discovered alongside; TF
+                # published before /tf is matched never reaches it (reliable, volatile): the first
+                # frames' odometry would be lost.
+                settled = time.monotonic() + 0.5
+                tf_deadline = min(deadline, time.monotonic() + TF_DISCOVERY_S)
+                while not self._stopped and (time.monotonic() < settled or (
+                        self.config.tf != "none" and self._tf.get_subscription_count() == 0 and time.monotonic() < tf_deadline)):
+                    time.sleep(0.05)
                 return True
             time.sleep(0.05)
         return False

@@ -231,6 +231,28 @@ def test_with_compressed_a_compressed_colour_subscriber_is_enough_to_start() -> 
         rclpy.try_shutdown(context=context)
 
 
+def test_playing_waits_for_a_tf_subscriber_discovered_after_the_camera_topics() -> None:
+    """The player started 0.5 s after the camera topics were matched: a /tf subscriber discovered
+    later lost the first frames' transforms (reliable, volatile: nothing is resent to a late reader)."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("locus_player_late_tf", context=context)
+    try:
+        config = PlayerConfig(rgb_topic="/player_tf_test/rgb", depth_topic="/player_tf_test/depth",
+                              camera_info_topic="/player_tf_test/info")
+        player = Player(node, [_frame(0, 1.0)], config)
+        for msg_type, topic in [(Image, config.rgb_topic), (Image, config.depth_topic), (CameraInfo, config.camera_info_topic)]:
+            node.create_subscription(msg_type, topic, lambda msg: None, 10)
+        late = threading.Timer(1.0, lambda: node.create_subscription(TFMessage, "/tf", lambda msg: None, 10))
+        late.start()
+        assert player.wait_for_subscribers(30.0)
+        assert player._tf.get_subscription_count() > 0
+    finally:
+        late.join()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
 def test_flush_waits_for_the_compressed_colour_too(in_process) -> None:
     """With --compressed, a node on rgb_transport: compressed takes colour only from the JPEG topic:
     the player exited without waiting for it to be acknowledged, and the last frames could be lost."""
