@@ -192,7 +192,7 @@ def _lower_nanmedian(x: torch.Tensor) -> torch.Tensor:
     """(..., n) -> (...): ``torch.nanmedian`` over the last dim (the lower of two middle values; NaN
     where a row has none). On CPU through numpy's sort, which puts NaN last: 7x faster than
     ``torch.nanmedian`` on rows of 64 depths, a seventh of tracking a frame."""
-    if x.device.type != "cpu" or x.requires_grad:
+    if x.device.type != "cpu" or x.requires_grad or x.dtype not in (torch.float32, torch.float64):
         return x.nanmedian(dim=-1).values
     a = x.numpy()
     valid = (~np.isnan(a)).sum(-1, keepdims=True)

@@ -136,7 +136,7 @@ def test_lift_patches_median_and_nan() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), dtype=st.sampled_from([torch.float32, torch.float64]), holes=st.floats(0.0, 1.0))
+@given(seed=st.integers(0, 10_000), dtype=st.sampled_from([torch.float32, torch.float64, torch.bfloat16]), holes=st.floats(0.0, 1.0))
 def test_lift_patches_depth_is_the_lower_median_of_the_valid_depths(seed: int, dtype: torch.dtype, holes: float) -> None:
     g = torch.Generator().manual_seed(seed)
     depth = (0.5 + 4 * torch.rand(2, 24, 32, generator=g)).round(decimals=1).to(dtype)  # ties, as quantised depth has
