@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import connection
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,21 @@ def _localize(frame: PosedFrame, odometry: np.ndarray | None, restart: bool) -> 
     if restart:  # a window of the stream starts: tracking must not go on from another window
         _processor.reset_tracking()
     return _processor.localize(frame, odometry)
+
+
+def _still_running(processes: Sequence[Any], timeout_s: float) -> list[Any]:
+    """Those of ``processes`` that have not exited after up to ``timeout_s``. Exits are read from
+    their sentinels, not by joining: an executor's thread reaps the same processes, and a join that
+    finds one already reaped reports it still running."""
+    running = {process.sentinel: process for process in processes}
+    deadline = time.monotonic() + timeout_s
+    while running:
+        exited = connection.wait(list(running), max(0.0, deadline - time.monotonic()))
+        if not exited:  # the time is up
+            break
+        for sentinel in exited:
+            del running[sentinel]
+    return list(running.values())
 
 
 class _RecordingContext:
@@ -174,12 +190,9 @@ class WorkerPool:
             process.terminate()
         for executor in self._executors:
             executor.shutdown(wait=False, cancel_futures=True)
-        deadline = time.monotonic() + STOP_GRACE_S
-        for process in started:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()
-                process.join()
+        for process in _still_running(started, STOP_GRACE_S):
+            process.kill()
+        _still_running(started, STOP_GRACE_S)  # not for ever: one in uninterruptible I/O dies when it returns
 
     def submit(self, frame: PosedFrame, odometry: np.ndarray | None = None) -> Future:
         """Future of ``frame``'s ``Localization`` (frames in stream order; ``odometry``: as

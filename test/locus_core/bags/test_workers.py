@@ -29,6 +29,27 @@ def _hang_ignoring_sigterm(*initargs: object) -> None:
     time.sleep(600)
 
 
+def _running(processes: list[multiprocessing.process.BaseProcess]) -> list[int]:
+    """The pids of those that have not exited (is_alive() reports one its executor's thread has
+    already reaped as running)."""
+    return [process.pid for process in workers._still_running(processes, 0)]
+
+
+@pytest.fixture
+def pool_processes(monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[multiprocessing.process.BaseProcess]]:
+    """The processes the pools of the test started (not other children of this process: the test
+    suite's own, whatever they are, are no concern of the pool's)."""
+    contexts: list[workers._RecordingContext] = []
+
+    class Spied(workers._RecordingContext):
+        def __init__(self, context: object) -> None:
+            super().__init__(context)
+            contexts.append(self)
+
+    monkeypatch.setattr(workers, "_RecordingContext", Spied)
+    return lambda: [p for context in contexts for p in context.processes if p.pid is not None]
+
+
 def test_a_worker_that_cannot_start_is_reported(tmp_path: Path) -> None:
     with pytest.raises(BagError, match="a localization worker failed to start"):
         WorkerPool(1, "backbone:test", tmp_path / "no-map", device="cpu")
@@ -47,23 +68,24 @@ def test_a_worker_that_hangs_while_starting_times_out(tmp_path: Path, monkeypatc
 # a worker that does not heed SIGINT (native code) stays hung; one may not act on SIGTERM either
 @pytest.mark.parametrize("initializer", [_hang, _hang_ignoring_sigterm])
 def test_an_interrupt_while_the_workers_start_stops_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, initializer: Callable[..., None]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pool_processes: Callable[[], list], initializer: Callable[..., None]
 ) -> None:
     monkeypatch.setattr(workers, "_start", initializer)
-    before = set(multiprocessing.active_children())
     threading.Timer(5.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, to this process only
     with pytest.raises(KeyboardInterrupt):
         WorkerPool(2, "backbone:test", tmp_path / "map", device="cpu", ready_timeout_s=60.0)
-    started = set(multiprocessing.active_children()) - before
+    started = pool_processes()
     try:  # before the fix, they were left loading, and Python's exit joined them
-        assert not any(process.is_alive() for process in started)
+        assert started and not _running(started)
     finally:
-        for process in started:
-            process.kill()
+        for pid in _running(started):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.timeout(120)
-def test_an_interrupt_just_after_a_worker_is_spawned_stops_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupt_just_after_a_worker_is_spawned_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pool_processes: Callable[[], list]
+) -> None:
     class InterruptedAfterSpawn(ProcessPoolExecutor):
         def _spawn_process(self) -> None:
             # the executor starts a process, then records it: Ctrl-C may land between the two
@@ -71,14 +93,11 @@ def test_an_interrupt_just_after_a_worker_is_spawned_stops_it(tmp_path: Path, mo
             raise KeyboardInterrupt
 
     monkeypatch.setattr(workers, "ProcessPoolExecutor", InterruptedAfterSpawn)
-    before = set(multiprocessing.active_children())
+    with pytest.raises(KeyboardInterrupt):
+        WorkerPool(1, "backbone:test", tmp_path / "map", device="cpu")
+    started = pool_processes()
     try:
-        with pytest.raises(KeyboardInterrupt):
-            WorkerPool(1, "backbone:test", tmp_path / "map", device="cpu")
-        started = set(multiprocessing.active_children()) - before
-        for process in started:
-            process.join(10)
-        assert not any(process.is_alive() for process in started)
+        assert len(started) == 1 and not _running(started)
     finally:
-        for process in set(multiprocessing.active_children()) - before:
-            process.kill()
+        for pid in _running(started):
+            os.kill(pid, signal.SIGKILL)
