@@ -34,10 +34,6 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind, qos_profile_sensor_data
-try:
-    from rclpy.event_handler import SubscriptionEventCallbacks
-except ImportError:  # Humble names it rclpy.qos_event
-    from rclpy.qos_event import SubscriptionEventCallbacks
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from std_srvs.srv import Trigger
@@ -52,6 +48,7 @@ from locus_core.pipeline.processor import FrameProcessor
 from locus_core.pipeline.sync import ApproximateTimeSynchronizer
 from locus_ros import conversions as conv
 from locus_ros import params as node_params
+from locus_ros.compat import SubscriptionEventCallbacks
 from locus_ros.diagnostics import STARTING, NodeStats, render
 from locus_ros.errors import ConversionError, ParameterError, TransformError, UnsupportedEncoding
 

@@ -28,12 +28,8 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSPolicyKind, QoSProfile, ReliabilityPolicy
 
-try:
-    from rclpy.event_handler import SubscriptionEventCallbacks
-except ImportError:  # Humble names it rclpy.qos_event
-    from rclpy.qos_event import SubscriptionEventCallbacks
-
 from locus_ros import conversions as conv
+from locus_ros.compat import SubscriptionEventCallbacks
 from locus_ros.errors import ConversionError
 
 if TYPE_CHECKING:  # imported when first needed: it brings torch, seconds the monitor need not wait
