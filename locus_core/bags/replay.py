@@ -41,6 +41,7 @@ from locus_core.bags.errors import BagError
 from locus_core.data.formats.rosbag import bag_reader, camera_info_topic, records
 from locus_core.data.formats.tf import TfSegments, stamp_of
 from locus_core.data.frame import PosedFrame
+from locus_core.data.resize import resize_frame
 from locus_core.errors import LocusError
 
 log = logging.getLogger(__name__)
@@ -215,8 +216,8 @@ def replay(
     progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Replay the bag at ``path`` through ``processor`` (a ``locus_core.pipeline.FrameProcessor``
-    with a map loaded, or a ``locus_core.bags.workers.WorkerPool``) and attach ground truth to each
-    localized frame.
+    with a map loaded, or a ``locus_core.bags.workers.WorkerPool``; frames reach it at its
+    ``input_size``) and attach ground truth to each localized frame.
 
     Raises:
         BagError: unreadable bag, missing topics (camera_info included), nothing to localize.
@@ -311,9 +312,12 @@ def replay(
             last_localized[segment] = stamp
             odometry = segments.trees[segment].lookup(config.odom_frame, camera_frame, stamp) if config.odom_frame else None
             with_odometry += odometry is not None
+            points = camera_points(frame)  # at full size, as `locus map localize` samples its queries
             with worker_failure(frame.stamp):
-                future = submit(frame, odometry)
-            in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, camera_points(frame)), future))
+                # shrunk to what the model reads here, as the localizer would: a quarter of the bytes to
+                # send to a worker process, and off the localizing thread in one process
+                future = submit(resize_frame(frame, processor.input_size), odometry)
+            in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, points), future))
             collect(max_in_flight - 1)
 
         sync = ApproximateTimeSynchronizer(3, config.sync_max_interval, config.sync_queue_size, on_synced)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -59,13 +58,13 @@ def _start(
         _failure = f"{type(exc).__name__}: {exc}"
 
 
-def _ready(timeout_s: float) -> int:
+def _ready(timeout_s: float) -> tuple[int, int]:
     # Each worker holds one of these until all have taken one: then every worker has loaded.
     if _failure:
         _started.abort()
         raise BagError(f"a localization worker failed to start ({_failure})")
     _started.wait(timeout_s)
-    return os.getpid()
+    return _processor.input_size
 
 
 def _localize(frame: PosedFrame, odometry: np.ndarray | None, restart: bool) -> Any:
@@ -181,6 +180,7 @@ class WorkerPool:
             if isinstance(failures[0], BagError):
                 raise failures[0]
             raise BagError(f"a localization worker failed to start ({failures[0] or 'another worker failed'})")
+        self.input_size: tuple[int, int] = ready[0].result()  # (H, W) the model reads, as FrameProcessor.input_size
 
     def _terminate(self) -> None:
         # A worker may hang while starting: shutdown(wait=True) would join it forever.

@@ -254,8 +254,7 @@ def build_map(
         dataset: posed RGB-D frames (a ``PosedDataset`` or any sequence), map frame = their world frame.
         source: provenance recorded in the map (defaults to the data set's path/name if it has them).
     """
-    from locus_core.data.resize import resize_frame
-    from locus_core.models.extract import extract_features
+    from locus_core.models.extract import extract_features, model_input
 
     if not getattr(dataset, "has_poses", True):
         # known without reading a frame: each would be read and skipped before "no keyframes"
@@ -269,7 +268,7 @@ def build_map(
         if frame.T_world_cam is None or frame.depth is None:
             skipped += 1
             continue
-        builder.offer(resize_frame(frame, model.input_size), lambda f: extract_features(model, f, config.scale)[0])
+        builder.offer(model_input(model, frame), lambda f: extract_features(model, f, config.scale)[0])
         if progress:
             progress(i + 1, len(dataset))
     if skipped:

@@ -82,7 +82,7 @@ class Localizer:
     def localize(self, frame: PosedFrame) -> Localization:
         """Pose of ``frame`` in the map frame, or "not localized" with the reason. Never raises for
         image content (blank, black, no depth, no matches); ``frame.T_world_cam`` is ignored."""
-        from locus_core.models.extract import extract_features
+        from locus_core.models.extract import extract_features, model_input
 
         cfg = self.config
         start = time.perf_counter()
@@ -97,14 +97,16 @@ class Localizer:
                 latency_ms=total, reason=reason, latency_breakdown=times, **kw,
             )
 
-        spread = float(np.asarray(frame.rgb[::4, ::4], np.float32).std())
+        t = time.perf_counter()
+        # Judged at the model's input size, as everything below: a frame shrunk to it before it
+        # got here (a bag replay's worker processes) is localized exactly as the original.
+        resized = model_input(self.model, frame)
+        spread = float(np.asarray(resized.rgb[::2, ::2], np.float32).std())
         if spread < cfg.blank_std:
             return done(f"blank frame (intensity std {spread:.2f} < {cfg.blank_std})")
         if self.map.index is None or self.map.index.ntotal == 0:
             return done("map has no landmarks")
-
-        t = time.perf_counter()
-        features, resized = extract_features(self.model, frame, self.map.config.scale)
+        features, _ = extract_features(self.model, resized, self.map.config.scale)
         F = _flatten(features)
         geometry = patch_geometry(resized, self.model.stride, self.map.config)
         use_depth = int(geometry.valid.sum()) >= cfg.min_inliers
@@ -234,13 +236,12 @@ class Localizer:
     def insert_keyframe(self, frame: PosedFrame) -> bool:
         """Mapping mode: add ``frame`` (depth, and ``T_world_cam`` = its pose in the map frame) as a
         keyframe when it shows a new viewpoint; returns whether it was added."""
-        from locus_core.data.resize import resize_frame
-        from locus_core.models.extract import extract_features
+        from locus_core.models.extract import extract_features, model_input
 
         if self._builder is None:
             self._builder = MapBuilder(self.map, self.model.stride)
         scale = self.map.config.scale
-        return self._builder.offer(resize_frame(frame, self.model.input_size), lambda f: extract_features(self.model, f, scale)[0])
+        return self._builder.offer(model_input(self.model, frame), lambda f: extract_features(self.model, f, scale)[0])
 
     def finish_mapping(self) -> None:
         """Mapping mode, before saving: the index rebuilt for the map's size (its inverted file was

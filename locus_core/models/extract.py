@@ -36,6 +36,19 @@ def _check_scale(model: LocusModel, scale: int) -> None:
         raise ModelError(f"scale {scale} out of range: model {model.hash} has {model.scales} scale(s)")
 
 
+def model_input(model: LocusModel, frame: PosedFrame) -> PosedFrame:
+    """``frame`` as ``model`` reads it: at ``model.input_size`` (K scaled, depth nearest-neighbour),
+    ``frame`` itself when already that size. A frame shrunk this way early (to send it to another
+    process) gives the same features and geometry as the original.
+
+    Raises:
+        ModelError: rgb is not (H, W, 3) uint8 (cv2 would fail on it with its own error, and after
+            resizing the message would give the resized shape, not the frame's).
+    """
+    _check_rgb([frame])
+    return resize_frame(frame, model.input_size)
+
+
 def extract_features(
     model: LocusModel, frame: PosedFrame, scale: int = 0
 ) -> tuple[torch.Tensor, PosedFrame]:
@@ -60,10 +73,7 @@ def extract_features_batch(
     _check_scale(model, scale)
     if batch_size < 1:
         raise ModelError(f"batch_size must be positive, got {batch_size}")
-    # Before resizing: cv2 failed on int32 or empty frames with its own error, and the message
-    # gave the resized shape, not the frame's.
-    _check_rgb(frames)
-    resized = [resize_frame(frame, model.input_size) for frame in frames]
+    resized = [model_input(model, frame) for frame in frames]
     if not resized:
         h, w = (n // model.stride for n in model.input_size)
         return torch.empty(0, model.config.dim, h, w, device=model.device), []

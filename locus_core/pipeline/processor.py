@@ -73,6 +73,11 @@ class FrameProcessor:
         return list(self.engine.fallbacks)
 
     @property
+    def input_size(self) -> tuple[int, int]:
+        """(H, W) the model reads: ``localize`` resizes frames to it first (``models.extract.model_input``)."""
+        return (int(self.engine.input_size[0]), int(self.engine.input_size[1]))
+
+    @property
     def has_map(self) -> bool:
         return self.map is not None
 

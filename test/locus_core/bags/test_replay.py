@@ -20,6 +20,7 @@ from locus_core.bags.evaluate import evaluate_bag, tum_name, write_trajectories,
 from locus_core.bags.replay import ReplayConfig, ReplayFrame, header_stamp, replay
 from locus_core.data import open_dataset
 from locus_core.data.synthetic import generate_scene
+from locus_core.mapping.evaluate import camera_points
 
 # The random `test` backbone matches poorly: relaxed decisions so that some frames localize and the
 # pose part of the comparison is exercised.
@@ -489,14 +490,28 @@ def test_header_stamp_reads_serialised_messages_of_either_ros(sec: int, nanosec:
 
 
 class _Recorder:
-    """A processor that records the odometry each frame is given."""
+    """A processor that records the size of each frame and the odometry it is given."""
+
+    input_size = (48, 64)
 
     def __init__(self) -> None:
         self.odometry: list = []
+        self.sizes: list = []
 
     def localize(self, frame, odometry=None):
         self.odometry.append(odometry)
+        self.sizes.append((frame.rgb.shape[:2], frame.depth.shape))
         return None
+
+
+def test_frames_reach_the_processor_at_its_input_size(tmp_path: Path, world: dict) -> None:
+    # shrunk before they travel to a worker process; the ground truth's points are the full frame's
+    frames = _frames(world)
+    write_bag(frames, tmp_path / "bag")
+    recorder = _Recorder()
+    result = replay(tmp_path / "bag", recorder)
+    assert recorder.sizes == [((48, 64), (48, 64))] * len(frames)
+    np.testing.assert_allclose(result.frames[0].points_cam, camera_points(frames[0]), atol=2e-3)  # depth in mm in the bag
 
 
 @pytest.mark.parametrize("odom_frame", [tp.ODOM_FRAME, ""])

@@ -9,6 +9,7 @@ import pytest
 from locus_core.data import open_dataset
 from locus_core.evaluation.pose import pose_error
 from locus_core.mapping import LandmarkMap, Localizer, LocalizerConfig, MapConfig, MapError, build_map
+from locus_core.models.extract import model_input
 
 
 def test_map_has_keyframes_landmarks_and_observations(built_map: LandmarkMap) -> None:
@@ -61,6 +62,20 @@ def test_a_query_without_depth_is_held_to_min_inliers_pnp_not_min_inliers(scene:
     assert result.localized and result.method == "pnp", result.reason
     strict = Localizer(built_map, model, dataclasses.replace(config, min_inliers_pnp=10**6)).localize(frame)
     assert not strict.localized and strict.reason.startswith("too few feature matches") and strict.reason.endswith("< 1000000)")
+
+
+def test_a_frame_shrunk_to_the_model_input_localizes_as_the_original(scene: Path, model, built_map: LandmarkMap) -> None:
+    # what a bag replay sends its worker processes (a quarter of the bytes at 640x480; here enlarged)
+    frame = open_dataset(scene, frames="0:48:2")[4]
+    small = model_input(model, frame)
+    assert (small.height, small.width) == tuple(model.input_size) != (frame.height, frame.width)
+    localizer = Localizer(built_map, model, LocalizerConfig(min_inlier_ratio=0.05, min_inliers=20, top_keyframes=8))
+    full, shrunk = localizer.localize(frame), localizer.localize(small)
+    assert full.localized and (full.inliers, full.reason) == (shrunk.inliers, shrunk.reason)
+    np.testing.assert_array_equal(full.T_map_cam, shrunk.T_map_cam)
+    tracked = [localizer.track(f, full.T_map_cam) for f in (frame, small)]
+    assert tracked[0].localized and tracked[0].inliers == tracked[1].inliers
+    np.testing.assert_array_equal(tracked[0].T_map_cam, tracked[1].T_map_cam)
 
 
 @pytest.mark.parametrize("value", [0, 128, 255])
