@@ -1,15 +1,16 @@
 """Localizing a bag's frames in worker processes, for replays of long recordings on many cores.
 
 Each worker runs its own ``FrameProcessor`` (the node's code path) over the same map. Without
-tracking the localizer keeps no state from one frame to the next: frames go to the workers in
-turn and N workers give the results of one, in the same order; what changes is each frame's
-latency, as a worker has 1/N of the CPU threads. A tracking localizer (``track_period_s`` > 0)
-poses each frame from the one before, so the stream is cut into windows of ``track_period_s`` of
+tracking the localizer keeps no state from one frame to the next: each frame goes to whichever
+worker is free and N workers give the results of one, in the same order; what changes is each
+frame's latency, as a worker has 1/N of the CPU threads. A tracking localizer (``track_period_s`` >
+0) poses each frame from the one before, so the stream is cut into windows of ``track_period_s`` of
 stream time, each tracked by one worker from a full localization at its start, as one process
-relocalizes once a period: a window goes to the worker with the fewest frames waiting (windows
-differ in cost: views that tracking cannot pose are localized in full), and as each window starts
-afresh its results do not depend on which worker runs it. They are those of one process up to
-where the full localizations fall. Processes rather than threads: the localizer's numpy and the
+relocalizes once a period; as each window starts afresh its results do not depend on which worker
+runs it, and they are those of one process up to where the full localizations fall. Windows differ
+in cost (views that tracking cannot pose are localized in full), so they wait here until a worker
+is nearly done with its own: given out as they were read, by the frames each worker had waiting,
+one worker of two ended with 40 % more work than the other. Processes rather than threads: the localizer's numpy and the
 model's runtime each keep a few threads busy, and on 2 cores two single-threaded processes
 localize 1.57x the frames of one two-threaded process (two threads in one process: 1.48x, and the
 ``FrameProcessor`` lock would have to go).
@@ -19,10 +20,14 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing import connection
 from pathlib import Path
 from typing import Any
@@ -32,6 +37,7 @@ import numpy as np
 from locus_core.bags.errors import BagError
 from locus_core.data.frame import PosedFrame
 
+SPARE_FRAMES = 2  # a worker with this many frames or fewer left is given the next window: it never waits for one
 READY_TIMEOUT_S = 300.0  # a worker imports torch and loads the model and the map; TensorRT may build an engine
 STOP_GRACE_S = 5.0  # after SIGTERM, before SIGKILL: a worker stuck in native code may not act on SIGTERM
 
@@ -88,6 +94,19 @@ def _still_running(processes: Sequence[Any], timeout_s: float) -> list[Any]:
     return list(running.values())
 
 
+_Job = tuple[PosedFrame, "np.ndarray | None", Future]  # a frame, its odometry, the future of its result
+
+
+@dataclass
+class _Window:
+    """Frames of one window of stream time (of one frame, without tracking) not sent yet."""
+
+    key: int
+    jobs: deque[_Job] = field(default_factory=deque)
+    worker: int | None = None  # the worker that took it
+    sent: int = 0
+
+
 class _RecordingContext:
     """A multiprocessing context that keeps every process made through it: an executor records
     its workers only after starting them, so a Ctrl-C in between would leave one running."""
@@ -114,10 +133,12 @@ class WorkerPool:
 
     Attributes:
         window_s: a tracking localizer's ``track_period_s``: frames go to workers by windows of this
-            much stream time (0: in turn, one frame each).
+            much stream time (0: each frame to whichever worker is free).
         max_in_flight: frames to submit before waiting for the oldest: two per worker keep each busy
-            with few images in memory; with windows, 48 per worker (~100 MB): the windows ahead
-            must be read for a worker to take one while another finishes a long one.
+            with few images in memory; with windows, 48 per worker (~30 MB at 256x320): the windows
+            ahead must be read for a worker to take one while another finishes a long one.
+        input_size: (H, W) the model reads (``FrameProcessor.input_size``): frames sent at that
+            size cost a quarter of the bytes of 640x480 ones.
 
     Raises:
         ValueError: workers < 1 or threads < 1.
@@ -149,9 +170,14 @@ class WorkerPool:
         self.window_s = config.track_period_s
         self.max_in_flight = (48 if self.window_s > 0 else 2) * workers
         self._submitted = 0
-        self._window: int | None = None  # the window of the last frame submitted
-        self._worker = 0  # the worker taking that window
-        self._pending: list[list[Future]] = [[] for _ in range(workers)]  # with windows: per worker, not done
+        # Frames wait in ``_windows`` until the dispatcher thread sends them; it alone sends, so a
+        # worker gets its frames in stream order. The result callbacks (executors' threads) only
+        # count: nothing calls into an executor while holding ``_ready``, whatever locks the
+        # executors hold while they call back.
+        self._ready = threading.Condition()
+        self._windows: deque[_Window] = deque()  # not all sent yet, in stream order
+        self._busy = [0] * workers  # frames sent to each worker and not done
+        self._closing = False
         self.threads = threads if threads is not None else max(1, torch.get_num_threads() // workers)
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
@@ -181,6 +207,8 @@ class WorkerPool:
                 raise failures[0]
             raise BagError(f"a localization worker failed to start ({failures[0] or 'another worker failed'})")
         self.input_size: tuple[int, int] = ready[0].result()  # (H, W) the model reads, as FrameProcessor.input_size
+        self._dispatcher = threading.Thread(target=self._dispatch, name="worker-pool-dispatch", daemon=True)
+        self._dispatcher.start()
 
     def _terminate(self) -> None:
         # A worker may hang while starting: shutdown(wait=True) would join it forever.
@@ -198,39 +226,82 @@ class WorkerPool:
         """Future of ``frame``'s ``Localization`` (frames in stream order; ``odometry``: as
         ``FrameProcessor.localize`` takes it); a worker that dies fails it with BagError."""
         future: Future = Future()
-
-        def relay(done: Future) -> None:
-            if done.cancelled():  # close() dropped it: exception() would raise here, logged once per frame
-                future.cancel()
-                return
-            exc = done.exception()
-            if isinstance(exc, BrokenProcessPool):
-                future.set_exception(BagError(f"a localization worker died ({exc})"))
-            elif exc is not None:
-                future.set_exception(exc)
-            else:
-                future.set_result(done.result())
-
-        restart = False
-        if self.window_s <= 0:
-            self._worker = self._submitted % self.workers
-        else:
-            # done ones dropped at every frame, not per window: a window may last the whole bag (stamps all 0)
-            self._pending = [[f for f in fs if not f.done()] for fs in self._pending]
-            if (window := math.floor(frame.stamp / self.window_s)) != self._window:
-                self._window, restart = window, True
-                self._worker = min(range(self.workers), key=lambda k: len(self._pending[k]))
+        # without windows each frame is one: it may go to any worker
+        window = math.floor(frame.stamp / self.window_s) if self.window_s > 0 else self._submitted
         self._submitted += 1
-        try:
-            done = self._executors[self._worker].submit(_localize, frame, odometry, restart)
-            done.add_done_callback(relay)
-            if self.window_s > 0:
-                self._pending[self._worker].append(done)
-        except BrokenProcessPool as exc:
-            raise BagError(f"a localization worker died ({exc})") from None
+        with self._ready:
+            if self._closing:
+                raise BagError("the localization workers are closed")
+            if not self._windows or self._windows[-1].key != window:
+                self._windows.append(_Window(window))
+            self._windows[-1].jobs.append((frame, odometry, future))
+            self._ready.notify()
         return future
 
+    def _dispatch(self) -> None:
+        """The dispatcher thread: sends each window's frames to its worker as they come, and gives the
+        oldest windows waiting to workers with at most ``SPARE_FRAMES`` frames left of theirs."""
+        while True:
+            with self._ready:
+                while not self._closing and not (sends := self._take()):
+                    self._ready.wait()
+                if self._closing:
+                    return
+            for worker, job, restart in sends:
+                self._send(worker, job, restart)
+
+    def _take(self) -> list[tuple[int, _Job, bool]]:
+        """(worker, job, restart) of the frames to send now, counted as busy (under ``_ready``)."""
+        sends = []
+        for window in self._windows:
+            if window.worker is None:
+                worker = min(range(self.workers), key=self._busy.__getitem__)
+                if self._busy[worker] > SPARE_FRAMES:
+                    break  # later windows wait too: a worker takes them in order
+                window.worker = worker
+            while window.jobs:
+                # a window starts afresh: tracking must not go on from another window
+                sends.append((window.worker, window.jobs.popleft(), window.sent == 0))
+                window.sent += 1
+                self._busy[window.worker] += 1
+        while len(self._windows) > 1 and not self._windows[0].jobs:  # the last one may get more frames
+            self._windows.popleft()
+        return sends
+
+    def _send(self, worker: int, job: _Job, restart: bool) -> None:
+        frame, odometry, future = job
+        try:
+            done = self._executors[worker].submit(_localize, frame, odometry, restart)
+        except (BrokenProcessPool, RuntimeError) as exc:  # RuntimeError: shut down after a worker died
+            self._finished(worker, future, BagError(f"a localization worker died ({exc})"))
+            return
+        done.add_done_callback(partial(self._finished, worker, future))
+
+    def _finished(self, worker: int, future: Future, done: Future | BagError) -> None:
+        """Relays a worker's result (or why it has none) to the frame's ``future``."""
+        with self._ready:
+            self._busy[worker] -= 1
+            self._ready.notify()
+        if isinstance(done, BagError):
+            future.set_exception(done)
+        elif done.cancelled():  # close() dropped it: exception() would raise here, logged once per frame
+            future.cancel()
+        elif isinstance(exc := done.exception(), BrokenProcessPool):
+            future.set_exception(BagError(f"a localization worker died ({exc})"))
+        elif exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(done.result())
+
     def close(self) -> None:
+        with self._ready:
+            self._closing = True
+            for window in self._windows:
+                for _, _, future in window.jobs:
+                    future.cancel()
+            self._windows.clear()
+            self._ready.notify()
+        self._dispatcher.join()
         for executor in self._executors:
             executor.shutdown(wait=True, cancel_futures=True)
 

@@ -611,4 +611,32 @@ def test_a_long_tracking_window_keeps_only_the_frames_waiting(world: dict) -> No
         for frame in _frames(world, 6, 0.1):
             pool.submit(frame).result()
         # before the fix, every future of the window was kept until the next window
-        assert sum(map(len, pool._pending)) <= 1
+        assert sum(pool._busy) == 0 and sum(len(w.jobs) for w in pool._windows) == 0
+
+
+def _slow_first_window(frame, odometry, restart):
+    """A worker's ``_localize`` whose frames of the first second take 0.5 s each: (its pid, restart)."""
+    import os
+    import time
+
+    if frame.stamp < 1.0:
+        time.sleep(0.5)
+    return os.getpid(), restart
+
+
+@pytest.mark.timeout(240)
+def test_the_windows_waiting_go_to_the_worker_that_is_free(world: dict, monkeypatch) -> None:
+    from locus_core.bags import workers
+
+    # window [0, 1) takes one worker 2 s; the three after it are quick, and all go to the other worker
+    # (given out as they were read, by the frames each worker had waiting, the third went behind the slow one)
+    monkeypatch.setattr(workers, "_localize", _slow_first_window)
+    view = open_dataset(world["scene"], "1:2")[0]
+    stamps = [0.0, 0.25, 0.5, 0.75] + [w + k * 0.25 for w in (1, 2, 3) for k in range(3)]
+    with workers.WorkerPool(2, "backbone:test", world["map"], device="cpu", localizer_config=str(world["config"]),
+                            overrides=["track_period_s=1"]) as pool:
+        results = [f.result(timeout=60) for f in [pool.submit(dataclasses.replace(view, stamp=s)) for s in stamps]]
+    pids = [pid for pid, _ in results]
+    assert len(set(pids[:4])) == 1 and len(set(pids[4:])) == 1 and pids[0] != pids[4]
+    # each window starts afresh on its worker, and only there
+    assert [restart for _, restart in results] == [s == int(s) for s in stamps]
