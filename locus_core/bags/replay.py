@@ -27,7 +27,7 @@ import struct
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -196,6 +196,22 @@ def resolve_topics(reader: Any, path: Path, config: ReplayConfig) -> dict[str, s
     return {role: topic for role, (topic, _) in wanted.items()}
 
 
+@contextmanager
+def _single_threaded() -> Iterator[None]:
+    """torch and OpenCV on one thread in this process for the block."""
+    import cv2
+    import torch
+
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+
+
 def _submitter(
     processor: Any, thread: ThreadPoolExecutor
 ) -> tuple[Callable[[PosedFrame, np.ndarray | None], Future], int]:
@@ -232,128 +248,134 @@ def replay(
     submit, max_in_flight = _submitter(processor, thread)
     in_flight: deque[tuple[ReplayFrame, Future]] = deque()  # submitted, in bag order
     reader = open_bag(path)
+    # Frames localized in other processes: the cores are theirs, and the little that is done here
+    # (ground-truth points, resizing) ran 3-10x slower on threads waking each other on busy cores.
+    threads = _single_threaded() if hasattr(processor, "submit") else nullcontext()
     start = time.perf_counter()
     try:
-        topics = resolve_topics(reader, path, config)
-        names = (topics["rgb"], topics["depth"], topics["info"])
-        segments = TfSegments(config.time_jump_s, config.tf_max_gap_s)
-        spans: dict[int, list[float]] = {}  # segment -> [first, last] synchronised image stamp
-        frames: list[ReplayFrame] = []
-        skipped: Counter[str] = Counter()
-        unreadable: Counter[str] = Counter()
-        notes: dict[str, str] = {}
-        last_localized: dict[int, float] = {}  # segment -> stamp, for max_rate_hz
-        throttled = 0
-        with_odometry = 0
-        gt_body = config.gt_body_frame  # the frame whose pose gt_topic gives ("": the camera's)
-        warnings: list[str] = []  # what makes the results less trustworthy (the node logs the same)
-        warned: set[str] = set()  # the kinds in warnings: each once, as the node
+        with threads:
+            topics = resolve_topics(reader, path, config)
+            names = (topics["rgb"], topics["depth"], topics["info"])
+            segments = TfSegments(config.time_jump_s, config.tf_max_gap_s)
+            spans: dict[int, list[float]] = {}  # segment -> [first, last] synchronised image stamp
+            frames: list[ReplayFrame] = []
+            skipped: Counter[str] = Counter()
+            unreadable: Counter[str] = Counter()
+            notes: dict[str, str] = {}
+            last_localized: dict[int, float] = {}  # segment -> stamp, for max_rate_hz
+            throttled = 0
+            with_odometry = 0
+            gt_body = config.gt_body_frame  # the frame whose pose gt_topic gives ("": the camera's)
+            warnings: list[str] = []  # what makes the results less trustworthy (the node logs the same)
+            warned: set[str] = set()  # the kinds in warnings: each once, as the node
 
-        def skip(reason: str, message: str) -> None:
-            skipped[reason] += 1
-            notes.setdefault(reason, message)
+            def skip(reason: str, message: str) -> None:
+                skipped[reason] += 1
+                notes.setdefault(reason, message)
 
-        def unread(topic: str, message: str) -> None:
-            # a record, not a set: it never reached the synchroniser (images) or TF (tf, gt)
-            unreadable[topic] += 1
-            notes.setdefault(f"unreadable {topic}", message)
+            def unread(topic: str, message: str) -> None:
+                # a record, not a set: it never reached the synchroniser (images) or TF (tf, gt)
+                unreadable[topic] += 1
+                notes.setdefault(f"unreadable {topic}", message)
 
-        @contextmanager
-        def worker_failure(stamp: float) -> Iterator[None]:
-            # a worker died (seen at a result, or at the next submit): its reason, and which bag it ended
-            try:
-                yield
-            except BagError as exc:
-                raise BagError(f"{path}: {exc} (at the frame stamped {stamp:.6f})") from None
+            @contextmanager
+            def worker_failure(stamp: float) -> Iterator[None]:
+                # a worker died (seen at a result, or at the next submit): its reason, and which bag it ended
+                try:
+                    yield
+                except BagError as exc:
+                    raise BagError(f"{path}: {exc} (at the frame stamped {stamp:.6f})") from None
 
-        def collect(limit: int) -> None:
-            while len(in_flight) > limit:
-                frame, future = in_flight.popleft()
+            def collect(limit: int) -> None:
+                while len(in_flight) > limit:
+                    frame, future = in_flight.popleft()
+                    with worker_failure(frame.stamp):
+                        frame.localization = future.result()
+                    frames.append(frame)
+                    if progress is not None:
+                        progress(len(frames))
+
+            def deserialize(message: Serialized) -> Any:
+                try:
+                    return reader.deserialize(message.raw, message.msgtype)
+                except Exception as exc:  # a corrupt record: rosbags raises assorted types
+                    raise LocusError(f"{message.topic}: cannot deserialize ({type(exc).__name__}: {exc})") from None
+
+            def on_synced(*messages: Serialized) -> None:
+                nonlocal throttled, with_odometry
+                stamp, segment = messages[0].stamp, messages[0].segment
+                span = spans.setdefault(segment, [stamp, stamp])
+                span[0], span[1] = min(span[0], stamp), max(span[1], stamp)
+                last = last_localized.get(segment)
+                if config.max_rate_hz > 0 and last is not None and stamp - last < 1.0 / config.max_rate_hz - 1e-6:
+                    throttled += 1
+                    return
+                try:
+                    rgb, depth, info = (deserialize(m) for m in messages)
+                    frame, camera_frame = frame_from_messages(
+                        rgb, depth, info, topics=names, camera_frame=config.camera_frame, rectified=config.rectified
+                    )
+                except UnsupportedEncoding as exc:
+                    skip("unknown_encoding", str(exc))
+                    return
+                except LocusError as exc:
+                    skip("bad_message", str(exc))
+                    return
+                # Rectified images are undistorted: their camera_info's D is the raw camera's (as the node).
+                distortion = "" if config.rectified else distortion_warning(info)
+                checks = {"distortion": f"{topics['info']}: {distortion}" if distortion else "",
+                          "registration": registration_warning(rgb, depth, topics=names[:2])}
+                for kind, warning in checks.items():
+                    if warning and kind not in warned:
+                        warned.add(kind)
+                        warnings.append(warning)
+                        log.warning("%s", warning)
+                last_localized[segment] = stamp
+                tree = segments.trees[segment]
+                odometry = tree.lookup(config.odom_frame, camera_frame, stamp) if config.odom_frame else None
+                with_odometry += odometry is not None
+                points = camera_points(frame)  # at full size, as `locus map localize` samples its queries
                 with worker_failure(frame.stamp):
-                    frame.localization = future.result()
-                frames.append(frame)
-                if progress is not None:
-                    progress(len(frames))
+                    # shrunk to what the model reads here, as the localizer would: a quarter of the bytes to
+                    # send to a worker process, and off the localizing thread in one process
+                    future = submit(resize_frame(frame, processor.input_size), odometry)
+                in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, points), future))
+                collect(max_in_flight - 1)
 
-        def deserialize(message: Serialized) -> Any:
-            try:
-                return reader.deserialize(message.raw, message.msgtype)
-            except Exception as exc:  # a corrupt record: rosbags raises assorted types
-                raise LocusError(f"{message.topic}: cannot deserialize ({type(exc).__name__}: {exc})") from None
-
-        def on_synced(*messages: Serialized) -> None:
-            nonlocal throttled, with_odometry
-            stamp, segment = messages[0].stamp, messages[0].segment
-            span = spans.setdefault(segment, [stamp, stamp])
-            span[0], span[1] = min(span[0], stamp), max(span[1], stamp)
-            last = last_localized.get(segment)
-            if config.max_rate_hz > 0 and last is not None and stamp - last < 1.0 / config.max_rate_hz - 1e-6:
-                throttled += 1
-                return
-            try:
-                rgb, depth, info = (deserialize(m) for m in messages)
-                frame, camera_frame = frame_from_messages(rgb, depth, info, topics=names, camera_frame=config.camera_frame,
-                                                          rectified=config.rectified)
-            except UnsupportedEncoding as exc:
-                skip("unknown_encoding", str(exc))
-                return
-            except LocusError as exc:
-                skip("bad_message", str(exc))
-                return
-            # Rectified images are undistorted: their camera_info's D is the raw camera's (as the node).
-            distortion = "" if config.rectified else distortion_warning(info)
-            checks = {"distortion": f"{topics['info']}: {distortion}" if distortion else "",
-                      "registration": registration_warning(rgb, depth, topics=names[:2])}
-            for kind, warning in checks.items():
-                if warning and kind not in warned:
-                    warned.add(kind)
-                    warnings.append(warning)
-                    log.warning("%s", warning)
-            last_localized[segment] = stamp
-            odometry = segments.trees[segment].lookup(config.odom_frame, camera_frame, stamp) if config.odom_frame else None
-            with_odometry += odometry is not None
-            points = camera_points(frame)  # at full size, as `locus map localize` samples its queries
-            with worker_failure(frame.stamp):
-                # shrunk to what the model reads here, as the localizer would: a quarter of the bytes to
-                # send to a worker process, and off the localizing thread in one process
-                future = submit(resize_frame(frame, processor.input_size), odometry)
-            in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, points), future))
-            collect(max_in_flight - 1)
-
-        sync = ApproximateTimeSynchronizer(3, config.sync_max_interval, config.sync_queue_size, on_synced)
-        streams = {topics["rgb"]: 0, topics["depth"]: 1, topics["info"]: 2}
-        wanted = [c for c in reader.connections
-                  if c.topic in streams or c.topic == topics.get("gt")
-                  or (c.msgtype == TF_MSG and c.topic in (tp.TF, tp.TF_STATIC))]
-        messages: Counter[str] = Counter()
-        for conn, _, raw in records(reader, path, wanted):
-            messages[conn.topic] += 1
-            if conn.topic in streams:
-                stamp = header_stamp(raw, reader.is2)
-                if stamp is None:
-                    unread(conn.topic, f"{conn.topic}: a {len(raw)}-byte record holds no header")
+            sync = ApproximateTimeSynchronizer(3, config.sync_max_interval, config.sync_queue_size, on_synced)
+            streams = {topics["rgb"]: 0, topics["depth"]: 1, topics["info"]: 2}
+            wanted = [c for c in reader.connections
+                      if c.topic in streams or c.topic == topics.get("gt")
+                      or (c.msgtype == TF_MSG and c.topic in (tp.TF, tp.TF_STATIC))]
+            messages: Counter[str] = Counter()
+            for conn, _, raw in records(reader, path, wanted):
+                messages[conn.topic] += 1
+                if conn.topic in streams:
+                    stamp = header_stamp(raw, reader.is2)
+                    if stamp is None:
+                        unread(conn.topic, f"{conn.topic}: a {len(raw)}-byte record holds no header")
+                        continue
+                    segment = segments.observe(conn.topic, stamp)
+                    sync.add(streams[conn.topic], stamp, Serialized(conn.topic, conn.msgtype, raw, stamp, segment))
                     continue
-                segment = segments.observe(conn.topic, stamp)
-                sync.add(streams[conn.topic], stamp, Serialized(conn.topic, conn.msgtype, raw, stamp, segment))
-                continue
-            try:
-                msg = reader.deserialize(raw, conn.msgtype)
-            except Exception as exc:  # a corrupt record: rosbags raises assorted types
-                unread(conn.topic, f"{conn.topic}: cannot deserialize ({type(exc).__name__}: {exc})")
-                continue
-            if conn.msgtype == TF_MSG:
-                segments.add_tf(msg, static=conn.topic == tp.TF_STATIC)
-            elif conn.topic == topics.get("gt"):
-                stamp = stamp_of(msg)
-                pose = msg.pose if conn.msgtype == POSE_STAMPED else msg.pose.pose
-                if conn.msgtype == ODOMETRY and not gt_body:
-                    gt_body = msg.child_frame_id
-                tq = np.array([pose.position.x, pose.position.y, pose.position.z, pose.orientation.x,
-                               pose.orientation.y, pose.orientation.z, pose.orientation.w])
-                segment = segments.observe(conn.topic, stamp)
-                segments.trees[segment].add(msg.header.frame_id, GT_CHILD, stamp, tq, static=False)
-        sync.flush()  # the bag has ended: sets still waiting for a later message get none
-        collect(0)
+                try:
+                    msg = reader.deserialize(raw, conn.msgtype)
+                except Exception as exc:  # a corrupt record: rosbags raises assorted types
+                    unread(conn.topic, f"{conn.topic}: cannot deserialize ({type(exc).__name__}: {exc})")
+                    continue
+                if conn.msgtype == TF_MSG:
+                    segments.add_tf(msg, static=conn.topic == tp.TF_STATIC)
+                elif conn.topic == topics.get("gt"):
+                    stamp = stamp_of(msg)
+                    pose = msg.pose if conn.msgtype == POSE_STAMPED else msg.pose.pose
+                    if conn.msgtype == ODOMETRY and not gt_body:
+                        gt_body = msg.child_frame_id
+                    tq = np.array([pose.position.x, pose.position.y, pose.position.z, pose.orientation.x,
+                                   pose.orientation.y, pose.orientation.z, pose.orientation.w])
+                    segment = segments.observe(conn.topic, stamp)
+                    segments.trees[segment].add(msg.header.frame_id, GT_CHILD, stamp, tq, static=False)
+            sync.flush()  # the bag has ended: sets still waiting for a later message get none
+            collect(0)
     finally:
         thread.shutdown(wait=True, cancel_futures=True)
         reader.close()
