@@ -640,3 +640,41 @@ def test_the_windows_waiting_go_to_the_worker_that_is_free(world: dict, monkeypa
     assert len(set(pids[:4])) == 1 and len(set(pids[4:])) == 1 and pids[0] != pids[4]
     # each window starts afresh on its worker, and only there
     assert [restart for _, restart in results] == [s == int(s) for s in stamps]
+
+
+class _Pool(_Recorder):
+    """A processor that localizes elsewhere (as a WorkerPool): records the threads this process
+    had for torch and OpenCV while it submitted."""
+
+    max_in_flight = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list = []
+
+    def submit(self, frame, odometry=None):
+        import cv2
+        import torch
+        from concurrent.futures import Future
+
+        self.threads.append((torch.get_num_threads(), cv2.getNumThreads()))
+        future: Future = Future()
+        future.set_result(self.localize(frame, odometry))
+        return future
+
+
+def test_frames_localized_elsewhere_leave_this_process_one_thread_while_it_replays(tmp_path: Path, world: dict) -> None:
+    import cv2
+    import torch
+
+    write_bag(_frames(world), tmp_path / "bag")
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(2)
+    cv2.setNumThreads(2)
+    try:
+        pool = _Pool()
+        replay(tmp_path / "bag", pool)
+        assert pool.threads == [(1, 1)] * 4 and (torch.get_num_threads(), cv2.getNumThreads()) == (2, 2)
+    finally:
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
