@@ -17,6 +17,7 @@ __all__ = [
     "lift_patches",
     "pairwise_distances",
     "patch_centers",
+    "patch_depths",
     "project",
     "transform_points",
     "unproject",
@@ -173,19 +174,35 @@ def lift_patches(
         stride: patch size in pixels (rows/columns past the last whole patch are ignored).
     Returns:
         (B, h*w, 3) world points in ``patch_centers`` order; NaN where a patch has no valid depth.
-        The median of an even count is the lower of the two middle values (``torch.nanmedian``),
-        so the depth is always one that was measured, never a blend across an edge.
+        The depth of a patch is ``patch_depths``': always one that was measured.
     """
     _check_views(depth, K, T_world_cam)
     B, H, W = depth.shape
     centers = patch_centers(H, W, stride, device=depth.device, dtype=depth.dtype)
+    points = unproject(centers.expand(B, -1, -1), patch_depths(depth, stride), K)
+    return transform_points(T_world_cam, points)
+
+
+def patch_depths(depth: torch.Tensor, stride: int) -> torch.Tensor:
+    """Median valid depth of every stride-``stride`` patch.
+
+    Args:
+        depth: (B, H, W) metres; NaN, inf or <= 0 = invalid.
+        stride: patch size in pixels (rows/columns past the last whole patch are ignored).
+    Returns:
+        (B, h*w) in ``patch_centers`` order, ``depth``'s dtype; NaN where a patch has no valid depth.
+        The median of an even count is the lower of the two middle values (``torch.nanmedian``),
+        so the depth is always one that was measured, never a blend across an edge.
+    """
+    _check("depth", depth, (None, None))
+    if depth.dim() != 3:
+        raise ValueError(f"depth: expected (B, H, W), got {tuple(depth.shape)}")
+    B, H, W = depth.shape
     h, w = H // stride, W // stride
     d = depth[:, : h * stride, : w * stride]
     d = d.masked_fill(~((d > 0) & (d < float("inf"))), float("nan"))  # NaN fails d > 0
     patches = d.reshape(B, h, stride, w, stride).permute(0, 1, 3, 2, 4).reshape(B, h * w, -1)
-    z = _lower_nanmedian(patches)
-    points = unproject(centers.expand(B, -1, -1), z, K)
-    return transform_points(T_world_cam, points)
+    return _lower_nanmedian(patches)
 
 
 def _lower_nanmedian(x: torch.Tensor) -> torch.Tensor:

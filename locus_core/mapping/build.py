@@ -59,16 +59,20 @@ def depth_patch_geometry(
     With ``config``, patches outside its depth range (``min_depth_m``, ``max_depth_m``) and patches
     that straddle a depth edge (``locus_core.geometry.depth_edge_patches``, tolerance
     ``max_depth_spread``) get no point; without, every patch with valid depth gets one."""
-    from locus_core.geometry import depth_edge_patches, lift_patches, patch_centers, transform_points
+    from locus_core.geometry import depth_edge_patches, patch_centers, patch_depths, transform_points, unproject
 
-    uv = patch_centers(int(size[0]), int(size[1]), stride, dtype=torch.float64).numpy()
+    centers = patch_centers(int(size[0]), int(size[1]), stride, dtype=torch.float64)
+    uv = centers.numpy()
     if depth is None:
         nan = np.full((len(uv), 3), np.nan)
         return PatchGeometry(uv, nan, nan)
-    d = torch.from_numpy(np.asarray(depth, np.float64))[None]
-    K_ = torch.from_numpy(np.asarray(K, np.float64))[None]
-    cam = lift_patches(d, K_, torch.eye(4, dtype=torch.float64)[None], stride)[0]
-    z = cam[:, 2]
+    # Float32 depth (as loaders give it) is not copied to float64: a patch's depth is one of its
+    # measured values, exact in float64, so the points are those of a float64 image, at half the
+    # bytes masked and sorted. Other dtypes go to float64 as they always did.
+    dtype = np.float32 if np.asarray(depth).dtype == np.float32 else np.float64
+    d = torch.from_numpy(np.require(depth, dtype, "W"))[None]  # writeable: torch warns on read-only arrays
+    z = patch_depths(d, stride)[0].double()
+    cam = unproject(centers, z, torch.from_numpy(np.asarray(K, np.float64)))
     if config is not None:
         keep = (z >= config.min_depth_m) & (z <= config.max_depth_m)
         if np.isfinite(config.max_depth_spread):

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from locus_core.data.frame import PosedFrame
 from locus_core.mapping import MapConfig
-from locus_core.mapping.build import patch_geometry
+from locus_core.mapping.build import depth_patch_geometry, patch_geometry
 
 
 def step_frame(noise: float = 0.0) -> PosedFrame:
@@ -35,6 +39,55 @@ def test_edge_patch_depth_is_a_measured_one_when_allowed() -> None:
     np.testing.assert_allclose(z[:, 0], 1.0)
     np.testing.assert_allclose(z[:, 1], 1.0)  # half box, half wall: never a blend such as 1.5
     np.testing.assert_allclose(z[:, 3], 2.0)
+
+
+def float64_patch_geometry(depth: np.ndarray, K: np.ndarray, T: np.ndarray | None, stride: int, config: MapConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Camera and map points of ``depth_patch_geometry`` as it first computed them: everything lifted
+    in float64 by ``lift_patches`` (the reference its faster path must equal bit for bit)."""
+    from locus_core.geometry import depth_edge_patches, lift_patches, transform_points
+
+    d = torch.from_numpy(np.array(depth, np.float64))[None]
+    cam = lift_patches(d, torch.from_numpy(K)[None], torch.eye(4, dtype=torch.float64)[None], stride)[0]
+    z = cam[:, 2]
+    keep = (z >= config.min_depth_m) & (z <= config.max_depth_m)
+    if np.isfinite(config.max_depth_spread):
+        keep &= ~depth_edge_patches(d, z[None], stride, config.max_depth_spread)[0]
+    cam[~keep] = float("nan")
+    world = torch.full_like(cam, float("nan")) if T is None else transform_points(torch.from_numpy(T)[None], cam[None])[0]
+    return cam.numpy(), world.numpy()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    dtype=st.sampled_from([np.float32, np.float64, np.float16]),
+    spread=st.sampled_from([0.05, 0.2, float("inf")]),
+    posed=st.booleans(),
+    readonly=st.booleans(),
+)
+def test_depth_patch_geometry_equals_lifting_in_float64(seed: int, dtype: type, spread: float, posed: bool, readonly: bool) -> None:
+    # depth as sensors give it: quantised (ties), holes, zeros, inf, edges; odd sizes leave pixels over
+    rng = np.random.default_rng(seed)
+    depth = np.round(rng.uniform(0.2, 6.0, (44, 61)), 3)
+    depth[:, 30:] *= 1.5
+    depth[rng.random(depth.shape) < 0.1] = np.nan
+    depth[rng.random(depth.shape) < 0.05] = 0.0
+    depth[rng.random(depth.shape) < 0.02] = np.inf
+    depth[:8, :8] = np.nan
+    depth = depth.astype(dtype)
+    depth.flags.writeable = not readonly  # frames read from shared buffers are read-only
+    K = np.array([[50.0 + rng.uniform(), 0, 30.3], [0, 51.0, 21.7], [0, 0, 1]])
+    T = np.eye(4)
+    T[:3, :3] = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    T[:3, 3] = rng.normal(size=3) * 10
+    config = MapConfig(max_depth_spread=spread, min_depth_m=0.3, max_depth_m=8.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when it wraps a read-only array
+        got = depth_patch_geometry(depth.shape, depth, K, T if posed else None, 8, config)
+    cam, world = float64_patch_geometry(depth, K, T if posed else None, 8, config)
+    assert got.points_cam.dtype == got.points_map.dtype == np.float64
+    np.testing.assert_array_equal(got.points_cam, cam)
+    np.testing.assert_array_equal(got.points_map, world)
 
 
 def test_depth_edge_tolerance_must_be_positive() -> None:
