@@ -16,6 +16,7 @@ decides the last centimetres.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,10 +51,10 @@ def associate(
     h, w = grid
     R, t = T_map_cam[:3, :3], T_map_cam[:3, 3]
     cam = (landmarks - t) @ R  # R^T (X - t), row-wise
-    z = cam[:, 2]
-    front = np.flatnonzero(z > 1e-6)
-    u = K[0, 0] * cam[front, 0] / z[front] + K[0, 2]
-    v = K[1, 1] * cam[front, 1] / z[front] + K[1, 2]
+    front = np.flatnonzero(cam[:, 2] > 1e-6)
+    x, y, z = cam[front].T
+    u = K[0, 0] * x / z + K[0, 2]
+    v = K[1, 1] * y / z + K[1, 2]
     # pixel centres are integers (as K's), so patch j spans [stride*j - 0.5, stride*(j+1) - 0.5)
     col = np.floor((u + 0.5) / stride)
     row = np.floor((v + 0.5) / stride)
@@ -75,17 +76,29 @@ def patch_normals(points_cam: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     P = np.asarray(points_cam, np.float64).reshape(h, w, 3)
     tangents = []
     for axis in (0, 1):
-        padded = np.pad(P, [(1, 1) if a == axis else (0, 0) for a in range(3)], constant_values=np.nan)
-        before, after = np.take(padded, range(0, P.shape[axis]), axis), np.take(padded, range(2, P.shape[axis] + 2), axis)
+        Pa = np.moveaxis(P, axis, 0)  # a view: the neighbours along ``axis`` are rows
+        before, after = np.full_like(Pa, np.nan), np.full_like(Pa, np.nan)
+        before[1:], after[:-1] = Pa[:-1], Pa[1:]
         d = after - before
-        d = np.where(np.isnan(d), after - P, d)
-        tangents.append(np.where(np.isnan(d), P - before, d))
-    n = np.cross(tangents[1], tangents[0])
+        d = np.where(np.isnan(d), after - Pa, d)
+        tangents.append(np.moveaxis(np.where(np.isnan(d), Pa - before, d), 0, axis))
+    n = _cross(tangents[1].reshape(-1, 3), tangents[0].reshape(-1, 3))
     with np.errstate(invalid="ignore", divide="ignore"):
-        n /= np.linalg.norm(n, axis=-1, keepdims=True)
+        n /= np.sqrt((n * n).sum(1))[:, None]
+    P = P.reshape(-1, 3)
     n[(n * P).sum(-1) > 0] *= -1
     n[np.isnan(P).any(-1)] = np.nan
-    return n.reshape(-1, 3)
+    return n
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross product of (N, 3) arrays: ``np.cross``'s arithmetic (the same bits) without its
+    axis handling, which costs more than the products on the few thousand rows here."""
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    out[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    out[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return out
 
 
 def point_to_plane_step(points: np.ndarray, normals: np.ndarray, targets: np.ndarray, scale: float | np.ndarray) -> np.ndarray:
@@ -103,7 +116,8 @@ def point_to_plane_step(points: np.ndarray, normals: np.ndarray, targets: np.nda
     """
     r = np.einsum("ij,ij->i", points - targets, normals)
     weights = 1.0 / (1.0 + (r / scale) ** 2)
-    J = np.hstack([np.cross(points, normals), normals])
+    J = np.empty((len(points), 6))
+    J[:, :3], J[:, 3:] = _cross(points, normals), normals
     Jw = J * weights[:, None]
     x = np.linalg.lstsq(Jw.T @ J, -Jw.T @ r, rcond=1e-9)[0]
     D = np.eye(4)
@@ -151,27 +165,28 @@ def projective_refine(
         raise ValueError(f"projective_refine: rounds must be >= 1, got {rounds}")
     T = np.asarray(T_map_cam, np.float64)
     normals = patch_normals(points_cam, grid)
-    rows = np.arange(len(landmarks))
+    usable = np.isfinite(points_cam).all(1) & np.isfinite(normals).all(1)  # a pair needs both
+    view, ids = landmarks, None  # the landmarks associated (ids: their rows; None: all)
     for done in range(1, rounds + 1):
-        lm, patch = associate(T, landmarks[rows], K, grid, stride)
-        src = points_cam[patch]
-        ok = np.isfinite(src).all(1) & np.isfinite(normals[patch]).all(1)
-        lm, patch, src = rows[lm[ok]], patch[ok], src[ok]
+        lm, patch = associate(T, view, K, grid, stride)
+        ok = usable[patch]
+        lm, patch = lm[ok], patch[ok]
         if done == 1:
             # the pose moves by centimetres: later rounds need only the landmarks in view now, and
             # an even subset of them pins a pose as well as all do, at a fraction of the time
             step = max(1, -(-len(lm) // max_landmarks))  # each landmark is in view once: a slice keeps its pairs
-            lm, patch, src = lm[::step], patch[::step], src[::step]
-            rows = lm
-        dst = landmarks[lm]
+            lm, patch = lm[::step], patch[::step]
+            view, ids, lm = landmarks[lm], lm, np.arange(len(lm))
+        src, dst = points_cam[patch], view[lm]
         threshold = np.maximum(threshold_m, threshold_relative * src[:, 2])
         moved = src @ T[:3, :3].T + T[:3, 3]
         inlier = np.linalg.norm(moved - dst, axis=1) < threshold
-        if inlier.sum() < max(min_inliers, 6):
+        if np.count_nonzero(inlier) < max(min_inliers, 6):
             return None
         step = point_to_plane_step(moved[inlier], normals[patch[inlier]] @ T[:3, :3].T, dst[inlier], 0.5 * threshold[inlier])
         T = step @ T
-        angle = np.arccos(np.clip((np.trace(step[:3, :3]) - 1) / 2, -1.0, 1.0))
-        if np.linalg.norm(step[:3, 3]) < tolerance_m and angle < tolerance_m:
+        # scalars through math: numpy's per-call overhead on them cost more than the arithmetic
+        angle = math.acos(min(1.0, max(-1.0, (step[0, 0] + step[1, 1] + step[2, 2] - 1) / 2)))
+        if math.hypot(*step[:3, 3]) < tolerance_m and angle < tolerance_m:
             break
-    return ProjectiveFit(T, patch[inlier], lm[inlier], normals[patch[inlier]], done)
+    return ProjectiveFit(T, patch[inlier], ids[lm[inlier]], normals[patch[inlier]], done)

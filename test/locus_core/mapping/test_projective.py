@@ -144,3 +144,68 @@ def test_no_landmark_in_view_is_no_fit() -> None:
     points = patch_points(np.random.default_rng(2))
     assert projective_refine(np.eye(4), np.zeros((0, 3)), points, K, GRID, STRIDE, 0.05, 0.02) is None
     assert projective_refine(np.eye(4), -points, points, K, GRID, STRIDE, 0.05, 0.02) is None  # all behind
+
+
+def padded_patch_normals(points_cam: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """``patch_normals`` as first written (NaN-padded neighbours, ``np.cross``): its reference."""
+    h, w = grid
+    P = points_cam.reshape(h, w, 3)
+    tangents = []
+    for axis in (0, 1):
+        padded = np.pad(P, [(1, 1) if a == axis else (0, 0) for a in range(3)], constant_values=np.nan)
+        before, after = np.take(padded, range(0, P.shape[axis]), axis), np.take(padded, range(2, P.shape[axis] + 2), axis)
+        d = after - before
+        d = np.where(np.isnan(d), after - P, d)
+        tangents.append(np.where(np.isnan(d), P - before, d))
+    n = np.cross(tangents[1], tangents[0])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    n[(n * P).sum(-1) > 0] *= -1
+    n[np.isnan(P).any(-1)] = np.nan
+    return n.reshape(-1, 3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.0, 1.0))
+def test_patch_normals_equal_their_padded_reference(seed: int, holes: float) -> None:
+    rng = np.random.default_rng(seed)
+    points = patch_points(rng)
+    points[rng.random(len(points)) < holes] = np.nan
+    np.testing.assert_array_equal(patch_normals(points, GRID), padded_patch_normals(points, GRID))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(6, 300))
+def test_point_to_plane_step_equals_its_stacked_reference(seed: int, n: int) -> None:
+    # the step as first written: np.cross, np.hstack; bit for bit, degenerate (planar) sets included
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(n, 3))
+    normals = rng.normal(size=(n, 3)) if seed % 2 else np.tile([0.0, 0.6, -0.8], (n, 1))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    targets = points + rng.normal(scale=0.02, size=(n, 3))
+    scale = rng.uniform(0.005, 0.05, n)
+    r = np.einsum("ij,ij->i", points - targets, normals)
+    weights = 1.0 / (1.0 + (r / scale) ** 2)
+    J = np.hstack([np.cross(points, normals), normals])
+    x = np.linalg.lstsq((J * weights[:, None]).T @ J, -(J * weights[:, None]).T @ r, rcond=1e-9)[0]
+    D = point_to_plane_step(points, normals, targets, scale)
+    np.testing.assert_array_equal(D[:3, :3], so3_exp(x[:3]))
+    np.testing.assert_array_equal(D[:3, 3], x[3:])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_fits_pairs_name_rows_of_the_landmarks_given(seed: int) -> None:
+    # landmarks in any order, many out of view, thinned: each pair's landmark row is the one its
+    # patch's point lands near under the fitted pose
+    rng = np.random.default_rng(seed)
+    points = patch_points(rng)
+    T = pose(rng)
+    world = points @ T[:3, :3].T + T[:3, 3]
+    behind = T[:3, :3] @ np.array([0.0, 0.0, -2.0]) + T[:3, 3] + rng.normal(size=(300, 3)) * 0.1
+    landmarks = np.vstack([world, behind])[rng.permutation(len(world) + 300)]
+    start = perturb(T, rng.normal(size=6) * np.array([0.005, 0.005, 0.005, 0.002, 0.002, 0.002]))
+    fit = projective_refine(start, landmarks, points, K, GRID, STRIDE, 0.05, 0.02, max_landmarks=200)
+    assert fit is not None and 150 <= len(fit.landmarks) <= 200 and len(np.unique(fit.landmarks)) == len(fit.landmarks)
+    moved = points[fit.patches] @ fit.T[:3, :3].T + fit.T[:3, 3]
+    assert np.linalg.norm(moved - landmarks[fit.landmarks], axis=1).max() < 0.05
+    np.testing.assert_array_equal(fit.normals, patch_normals(points, GRID)[fit.patches])
