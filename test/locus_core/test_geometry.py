@@ -247,3 +247,25 @@ def test_depth_edges_are_scale_invariant_and_ignore_holes(seed: int, scale: floa
     assert not edges.reshape(2, 2, 3)[:, :, 0].any()  # flat, holes do not count
     torch.testing.assert_close(depth_edge_patches(scale * depth, scale * z, 8, 0.05), edges, rtol=0, atol=0)
     assert not depth_edge_patches(depth, z, 8, 10.0).any()  # every deviation tolerated
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), dtype=st.sampled_from(DTYPES), tolerance=st.sampled_from([0.05, 0.1, 2.0]))
+def test_depth_edges_equal_the_test_over_the_image_layout(seed: int, dtype: torch.dtype, tolerance: float) -> None:
+    # the per-pixel test as first written, over (B, h, stride, w, stride); depths right at the
+    # tolerance, holes, zeros, inf and pixels past the last whole patch included
+    g = torch.Generator().manual_seed(seed)
+    depth = (0.5 + 4 * torch.rand(2, 27, 35, generator=g, dtype=torch.float64)).round(decimals=2)
+    z = lift_patches(depth, torch.eye(3, dtype=torch.float64).expand(2, 3, 3), torch.eye(4, dtype=torch.float64).expand(2, 4, 4), 8)[..., 2]
+    at_tolerance = (z.float() * (1 + torch.tensor(tolerance, dtype=torch.float32))).double().reshape(2, 3, 1, 4, 1)
+    pick = torch.rand(2, 3, 8, 4, 8, generator=g) < 0.2
+    depth[:, :24, :32] = torch.where(pick, at_tolerance, depth[:, :24, :32].reshape(2, 3, 8, 4, 8)).reshape(2, 24, 32)
+    for value, share in ((float("nan"), 0.1), (0.0, 0.05), (-1.0, 0.02), (float("inf"), 0.02)):
+        depth[torch.rand(depth.shape, generator=g) < share] = value
+    depth, z = depth.to(dtype), z.to(dtype)
+    d = depth[:, :24, :32].float().reshape(2, 3, 8, 4, 8)
+    zz = z.reshape(2, 3, 1, 4, 1).float()
+    valid = (d > 0) & (d < float("inf"))
+    off = ((d - zz).abs() > tolerance * zz) & valid
+    expected = off.sum((2, 4), dtype=torch.int32).reshape(2, -1) > 0.1 * valid.sum((2, 4), dtype=torch.int32).reshape(2, -1)
+    assert torch.equal(depth_edge_patches(depth, z, 8, tolerance), expected)
