@@ -52,7 +52,7 @@ def associate(
     R, t = T_map_cam[:3, :3], T_map_cam[:3, 3]
     cam = (landmarks - t) @ R  # R^T (X - t), row-wise
     front = np.flatnonzero(cam[:, 2] > 1e-6)
-    x, y, z = cam[front].T
+    x, y, z = np.take(cam, front, axis=0).T  # take: a third of the time of cam[front]
     u = K[0, 0] * x / z + K[0, 2]
     v = K[1, 1] * y / z + K[1, 2]
     # pixel centres are integers (as K's), so patch j spans [stride*j - 0.5, stride*(j+1) - 0.5)
@@ -166,7 +166,8 @@ def projective_refine(
     T = np.asarray(T_map_cam, np.float64)
     normals = patch_normals(points_cam, grid)
     usable = np.isfinite(points_cam).all(1) & np.isfinite(normals).all(1)  # a pair needs both
-    view, ids = landmarks, None  # the landmarks associated (ids: their rows; None: all)
+    # the landmarks associated, view = landmarks[ids]: all of them (not copied) in the first round
+    view, ids = landmarks, np.arange(len(landmarks))
     for done in range(1, rounds + 1):
         lm, patch = associate(T, view, K, grid, stride)
         ok = usable[patch]
@@ -176,14 +177,19 @@ def projective_refine(
             # an even subset of them pins a pose as well as all do, at a fraction of the time
             step = max(1, -(-len(lm) // max_landmarks))  # each landmark is in view once: a slice keeps its pairs
             lm, patch = lm[::step], patch[::step]
-            view, ids, lm = landmarks[lm], lm, np.arange(len(lm))
-        src, dst = points_cam[patch], view[lm]
+            view, ids, lm = np.take(view, lm, axis=0), ids[lm], np.arange(len(lm))
+        # rows gathered by np.take: a third of the time of fancy indexing on (n, 3) arrays
+        src, dst = np.take(points_cam, patch, axis=0), np.take(view, lm, axis=0)
         threshold = np.maximum(threshold_m, threshold_relative * src[:, 2])
         moved = src @ T[:3, :3].T + T[:3, 3]
         inlier = np.linalg.norm(moved - dst, axis=1) < threshold
         if np.count_nonzero(inlier) < max(min_inliers, 6):
             return None
-        step = point_to_plane_step(moved[inlier], normals[patch[inlier]] @ T[:3, :3].T, dst[inlier], 0.5 * threshold[inlier])
+        pairs = np.flatnonzero(inlier)
+        step = point_to_plane_step(
+            np.take(moved, pairs, axis=0), np.take(normals, patch[pairs], axis=0) @ T[:3, :3].T,
+            np.take(dst, pairs, axis=0), 0.5 * threshold[pairs],
+        )
         T = step @ T
         # scalars through math: numpy's per-call overhead on them cost more than the arithmetic
         angle = math.acos(min(1.0, max(-1.0, (step[0, 0] + step[1, 1] + step[2, 2] - 1) / 2)))
