@@ -2,7 +2,7 @@
 
 A full localization (features, place recognition, verification) costs ~50 ms on 2 cores; between two
 frames of a stream the camera moves centimetres, so the previous pose, refined by projective
-association with the map's landmarks (``Localizer.track``, ~8 ms, no features), poses the next
+association with the map's landmarks (``Localizer.track``, ~5 ms, no features), poses the next
 frame as well. Each tracked pose is checked against the map on its own (inliers, covariance, a
 bounded move) but tracking cannot tell a look-alike place from the right one, so a full localization
 runs at least every ``track_period_s`` of stream time and whenever tracking fails, the previous
