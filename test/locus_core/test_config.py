@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from locus_core.config import config_to_dict, load_config, parse_overrides, save_config
+from locus_core.config import Override, config_to_dict, load_config, merge, parse_overrides, save_config
 from locus_core.errors import ConfigError, LocusError
 
 
@@ -29,6 +29,7 @@ class Outer:
     mode: Literal["a", "b"] = "a"
     verbose: bool = False
     weights: Path | None = None
+    frame: str | None = None
     inner: Inner = field(default_factory=Inner)
 
 
@@ -83,11 +84,16 @@ def test_missing_and_broken_files_are_named(tmp_path: Path) -> None:
         load_config(Outer, broken)
 
 
+def readings(tree: dict[str, object]) -> dict[str, object]:
+    """parse_overrides' tree with each value as YAML reads it (what a field that is not text gets)."""
+    return {k: readings(v) if isinstance(v, dict) else v.yaml() if isinstance(v, Override) else v for k, v in tree.items()}
+
+
 def test_parse_overrides_nests_keys() -> None:
-    assert parse_overrides(["a.b.c=1", "a.d=x"]) == {"a": {"b": {"c": 1}, "d": "x"}}
+    assert readings(parse_overrides(["a.b.c=1", "a.d=x"])) == {"a": {"b": {"c": 1}, "d": "x"}}
     # the later override wins, whichever is nested
-    assert parse_overrides(["a=1", "a.b=2"]) == {"a": {"b": 2}}
-    assert parse_overrides(["a.b=2", "a=1"]) == {"a": 1}
+    assert readings(parse_overrides(["a=1", "a.b=2"])) == {"a": {"b": 2}}
+    assert readings(parse_overrides(["a.b=2", "a=1"])) == {"a": 1}
     with pytest.raises(ConfigError, match=r"overrides: steps: expected int, got \{'x': 2\}"):
         load_config(Outer, None, ["steps=1", "steps.x=2"])
     assert load_config(Outer, None, ["weights=null", "inner=null", "inner.radius=0.5"]).inner == Inner(radius=0.5)
@@ -101,7 +107,7 @@ def test_colon_separated_numbers_stay_strings(tmp_path: Path) -> None:
         load_config(Outer, path)
     path.write_text("name: 8:15\nsteps: 0x10\ninner:\n  radius: 1_0.5\n")
     assert load_config(Outer, path) == Outer(name="8:15", steps=16, inner=Inner(radius=10.5))
-    assert parse_overrides(["frames=8:15", "a=600:1000:4", "b=[0.1, .inf]", "c=017", "d=yes", "e=~"]) == {
+    assert readings(parse_overrides(["frames=8:15", "a=600:1000:4", "b=[0.1, .inf]", "c=017", "d=yes", "e=~"])) == {
         "frames": "8:15", "a": "600:1000:4", "b": [0.1, float("inf")], "c": 15, "d": True, "e": None}
 
 
@@ -143,9 +149,68 @@ def test_keys_yaml_reads_as_bools_or_numbers_are_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["[1, 2", "*.png", "@home", "!x", "a: b: c", "\tx"])
 def test_an_override_that_is_not_yaml_is_named(value: str) -> None:
     # each was a yaml ScannerError/ParserError/... traceback that named neither the flag nor the key
-    with pytest.raises(ConfigError, match=rf"override {re.escape(repr('name=' + value))}: not valid YAML \(.+\); quote"):
-        parse_overrides([f"name={value}"])
-    assert parse_overrides([f"name='{value}'"]) == {"name": value}
+    with pytest.raises(ConfigError, match=rf"override {re.escape(repr('inner.sizes=' + value))}: not valid YAML \(.+\); quote"):
+        load_config(Outer, None, [f"inner.sizes={value}"])
+    # a string field takes the text as typed, quoted as YAML or not
+    assert load_config(Outer, None, [f"name={value}"]).name == value
+    assert load_config(Outer, None, [f"name='{value}'"]).name == value
+
+
+@pytest.mark.parametrize(
+    "value", ["0123", "007", "1e3", "0x1F", "1_000", "0b11", "+1", "1.50", ".inf", ".nan", "yes", "no", "on", "off",
+              "true", "null", "~", "", "8:15", "2024-01-02", "[a, b]", "a # b", "!x", "&a", "*.png"]
+)
+def test_a_string_field_keeps_the_override_as_typed(value: str) -> None:
+    # YAML 1.1 read each before the field's type was known: camera_frame=0123 became "83", name=1e3
+    # became "1000.0", no became False (then "expected a string"), null None.
+    config = load_config(Outer, None, [f"name={value}", f"frame={value}", f"weights=w{value}"])
+    assert (config.name, config.weights) == (value, Path(f"w{value}"))
+    assert config.frame == (None if value in ("null", "~") else value)  # `str | None`: YAML's null is None
+
+
+def test_an_optional_string_field_is_none_only_when_null_is_given() -> None:
+    assert load_config(Outer, None, ["frame=null"]).frame is None
+    assert load_config(Outer, None, ["frame=~", "weights=null"]) == Outer()
+    assert load_config(Outer, None, ["frame=", "name="]) == Outer(name="", frame="")
+
+
+def test_a_quoted_override_of_a_string_field_is_read_as_yaml() -> None:
+    # the escape hatch the YAML error message names, and what `locus eval --frames` passes (repr())
+    assert load_config(Outer, None, ["name='0123'", "frame=\"8:15\""]) == Outer(name="0123", frame="8:15")
+    assert load_config(Outer, None, ["name='it''s'"]).name == "it's"
+    assert load_config(Outer, None, ["name='a' 'b'"]).name == "'a' 'b'"  # not one quoted scalar: as typed
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [("steps=0x10", {"steps": 16}), ("steps=1_000", {"steps": 1000}), ("steps=017", {"steps": 15}),
+     ("verbose=on", {"verbose": True}), ("verbose=no", {"verbose": False}),
+     ("inner.radius=.inf", {"inner": Inner(radius=float("inf"))}), ("inner.radius=1e3", {"inner": Inner(radius=1000.0)}),
+     ("inner.sizes=[0x10, 1_0]", {"inner": Inner(sizes=(16, 10))}), ("inner.sizes=7", {"inner": Inner(sizes=(7,))})],
+)
+def test_fields_that_are_not_text_still_read_the_override_as_yaml(override: str, expected: dict[str, object]) -> None:
+    assert load_config(Outer, None, [override]) == Outer(**expected)
+
+
+def test_an_override_mapping_merges_into_the_file_section(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("inner:\n  sizes: [1]\n")
+    assert load_config(Outer, path, ["inner={radius: 0.5}"]).inner == Inner(radius=0.5, sizes=(1,))
+    assert load_config(Outer, path, ["inner={radius: 0.5}", "inner.sizes=[2]"]).inner == Inner(radius=0.5, sizes=(2,))
+
+
+def test_parsed_overrides_merged_with_plain_values_keep_the_text() -> None:
+    # `locus bag eval` merges parse_overrides() with its flags' values and passes the mapping
+    overrides = merge(parse_overrides(["name=0123", "frame=no", "steps=0x10"]), {"inner": {"radius": 2.0}})
+    assert load_config(Outer, None, overrides) == Outer(name="0123", frame="no", steps=16, inner=Inner(radius=2.0))
+
+
+@given(value=st.text())
+def test_any_text_given_to_a_string_field_round_trips(value: str) -> None:
+    assume(not (len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""))  # quoted: read as YAML
+    overrides = parse_overrides([f"name={value}", f"inner.sizes=[3]"])
+    assume(not isinstance(overrides["name"], dict))  # `a: b`, `{a: 1}`: a YAML mapping merges as one
+    assert load_config(Outer, None, overrides).name == value
 
 
 def test_a_yaml_syntax_error_is_one_line_with_the_file_line_and_column(tmp_path: Path) -> None:
