@@ -65,6 +65,58 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return words or str(exc)
 
 
+@dataclasses.dataclass(frozen=True)
+class Override:
+    """One ``key=value`` override's value as typed, read only once its field's type is known.
+
+    YAML 1.1 reads ``0123`` as 83, ``1e3`` as 1000.0, ``no`` as False and ``null`` as None: right for
+    a number or bool field, but a frame or topic named so lost its text, and on a command line the
+    user cannot reasonably quote. So a text field (str, Path) takes ``text`` as typed and every other
+    field its YAML reading, with today's checks.
+    """
+
+    key: str  # the dotted key, for messages
+    text: str
+
+    def yaml(self) -> Any:
+        """The value as YAML reads it ("" when empty).
+
+        Raises:
+            ConfigError: naming the override, when ``text`` is not valid YAML.
+        """
+        try:
+            return _load_yaml(self.text) if self.text else ""
+        except yaml.YAMLError as exc:  # *.png, @home, [1, 2: a shell word, not the YAML meant
+            raise ConfigError(f"override {self.key + '=' + self.text!r}: not valid YAML ({_yaml_problem(exc)}); "
+                              f"quote a string: {self.key}='...'") from None
+
+    def read(self, hint: Any) -> Any:
+        """The value for a field declared as ``hint``."""
+        members = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        texts = [m for m in members if m is not type(None)]
+        if not texts or not all(m in (str, Path) for m in texts):
+            return self.yaml()
+        if len(texts) < len(members) and self.text in ("null", "Null", "NULL", "~"):
+            return None  # the only way to give an optional field None from a command line
+        quoted = len(self.text) >= 2 and self.text[0] == self.text[-1] and self.text[0] in "'\""
+        if quoted:  # the escape hatch the YAML error names, and `locus eval --frames` passes repr()
+            try:
+                value = _load_yaml(self.text)
+            except yaml.YAMLError:
+                return self.text  # 'a' 'b' is no quoted scalar: as typed
+            return value if isinstance(value, str) else self.text
+        return self.text
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with its overrides read as YAML: under a field that is no config (Any, a dict) as before."""
+    if isinstance(value, Override):
+        return value.yaml()
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A plain dict (nested dataclasses, tuples as lists) that ``yaml.safe_dump`` accepts."""
 
@@ -121,6 +173,10 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     where = f"{source}: {key}"
+    if isinstance(value, Override):
+        value = value.read(hint)
+    elif not dataclasses.is_dataclass(hint):
+        value = _plain(value)  # a mapping of dotted overrides under a field that is no config
     if dataclasses.is_dataclass(hint):
         return config_from_dict(hint, value, source=source, prefix=f"{key}.")
     if origin in (typing.Union, types.UnionType):
@@ -175,7 +231,12 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["a.b=1", "c=[1, 2]"]`` → ``{"a": {"b": 1}, "c": [1, 2]}``; values are parsed as YAML."""
+    """``["a.b=1", "c=[1, 2]"]`` → ``{"a": {"b": Override("a.b", "1")}, "c": Override("c", "[1, 2]")}``.
+
+    Each value is kept as typed (an :class:`Override`) until :func:`config_from_dict` knows its
+    field's type; one that YAML reads as a mapping (``inner={radius: 1}``) is that mapping, so that it
+    merges into the config's section as a YAML file's would.
+    """
     result: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -190,10 +251,10 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
                 node[part] = {}
             node = node[part]
         try:
-            node[leaf] = _load_yaml(raw) if raw else ""
-        except yaml.YAMLError as exc:  # *.png, @home, [1, 2: a shell word, not the YAML meant
-            raise ConfigError(f"override {pair!r}: not valid YAML ({_yaml_problem(exc)}); "
-                              f"quote a string: {key}='...'") from None
+            mapping = _load_yaml(raw)
+        except yaml.YAMLError:
+            mapping = None  # reported, if the field is not text, once its type is known
+        node[leaf] = mapping if isinstance(mapping, dict) else Override(key, raw)
     return result
 
 
@@ -229,7 +290,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
 def load_config(
     cls: type[C], path: Path | None = None, overrides: list[str] | Mapping[str, Any] | None = None
 ) -> C:
-    """Defaults of ``cls``, then the YAML file at ``path``, then ``overrides`` (``key=value`` strings)."""
+    """Defaults of ``cls``, then the YAML file at ``path``, then ``overrides``: ``key=value`` strings, or a
+    mapping of values (:func:`parse_overrides`' included)."""
     data: dict[str, Any] = config_to_dict(cls()) if _has_defaults(cls) else {}
     source = str(path) if path else cls.__name__
     if path is not None:
