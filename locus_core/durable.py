@@ -1,7 +1,8 @@
 """Crash-safe saving, shared by maps and training checkpoints: write into a temporary folder named
 after the writing process, sync it to disk, then rename it into place; a later save removes the
-temporaries of processes that died mid-save. And reports (``written_last``): the file that marks a
-finished run goes in last."""
+temporaries of processes that died mid-save. Single files (``atomic_write``): written beside the
+target, then renamed over it. And reports (``written_last``): the file that marks a finished run
+goes in last."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import ctypes
 import errno
 import os
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,6 +79,37 @@ def _exchange(a: Path, b: Path) -> bool:
     if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
         return False
     raise OSError(err, os.strerror(err), str(b))
+
+
+def atomic_write(path: Path, write: Callable[[Path], object], *, durable: bool = False) -> Path:
+    """Make ``path`` by ``write(tmp)`` into a temporary file beside it, then rename that over ``path``:
+    a reader (or another process loading a cache) sees the previous file or the new one whole, never
+    one cut short. On any error, interrupts included, the temporary file is removed, ``path`` is left
+    as it was and the error is raised.
+
+    ``durable``: also survive a power cut, at the cost of two syncs: the file is synced before the
+    rename (else the rename can reach the disk first, leaving the name on an empty file) and the
+    folder after it (else the rename itself can be lost). Returns ``path``.
+    """
+    # Hidden, in the same folder (a rename across file systems is a copy, not atomic), and unique
+    # per process and thread so that concurrent writers of the same file never share a temporary.
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    try:
+        write(tmp)
+        if durable:
+            fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_path(path.parent)
+    return path
+
+
+def atomic_write_text(path: Path, text: str, *, durable: bool = False) -> Path:
+    """:func:`atomic_write` of ``text``."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text), durable=durable)
 
 
 @contextmanager

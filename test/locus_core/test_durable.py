@@ -3,12 +3,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from locus_core import durable
-from locus_core.durable import fsync_path, process_alive, replace_folder, written_last
+from locus_core.durable import atomic_write, atomic_write_text, fsync_path, process_alive, replace_folder, written_last
 
 
 def test_a_process_is_alive_until_it_exits_and_this_one_counts_as_dead() -> None:
@@ -90,3 +91,80 @@ def test_written_last_leaves_no_marker_when_writing_it_fails(tmp_path: Path, mon
         with written_last(marker, '{"ap": 0.5}'):
             (tmp_path / "report.md").write_text("r")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
+
+
+def test_an_atomic_write_replaces_the_file_and_leaves_nothing_beside_it(tmp_path: Path) -> None:
+    target = tmp_path / "cache.npy"
+    target.write_text("old")
+    seen: list[Path] = []
+
+    def write(tmp: Path) -> None:
+        seen.append(tmp)
+        tmp.write_text("new")
+        assert target.read_text() == "old"  # readers see the previous file until the rename
+
+    assert atomic_write(target, write) == target
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["cache.npy"]
+    assert seen[0].parent == tmp_path and seen[0].name.startswith(".")  # beside it (one file system), hidden
+    assert atomic_write_text(tmp_path / "new.txt", "text").read_text() == "text"
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), KeyboardInterrupt()], ids=repr)
+def test_a_failed_atomic_write_keeps_the_previous_file_and_removes_its_temporary(
+    tmp_path: Path, error: BaseException
+) -> None:
+    target = tmp_path / "model.pt"
+    target.write_text("previous")
+
+    def write(tmp: Path) -> None:
+        tmp.write_text("half")  # cut short by a full disk, or Ctrl-C
+        raise error
+
+    with pytest.raises(type(error)):
+        atomic_write(target, write)
+    assert target.read_text() == "previous" and [p.name for p in tmp_path.iterdir()] == ["model.pt"]
+
+
+def test_a_rename_that_fails_removes_the_temporary(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()  # os.replace cannot put a file over a folder
+    with pytest.raises(OSError):
+        atomic_write_text(tmp_path / "out", "x")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize("durable_", [False, True], ids=["plain", "durable"])
+def test_only_a_durable_write_syncs_the_file_then_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, durable_: bool
+) -> None:
+    target = tmp_path / "model.pt"
+    target.write_text("old")
+    synced: list[tuple[str, str]] = []
+
+    def fsync(fd: int) -> None:  # which file, and what the target held then
+        synced.append((Path(os.readlink(f"/proc/self/fd/{fd}")).name, target.read_text()))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    atomic_write_text(target, "new", durable=durable_)
+    if not durable_:
+        assert synced == []
+    else:  # the new file before the rename, the folder after it
+        assert len(synced) == 2 and synced[0][0].startswith(".model.pt.") and synced[0][1] == "old"
+        assert synced[1] == (tmp_path.name, "new")
+
+
+def test_threads_writing_the_same_file_use_their_own_temporaries(tmp_path: Path) -> None:
+    target = tmp_path / "engine"
+    both_writing = threading.Barrier(2)
+    temporaries: list[Path] = []
+
+    def write(tmp: Path) -> None:
+        temporaries.append(tmp)
+        tmp.write_text("engine")
+        both_writing.wait(timeout=10)  # neither renames before the other has written its temporary
+
+    threads = [threading.Thread(target=atomic_write, args=(target, write)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(temporaries)) == 2 and [p.name for p in tmp_path.iterdir()] == ["engine"]
