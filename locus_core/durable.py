@@ -120,14 +120,4 @@ def written_last(path: Path, text: str) -> Iterator[None]:
     whole or not at all (a full disk or a crash left it truncated, still marking a finished run)."""
     path.unlink(missing_ok=True)
     yield
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_path(path.parent)
+    atomic_write_text(path, text, durable=True)
