@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import json
 import operator
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import torch
 from torch import nn
 
 from locus_core.config import config_from_dict, config_to_dict, save_config
-from locus_core.durable import fsync_path
+from locus_core.durable import atomic_write
 from locus_core.models.backbones import Backbone, available_backbones, create_backbone
 from locus_core.models.errors import ModelConfigError, ModelError
 from locus_core.models.head import LocusHead, NormalizeHead
@@ -237,13 +236,10 @@ class LocusModel(nn.Module):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         checkpoint = self.to_checkpoint(metadata)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        torch.save(checkpoint, tmp)
-        # Synced before the rename: after a power cut an unsynced rename can leave the name on an
-        # empty file, in place of the checkpoint (or shipped model) it replaced.
-        fsync_path(tmp)
-        os.replace(tmp, path)  # a run killed mid-save never leaves a truncated checkpoint
-        fsync_path(path.parent)
+        # Renamed into place whole, so a run killed mid-save never leaves a truncated checkpoint;
+        # durable: after a power cut an unsynced rename can leave the name on an empty file, in
+        # place of the checkpoint (or shipped model) it replaced.
+        atomic_write(path, lambda tmp: torch.save(checkpoint, tmp), durable=True)
         save_config(self.config, path.parent / "config.yaml")
         return path
 

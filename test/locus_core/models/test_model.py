@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from locus_core import durable
 from locus_core.config import load_config
 from locus_core.errors import ConfigError
 from locus_core.models import model as model_module
@@ -95,10 +95,26 @@ def test_save_syncs_the_checkpoint_before_it_replaces_the_old_one(tmp_path: Path
     def fsync_path(target: Path) -> None:
         synced.append((Path(target).name, path.read_bytes()))
 
-    monkeypatch.setattr(model_module, "fsync_path", fsync_path)
+    monkeypatch.setattr(durable, "fsync_path", fsync_path)
     small_model(1).save(path)
-    assert [name for name, _ in synced] == [f".model.pt.tmp{os.getpid()}", tmp_path.name]
+    assert [name for name, _ in synced][1:] == [tmp_path.name] and synced[0][0].startswith(".model.pt.tmp")
     assert synced[0][1] == old and synced[1][1] != old  # the new file synced before the rename, the folder after
+
+
+def test_a_save_that_fails_keeps_the_previous_checkpoint_and_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = small_model(0).save(tmp_path / "model.pt")
+    old = path.read_bytes()
+
+    def full(obj: object, f: Path) -> None:
+        Path(f).write_bytes(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError, match="No space left"):
+        small_model(1).save(path)
+    assert path.read_bytes() == old and sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "model.pt"]
 
 
 def test_config_values_are_plain_so_the_hash_survives_a_round_trip(tmp_path: Path) -> None:
