@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +22,7 @@ import torch
 from locus_core import geometry
 from locus_core.data.dataset import PosedDataset
 from locus_core.data.frame import PosedFrame
+from locus_core.durable import atomic_write
 from locus_core.training.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,6 @@ def backbone_digest(backbone: torch.nn.Module) -> str:
         h.update(key.encode())
         h.update(value.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:12]
-
-
-def _atomic_save(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _image_tensor(frame: PosedFrame) -> torch.Tensor:
@@ -152,6 +146,7 @@ def _compute(
 
     ids = _frame_ids(dataset)
     bar = tqdm(total=len(missing), desc=f"features {name}", disable=not progress, mininterval=5)
+    folder.mkdir(parents=True, exist_ok=True)
     for start in range(0, len(missing), batch_size):
         chunk = missing[start : start + batch_size]
         frames = []
@@ -173,7 +168,8 @@ def _compute(
                 "T_world_cam": torch.from_numpy(np.asarray(frame.T_world_cam, dtype=np.float64).copy()),
                 "frame_id": ids[i],
             }
-            _atomic_save(record, folder / f"{ids[i]}.pt")
+            # whole or absent: a run killed mid-write never leaves a cut-short file the next run loads
+            atomic_write(folder / f"{ids[i]}.pt", partial(torch.save, record))
             records[i] = record
         bar.update(len(chunk))
     bar.close()

@@ -48,3 +48,21 @@ def test_a_source_without_poses_is_rejected(tiny_config: TrainConfig, tmp_path: 
         load_scene(dataset, name="unposed[:]", dataset_key=str(tmp_path), backbone=model.backbone,
                    backbone_name="test", stride=model.stride, input_size=(48, 64), cache_dir=tmp_path,
                    resize=resize_frame)
+
+
+def test_a_feature_file_that_cannot_be_written_leaves_no_temporary(
+    synthetic_scene: Path, tiny_config: TrainConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk mid-cache: the cut-short temporary was left in the cache folder
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LOCUS_CACHE", str(cache))
+
+    def full(obj: object, f: Path) -> None:
+        Path(f).write_bytes(b"half a record")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError, match="No space left"):
+        load_source(SourceConfig(path=str(synthetic_scene), frames="0:4"), LocusModel(tiny_config.model), tiny_config)
+    written = [p for p in cache.rglob("*") if p.is_file()]
+    assert not [p for p in written if p.name.startswith(".") or p.suffix == ".pt"], written
