@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from locus_core.bench import BenchResult
+from locus_core.durable import atomic_write_text
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
@@ -70,9 +71,7 @@ def save_report(out: Path, results: Sequence[BenchResult], settings: dict[str, A
     }
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        tmp = out / f".{name}.tmp{os.getpid()}"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        atomic_write_text(out / name, text)
     return out
 
 
