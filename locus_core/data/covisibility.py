@@ -6,13 +6,14 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from locus_core.data.dataset import PosedDataset
 from locus_core.data.resize import resize_frame
+from locus_core.durable import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,14 @@ def covisibility_matrix(
     matrix = _compute(dataset, stride, size, tolerance)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npy", delete=False) as tmp:
-            np.save(tmp, matrix)
-        os.replace(tmp.name, path)
+        atomic_write(path, partial(_save_npy, matrix=matrix))
     return matrix
+
+
+def _save_npy(tmp: Path, matrix: np.ndarray) -> None:
+    # Through an open file: np.save given a name without ".npy" writes to that name plus ".npy".
+    with open(tmp, "wb") as f:
+        np.save(f, matrix)
 
 
 def _compute(dataset: PosedDataset, stride: int, size: tuple[int, int], tolerance: float,

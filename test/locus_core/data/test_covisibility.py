@@ -54,3 +54,18 @@ def test_cache_is_not_reused_for_other_depth(tmp_path: Path, monkeypatch: pytest
     M = covisibility_matrix(open_dataset(seq), stride=4, size=(48, 64))
     assert M[0, 1] == pytest.approx(0.5, abs=0.01)
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+
+
+def test_a_cache_file_that_cannot_be_written_leaves_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A full disk: the cut-short tmpXXXX.npy of NamedTemporaryFile(delete=False) was left in the cache
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path / "cache"))
+    ds = open_dataset(write_tsdf(tmp_path / "seq", make_scene(n=2)))
+
+    def full(file: object, array: np.ndarray, *args: object, **kwargs: object) -> None:
+        file.write(b"\x93NUMPY")  # type: ignore[attr-defined]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full)
+    with pytest.raises(OSError, match="No space left"):
+        covisibility_matrix(ds, stride=4, size=(48, 64))
+    assert list((tmp_path / "cache").iterdir()) == []
