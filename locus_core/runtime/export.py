@@ -10,7 +10,6 @@ Runtime >= 1.23 runs much faster than MatMul + Softmax + MatMul (the engines use
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -18,6 +17,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from locus_core.durable import atomic_write
 from locus_core.runtime.errors import ExportError
 
 log = logging.getLogger(__name__)
@@ -99,38 +99,35 @@ def export_onnx(
         axes[3] = torch.export.Dim("w", min=2, max=256) * stride
     dynamic_shapes = {"images": axes}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            program = torch.onnx.export(
-                model.eval(),
-                (example,),
-                dynamo=True,
-                opset_version=opset,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes=dynamic_shapes,
-                verbose=False,
-            )
-            program.save(str(tmp))
-        except Exception as exc:  # the exporter raises many types; all mean "this graph did not export"
-            tmp.unlink(missing_ok=True)
-            raise ExportError(f"ONNX export of model {model.hash} failed: {type(exc).__name__}: {exc}") from None
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                program = torch.onnx.export(
+                    model.eval(),
+                    (example,),
+                    dynamo=True,
+                    opset_version=opset,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_shapes=dynamic_shapes,
+                    verbose=False,
+                )
+                program.save(str(tmp))
+            except Exception as exc:  # the exporter raises many types; all mean "this graph did not export"
+                raise ExportError(f"ONNX export of model {model.hash} failed: {type(exc).__name__}: {exc}") from None
+
+    return atomic_write(path, write)
 
 
 def export_torchscript(model: nn.Module, path: Path, *, input_size: tuple[int, int] | None = None) -> Path:
     """Trace ``model`` at one input size into a TorchScript file."""
     example = example_input(model, input_size)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     with torch.inference_mode(False), torch.no_grad():
         traced = torch.jit.trace(model.eval(), (example,), check_trace=False)
-    traced.save(str(tmp))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: traced.save(str(tmp)))
 
 
 def export_model(
@@ -175,28 +172,27 @@ def export_model(
         # embedding is resampled to it).
         model = model.with_input_size(tuple(input_size))
         input_size = None
-    # ONNX and TorchScript files are checked under another name and only then moved to ``path``:
-    # a graph that exports but computes something else must never be found there, by this process
-    # or by another one loading the cache meanwhile, and a failed export keeps the previous file.
-    written = path if fmt == "tensorrt" else path.with_name(f".{path.name}.unchecked{os.getpid()}")
-    try:
-        if fmt == "onnx":
-            export_onnx(model, written, input_size=input_size, dynamic=dynamic, opset=opset)
-            engine = OnnxEngine(model, written)
-        elif fmt == "torchscript":
-            export_torchscript(model, written, input_size=input_size)
-            engine = TorchScriptEngine(model, written)
-        else:
-            # Checks TensorRT and the GPU before exporting the (cached, opset-18) graph it builds from.
-            engine = TensorRTEngine(model, engine_path=path, fp16=fp16)
-        # A TensorRT engine builds in place and removes itself when it fails the check.
-        score = (engine.check(model) if fmt == "tensorrt"
-                 else checked_parity(model, engine, f"{path}: exported {fmt} graph (not written)"))
-        os.replace(written, path)
-    except BaseException:
-        if written != path:  # never the file at ``path``: a failure before the check keeps it
-            written.unlink(missing_ok=True)
-        raise
+    if fmt == "tensorrt":
+        # Checks TensorRT and the GPU before exporting the (cached, opset-18) graph it builds from;
+        # the engine builds in place and removes itself when it fails the check.
+        score = TensorRTEngine(model, engine_path=path, fp16=fp16).check(model)
+    else:
+        # ONNX and TorchScript files are checked under another name and only then moved to ``path``:
+        # a graph that exports but computes something else must never be found there, by this process
+        # or by another one loading the cache meanwhile, and a failed export keeps the previous file.
+        score = 0.0
+
+        def export_checked(tmp: Path) -> None:
+            nonlocal score
+            if fmt == "onnx":
+                export_onnx(model, tmp, input_size=input_size, dynamic=dynamic, opset=opset)
+                engine: nn.Module = OnnxEngine(model, tmp)
+            else:
+                export_torchscript(model, tmp, input_size=input_size)
+                engine = TorchScriptEngine(model, tmp)
+            score = checked_parity(model, engine, f"{path}: exported {fmt} graph (not written)")
+
+        atomic_write(path, export_checked)
     log.info("exported %s to %s (parity %.6f)", fmt, path, score)
     return path, score
 

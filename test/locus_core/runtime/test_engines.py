@@ -130,6 +130,28 @@ def test_export_writes_only_a_checked_file(
     assert path.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == ["model.out"]
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_export_whose_file_cannot_be_written_leaves_no_temporary(
+    model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    # A full disk while saving: export_torchscript left its cut-short .model.out.tmp<pid> behind
+    import locus_core.runtime.export as export
+
+    class Graph:
+        def save(self, f: str) -> None:
+            Path(f).write_bytes(b"half a graph")
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch.onnx, "export", lambda *args, **kwargs: Graph())
+    monkeypatch.setattr(torch.jit, "trace", lambda *args, **kwargs: Graph())
+    path = tmp_path / "model.out"
+    path.write_bytes(b"previous")
+    write = export.export_onnx if fmt == "onnx" else export.export_torchscript
+    with pytest.raises((OSError, ExportError), match="No space left"):
+        write(model, path)
+    assert path.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == ["model.out"]
+
+
 def test_an_export_giving_nan_features_is_refused(
     model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
