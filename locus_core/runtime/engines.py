@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from locus_core.durable import atomic_write
 from locus_core.runtime.errors import EngineError, ExportError, RuntimeUnavailable
 
 log = logging.getLogger(__name__)
@@ -411,9 +412,7 @@ class TensorRTEngine(InferenceEngine):
         if serialized is None:
             raise ExportError(f"TensorRT failed to build an engine from {onnx_path}")
         self.engine_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.engine_path.with_name(f".{self.engine_path.name}.tmp{os.getpid()}")
-        tmp.write_bytes(bytes(serialized))
-        os.replace(tmp, self.engine_path)
+        atomic_write(self.engine_path, lambda tmp: tmp.write_bytes(bytes(serialized)))
         self.engine_path.with_suffix(".key").write_text(self.key)
         log.info("built TensorRT engine %s", self.engine_path)
 
@@ -478,28 +477,28 @@ def cached_int8_onnx(model: nn.Module) -> Path:
             from onnxruntime.quantization import QuantType, quantize_dynamic
         except ImportError:
             raise RuntimeUnavailable("onnxruntime.quantization is not installed") from None
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # the quantiser logs a line per tensor, and advice, on the root logger
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        try:
-            quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
-        except Exception as exc:  # the quantiser raises bare Exceptions for graphs it cannot handle
-            tmp.unlink(missing_ok=True)
-            raise ExportError(f"{source}: int8 quantisation failed ({str(exc).splitlines()[0]})") from None
-        finally:
-            root.setLevel(level)
         from locus_core.runtime.export import example_input, parity
 
-        images = example_input(model)
-        agreement = parity(OnnxEngine(model, source)(images), OnnxEngine(model, tmp, per_frame=True)(images))
-        if agreement < INT8_MIN_PARITY:
-            tmp.unlink(missing_ok=True)
-            raise ExportError(
-                f"{source}: its int8 graph departs from fp32 (smallest per-patch cosine {agreement:.4f} < "
-                f"{INT8_MIN_PARITY}); not used"
-            )
-        os.replace(tmp, path)
+        def quantize_checked(tmp: Path) -> None:  # the rename follows only a graph that passed
+            root = logging.getLogger()
+            level = root.level
+            root.setLevel(logging.ERROR)  # the quantiser logs a line per tensor, and advice, on the root logger
+            try:
+                quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8,
+                                 op_types_to_quantize=["MatMul", "Gemm"])
+            except Exception as exc:  # the quantiser raises bare Exceptions for graphs it cannot handle
+                raise ExportError(f"{source}: int8 quantisation failed ({str(exc).splitlines()[0]})") from None
+            finally:
+                root.setLevel(level)
+            images = example_input(model)
+            agreement = parity(OnnxEngine(model, source)(images), OnnxEngine(model, tmp, per_frame=True)(images))
+            if agreement < INT8_MIN_PARITY:
+                raise ExportError(
+                    f"{source}: its int8 graph departs from fp32 (smallest per-patch cosine {agreement:.4f} < "
+                    f"{INT8_MIN_PARITY}); not used"
+                )
+
+        atomic_write(path, quantize_checked)
     return path
 
 

@@ -580,6 +580,52 @@ def test_int8_graph_that_departs_from_fp32_is_not_used(
     assert not list((tmp_path / "onnx").glob("*int8*"))
 
 
+def test_a_tensorrt_engine_that_cannot_be_written_leaves_no_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk as a built engine is written (no TensorRT here: a stand-in builder): its cut-short
+    temporary was left in the cache, beside the engine built earlier."""
+    from unittest import mock
+
+    engine = TensorRTEngine.__new__(TensorRTEngine)
+    torch.nn.Module.__init__(engine)
+    trt = mock.MagicMock(__version__="10.0.0")
+    trt.Builder.return_value.build_serialized_network.return_value = b"a new engine"
+    engine._trt, engine.engine_path, engine.input_size, engine.key = trt, tmp_path / "m.engine", (64, 80), "k"
+    (tmp_path / "m.engine").write_bytes(b"built earlier")
+    (tmp_path / "m.onnx").write_bytes(b"a graph")
+    write_bytes = Path.write_bytes
+
+    def full(self: Path, data: bytes) -> int:
+        write_bytes(self, data[:5])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError, match="No space left"):
+        engine._build(tmp_path / "m.onnx", logger=None, fp16=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "m.onnx"]
+    assert (tmp_path / "m.engine").read_bytes() == b"built earlier"
+
+
+def test_an_int8_graph_whose_check_fails_leaves_no_temporary(
+    model: LocusModel, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Any error while the quantised graph was checked (here: a broken fp32 engine) left it in the cache
+    import locus_core.runtime.export as export
+    from locus_core.runtime.engines import cached_int8_onnx
+
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path))
+    cached_onnx(model)
+
+    def broken(reference: torch.Tensor, candidate: torch.Tensor) -> float:
+        raise RuntimeError("onnxruntime session died")
+
+    monkeypatch.setattr(export, "parity", broken)
+    with pytest.raises(RuntimeError, match="session died"):
+        cached_int8_onnx(model)
+    assert not list((tmp_path / "onnx").glob("*int8*"))
+
+
 def test_a_tensorrt_engine_that_disagrees_with_pytorch_removes_itself(
     model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
