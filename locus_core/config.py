@@ -16,6 +16,7 @@ from typing import Any, Mapping, TypeVar
 
 import yaml
 
+from locus_core.durable import atomic_write_text
 from locus_core.errors import ConfigError, LocusError
 
 C = TypeVar("C")
@@ -304,9 +305,10 @@ def load_config(
 
 
 def save_config(config: Any, path: Path) -> None:
-    """Write the resolved config as YAML (what was actually run, defaults included)."""
+    """Write the resolved config as YAML (what was actually run, defaults included), whole or not at
+    all: it describes the checkpoint or map beside it."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    atomic_write_text(Path(path), yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def _has_defaults(cls: type) -> bool:

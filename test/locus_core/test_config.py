@@ -46,6 +46,22 @@ def test_save_and_reload_round_trip(tmp_path: Path) -> None:
     assert load_config(Outer, tmp_path / "config.yaml") == config
 
 
+def test_a_failed_save_keeps_the_previous_config_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    save_config(Outer(name="first"), tmp_path / "config.yaml")
+
+    def full_disk(self: Path, text: str) -> int:  # the disk fills up halfway through
+        with open(self, "w") as f:
+            f.write(text[: len(text) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_config(Outer(name="second"), tmp_path / "config.yaml")
+    monkeypatch.undo()
+    assert load_config(Outer, tmp_path / "config.yaml").name == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
+
+
 @given(steps=st.integers(0, 10**6), radius=st.floats(0.01, 100.0))
 def test_dict_round_trip(steps: int, radius: float) -> None:
     config = Outer(steps=steps, inner=Inner(radius=radius))
