@@ -183,6 +183,7 @@ def evaluate_bag(
             threads = pool.threads
             result = replay(bag, pool, config, progress=_progress)
     else:
+        processor.warm_up()  # its first frame would otherwise be timed with the runtime's first run
         result = replay(bag, processor, config, progress=_progress)
     frames = result.frames
     metrics = localization_metrics([f.localization for f in frames], [f.T_gt for f in frames],

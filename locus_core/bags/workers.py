@@ -60,6 +60,7 @@ def _start(
     try:
         _processor = FrameProcessor(model_spec, device, localizer_config, precision, overrides=overrides)
         _processor.load_map(map_dir)
+        _processor.warm_up()  # before the replay's clock starts, as the serial replay's processor
     except Exception as exc:  # raised from an initializer it would only break the pool, without the reason
         _failure = f"{type(exc).__name__}: {exc}"
 

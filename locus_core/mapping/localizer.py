@@ -17,6 +17,9 @@ from typing import Any, Callable
 import numpy as np
 
 from locus_core.data.frame import PosedFrame
+# imported here, not when first needed: it brings scipy (0.25 s), which a worker process paid on its
+# first frame
+from locus_core.evaluation.pose import pose_error
 from locus_core.mapping.build import MapBuilder, _flatten, depth_patch_geometry, patch_geometry
 from locus_core.mapping.config import LocalizerConfig
 from locus_core.mapping.errors import MapError
@@ -357,6 +360,4 @@ class Localizer:
 
 
 def _pose_distance(T_a: np.ndarray, T_b: np.ndarray) -> tuple[float, float]:
-    from locus_core.evaluation.pose import pose_error
-
     return pose_error(T_a, T_b)

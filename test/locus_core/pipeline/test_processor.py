@@ -119,6 +119,21 @@ def test_reset_tracking_localizes_the_next_frame_in_full(world: dict) -> None:
     assert p.localize(dataclasses.replace(frame, stamp=0.2)).method != "tracked"
 
 
+def test_warming_up_leaves_the_stream_as_it_was(world: dict) -> None:
+    """It localizes and tracks a synthetic frame: the stream's last pose must stay the stream's."""
+    import dataclasses
+
+    p = FrameProcessor("backbone:test", "cpu", world["config"], overrides=["track_period_s=10", "track_min_normal_spread=0"])
+    with pytest.raises(PipelineError, match="no map loaded"):
+        p.warm_up()
+    p.load_map(world["map"])
+    p.warm_up()  # before the stream: its first frame is localized in full
+    frame = open_dataset(world["scene"], "4:5")[0]
+    assert p.localize(dataclasses.replace(frame, stamp=0.0)).method != "tracked"
+    p.warm_up()  # within the stream: its next frame is still tracked from the last one
+    assert p.localize(dataclasses.replace(frame, stamp=0.1)).method == "tracked"
+
+
 def test_paths_from_parameters_expand_the_home_folder(world: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # ROS parameter files and service requests are not shell-expanded: '~/maps/x' named a folder '~'
     monkeypatch.setenv("HOME", str(tmp_path))
