@@ -84,6 +84,10 @@ class StandIn:
     def reset_tracking(self) -> None:
         pass
 
+    def warm_up(self) -> None:
+        self._fail("warm_up")
+        self.warmed_up = True
+
     def localize(self, frame, odometry=None):
         self._fail("localize")
         raise AssertionError("the tests here make localize fail")
@@ -240,6 +244,23 @@ def test_a_start_failure_is_the_reported_state_and_the_node_keeps_running(start,
     node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
     _wait(lambda: node.stats.snapshot()["frames_processed"] == 1, "the frame to be processed")
     assert node._worker.is_alive() and "start failed" in node.stats.snapshot()["last_reason"]
+
+
+def test_the_map_loaded_at_start_is_warmed_up_and_a_failed_warm_up_only_warns(start, tmp_path: Path, capfd) -> None:
+    # the map is reported loaded before the warm-up ends (frames wait in the queue: the worker thread warms up)
+    node = start(map_path=str(tmp_path / "m"))
+    _wait(lambda: getattr(node._processor, "warmed_up", False), "the warm-up")
+    assert node._state()["error"] == ""
+    node = start({"warm_up": RuntimeError("no memory for the buffers")}, map_path=str(tmp_path / "m"))
+    err = ""
+
+    def warned() -> bool:
+        nonlocal err
+        err += capfd.readouterr().err
+        return "warm-up failed (the first frame will be slow): RuntimeError: no memory for the buffers" in err
+
+    _wait(warned, "the warm-up's warning")
+    assert node._state()["error"] == "" and node._worker.is_alive()
 
 
 def test_a_bug_in_the_core_is_counted_as_a_processed_frame(start, tmp_path: Path) -> None:
