@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from locus_core.durable import atomic_write
+from locus_core.durable import atomic_write, atomic_write_text
 from locus_core.runtime.errors import EngineError, ExportError, RuntimeUnavailable
 
 log = logging.getLogger(__name__)
@@ -348,12 +348,24 @@ class TensorRTEngine(InferenceEngine):
         safe = "".join(c if c.isalnum() or c in "-._" else "_" for c in self.key)
         self.engine_path = Path(engine_path) if engine_path else cache_dir() / "tensorrt" / f"{safe}.engine"
         logger = trt.Logger(trt.Logger.WARNING)
+
+        def build() -> None:
+            self._build(Path(onnx_path) if onnx_path else cached_onnx(model, opset=18), logger, fp16)
+
         built = not self.engine_path.is_file() or self._read_key() != self.key
         if built:
-            self._build(Path(onnx_path) if onnx_path else cached_onnx(model, opset=18), logger, fp16)
+            build()
         runtime = trt.Runtime(logger)
         self.engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
+        if self.engine is None and not built:
+            # A cached engine TensorRT cannot read (its file damaged, or the GPU's driver changed
+            # under it) failed every start until removed by hand: it is built again, once.
+            log.warning("%s: TensorRT could not deserialize the cached engine; building it again", self.engine_path)
+            build()
+            built = True
+            self.engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self.engine is None:
+            self._remove()
             raise EngineError(f"{self.engine_path}: TensorRT could not deserialize the engine")
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
@@ -378,10 +390,14 @@ class TensorRTEngine(InferenceEngine):
             try:
                 self.parity = checked_parity(model, self, f"TensorRT engine {self.engine_path}", fp16=self.fp16)
             except ExportError:
-                self.engine_path.unlink(missing_ok=True)
-                self.engine_path.with_suffix(".key").unlink(missing_ok=True)
+                self._remove()
                 raise
         return self.parity
+
+    def _remove(self) -> None:
+        """The engine and its key out of the cache: the next start builds it again."""
+        self.engine_path.unlink(missing_ok=True)
+        self.engine_path.with_suffix(".key").unlink(missing_ok=True)
 
     def _read_key(self) -> str:
         key_file = self.engine_path.with_suffix(".key")
@@ -413,7 +429,7 @@ class TensorRTEngine(InferenceEngine):
             raise ExportError(f"TensorRT failed to build an engine from {onnx_path}")
         self.engine_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.engine_path, lambda tmp: tmp.write_bytes(bytes(serialized)))
-        self.engine_path.with_suffix(".key").write_text(self.key)
+        atomic_write_text(self.engine_path.with_suffix(".key"), self.key)
         log.info("built TensorRT engine %s", self.engine_path)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -645,3 +646,44 @@ def test_a_tensorrt_engine_that_disagrees_with_pytorch_removes_itself(
         (tmp_path / name).write_text("built")
     monkeypatch.setattr(TensorRTEngine, "forward", lambda self, images: model(images))
     assert engine.check(model) == pytest.approx(1.0) and len(list(tmp_path.iterdir())) == 2
+
+
+@pytest.mark.parametrize("readable_after_a_build", [True, False])
+def test_a_cached_tensorrt_engine_that_cannot_be_read_is_built_again(
+    model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readable_after_a_build: bool
+) -> None:
+    """A damaged cached engine (no TensorRT or GPU here: stand-ins) failed every start until removed
+    by hand: it is built again, once; an engine that even then cannot be read leaves the cache."""
+    import sys
+    from unittest import mock
+
+    from locus_core.runtime.engines import engine_key
+
+    trt = mock.MagicMock(__version__="10.0.0")
+    engine = mock.MagicMock(num_io_tensors=2)
+    engine.get_tensor_name.side_effect = ["images", "features"].__getitem__
+    engine.get_tensor_mode.side_effect = lambda name: trt.TensorIOMode.INPUT if name == "images" else trt.TensorIOMode.OUTPUT
+    trt.Runtime.return_value.deserialize_cuda_engine.side_effect = [None, engine if readable_after_a_build else None]
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda: None)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: SimpleNamespace(name="GPU", major=9, minor=0))
+    builds = []
+
+    def build(self: TensorRTEngine, onnx_path: Path, logger: object, fp16: bool) -> None:
+        builds.append(onnx_path)
+        self.engine_path.write_bytes(b"rebuilt")
+        self.engine_path.with_suffix(".key").write_text(self.key)
+
+    monkeypatch.setattr(TensorRTEngine, "_build", build)
+    monkeypatch.setattr(TensorRTEngine, "check", lambda self, model: 1.0)
+    path = tmp_path / "m.engine"
+    path.write_bytes(b"damaged")
+    path.with_suffix(".key").write_text(engine_key(model, "10.0.0", tuple(model.input_size), True))
+    if readable_after_a_build:
+        assert TensorRTEngine(model, tmp_path / "m.onnx", engine_path=path).engine is engine
+        assert builds == [tmp_path / "m.onnx"] and path.read_bytes() == b"rebuilt"
+    else:
+        with pytest.raises(EngineError, match="m.engine: TensorRT could not deserialize the engine"):
+            TensorRTEngine(model, tmp_path / "m.onnx", engine_path=path)
+        assert len(builds) == 1 and not list(tmp_path.iterdir())
