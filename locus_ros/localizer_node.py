@@ -647,8 +647,11 @@ class LocalizerNode(Node):
         with self._wake:
             self._stopping = True
             self._wake.notify()
-        self._worker.join(timeout=30.0)
         mapped = self.params.mode == "mapping" or self._unsaved_keyframes > 0
+        # A frame in flight is let finish, its keyframe saved below. With nothing to save, a worker
+        # stuck in native code (a hung GPU driver) is not waited out: it is a daemon thread, gone with
+        # the process, and a robot's Ctrl-C took 30 s.
+        self._worker.join(timeout=30.0 if mapped else 2.0)
         if mapped and self._processor is not None and self._processor.has_map:
             if self._processor.counts()[0] == 0:
                 self.get_logger().warning("mapping mode: no keyframe was inserted, nothing to save")

@@ -263,6 +263,25 @@ def test_the_map_loaded_at_start_is_warmed_up_and_a_failed_warm_up_only_warns(st
     assert node._state()["error"] == "" and node._worker.is_alive()
 
 
+def test_shutdown_does_not_wait_out_a_stuck_worker_with_nothing_to_save(start, tmp_path: Path) -> None:
+    node = start(map_path=str(tmp_path / "m"))
+    stuck, release = threading.Event(), threading.Event()
+
+    def localize(frame, odometry=None):
+        stuck.set()
+        release.wait(120)  # a hung driver call: released at the end, so the thread ends
+        raise RuntimeError("released")
+
+    node._processor.localize = localize
+    node._on_synced(*_synced_set(Header(stamp=Time(sec=5), frame_id="cam")))
+    _wait(stuck.is_set, "the worker to take the frame")
+    began = time.monotonic()
+    node.shutdown()
+    waited = time.monotonic() - began
+    release.set()
+    assert waited < 20, f"shutdown waited {waited:.1f} s for a stuck worker in localization mode"
+
+
 def test_a_bug_in_the_core_is_counted_as_a_processed_frame(start, tmp_path: Path) -> None:
     node = start({"localize": ZeroDivisionError("division by zero")}, map_path=str(tmp_path / "m"))
     assert node._state()["error"] == ""
