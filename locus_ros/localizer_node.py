@@ -225,7 +225,10 @@ class LocalizerNode(Node):
         # unsaved keyframes); ~/load_map loads, then records the path here.
         if "map_path" in updates and not self._recording_loaded_path:
             mapping = params.mode == "mapping" and self.params.mode == "mapping"
-            reason = self._save_target(params.map_path) if mapping else self._load_map(params.map_path)
+            # a map to localize in is checked for keyframes before it replaces the one in use: the
+            # mode switch below must not fail after the map has changed
+            reason = (self._save_target(params.map_path) if mapping
+                      else self._load_map(params.map_path, to_localize=params.mode == "localization"))
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         if params.mode != self.params.mode:
@@ -323,7 +326,7 @@ class LocalizerNode(Node):
         self.get_logger().info(f"model {p.model} (hash {processor.model.hash}) on {processor.runtime}")
         self._processor = processor
         if p.map_path and (p.mode == "localization" or (Path(p.map_path) / "manifest.json").exists()):
-            reason = self._load_map(p.map_path)
+            reason = self._load_map(p.map_path, to_localize=p.mode == "localization")
             if reason:
                 self._state_error = reason
                 self.get_logger().error(reason)
@@ -352,9 +355,9 @@ class LocalizerNode(Node):
             return self._failure(f"map_path {path}: the mapping session could not be saved there", exc)
         return ""
 
-    def _load_map(self, path: str) -> str:
+    def _load_map(self, path: str, *, to_localize: bool) -> str:
         """Why the map at ``path`` was not loaded (the map in use stays); empty when it is now the map
-        in use."""
+        in use. ``to_localize``: a map without keyframes is refused."""
         if not path:
             return "map_path cannot be emptied at runtime: the map in use stays"
         if self._unsaved_keyframes:
@@ -364,7 +367,7 @@ class LocalizerNode(Node):
         try:
             if self._processor is None:
                 raise LocusError(self._state_error)
-            self._processor.load_map(path)
+            self._processor.load_map(path, to_localize=to_localize)
             self._unsaved_keyframes = 0
             self._refresh_state_error()
             self._publish_landmarks()
@@ -591,7 +594,8 @@ class LocalizerNode(Node):
     def _on_load_map(self, request: LoadMap.Request, response: LoadMap.Response) -> LoadMap.Response:
         """Loads the map, then sets map_path to it, so that the parameter names the map loaded."""
         path = request.path or self.params.map_path
-        reason = self._load_map(path) if path else "no path given and map_path is empty"
+        reason = (self._load_map(path, to_localize=self.params.mode == "localization") if path
+                  else "no path given and map_path is empty")
         response.success, response.message = not reason, reason
         if not reason:
             self._recording_loaded_path = True  # the parameter names the map loaded; no second load

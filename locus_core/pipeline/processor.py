@@ -81,11 +81,15 @@ class FrameProcessor:
     def has_map(self) -> bool:
         return self.map is not None
 
-    def load_map(self, path: str | Path) -> None:
-        """Replace the map by the one at ``path``; on failure the current map stays (LocusError raised)."""
+    def load_map(self, path: str | Path, *, to_localize: bool = False) -> None:
+        """Replace the map by the one at ``path``; on failure the current map stays (LocusError raised).
+        ``to_localize``: a map without keyframes is refused (PipelineError) before it replaces any."""
         from locus_core.mapping import LandmarkMap
 
-        self.use_map(LandmarkMap.load(_path(path), expected_model_hash=self.model.hash), _path(path))
+        landmark_map = LandmarkMap.load(_path(path), expected_model_hash=self.model.hash)
+        if to_localize and len(landmark_map.keyframes) == 0:
+            raise PipelineError(f"{path}: the map has no keyframes, nothing to localize in")
+        self.use_map(landmark_map, _path(path))
 
     def use_map(self, landmark_map: Any, path: Path | None = None) -> None:
         """Replace the map by ``landmark_map`` (a loaded ``LandmarkMap`` of this model, read from ``path``)."""

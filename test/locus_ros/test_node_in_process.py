@@ -26,6 +26,7 @@ from std_msgs.msg import Header  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from locus_core.errors import LocusError  # noqa: E402
+from locus_core.pipeline import PipelineError  # noqa: E402
 from locus_ros import conversions as conv  # noqa: E402
 from locus_ros import localizer_node  # noqa: E402
 from locus_ros.diagnostics import NodeStats  # noqa: E402
@@ -52,8 +53,10 @@ class StandIn:
     def has_map(self) -> bool:
         return self.map is not None
 
-    def load_map(self, path: str | Path) -> None:
+    def load_map(self, path: str | Path, *, to_localize: bool = False) -> None:
         self._fail("load_map")
+        if to_localize and Path(path).name == "empty":  # FrameProcessor's check of the map's keyframes
+            raise PipelineError(f"{path}: the map has no keyframes, nothing to localize in")
         self.map, self.map_path = "loaded", Path(path)
 
     @classmethod
@@ -233,6 +236,27 @@ def test_loading_a_map_does_not_drop_unsaved_keyframes(start, tmp_path: Path) ->
     assert node._processor.map == "new"  # the session stays
     assert node._on_save_map(SaveMap.Request(path=""), SaveMap.Response()).success
     assert node._on_load_map(LoadMap.Request(path=str(tmp_path / "other")), LoadMap.Response()).success
+
+
+def test_a_map_without_keyframes_is_refused_for_localization_before_it_replaces_the_one_in_use(
+    start, tmp_path: Path
+) -> None:
+    # map_path and mode set together (atomically): the map loaded, then the switch to localization
+    # failed on it, and the set was refused with the map already replaced
+    node = start(mode="mapping", map_path=str(tmp_path / "room"))
+    assert node._on_save_map(SaveMap.Request(path=""), SaveMap.Response()).success
+    result = node.set_parameters_atomically(
+        [Parameter("map_path", value=str(tmp_path / "empty")), Parameter("mode", value="localization")]
+    )
+    assert not result.successful and "the map has no keyframes, nothing to localize in" in result.reason
+    assert node.params.mode == "mapping" and node._processor.map == "new"
+    assert node._processor.map_path == tmp_path / "room"
+    node = start(map_path=str(tmp_path / "a"))
+    response = node._on_load_map(LoadMap.Request(path=str(tmp_path / "empty")), LoadMap.Response())
+    assert not response.success and node._processor.map_path == tmp_path / "a"
+    # mapping may start from an empty map
+    node = start(mode="mapping", map_path=str(tmp_path / "room"))
+    assert node._on_load_map(LoadMap.Request(path=str(tmp_path / "empty")), LoadMap.Response()).success
 
 
 def test_a_start_failure_is_the_reported_state_and_the_node_keeps_running(start, tmp_path: Path) -> None:

@@ -119,6 +119,18 @@ def test_reset_tracking_localizes_the_next_frame_in_full(world: dict) -> None:
     assert p.localize(dataclasses.replace(frame, stamp=0.2)).method != "tracked"
 
 
+def test_a_map_to_localize_in_must_have_keyframes(world: dict, tmp_path: Path) -> None:
+    p = FrameProcessor("backbone:test", "cpu", world["config"])
+    p.new_map()
+    p.save_map(tmp_path / "empty")
+    p.load_map(world["map"])
+    with pytest.raises(PipelineError, match="empty: the map has no keyframes, nothing to localize in"):
+        p.load_map(tmp_path / "empty", to_localize=True)
+    assert p.map_path == world["map"] and p.counts()[0] > 0  # the map in use stays
+    p.load_map(tmp_path / "empty")  # to map in
+    assert p.counts() == (0, 0)
+
+
 def test_warming_up_leaves_the_stream_as_it_was(world: dict) -> None:
     """It localizes and tracks a synthetic frame: the stream's last pose must stay the stream's."""
     import dataclasses
