@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from locus_core.bench import BenchResult
-from locus_core.durable import atomic_write_text
+from locus_core.durable import atomic_write_text, written_last
 
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
@@ -62,16 +62,14 @@ def save_report(out: Path, results: Sequence[BenchResult], settings: dict[str, A
     out = Path(out)
     # JSON first: tuples become lists and paths strings, which yaml.safe_dump then accepts.
     plain = json.loads(json.dumps({"benchmarks": settings, "environment": environment()}, default=str))
-    # All rendered before any is written, each renamed into place whole: a failure part-way left
-    # new results beside a previous run's config.yaml (or a file cut short) in a reused folder.
-    files = {
-        "results.jsonl": format_json_lines(results) + "\n",
-        "results.txt": format_table(results) + "\n",
-        "config.yaml": yaml.safe_dump(plain, sort_keys=False),
-    }
+    # All rendered before any is written, each renamed into place whole, and results.jsonl (what
+    # tools read) removed first and written last: a failure part-way left new results beside a
+    # previous run's config.yaml (or a file cut short) in a reused folder.
+    config, table = yaml.safe_dump(plain, sort_keys=False), format_table(results) + "\n"
     out.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        atomic_write_text(out / name, text)
+    with written_last(out / "results.jsonl", format_json_lines(results) + "\n"):
+        atomic_write_text(out / "config.yaml", config)
+        atomic_write_text(out / "results.txt", table)
     return out
 
 
