@@ -176,8 +176,11 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     where = f"{source}: {key}"
     if isinstance(value, Override):
         value = value.read(hint)
-    elif not dataclasses.is_dataclass(hint):
-        value = _plain(value)  # a mapping of dotted overrides under a field that is no config
+    elif not (dataclasses.is_dataclass(hint)
+              or origin in (typing.Union, types.UnionType) and any(dataclasses.is_dataclass(a) for a in args)):
+        # a mapping of dotted overrides under a field that is no config; under an optional config
+        # (``SourceConfig | None``) they are left for the config's own fields to read
+        value = _plain(value)
     if dataclasses.is_dataclass(hint):
         return config_from_dict(hint, value, source=source, prefix=f"{key}.")
     if origin in (typing.Union, types.UnionType):

@@ -221,6 +221,26 @@ def test_parsed_overrides_merged_with_plain_values_keep_the_text() -> None:
     assert load_config(Outer, None, overrides) == Outer(name="0123", frame="no", steps=16, inner=Inner(radius=2.0))
 
 
+@dataclass(frozen=True)
+class Source:
+    path: str = ""
+    frames: str | None = None
+
+
+@dataclass(frozen=True)
+class WithOptional:
+    val: Source | None = None
+
+
+def test_a_string_field_of_an_optional_section_keeps_the_override_as_typed() -> None:
+    # TrainConfig's data.val is `SourceConfig | None`: its overrides were read as YAML before the
+    # section's type was known (data.val.path=no: "expected a string, got False"; frames=0123: "83")
+    config = load_config(WithOptional, None, ["val.path=no", "val.frames=0123"])
+    assert config.val == Source(path="no", frames="0123")
+    assert load_config(WithOptional, None, ["val=null"]).val is None
+    assert load_config(WithOptional, None, ["val={path: x}"]).val == Source(path="x")
+
+
 @given(value=st.text())
 def test_any_text_given_to_a_string_field_round_trips(value: str) -> None:
     assume(not (len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""))  # quoted: read as YAML
