@@ -63,11 +63,13 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     threads = torch.get_num_threads()
     processor = FrameProcessor(args.model, args.device)
     processor.load_map(map_dir)
+    processor.warm_up()  # as a WorkerPool's workers: no side times its runtime's first run
     overrides = [f"track_period_s={args.track_period}"] if tracking else []
     ours_context: Any
     if args.workers == 1:
         tracker = FrameProcessor(args.model, args.device, overrides=overrides)
         tracker.load_map(map_dir)
+        tracker.warm_up()
         ours_context = nullcontext(tracker)
     else:
         ours_context = WorkerPool(args.workers, args.model, map_dir, device=args.device, overrides=overrides)

@@ -58,3 +58,29 @@ def test_per_frame_p95_is_a_percentile_of_the_replays() -> None:
 def test_bad_settings_are_rejected(tmp_path: Path, argv: list[str]) -> None:
     with pytest.raises(BenchError, match=r"need --workers >= 2 \(>= 1 with --track-period\)"):
         bag.run(args_for(tmp_path, *argv))
+
+
+def test_both_sides_are_replayed_warmed_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A WorkerPool's workers warm up before the replay's clock starts; a FrameProcessor replayed as it
+    # was loaded timed its runtime's first run (0.3-0.7 s) in its first replay, against it.
+    from locus_core.bags import replay as replay_module
+    from locus_core.pipeline import FrameProcessor
+
+    warmed: set[int] = set()
+    seen: list[bool] = []
+    real_warm_up, real_replay = FrameProcessor.warm_up, replay_module.replay
+
+    def warm_up(self: FrameProcessor) -> None:
+        warmed.add(id(self))
+        real_warm_up(self)
+
+    def replay(bag_path, processor, *args, **kwargs):
+        seen.append(id(processor) in warmed)
+        return real_replay(bag_path, processor, *args, **kwargs)
+
+    monkeypatch.setattr(FrameProcessor, "warm_up", warm_up)
+    monkeypatch.setattr(replay_module, "replay", replay)
+    monkeypatch.setenv("LOCUS_CACHE", str(tmp_path / "cache"))
+    scene = generate_scene(tmp_path / "scene", frames=16, rooms=1, size=(96, 128))
+    bag.run(args_for(scene, "--track-period", "2", "--workers", "1"))
+    assert seen == [True, True]
