@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
@@ -261,8 +261,11 @@ class WorkerPool:
                     break  # later windows wait too: a worker takes them in order
                 window.worker = worker
             while window.jobs:
+                job = window.jobs.popleft()
+                if not job[2].set_running_or_notify_cancel():  # cancelled by its caller while it waited
+                    continue
                 # a window starts afresh: tracking must not go on from another window
-                sends.append((window.worker, window.jobs.popleft(), window.sent == 0))
+                sends.append((window.worker, job, window.sent == 0))
                 window.sent += 1
                 self._busy[window.worker] += 1
         while len(self._windows) > 1 and not self._windows[0].jobs:  # the last one may get more frames
@@ -285,8 +288,8 @@ class WorkerPool:
             self._ready.notify()
         if isinstance(done, BagError):
             future.set_exception(done)
-        elif done.cancelled():  # close() dropped it: exception() would raise here, logged once per frame
-            future.cancel()
+        elif done.cancelled():  # close() dropped it (exception() would raise here, logged once per frame)
+            future.set_exception(CancelledError("the localization workers were closed"))  # running: no cancel()
         elif isinstance(exc := done.exception(), BrokenProcessPool):
             future.set_exception(BagError(f"a localization worker died ({exc})"))
         elif exc is not None:
@@ -298,7 +301,7 @@ class WorkerPool:
         with self._ready:
             self._closing = True
             for window in self._windows:
-                for _, _, future in window.jobs:
+                for _, _, future in window.jobs:  # not sent: still pending
                     future.cancel()
             self._windows.clear()
             self._ready.notify()

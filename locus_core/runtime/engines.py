@@ -361,6 +361,7 @@ class TensorRTEngine(InferenceEngine):
             # A cached engine TensorRT cannot read (its file damaged, or the GPU's driver changed
             # under it) failed every start until removed by hand: it is built again, once.
             log.warning("%s: TensorRT could not deserialize the cached engine; building it again", self.engine_path)
+            self._remove()  # first: a build that fails too must not leave it for the next start
             build()
             built = True
             self.engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())

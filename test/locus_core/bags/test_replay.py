@@ -678,3 +678,22 @@ def test_frames_localized_elsewhere_leave_this_process_one_thread_while_it_repla
     finally:
         torch.set_num_threads(before[0])
         cv2.setNumThreads(before[1])
+
+
+@pytest.mark.timeout(240)
+def test_a_frame_cancelled_while_it_waits_is_not_sent_and_the_rest_go_on(world: dict, monkeypatch) -> None:
+    from locus_core.bags import workers
+
+    # one worker, busy with the slow first window: the next window waits, and its first frame is
+    # cancelled by the caller. Before, it was localized all the same, and setting its result on the
+    # cancelled future raised in the executor's thread (a failed send would have ended the dispatcher)
+    monkeypatch.setattr(workers, "_localize", _slow_first_window)
+    view = open_dataset(world["scene"], "1:2")[0]
+    stamps = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5]
+    with workers.WorkerPool(1, "backbone:test", world["map"], device="cpu", localizer_config=str(world["config"]),
+                            overrides=["track_period_s=1"]) as pool:
+        futures = [pool.submit(dataclasses.replace(view, stamp=s)) for s in stamps]
+        assert futures[4].cancel()
+        results = [f.result(timeout=60) for f in futures[:4] + futures[5:]]
+    assert futures[4].cancelled()
+    assert [restart for _, restart in results] == [True, False, False, False, True, False]  # 1.25 starts its window

@@ -648,9 +648,9 @@ def test_a_tensorrt_engine_that_disagrees_with_pytorch_removes_itself(
     assert engine.check(model) == pytest.approx(1.0) and len(list(tmp_path.iterdir())) == 2
 
 
-@pytest.mark.parametrize("readable_after_a_build", [True, False])
+@pytest.mark.parametrize("readable_after_a_build", [True, False, "the build fails"])
 def test_a_cached_tensorrt_engine_that_cannot_be_read_is_built_again(
-    model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readable_after_a_build: bool
+    model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readable_after_a_build: bool | str
 ) -> None:
     """A damaged cached engine (no TensorRT or GPU here: stand-ins) failed every start until removed
     by hand: it is built again, once; an engine that even then cannot be read leaves the cache."""
@@ -672,6 +672,8 @@ def test_a_cached_tensorrt_engine_that_cannot_be_read_is_built_again(
 
     def build(self: TensorRTEngine, onnx_path: Path, logger: object, fp16: bool) -> None:
         builds.append(onnx_path)
+        if readable_after_a_build == "the build fails":
+            raise ExportError("TensorRT cannot parse the ONNX graph")
         self.engine_path.write_bytes(b"rebuilt")
         self.engine_path.with_suffix(".key").write_text(self.key)
 
@@ -680,7 +682,11 @@ def test_a_cached_tensorrt_engine_that_cannot_be_read_is_built_again(
     path = tmp_path / "m.engine"
     path.write_bytes(b"damaged")
     path.with_suffix(".key").write_text(engine_key(model, "10.0.0", tuple(model.input_size), True))
-    if readable_after_a_build:
+    if readable_after_a_build == "the build fails":  # the unreadable engine is not tried again at the next start
+        with pytest.raises(ExportError, match="cannot parse"):
+            TensorRTEngine(model, tmp_path / "m.onnx", engine_path=path)
+        assert len(builds) == 1 and not list(tmp_path.iterdir())
+    elif readable_after_a_build:
         assert TensorRTEngine(model, tmp_path / "m.onnx", engine_path=path).engine is engine
         assert builds == [tmp_path / "m.onnx"] and path.read_bytes() == b"rebuilt"
     else:
