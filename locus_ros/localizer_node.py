@@ -330,8 +330,6 @@ class LocalizerNode(Node):
             if reason:
                 self._state_error = reason
                 self.get_logger().error(reason)
-            else:
-                self._warm_up()
             return
         if p.mode == "mapping":
             processor.new_map(p.map_path)
@@ -375,6 +373,9 @@ class LocalizerNode(Node):
             return self._failure(f"map {path} not loaded", exc)
         keyframes, landmarks = self._processor.counts()
         self.get_logger().info(f"map {path}: {keyframes} keyframes, {landmarks} landmarks")
+        # Every load, not only at start: a node started without a map (or with one that failed) gets
+        # its first map from ~/load_map, and a new map's index pays its first search too.
+        self._warm_up()
         return ""
 
     def _failure(self, what: str, exc: Exception) -> str:

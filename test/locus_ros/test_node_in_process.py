@@ -287,6 +287,13 @@ def test_the_map_loaded_at_start_is_warmed_up_and_a_failed_warm_up_only_warns(st
     assert node._state()["error"] == "" and node._worker.is_alive()
 
 
+def test_a_map_loaded_later_by_the_service_is_warmed_up_too(start, tmp_path: Path) -> None:
+    node = start()  # no map_path: the robot's first map comes from ~/load_map
+    assert not getattr(node._processor, "warmed_up", False)
+    assert node._on_load_map(LoadMap.Request(path=str(tmp_path / "m")), LoadMap.Response()).success
+    assert node._processor.warmed_up
+
+
 def test_shutdown_does_not_wait_out_a_stuck_worker_with_nothing_to_save(start, tmp_path: Path) -> None:
     node = start(map_path=str(tmp_path / "m"))
     stuck, release = threading.Event(), threading.Event()
