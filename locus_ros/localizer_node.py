@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -222,17 +221,21 @@ class LocalizerNode(Node):
             return SetParametersResult(successful=False, reason=str(exc))
         # The map first: map_path and mode set together load the map the mode needs. While mapping,
         # map_path is where the session will be saved: setting it loads nothing (that would drop the
-        # unsaved keyframes); ~/load_map loads, then records the path here.
+        # unsaved keyframes); ~/load_map loads, then records the path here. Switching to mapping, it
+        # names a map to extend, or where a new map is to be saved (as at start).
+        new_map = False
         if "map_path" in updates and not self._recording_loaded_path:
-            mapping = params.mode == "mapping" and self.params.mode == "mapping"
+            to_mapping = params.mode == "mapping" and self.params.mode != "mapping"
+            new_map = to_mapping and not FrameProcessor.holds_map(params.map_path)
+            still_mapping = params.mode == "mapping" and not to_mapping
             # a map to localize in is checked for keyframes before it replaces the one in use: the
             # mode switch below must not fail after the map has changed
-            reason = (self._save_target(params.map_path) if mapping
+            reason = (self._save_target(params.map_path) if still_mapping or new_map
                       else self._load_map(params.map_path, to_localize=params.mode == "localization"))
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         if params.mode != self.params.mode:
-            reason = self._switch_mode(params.mode)
+            reason = self._switch_mode(params.mode, params.map_path, new_map=new_map)
             if reason:
                 return SetParametersResult(successful=False, reason=reason)
         moved = params.map_frame != self.params.map_frame
@@ -325,7 +328,7 @@ class LocalizerNode(Node):
             log(self._device_note)
         self.get_logger().info(f"model {p.model} (hash {processor.model.hash}) on {processor.runtime}")
         self._processor = processor
-        if p.map_path and (p.mode == "localization" or (Path(p.map_path) / "manifest.json").exists()):
+        if p.map_path and (p.mode == "localization" or FrameProcessor.holds_map(p.map_path)):
             reason = self._load_map(p.map_path, to_localize=p.mode == "localization")
             if reason:
                 self._state_error = reason
@@ -359,9 +362,7 @@ class LocalizerNode(Node):
         if not path:
             return "map_path cannot be emptied at runtime: the map in use stays"
         if self._unsaved_keyframes:
-            n = self._unsaved_keyframes
-            return (f"map {path} not loaded: {n} keyframe{'s' * (n > 1)} mapped since the map was last saved would be "
-                    "lost; save them first (~/save_map)")
+            return f"map {path} not loaded: {self._would_be_lost()}"
         try:
             if self._processor is None:
                 raise LocusError(self._state_error)
@@ -377,6 +378,10 @@ class LocalizerNode(Node):
         # its first map from ~/load_map, and a new map's index pays its first search too.
         self._warm_up()
         return ""
+
+    def _would_be_lost(self) -> str:
+        n = self._unsaved_keyframes
+        return f"{n} keyframe{'s' * (n > 1)} mapped since the map was last saved would be lost; save them first (~/save_map)"
 
     def _failure(self, what: str, exc: Exception) -> str:
         """``what: reason``. A LocusError's message is the reason; anything else is a bug, named by
@@ -629,13 +634,16 @@ class LocalizerNode(Node):
         response.message = f"mode {request.mode}" if result.successful else result.reason
         return response
 
-    def _switch_mode(self, mode: str) -> str:
-        """Why the switch is refused; empty when done."""
+    def _switch_mode(self, mode: str, map_path: str, *, new_map: bool = False) -> str:
+        """Why the switch is refused; empty when done. Mapping starts a new map, to be saved to
+        ``map_path``, where there is none or ``new_map`` asks for one."""
         if self._processor is None:
             return f"cannot switch mode: {self._state_error}"
-        if mode == "mapping" and not self._processor.has_map:
+        if mode == "mapping" and (new_map or not self._processor.has_map):
+            if self._unsaved_keyframes:
+                return f"cannot start a new map: {self._would_be_lost()}"
             try:
-                self._processor.new_map(self.params.map_path)
+                self._processor.new_map(map_path)
             except Exception as exc:  # noqa: BLE001  likewise
                 return self._failure("cannot map", exc)
         if mode == "localization" and self._processor.counts()[0] == 0:

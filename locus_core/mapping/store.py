@@ -71,6 +71,11 @@ def save_map(landmark_map: LandmarkMap, directory: Path) -> Path:
     return directory
 
 
+def is_map(directory: Path) -> bool:
+    """Whether ``directory`` holds a saved map (its manifest), not whether the map is intact."""
+    return (Path(directory) / "manifest.json").is_file()
+
+
 def check_replaceable(directory: Path) -> None:
     """Raise a ``MapError`` unless a map may be saved to ``directory``: saving replaces it whole, so
     it must be absent, empty, or a map (checked by ``save_map``, and by mapping before it starts)."""
@@ -286,7 +291,7 @@ def _write_synced(path: Path, data: bytes) -> None:
 
 def _interrupted_swap_copy(directory: Path) -> Path | None:
     candidates = sorted(directory.parent.glob(f"{glob.escape(directory.name)}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True)
-    return next((c for c in candidates if (c / "manifest.json").is_file()), None)
+    return next((c for c in candidates if is_map(c)), None)
 
 
 def _remove_stale(directory: Path) -> None:

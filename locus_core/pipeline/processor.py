@@ -124,6 +124,13 @@ class FrameProcessor:
         self._recount()
 
     @staticmethod
+    def holds_map(path: str | Path) -> bool:
+        """Whether ``path`` holds a saved map (to load or extend), not a place for a new one."""
+        from locus_core.mapping.store import is_map
+
+        return is_map(_path(path))
+
+    @staticmethod
     def check_save_target(path: str | Path) -> None:
         """Raise a ``MapError`` naming ``path`` unless a map may be saved there (absent, empty, or a
         map: saving replaces the folder whole)."""

@@ -26,7 +26,7 @@ from std_msgs.msg import Header  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from locus_core.errors import LocusError  # noqa: E402
-from locus_core.pipeline import PipelineError  # noqa: E402
+from locus_core.pipeline import FrameProcessor, PipelineError  # noqa: E402
 from locus_ros import conversions as conv  # noqa: E402
 from locus_ros import localizer_node  # noqa: E402
 from locus_ros.diagnostics import NodeStats  # noqa: E402
@@ -58,6 +58,8 @@ class StandIn:
         if to_localize and Path(path).name == "empty":  # FrameProcessor's check of the map's keyframes
             raise PipelineError(f"{path}: the map has no keyframes, nothing to localize in")
         self.map, self.map_path = "loaded", Path(path)
+
+    holds_map = staticmethod(FrameProcessor.holds_map)  # a file check: the real one
 
     @classmethod
     def check_save_target(cls, path: str | Path) -> None:
@@ -257,6 +259,34 @@ def test_a_map_without_keyframes_is_refused_for_localization_before_it_replaces_
     # mapping may start from an empty map
     node = start(mode="mapping", map_path=str(tmp_path / "room"))
     assert node._on_load_map(LoadMap.Request(path=str(tmp_path / "empty")), LoadMap.Response()).success
+
+
+def test_switching_to_mapping_with_a_map_path_holding_no_map_starts_a_new_map_there(start, tmp_path: Path) -> None:
+    """As a node started in mapping mode does: map_path names a map to extend, or where a new one
+    will be saved. It was loaded as a map, and the switch refused."""
+    (tmp_path / "kitchen").mkdir()
+    (tmp_path / "kitchen" / "manifest.json").write_text("{}")
+    node = start(map_path=str(tmp_path / "kitchen"))
+    result = node.set_parameters_atomically(
+        [Parameter("map_path", value=str(tmp_path / "garage")), Parameter("mode", value="mapping")])
+    assert result.successful, result.reason
+    assert node._processor.map == "new" and node.params.map_path == str(tmp_path / "garage")
+    # a map there is extended
+    node = start(map_path=str(tmp_path / "a"))
+    assert node.set_parameters_atomically(
+        [Parameter("map_path", value=str(tmp_path / "kitchen")), Parameter("mode", value="mapping")]).successful
+    assert node._processor.map == "loaded" and node._processor.map_path == tmp_path / "kitchen"
+
+
+def test_a_new_map_does_not_drop_unsaved_keyframes(start, tmp_path: Path) -> None:
+    node = start(mode="mapping", map_path=str(tmp_path / "room"))
+    node._unsaved_keyframes = 2  # mapped, then localized in, not yet saved
+    assert node.set_parameters([Parameter("mode", value="localization")])[0].successful
+    result = node.set_parameters_atomically(
+        [Parameter("map_path", value=str(tmp_path / "garage")), Parameter("mode", value="mapping")])
+    assert not result.successful and "2 keyframes mapped since the map was last saved would be lost" in result.reason
+    assert node.params.mode == "localization" and node._processor.map == "new"
+    assert node.params.map_path == str(tmp_path / "room")
 
 
 def test_a_start_failure_is_the_reported_state_and_the_node_keeps_running(start, tmp_path: Path) -> None:
