@@ -5,6 +5,8 @@ caller can catch one subsystem's failures or all of them, and the CLI can turn a
 one-line message instead of a traceback.
 """
 
+import re
+
 
 class LocusError(Exception):
     """Base class: a problem with the user's input, files or configuration, stated in words."""
@@ -12,3 +14,15 @@ class LocusError(Exception):
 
 class ConfigError(LocusError):
     """A configuration file or override names an unknown key or holds a bad value."""
+
+
+def torch_load_failure(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` failed, in one sentence, for a message naming the file.
+
+    Its weights-only failures open with advice to load with ``weights_only=False`` (running the
+    file's code), which is no help for a file that is not what was asked for: the unpickler's own
+    reason follows it ("Unsupported global: GLOBAL argparse.Namespace ...").
+    """
+    text = str(exc).split("WeightsUnpickler error:", 1)[-1]
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "corrupt")
+    return re.split(r"\.\s", first, maxsplit=1)[0]

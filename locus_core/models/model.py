@@ -22,6 +22,7 @@ from torch import nn
 
 from locus_core.config import config_from_dict, config_to_dict, save_config
 from locus_core.durable import atomic_write
+from locus_core.errors import torch_load_failure
 from locus_core.models.backbones import Backbone, available_backbones, create_backbone
 from locus_core.models.errors import ModelConfigError, ModelError
 from locus_core.models.head import LocusHead, NormalizeHead
@@ -313,10 +314,7 @@ class LocusModel(nn.Module):
         try:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # truncated zip, foreign pickle, ...: all mean "not our file"
-            raise ModelError(
-                f"{path}: not a readable model checkpoint ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else 'corrupt'})"
-            ) from None
+            raise ModelError(f"{path}: not a readable model checkpoint ({type(exc).__name__}: {torch_load_failure(exc)})") from None
         return cls.from_checkpoint(
             checkpoint, source=str(path), backbone=backbone, backbone_weights=backbone_weights
         )

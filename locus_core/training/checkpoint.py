@@ -23,7 +23,7 @@ import torch
 
 from locus_core.config import read_yaml, save_config
 from locus_core.durable import fsync_path, process_alive, replace_folder
-from locus_core.errors import ConfigError
+from locus_core.errors import ConfigError, torch_load_failure
 from locus_core.training.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def _check_loads(folder: Path) -> None:
     try:
         torch.load(model, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, missing file, ...: all mean "cannot resume from it"
-        raise TrainingError(f"{model}: unreadable model ({type(exc).__name__})") from None
+        raise TrainingError(f"{model}: unreadable model ({type(exc).__name__}: {torch_load_failure(exc)})") from None
     config = Path(folder) / "train_config.yaml"
     try:
         if not read_yaml(config):
@@ -136,7 +136,7 @@ def load_state(folder: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, weights_only=True)
     except Exception as exc:
-        raise TrainingError(f"{path}: unreadable training state ({type(exc).__name__}: {exc})") from None
+        raise TrainingError(f"{path}: unreadable training state ({type(exc).__name__}: {torch_load_failure(exc)})") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise TrainingError(f"{path}: not a training state of format {STATE_FORMAT}")
     return state

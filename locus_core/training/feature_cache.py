@@ -23,6 +23,7 @@ from locus_core import geometry
 from locus_core.data.dataset import PosedDataset
 from locus_core.data.frame import PosedFrame
 from locus_core.durable import atomic_write
+from locus_core.errors import torch_load_failure
 from locus_core.training.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,7 @@ def load_scene(
             try:
                 record = torch.load(path, weights_only=True)
             except Exception as exc:  # a corrupt cache entry is recomputed, not fatal
-                log.warning("feature cache %s unreadable (%s); recomputing", path, exc)
+                log.warning("feature cache %s unreadable (%s); recomputing", path, torch_load_failure(exc))
         records.append(record)
         if record is None:
             missing.append(i)

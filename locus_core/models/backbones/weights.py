@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from locus_core.errors import torch_load_failure
 from locus_core.models.errors import ModelError
 
 RANDOM = "random"
@@ -37,7 +38,7 @@ def read_state_dict(path: Path, *, backbone: str) -> dict[str, torch.Tensor]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch/safetensors raise many types for corrupt files
         raise ModelError(
-            f"{path}: not a readable weights file for backbone {backbone} ({type(exc).__name__}: {exc})"
+            f"{path}: not a readable weights file for backbone {backbone} ({type(exc).__name__}: {torch_load_failure(exc)})"
         ) from None
     for key in ("teacher", "model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):

@@ -177,6 +177,15 @@ def test_bad_checkpoints_are_named(tmp_path: Path) -> None:
     corrupt.write_bytes(model.save(tmp_path / "ok.pt").read_bytes()[:500])
     with pytest.raises(ModelError, match="corrupt.pt: not a readable model checkpoint"):
         LocusModel.load(corrupt)
+    # torch's advice to load with weights_only=False (running the file's code) is not passed on:
+    # the unpickler's own reason is
+    (tmp_path / "text.pt").write_text("garbage")
+    with pytest.raises(ModelError, match=r"text.pt: not a readable model checkpoint \(UnpicklingError: [^(]*\)$") as caught:
+        LocusModel.load(tmp_path / "text.pt")
+    assert "weights_only" not in str(caught.value)
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")  # a whole module: code to unpickle
+    with pytest.raises(ModelError, match=r"module.pt: not a readable model checkpoint \(UnpicklingError: Unsupported global: .*Linear"):
+        LocusModel.load(tmp_path / "module.pt")
 
     def write(name: str, data: object) -> Path:
         torch.save(data, tmp_path / name)
