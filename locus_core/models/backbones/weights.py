@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -20,7 +21,7 @@ def read_state_dict(path: Path, *, backbone: str) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` or torch (``.pt/.pth/.bin``) file, read without unpickling code.
 
     Checkpoints that wrap the weights (``{"model": ...}``, ``{"state_dict": ...}``, DINO's
-    ``{"teacher": {"backbone.*": ..., "head.*": ...}}``, keys under ``module.``) are unwrapped:
+    ``{"teacher": {"backbone.*": ..., "head.*": ...}, "args": Namespace}``, keys under ``module.``) are unwrapped:
     when any key is under ``backbone.``, only those are kept, without the prefix.
 
     Raises:
@@ -35,7 +36,9 @@ def read_state_dict(path: Path, *, backbone: str) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path), device="cpu")
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            # DINO's training checkpoints hold the script's arguments: a Namespace is plain data
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch/safetensors raise many types for corrupt files
         raise ModelError(
             f"{path}: not a readable weights file for backbone {backbone} ({type(exc).__name__}: {torch_load_failure(exc)})"

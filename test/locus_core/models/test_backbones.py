@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 import torch
 
@@ -97,6 +99,10 @@ def test_dino_training_checkpoint_keeps_only_the_backbone(tmp_path) -> None:
         teacher = {wrapper + k: v for k, v in weights.items()}
         torch.save({"teacher": {**teacher, "head.mlp.0.weight": torch.zeros(3, 2)}}, path)
         assert read_state_dict(path, backbone="dino_vits8").keys() == weights.keys()
+    # the full checkpoints of DINO's training script hold its arguments too (argparse.Namespace)
+    torch.save({"teacher": {"backbone." + k: v for k, v in weights.items()}, "epoch": 100,
+                "args": argparse.Namespace(arch="vit_small", patch_size=8)}, path)
+    assert read_state_dict(path, backbone="dino_vits8").keys() == weights.keys()
 
 
 def test_vit_weights_of_another_patch_size_are_refused(tmp_path) -> None:
