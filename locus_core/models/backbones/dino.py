@@ -43,7 +43,7 @@ class ViTSpec:
     name: str
     arch: str
     hf_repo: str
-    files: tuple[str, ...]
+    files: tuple[str, ...]  # in $LOCUS_WEIGHTS_DIR, first found first: timm's, the official backbone's, its full training checkpoint
     url: str
     patch: int
     dim: int
@@ -61,7 +61,8 @@ VIT_SPECS = {
             "dino_vitb8",
             "vit_base_patch8_224",
             "timm/vit_base_patch8_224.dino",
-            ("vit_base_patch8_224.dino.safetensors", "dino_vitbase8_pretrain.pth"),
+            ("vit_base_patch8_224.dino.safetensors", "dino_vitbase8_pretrain.pth",
+             "dino_vitbase8_pretrain_full_checkpoint.pth"),
             "https://dl.fbaipublicfiles.com/dino/dino_vitbase8_pretrain/dino_vitbase8_pretrain.pth",
             patch=8,
             dim=768,
@@ -71,7 +72,8 @@ VIT_SPECS = {
             "dino_vits8",
             "vit_small_patch8_224",
             "timm/vit_small_patch8_224.dino",
-            ("vit_small_patch8_224.dino.safetensors", "dino_deitsmall8_pretrain.pth"),
+            ("vit_small_patch8_224.dino.safetensors", "dino_deitsmall8_pretrain.pth",
+             "dino_deitsmall8_pretrain_full_checkpoint.pth"),
             "https://dl.fbaipublicfiles.com/dino/dino_deitsmall8_pretrain/dino_deitsmall8_pretrain.pth",
             patch=8,
             dim=384,

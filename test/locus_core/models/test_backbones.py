@@ -77,6 +77,20 @@ def test_vit_found_through_weights_dir(tmp_path, monkeypatch) -> None:
     assert create_backbone("dino_vits8")(torch.rand(1, 3, 16, 16)).shape == (1, 384, 2, 2)
 
 
+def test_dino_found_as_its_full_training_checkpoint(tmp_path, monkeypatch) -> None:
+    """The official full checkpoints: the teacher and student, DINO heads included, and the script's
+    arguments."""
+    import timm
+
+    backbone = {"backbone." + k: v for k, v in timm.create_model("vit_small_patch8_224", num_classes=0).state_dict().items()}
+    torch.save({"teacher": {**backbone, "head.last_layer.weight_g": torch.ones(1)}, "student": {}, "epoch": 800,
+                "args": argparse.Namespace(arch="vit_small", patch_size=8)},
+               tmp_path / "dino_deitsmall8_pretrain_full_checkpoint.pth")
+    monkeypatch.setenv("LOCUS_WEIGHTS_DIR", str(tmp_path))
+    assert find_weights(VIT_SPECS["dino_vits8"]).name == "dino_deitsmall8_pretrain_full_checkpoint.pth"
+    assert create_backbone("dino_vits8")(torch.rand(1, 3, 16, 16)).shape == (1, 384, 2, 2)
+
+
 def test_vit_found_in_the_huggingface_cache_at_refs_main(tmp_path, monkeypatch) -> None:
     """Snapshot folders are named by commit hash: the current one is what refs/main names."""
     spec = VIT_SPECS["dino_vits8"]
