@@ -125,10 +125,11 @@ class FrameProcessor:
 
     @staticmethod
     def holds_map(path: str | Path) -> bool:
-        """Whether ``path`` holds a saved map (to load or extend), not a place for a new one."""
+        """Whether ``path`` holds a saved map (to load or extend), not a place for a new one; an
+        empty path (an emptied ``map_path``) holds none."""
         from locus_core.mapping.store import is_map
 
-        return is_map(_path(path))
+        return bool(str(path)) and is_map(_path(path))
 
     @staticmethod
     def check_save_target(path: str | Path) -> None:

@@ -157,3 +157,11 @@ def test_paths_from_parameters_expand_the_home_folder(world: dict, tmp_path: Pat
     assert (tmp_path / "maps" / "kitchen" / "manifest.json").is_file() and not Path("~").exists()
     p.load_map("~/maps/kitchen")
     assert p.map_path == tmp_path / "maps" / "kitchen"
+    assert FrameProcessor.holds_map("~/maps/kitchen") and not FrameProcessor.holds_map("~/maps")
+
+
+def test_an_empty_path_holds_no_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an emptied map_path names no folder; Path("") is the working directory, which may hold one
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "manifest.json").write_text("{}")
+    assert FrameProcessor.holds_map(".") and not FrameProcessor.holds_map("")
