@@ -165,7 +165,7 @@ class Localizer:
         for other_kf, _, other_T, other_inliers, _ in refined[1:]:
             if other_inliers < cfg.ambiguity_ratio * inliers:
                 break
-            dt, dr = _pose_distance(other_T, T)
+            dt, dr = pose_error(other_T, T)
             if dt > cfg.consistency_translation_m or dr > cfg.consistency_rotation_deg:
                 return done(
                     f"ambiguous: keyframes {kf} ({inliers} inliers) and {other_kf} ({other_inliers}) disagree by {dt:.2f} m, {dr:.1f} deg",
@@ -225,7 +225,7 @@ class Localizer:
         spread = float(np.linalg.eigvalsh(fit.normals.T @ fit.normals / len(fit.normals))[0])
         if spread < cfg.track_min_normal_spread:
             return done(f"surfaces in view leave a direction free (normal spread {spread:.3f} < {cfg.track_min_normal_spread})")
-        dt, dr = _pose_distance(fit.T, T_prior)
+        dt, dr = pose_error(fit.T, T_prior)
         if dt > cfg.consistency_translation_m or dr > cfg.consistency_rotation_deg:
             return done(f"moved {dt:.2f} m, {dr:.1f} deg from the previous pose")
         src, dst, normals = geometry.points_cam[fit.patches], positions[fit.landmarks], fit.normals
@@ -310,7 +310,7 @@ class Localizer:
         )
         if fit is None:
             return T
-        dt, dr = _pose_distance(fit.T, T)
+        dt, dr = pose_error(fit.T, T)
         return fit.T if dt <= cfg.consistency_translation_m and dr <= cfg.consistency_rotation_deg else T
 
     def _refiner(
@@ -357,7 +357,3 @@ class Localizer:
             return T, count, lambda: pose_covariance(lambda T_: (src @ T_[:3, :3].T + T_[:3, 3] - dst).ravel(), T)
 
         return rigid
-
-
-def _pose_distance(T_a: np.ndarray, T_b: np.ndarray) -> tuple[float, float]:
-    return pose_error(T_a, T_b)
