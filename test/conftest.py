@@ -19,7 +19,7 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1,
 def shared_data() -> Path:
     """``../shared/data``; tests that need it skip, saying why, when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA} (see README: Data)")
+        pytest.skip(f"real data not found at {SHARED_DATA} (see the README: Data and weights)")
     return SHARED_DATA
 
 

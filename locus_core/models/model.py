@@ -329,8 +329,8 @@ def load_model(spec: str) -> LocusModel:
     if spec == "default":
         if not DEFAULT_CHECKPOINT.is_file():
             raise ModelError(
-                f"{DEFAULT_CHECKPOINT}: the default model is not in this checkout; train it with "
-                f"`locus train` (see the README, Training) and save it there, or pass a checkpoint path"
+                f"{DEFAULT_CHECKPOINT}: the default model is not in this checkout; train it with `locus train "
+                f"--config config/train_xfeat.yaml` (its ship_to saves it there), or pass a checkpoint path"
             )
         return LocusModel.load(DEFAULT_CHECKPOINT)
     if spec.startswith(BACKBONE_SPEC_PREFIX):
