@@ -31,7 +31,7 @@ def recording(data: Path | None, map_frames: str, query_frames: str, cache: Path
 def cache_key(data: Path, frames: str) -> str:
     from locus_core.data import open_dataset
 
-    # The content too (files' sizes and mtimes, poses): a recording re-recorded or a scene
+    # The content too (files' sizes and times, poses): a recording re-recorded or a scene
     # regenerated at the same path would otherwise be served the old one's map and bag.
     digest = open_dataset(data, frames=frames).content_digest()
     return hashlib.sha256(f"{data.resolve()}|{frames}|{digest}".encode()).hexdigest()[:10]

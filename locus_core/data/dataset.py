@@ -104,11 +104,12 @@ class PosedDataset(Sequence[PosedFrame]):
         return self._intrinsics[i].copy()
 
     def content_digest(self) -> str:
-        """16 hex chars over the selected frames' poses and intrinsics and the name, size and mtime of
-        the source's file, or of every file under its folder: what caches of computations on these
-        frames are keyed by, so that a re-run SLAM, re-fused depth or a scene regenerated into the
-        same folder is not served old results. The data set does not say which file each frame comes
-        from, so every file counts; stat only, no image is read."""
+        """16 hex chars over the selected frames' poses and intrinsics and the name, size, mtime and
+        ctime of the source's file, or of every file under its folder: what caches of computations on
+        these frames are keyed by, so that a re-run SLAM, re-fused depth or a scene regenerated into
+        the same folder is not served old results. ctime too: a copy that keeps the mtime (`cp -p`,
+        `rsync -t`) of a file of the same size still changes it. The data set does not say which file
+        each frame comes from, so every file counts; stat only, no image is read."""
         digest = hashlib.sha256()
         if self._poses is not None:
             digest.update(np.ascontiguousarray(self._poses).tobytes())
@@ -120,7 +121,7 @@ class PosedDataset(Sequence[PosedFrame]):
             # through symlinked subfolders too: images re-exported under a linked depth/ count
             files, base = files_under(root), root
         for name, stat in sorted((str(file.relative_to(base)), file.stat()) for file in files):
-            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\n".encode())
         return digest.hexdigest()[:16]
 
     def __repr__(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +114,22 @@ def test_content_digest_sees_files_under_symlinked_folders(tmp_path: Path) -> No
     (path / "depth" / "loop").symlink_to(path)
     before = open_dataset(path).content_digest()
     write_png(real / "depth" / "2.png", mm(scene.depth[2] * 1.1))
+    assert open_dataset(path).content_digest() != before
+
+
+
+def test_content_digest_sees_a_file_replaced_with_its_size_and_mtime(tmp_path: Path) -> None:
+    """A depth image replaced by one of the same size with the old mtime kept (`cp -p`, `rsync -t`)
+    changes the digest: ctime counts, which no copy can set."""
+    scene = make_scene()
+    path = write_scannet(tmp_path / "scene0000_00", scene)
+    depth = path / "depth" / "2.png"
+    old = depth.stat()
+    before = open_dataset(path).content_digest()
+    time.sleep(0.01)  # a coarse-clock file system would give the rewrite the same ctime
+    depth.write_bytes(bytes(b ^ 0xFF for b in depth.read_bytes()))
+    os.utime(depth, ns=(old.st_atime_ns, old.st_mtime_ns))
+    assert depth.stat().st_size == old.st_size and depth.stat().st_mtime_ns == old.st_mtime_ns
     assert open_dataset(path).content_digest() != before
 
 
