@@ -146,7 +146,6 @@ class LocalizerNode(Node):
         self._odometry_frame = self.params.odom_frame  # of the odometry the tracker holds from the last frame
         self._warned: set[str] = set()  # kinds of input warning logged (once each)
         self._recording_loaded_path = False  # ~/load_map setting map_path to the map it loaded
-        self._unsaved_keyframes = 0  # inserted since the map was made, loaded or last saved
         self._status_lock = threading.Lock()
         self._frame_status: LocalizerStatus | None = None  # the last frame's result, repeated periodically
 
@@ -361,13 +360,10 @@ class LocalizerNode(Node):
         in use. ``to_localize``: a map without keyframes is refused."""
         if not path:
             return "map_path cannot be emptied at runtime: the map in use stays"
-        if self._unsaved_keyframes:
-            return f"map {path} not loaded: {self._would_be_lost()}"
         try:
             if self._processor is None:
                 raise LocusError(self._state_error)
             self._processor.load_map(path, to_localize=to_localize)
-            self._unsaved_keyframes = 0
             self._refresh_state_error()
             self._publish_landmarks()
         except Exception as exc:  # noqa: BLE001  a running node keeps running: the caller gets the reason
@@ -378,10 +374,6 @@ class LocalizerNode(Node):
         # its first map from ~/load_map, and a new map's index pays its first search too.
         self._warm_up()
         return ""
-
-    def _would_be_lost(self) -> str:
-        n = self._unsaved_keyframes
-        return f"{n} keyframe{'s' * (n > 1)} mapped since the map was last saved would be lost; save them first (~/save_map)"
 
     def _failure(self, what: str, exc: Exception) -> str:
         """``what: reason``. A LocusError's message is the reason; anything else is a bug, named by
@@ -449,7 +441,6 @@ class LocalizerNode(Node):
             inserted = self._processor.insert_keyframe(dataclasses.replace(frame, T_world_cam=T_world_cam))
             if inserted:
                 self.stats.count("keyframes_inserted")
-                self._unsaved_keyframes += 1
                 self._publish_landmarks()
             self.stats.processed(localized=False, reason="", latency_ms=1e3 * (time.monotonic() - item.received))
             self._publish_status(item.rgb.header.stamp)
@@ -590,7 +581,6 @@ class LocalizerNode(Node):
                 if self._processor is None:
                     raise LocusError(self._state_error)
                 saved = self._processor.save_map(path)
-                self._unsaved_keyframes = 0
                 response.success, response.message = True, f"saved to {saved}"
             except Exception as exc:  # noqa: BLE001  a running node keeps running: the caller gets the reason
                 response.success, response.message = False, self._failure(f"map not saved to {path}", exc)
@@ -640,10 +630,8 @@ class LocalizerNode(Node):
         if self._processor is None:
             return f"cannot switch mode: {self._state_error}"
         if mode == "mapping" and (new_map or not self._processor.has_map):
-            if self._unsaved_keyframes:
-                return f"cannot start a new map: {self._would_be_lost()}"
             try:
-                self._processor.new_map(map_path)
+                self._processor.new_map(map_path)  # refused over keyframes mapped since the last save
             except Exception as exc:  # noqa: BLE001  likewise
                 return self._failure("cannot map", exc)
         if mode == "localization" and self._processor.counts()[0] == 0:
@@ -660,7 +648,8 @@ class LocalizerNode(Node):
         with self._wake:
             self._stopping = True
             self._wake.notify()
-        mapped = self.params.mode == "mapping" or self._unsaved_keyframes > 0
+        unsaved = self._processor.unsaved_keyframes if self._processor is not None else 0
+        mapped = self.params.mode == "mapping" or unsaved > 0
         # A frame in flight is let finish, its keyframe saved below. With nothing to save, a worker
         # stuck in native code (a hung GPU driver) is not waited out: it is a daemon thread, gone with
         # the process, and a robot's Ctrl-C took 30 s.

@@ -2,7 +2,8 @@
 
 Callers convert their inputs to ``PosedFrame`` and hand them here; everything that touches the
 model or the map happens in this class, under one lock, so that requests (save, load, set mode)
-and a worker thread never see a half-updated map. ``counts`` alone reads without the lock: a
+and a worker thread never see a half-updated map, and no map replaces keyframes mapped since the
+last save. ``counts`` alone reads without the lock: a
 diagnostics timer must not wait out an inference.
 """
 
@@ -61,6 +62,7 @@ class FrameProcessor:
         self._localizer: Any = None
         self._tracker: Any = None  # locus_core.mapping.tracking.Tracker over _localizer
         self._counts = (0, 0)  # (keyframes, landmarks), set under the lock whenever the map changes
+        self._unsaved = 0  # keyframes inserted since the map was made, loaded or last saved
 
     @property
     def runtime(self) -> str:
@@ -81,11 +83,24 @@ class FrameProcessor:
     def has_map(self) -> bool:
         return self.map is not None
 
+    @property
+    def unsaved_keyframes(self) -> int:
+        """Keyframes inserted since the map was made, loaded or last saved: what replacing the map
+        (``load_map``, ``use_map``, ``new_map``) would lose, so those refuse while there are any."""
+        return self._unsaved
+
+    def _refuse_to_lose_keyframes(self) -> None:
+        if self._unsaved:
+            n = self._unsaved
+            raise PipelineError(f"{n} keyframe{'s' * (n > 1)} mapped since the map was last saved would be lost; "
+                                f"save them first")
+
     def load_map(self, path: str | Path, *, to_localize: bool = False) -> None:
         """Replace the map by the one at ``path``; on failure the current map stays (LocusError raised).
         ``to_localize``: a map without keyframes is refused (PipelineError) before it replaces any."""
         from locus_core.mapping import LandmarkMap
 
+        self._refuse_to_lose_keyframes()  # before reading the map, too: ``_use`` would refuse it after
         landmark_map = LandmarkMap.load(_path(path), expected_model_hash=self.model.hash)
         if to_localize and len(landmark_map.keyframes) == 0:
             raise PipelineError(f"{path}: the map has no keyframes, nothing to localize in")
@@ -108,6 +123,7 @@ class FrameProcessor:
         """
         from locus_core.mapping import LandmarkMap, Localizer
 
+        self._refuse_to_lose_keyframes()
         if save_to:
             self.check_save_target(save_to)
         # The same identity build_map records, so maps made by the node and by `locus map build` mix.
@@ -119,7 +135,9 @@ class FrameProcessor:
     def _use(self, landmark_map: Any, localizer: Any, path: Path | None) -> None:
         from locus_core.mapping.tracking import Tracker
 
+        self._refuse_to_lose_keyframes()  # under the lock: a keyframe may have come in since the caller checked
         self.map, self._localizer, self.map_path = landmark_map, localizer, path
+        self._unsaved = 0
         self._tracker = Tracker(localizer)  # a new map: the last pose means nothing in it
         self._recount()
 
@@ -147,6 +165,7 @@ class FrameProcessor:
                 self._localizer.finish_mapping()
             self.map.save(_path(path))
             self.map_path = _path(path)
+            self._unsaved = 0
             return self.map_path
 
     def localize(self, frame: PosedFrame, odometry: np.ndarray | None = None) -> Any:
@@ -189,10 +208,12 @@ class FrameProcessor:
         with self.lock:
             if self._localizer is None:
                 raise PipelineError("no map to insert into: switch to mapping mode first")
+            before = len(self.map.keyframes)
             try:
                 return bool(self._localizer.insert_keyframe(frame))
             finally:  # a failed insert may have changed the map all the same
                 self._recount()
+                self._unsaved += self._counts[0] - before
 
     def counts(self) -> tuple[int, int]:
         """(keyframes, landmarks) of the current map; zeros without one. Does not wait for the lock

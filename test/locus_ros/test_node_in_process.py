@@ -43,7 +43,11 @@ class StandIn:
     def __init__(self, model: str, device: str, localizer_config: str, precision: str) -> None:
         self._fail("__init__")
         self.runtime, self.fallbacks, self.model = "stand-in", [], SimpleNamespace(hash="0" * 16)
-        self.map, self.map_path = None, None
+        self.map, self.map_path, self._unsaved = None, None, 0
+
+    # the real bookkeeping of keyframes mapped since the last save: the node relies on its refusals
+    unsaved_keyframes = FrameProcessor.unsaved_keyframes
+    _refuse_to_lose_keyframes = FrameProcessor._refuse_to_lose_keyframes
 
     def _fail(self, method: str) -> None:
         if method in self.failures:
@@ -55,9 +59,10 @@ class StandIn:
 
     def load_map(self, path: str | Path, *, to_localize: bool = False) -> None:
         self._fail("load_map")
+        self._refuse_to_lose_keyframes()
         if to_localize and Path(path).name == "empty":  # FrameProcessor's check of the map's keyframes
             raise PipelineError(f"{path}: the map has no keyframes, nothing to localize in")
-        self.map, self.map_path = "loaded", Path(path)
+        self.map, self.map_path, self._unsaved = "loaded", Path(path), 0
 
     holds_map = staticmethod(FrameProcessor.holds_map)  # a file check: the real one
 
@@ -68,16 +73,18 @@ class StandIn:
 
     def new_map(self, save_to: str | Path | None = None) -> None:
         self._fail("new_map")
-        self.map, self.map_path = "new", None
+        self._refuse_to_lose_keyframes()
+        self.map, self.map_path, self._unsaved = "new", None, 0
 
     def save_map(self, path: str | Path) -> Path:
         self._fail("save_map")
-        self.map_path = Path(path)
+        self.map_path, self._unsaved = Path(path), 0
         self.saves = getattr(self, "saves", 0) + 1
         return self.map_path
 
     def insert_keyframe(self, frame) -> bool:
         self._fail("insert_keyframe")
+        self._unsaved += 1
         return True
 
     def counts(self) -> tuple[int, int]:
@@ -280,7 +287,7 @@ def test_switching_to_mapping_with_a_map_path_holding_no_map_starts_a_new_map_th
 
 def test_a_new_map_does_not_drop_unsaved_keyframes(start, tmp_path: Path) -> None:
     node = start(mode="mapping", map_path=str(tmp_path / "room"))
-    node._unsaved_keyframes = 2  # mapped, then localized in, not yet saved
+    node._processor._unsaved = 2  # mapped, then localized in, not yet saved
     assert node.set_parameters([Parameter("mode", value="localization")])[0].successful
     result = node.set_parameters_atomically(
         [Parameter("map_path", value=str(tmp_path / "garage")), Parameter("mode", value="mapping")])

@@ -131,6 +131,27 @@ def test_a_map_to_localize_in_must_have_keyframes(world: dict, tmp_path: Path) -
     assert p.counts() == (0, 0)
 
 
+
+def test_no_map_replaces_keyframes_mapped_since_the_last_save(world: dict, tmp_path: Path) -> None:
+    """Any caller, not only the node: loading, using or starting a map is refused while keyframes
+    inserted since the map was made, loaded or saved would be lost; saving clears it."""
+    from locus_core.mapping import LandmarkMap
+
+    p = FrameProcessor("backbone:test", "cpu", world["config"])
+    p.new_map()
+    assert p.unsaved_keyframes == 0
+    assert p.insert_keyframe(open_dataset(world["scene"], "0:1")[0]) and p.unsaved_keyframes == 1
+    for replace in (lambda: p.load_map(world["map"]), lambda: p.new_map(),
+                    lambda: p.use_map(LandmarkMap.load(world["map"]))):
+        with pytest.raises(PipelineError, match="^1 keyframe mapped since the map was last saved would be lost; save"):
+            replace()
+        assert p.counts()[0] == 1 and p.map_path is None  # the session stays
+    p.save_map(tmp_path / "session")
+    assert p.unsaved_keyframes == 0
+    p.load_map(world["map"])
+    assert p.map_path == world["map"] and p.unsaved_keyframes == 0
+
+
 def test_warming_up_leaves_the_stream_as_it_was(world: dict) -> None:
     """It localizes and tracks a synthetic frame: the stream's last pose must stay the stream's."""
     import dataclasses
