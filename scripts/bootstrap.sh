@@ -136,7 +136,10 @@ if ! "$VENV/bin/python" -c "import tf2_msgs.msg" 2>/dev/null; then
   PKGS+=(third_party/tf2_msgs)
 fi
 ros_inputs=(package.xml CMakeLists.txt msg/* srv/* launch/* config/* scripts/ros/* third_party/tf2_msgs/*/*)
-ros_hash="$(hash_of "${ros_inputs[@]}")-${#PKGS[@]}-${SYSTEM_ROS:-wheels}"
+# The module names too: --symlink-install links each module file, so one added since the build is
+# missing from install/ (what `ros2 run` imports) until colcon runs again.
+modules="$(find locus_core locus_ros -name '*.py' | LC_ALL=C sort | sha256sum | cut -c1-8)"
+ros_hash="$(hash_of "${ros_inputs[@]}")-$modules-${#PKGS[@]}-${SYSTEM_ROS:-wheels}"
 if [[ ! -f install/setup.sh || "$(cat install/.stamp 2>/dev/null)" != "$ros_hash" ]]; then
   say "colcon build: ${PKGS[*]}"
   rm -f install/.stamp
