@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import rclpy
 import yaml
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseWithCovarianceStamped, TransformStamped
 from locus.msg import LocalizerStatus, PlaceMatchArray
@@ -32,6 +33,16 @@ from locus_ros import conversions as conv
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = "/locus_localizer"
+# A stamp whose float seconds are off by hundreds of ns: rclpy.time.Time(seconds=...) of it was not it.
+EXACT_STAMP = Time(sec=1_700_000_000, nanosec=123_456_789)
+
+
+def odom_to_cam(stamp: Time) -> TransformStamped:
+    """odom -> cam at ``stamp``: 1 m along x."""
+    t = TransformStamped(header=Header(stamp=stamp, frame_id="odom"), child_frame_id="cam")
+    t.transform.translation.x = 1.0
+    t.transform.rotation.w = 1.0
+    return t
 
 
 def write_params(path: Path, **overrides: Any) -> Path:

@@ -1,4 +1,4 @@
-"""The node's handlers, worker and TF lookups in this process, without DDS traffic: a stand-in
+"""The node's handlers and worker in this process, without DDS traffic: a stand-in
 FrameProcessor fails where a test wants it to (a full disk, a bug in the core), and the node must
 answer and report it, never die."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ pytest.importorskip("locus.srv")
 from builtin_interfaces.msg import Time  # noqa: E402
 from geometry_msgs.msg import TransformStamped  # noqa: E402
 from locus.srv import LoadMap, SaveMap  # noqa: E402
+from ros_harness import EXACT_STAMP, odom_to_cam  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
@@ -30,7 +30,6 @@ from locus_core.pipeline import FrameProcessor, PipelineError  # noqa: E402
 from locus_ros import conversions as conv  # noqa: E402
 from locus_ros import localizer_node  # noqa: E402
 from locus_ros.diagnostics import NodeStats  # noqa: E402
-from locus_ros.errors import TransformError  # noqa: E402
 
 K = np.array([[60.0, 0, 40], [0, 60.0, 30], [0, 0, 1]])
 
@@ -471,96 +470,6 @@ def test_float_parameters_take_integers_and_the_shipped_yaml_applies_in_a_namesp
     assert not node.set_parameters([Parameter("max_matches", value=2.5)])[0].successful
 
 
-class _NoSubscriptions:
-    def create_subscription(self, *args, **kwargs) -> None:
-        pass
-
-
-def _transform(stamp: Time) -> TransformStamped:
-    t = TransformStamped(header=Header(stamp=stamp, frame_id="odom"), child_frame_id="cam")
-    t.transform.translation.x = 1.0
-    t.transform.rotation.w = 1.0
-    return t
-
-
-# A stamp whose float seconds are off by hundreds of ns: rclpy.time.Time(seconds=...) of it was not it.
-STAMP = Time(sec=1_700_000_000, nanosec=123_456_789)
-
-
-def test_tf2_lookups_use_the_exact_stamp(monkeypatch: pytest.MonkeyPatch) -> None:
-    asked = []
-
-    class TransformException(Exception):
-        pass
-
-    class Buffer:
-        def __init__(self, node) -> None:
-            pass
-
-        def lookup_transform(self, target: str, source: str, time: rclpy.time.Time) -> TransformStamped:
-            asked.append(time)
-            if time.nanoseconds != 1_700_000_000_123_456_789:
-                raise TransformException("Lookup would require extrapolation into the future")
-            return _transform(STAMP)
-
-    fake = SimpleNamespace(Buffer=Buffer, TransformListener=lambda *args, **kwargs: None, TransformException=TransformException)
-    monkeypatch.setitem(sys.modules, "tf2_ros", fake)
-    tf = localizer_node.TfSource(_NoSubscriptions(), NodeStats())
-    assert tf.backend == "tf2_ros"
-    assert tf.lookup("odom", "cam", STAMP)[0, 3] == 1.0
-    assert asked[0].nanoseconds == 1_700_000_000_123_456_789
-    with pytest.raises(TransformError, match="odom <- cam at t=1700000001.000000: Lookup would require extrapolation"):
-        tf.lookup("odom", "cam", Time(sec=1_700_000_001))
-
-
-def test_tf2_history_is_cleared_on_a_time_jump_only_on_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With use_sim_time tf2_ros's Buffer cleared itself on the /clock jump, and has the new run's
-    transforms since; on wall time it refuses them until cleared."""
-    cleared = []
-
-    class Buffer:
-        def __init__(self, node) -> None:
-            self.jump_handle = object()  # tf2_ros (Jazzy and later) registers a /clock jump callback
-
-        def clear(self) -> None:
-            cleared.append(True)
-
-    fake = SimpleNamespace(Buffer=Buffer, TransformListener=lambda *args, **kwargs: None, TransformException=Exception)
-    monkeypatch.setitem(sys.modules, "tf2_ros", fake)
-    for sim_time in (True, False):
-        node = SimpleNamespace(get_parameter=lambda name, value=sim_time: SimpleNamespace(value=value))
-        assert localizer_node.TfSource(node, NodeStats()).time_jumped() is not sim_time
-    assert cleared == [True]
-
-
-def test_tf2_without_a_jump_callback_is_cleared_on_a_time_jump_on_sim_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Humble's Python tf2_ros Buffer registers no /clock jump callback (ros2/geometry2#606): on a
-    looped bag with use_sim_time nothing cleared it, and it refused every new-run sample older
-    than its newest by its cache time (TF_OLD_DATA), so no frame found its transform again."""
-    cleared = []
-
-    class Buffer:
-        def __init__(self, node) -> None:
-            pass
-
-        def clear(self) -> None:
-            cleared.append(True)
-
-    fake = SimpleNamespace(Buffer=Buffer, TransformListener=lambda *args, **kwargs: None, TransformException=Exception)
-    monkeypatch.setitem(sys.modules, "tf2_ros", fake)
-    node = SimpleNamespace(get_parameter=lambda name: SimpleNamespace(value=True))
-    assert localizer_node.TfSource(node, NodeStats()).time_jumped()
-    assert cleared == [True]
-
-
-def test_fallback_lookups_find_a_transform_stamped_at_the_image(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "tf2_ros", None)  # absent, as from the PyPI wheels
-    tf = localizer_node.TfSource(_NoSubscriptions(), NodeStats())
-    assert tf.backend == "locus_core TransformBuffer"
-    tf._on_tf(TFMessage(transforms=[_transform(STAMP)]), False)
-    assert tf.lookup("odom", "cam", STAMP)[0, 3] == 1.0
-
-
 def test_the_first_frame_after_time_jumps_back_finds_its_transform(start, tmp_path: Path) -> None:
     """A looped bag: the new run's TF arrives before its first image (as a player publishes it);
     the node cleared the TF history when the image showed the jump, that transform with it, and
@@ -604,26 +513,26 @@ def test_map_to_odom_is_stamped_at_the_image_plus_the_tolerance_to_the_nanosecon
     transform_tolerance 0 about half the map->odom transforms fell before their image, where a
     lookup at the image's stamp extrapolates into the future."""
     node = start(map_path=str(tmp_path / "m"), transform_tolerance=0.0)
-    node.tf._on_tf(TFMessage(transforms=[_transform(STAMP)]), False)
+    node.tf._on_tf(TFMessage(transforms=[odom_to_cam(EXACT_STAMP)]), False)
     node._processor.localize = lambda frame, odometry: SimpleNamespace(
         localized=True, T_map_cam=np.eye(4), covariance=None, matches=[], reason="", inliers=50)
     published = []
     node._pub_tf = SimpleNamespace(publish=published.append)
-    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+    node._on_synced(*_synced_set(Header(stamp=EXACT_STAMP, frame_id="cam")))
     _wait(lambda: published, "map->odom")
-    assert published[0].transforms[0].header.stamp == STAMP
+    assert published[0].transforms[0].header.stamp == EXACT_STAMP
     assert node.set_parameters([Parameter("transform_tolerance", value=0.25)])[0].successful
-    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+    node._on_synced(*_synced_set(Header(stamp=EXACT_STAMP, frame_id="cam")))
     _wait(lambda: len(published) == 2, "map->odom")
-    assert published[1].transforms[0].header.stamp == Time(sec=STAMP.sec, nanosec=STAMP.nanosec + 250_000_000)
+    assert published[1].transforms[0].header.stamp == Time(sec=EXACT_STAMP.sec, nanosec=EXACT_STAMP.nanosec + 250_000_000)
 
 
 def test_odom_frame_renamed_during_an_inference_does_not_mislabel_map_to_odom(start, tmp_path: Path) -> None:
     """The frame's map->odom is computed from the odom frame of its parameters: it was published
     under the odom frame set meanwhile (the new name on the old frame's transform)."""
     node = start(map_path=str(tmp_path / "m"))
-    node.tf._on_tf(TFMessage(transforms=[_transform(STAMP)]), False)  # odom -> cam: x = 1
-    other = TransformStamped(header=Header(stamp=STAMP, frame_id="odom2"), child_frame_id="odom")
+    node.tf._on_tf(TFMessage(transforms=[odom_to_cam(EXACT_STAMP)]), False)  # odom -> cam: x = 1
+    other = TransformStamped(header=Header(stamp=EXACT_STAMP, frame_id="odom2"), child_frame_id="odom")
     other.transform.translation.x, other.transform.rotation.w = 4.0, 1.0
     node.tf._on_tf(TFMessage(transforms=[other]), True)  # odom2 -> cam: x = 5
 
@@ -634,7 +543,7 @@ def test_odom_frame_renamed_during_an_inference_does_not_mislabel_map_to_odom(st
     node._processor.localize = localize
     published = []
     node._pub_tf = SimpleNamespace(publish=published.append)
-    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+    node._on_synced(*_synced_set(Header(stamp=EXACT_STAMP, frame_id="cam")))
     t = _wait(lambda: published, "map->odom")[0].transforms[0]
     assert (t.child_frame_id, t.transform.translation.x) == ("odom", -1.0)
 
@@ -648,10 +557,10 @@ def test_the_odometry_at_the_image_is_the_trackers_motion_prior(start, tmp_path:
         return SimpleNamespace(localized=False, T_map_cam=None, covariance=None, matches=[], reason="no", inliers=0)
 
     node._processor.localize = localize
-    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))  # no odom -> cam in TF yet
+    node._on_synced(*_synced_set(Header(stamp=EXACT_STAMP, frame_id="cam")))  # no odom -> cam in TF yet
     _wait(lambda: seen, "a frame")
-    node.tf._on_tf(TFMessage(transforms=[_transform(STAMP)]), False)  # odom -> cam: x = 1
-    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+    node.tf._on_tf(TFMessage(transforms=[odom_to_cam(EXACT_STAMP)]), False)  # odom -> cam: x = 1
+    node._on_synced(*_synced_set(Header(stamp=EXACT_STAMP, frame_id="cam")))
     _wait(lambda: len(seen) == 2, "a second frame")
     assert seen[0] is None and seen[1][0, 3] == 1.0
 
@@ -669,15 +578,15 @@ def test_a_new_odom_frame_restarts_tracking(start, tmp_path: Path) -> None:
         return SimpleNamespace(localized=False, T_map_cam=None, covariance=None, matches=[], reason="no", inliers=0)
 
     node._processor.localize = localize
-    node.tf._on_tf(TFMessage(transforms=[_transform(STAMP)]), True)  # odom -> cam: x = 1
-    other = _transform(STAMP)
+    node.tf._on_tf(TFMessage(transforms=[odom_to_cam(EXACT_STAMP)]), True)  # odom -> cam: x = 1
+    other = odom_to_cam(EXACT_STAMP)
     other.header.frame_id, other.child_frame_id = "odom2", "odom"
     other.transform.translation.x = 4.0
     node.tf._on_tf(TFMessage(transforms=[other]), True)  # odom2 -> odom -> cam: x = 5
-    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+    node._on_synced(*_synced_set(Header(stamp=EXACT_STAMP, frame_id="cam")))
     _wait(lambda: len(calls) == 1, "a frame")
     assert node.set_parameters([Parameter("odom_frame", value="odom2")])[0].successful
-    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+    node._on_synced(*_synced_set(Header(stamp=EXACT_STAMP, frame_id="cam")))
     _wait(lambda: len(calls) >= 2 and calls[-1] != "reset", "a second frame")
     assert calls == [1.0, "reset", 5.0]
 
@@ -690,7 +599,7 @@ def test_diagnostics_count_the_tracked_frames(start, tmp_path: Path) -> None:
     node._processor.localize = lambda frame, odometry: SimpleNamespace(
         localized=True, T_map_cam=np.eye(4), covariance=None, matches=[], reason="", inliers=50, method=next(methods))
     for _ in range(3):
-        node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+        node._on_synced(*_synced_set(Header(stamp=EXACT_STAMP, frame_id="cam")))
         _wait(lambda: node.stats.frames_processed == _ + 1, "a frame")
     _, status = render(node.stats.snapshot(), node_name="n", inputs=[], sync={}, state=node._state())
     values = {kv.key: kv.value for kv in status.values}
@@ -807,7 +716,7 @@ def test_map_to_odom_not_published_for_want_of_odometry_is_logged(start, tmp_pat
     node = start(map_path=str(tmp_path / "m"), tf_timeout=0.0)
     node._processor.localize = lambda frame, odometry: SimpleNamespace(
         localized=True, T_map_cam=np.eye(4), covariance=None, matches=[], reason="", inliers=50, method="full")
-    node._on_synced(*_synced_set(Header(stamp=STAMP, frame_id="cam")))
+    node._on_synced(*_synced_set(Header(stamp=EXACT_STAMP, frame_id="cam")))
     _wait(lambda: node.stats.snapshot()["frames_processed"] == 1, "the frame to be processed")
     assert node.stats.snapshot()["skipped"] == {"tf": 1}
     assert "map->odom not published: " in capfd.readouterr().err
