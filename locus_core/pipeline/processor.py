@@ -3,8 +3,8 @@
 Callers convert their inputs to ``PosedFrame`` and hand them here; everything that touches the
 model or the map happens in this class, under one lock, so that requests (save, load, set mode)
 and a worker thread never see a half-updated map, and no map replaces keyframes mapped since the
-last save. ``counts`` alone reads without the lock: a
-diagnostics timer must not wait out an inference.
+last save. ``counts`` alone reads without the lock: a diagnostics timer must not wait out an
+inference.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class FrameProcessor:
     def _use(self, landmark_map: Any, localizer: Any, path: Path | None) -> None:
         from locus_core.mapping.tracking import Tracker
 
-        self._refuse_to_lose_keyframes()  # under the lock: a keyframe may have come in since the caller checked
+        self._refuse_to_lose_keyframes()  # again under the lock: a keyframe may have come in meanwhile
         self.map, self._localizer, self.map_path = landmark_map, localizer, path
         self._unsaved = 0
         self._tracker = Tracker(localizer)  # a new map: the last pose means nothing in it
