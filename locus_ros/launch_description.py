@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -79,5 +80,19 @@ def localizer_launch_description(mode: str, map_description: str, sigterm_timeou
         DeclareLaunchArgument("rgb_topic", default_value="/camera/color/image_raw"),
         DeclareLaunchArgument("depth_topic", default_value="/camera/aligned_depth_to_color/image_raw"),
         DeclareLaunchArgument("camera_info_topic", default_value="/camera/color/camera_info"),
+        DeclareLaunchArgument(
+            "rviz", default_value="false",
+            description="true: also start rviz2 on config/locus.rviz (the map's landmarks, the camera pose, TF, "
+                        "the image; needs the rviz2 package)",
+        ),
     ]
-    return LaunchDescription([*args, OpaqueFunction(function=node)])
+    # Not a dependency of the package: a robot runs headless, the view runs where rviz2 is installed.
+    rviz = Node(
+        package="rviz2",
+        executable="rviz2",
+        name="rviz2",
+        arguments=["-d", PathJoinSubstitution([FindPackageShare("locus_ros"), "config", "locus.rviz"])],
+        parameters=[{"use_sim_time": LaunchConfiguration("use_sim_time")}],
+        condition=IfCondition(LaunchConfiguration("rviz")),
+    )
+    return LaunchDescription([*args, OpaqueFunction(function=node), rviz])

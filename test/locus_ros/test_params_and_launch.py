@@ -133,7 +133,9 @@ def test_launch_arguments_do_not_override_the_params_file_unless_given() -> None
     optional = _module_constant(tree, "OPTIONAL_PARAMETERS")
     assert optional == {"map": "map_path", "model": "model", "device": "device", "precision": "precision"}
     assert {argument: declared[argument] for argument in optional} == dict.fromkeys(optional, "")
-    (parameters,) = [k.value for k in ast.walk(tree) if isinstance(k, ast.keyword) and k.arg == "parameters"]
+    (localizer,) = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "Node"
+                    and any(k.arg == "executable" and getattr(k.value, "value", "") == "locus_localizer" for k in n.keywords)]
+    (parameters,) = [k.value for k in localizer.keywords if k.arg == "parameters"]
     literal_keys = {k.value for d in parameters.elts if isinstance(d, ast.Dict) for k in d.keys if isinstance(k, ast.Constant)}
     assert literal_keys == {"mode", "use_sim_time"}, "only mode and use_sim_time are always set by the launch file"
 
@@ -207,6 +209,7 @@ def _stand_in_launch(monkeypatch: pytest.MonkeyPatch) -> None:
 
     classes = {
         "launch": ["LaunchDescription"], "launch.actions": ["DeclareLaunchArgument", "OpaqueFunction"],
+        "launch.conditions": ["IfCondition"],
         "launch.substitutions": ["PathJoinSubstitution"], "launch_ros": [], "launch_ros.actions": ["Node"],
         "launch_ros.parameter_descriptions": ["ParameterValue"], "launch_ros.substitutions": ["FindPackageShare"],
     }
@@ -249,6 +252,30 @@ def test_launch_file_code_passes_only_the_given_arguments(name: str, monkeypatch
     }
     assert launched.kwargs.get("sigterm_timeout") == ("60" if mode == "mapping" else None)
     assert launched.kwargs["package"] == "locus_ros" and launched.kwargs["executable"] == "locus_localizer"
+    # rviz2 on the installed view, only with rviz:=true (default false), on the node's clock
+    assert declared["rviz"]["default_value"] == "false"
+    (rviz,) = [e for e in description.args[0] if type(e).__name__ == "Node"]
+    assert rviz.kwargs["package"] == "rviz2" and rviz.kwargs["condition"].args[0].args == ("rviz",)
+    flag, view = rviz.kwargs["arguments"]
+    assert flag == "-d" and view.args[0][1:] == ["config", "locus.rviz"]
+    assert view.args[0][0].args == ("locus_ros",)
+    assert rviz.kwargs["parameters"][0]["use_sim_time"].args == ("use_sim_time",)
+
+
+def test_the_rviz_view_shows_what_the_node_publishes() -> None:
+    """config/locus.rviz (installed with config/): the node's landmarks (latched: transient local, or
+    RViz never gets the map published before it started) and pose, in the map frame."""
+    view = yaml.safe_load((ROOT / "config" / "locus.rviz").read_text())["Visualization Manager"]
+    topics = {d["Class"].split("/")[1]: d["Topic"] for d in view["Displays"] if "Topic" in d}
+    assert topics["MarkerArray"]["Value"] == "/locus_localizer/landmarks"
+    assert topics["MarkerArray"]["Durability Policy"] == "Transient Local"
+    assert topics["PoseWithCovariance"]["Value"] == "/locus_localizer/pose"
+    description = ast.parse(DESCRIPTION.read_text())
+    rgb_default = next(n.keywords[0].value.value for n in ast.walk(description) if isinstance(n, ast.Call)
+                       and getattr(n.func, "id", "") == "DeclareLaunchArgument" and n.args[0].value == "rgb_topic")
+    assert topics["Image"]["Value"] == rgb_default
+    assert view["Global Options"]["Fixed Frame"] == params.defaults()["map_frame"]
+    assert "install(DIRECTORY launch config DESTINATION share/locus_ros)" in (ROOT / "CMakeLists.txt").read_text()
 
 
 def test_every_node_executable_is_installed_and_calls_a_main() -> None:
