@@ -270,10 +270,8 @@ def test_the_rviz_view_shows_what_the_node_publishes() -> None:
     assert topics["MarkerArray"]["Value"] == "/locus_localizer/landmarks"
     assert topics["MarkerArray"]["Durability Policy"] == "Transient Local"
     assert topics["PoseWithCovariance"]["Value"] == "/locus_localizer/pose"
-    description = ast.parse(DESCRIPTION.read_text())
-    rgb_default = next(n.keywords[0].value.value for n in ast.walk(description) if isinstance(n, ast.Call)
-                       and getattr(n.func, "id", "") == "DeclareLaunchArgument" and n.args[0].value == "rgb_topic")
-    assert topics["Image"]["Value"] == rgb_default
+    declared, _, _ = _launch_arguments(DESCRIPTION)
+    assert topics["Image"]["Value"] == declared["rgb_topic"]
     assert view["Global Options"]["Fixed Frame"] == params.defaults()["map_frame"]
     assert "install(DIRECTORY launch config DESTINATION share/locus_ros)" in (ROOT / "CMakeLists.txt").read_text()
 
