@@ -238,15 +238,10 @@ def replay(
     Raises:
         BagError: unreadable bag, missing topics (camera_info included), nothing to localize.
     """
-    from locus_core.mapping.evaluate import camera_points
-    from locus_core.pipeline import ApproximateTimeSynchronizer, UnsupportedEncoding, frame_from_messages
-    from locus_core.pipeline.messages import distortion_warning, registration_warning
-
     config = config or ReplayConfig()
     path = Path(path)
     thread = ThreadPoolExecutor(1, thread_name_prefix="localize")
     submit, max_in_flight = _submitter(processor, thread)
-    in_flight: deque[tuple[ReplayFrame, Future]] = deque()  # submitted, in bag order
     reader = open_bag(path)
     # Frames localized in other processes: the cores are theirs, and the little that is done here
     # (ground-truth points, resizing) ran 3-10x slower on threads waking each other on busy cores.
@@ -254,152 +249,189 @@ def replay(
     start = time.perf_counter()
     try:
         with threads:
-            topics = resolve_topics(reader, path, config)
-            names = (topics["rgb"], topics["depth"], topics["info"])
-            segments = TfSegments(config.time_jump_s, config.tf_max_gap_s)
-            spans: dict[int, list[float]] = {}  # segment -> [first, last] synchronised image stamp
-            frames: list[ReplayFrame] = []
-            skipped: Counter[str] = Counter()
-            unreadable: Counter[str] = Counter()
-            notes: dict[str, str] = {}
-            last_localized: dict[int, float] = {}  # segment -> stamp, for max_rate_hz
-            throttled = 0
-            with_odometry = 0
-            gt_body = config.gt_body_frame  # the frame whose pose gt_topic gives ("": the camera's)
-            warnings: list[str] = []  # what makes the results less trustworthy (the node logs the same)
-            warned: set[str] = set()  # the kinds in warnings: each once, as the node
-
-            def skip(reason: str, message: str) -> None:
-                skipped[reason] += 1
-                notes.setdefault(reason, message)
-
-            def unread(topic: str, message: str) -> None:
-                # a record, not a set: it never reached the synchroniser (images) or TF (tf, gt)
-                unreadable[topic] += 1
-                notes.setdefault(f"unreadable {topic}", message)
-
-            @contextmanager
-            def worker_failure(stamp: float) -> Iterator[None]:
-                # a worker died (seen at a result, or at the next submit): its reason, and which bag it ended
-                try:
-                    yield
-                except BagError as exc:
-                    raise BagError(f"{path}: {exc} (at the frame stamped {stamp:.6f})") from None
-
-            def collect(limit: int) -> None:
-                while len(in_flight) > limit:
-                    frame, future = in_flight.popleft()
-                    with worker_failure(frame.stamp):
-                        frame.localization = future.result()
-                    frames.append(frame)
-                    if progress is not None:
-                        progress(len(frames))
-
-            def deserialize(message: Serialized) -> Any:
-                try:
-                    return reader.deserialize(message.raw, message.msgtype)
-                except Exception as exc:  # a corrupt record: rosbags raises assorted types
-                    raise LocusError(f"{message.topic}: cannot deserialize ({type(exc).__name__}: {exc})") from None
-
-            def on_synced(*messages: Serialized) -> None:
-                nonlocal throttled, with_odometry
-                stamp, segment = messages[0].stamp, messages[0].segment
-                span = spans.setdefault(segment, [stamp, stamp])
-                span[0], span[1] = min(span[0], stamp), max(span[1], stamp)
-                last = last_localized.get(segment)
-                if config.max_rate_hz > 0 and last is not None and stamp - last < 1.0 / config.max_rate_hz - 1e-6:
-                    throttled += 1
-                    return
-                try:
-                    rgb, depth, info = (deserialize(m) for m in messages)
-                    frame, camera_frame = frame_from_messages(
-                        rgb, depth, info, topics=names, camera_frame=config.camera_frame, rectified=config.rectified
-                    )
-                except UnsupportedEncoding as exc:
-                    skip("unknown_encoding", str(exc))
-                    return
-                except LocusError as exc:
-                    skip("bad_message", str(exc))
-                    return
-                # Rectified images are undistorted: their camera_info's D is the raw camera's (as the node).
-                distortion = "" if config.rectified else distortion_warning(info)
-                checks = {"distortion": f"{topics['info']}: {distortion}" if distortion else "",
-                          "registration": registration_warning(rgb, depth, topics=names[:2])}
-                for kind, warning in checks.items():
-                    if warning and kind not in warned:
-                        warned.add(kind)
-                        warnings.append(warning)
-                        log.warning("%s", warning)
-                last_localized[segment] = stamp
-                tree = segments.trees[segment]
-                odometry = tree.lookup(config.odom_frame, camera_frame, stamp) if config.odom_frame else None
-                with_odometry += odometry is not None
-                points = camera_points(frame)  # at full size, as `locus map localize` samples its queries
-                with worker_failure(frame.stamp):
-                    # shrunk to what the model reads here, as the localizer would: a quarter of the bytes to
-                    # send to a worker process, and off the localizing thread in one process
-                    future = submit(resize_frame(frame, processor.input_size), odometry)
-                in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, points), future))
-                collect(max_in_flight - 1)
-
-            sync = ApproximateTimeSynchronizer(3, config.sync_max_interval, config.sync_queue_size, on_synced)
-            streams = {topics["rgb"]: 0, topics["depth"]: 1, topics["info"]: 2}
-            wanted = [c for c in reader.connections
-                      if c.topic in streams or c.topic == topics.get("gt")
-                      or (c.msgtype == TF_MSG and c.topic in (tp.TF, tp.TF_STATIC))]
-            messages: Counter[str] = Counter()
-            for conn, _, raw in records(reader, path, wanted):
-                messages[conn.topic] += 1
-                if conn.topic in streams:
-                    stamp = header_stamp(raw, reader.is2)
-                    if stamp is None:
-                        unread(conn.topic, f"{conn.topic}: a {len(raw)}-byte record holds no header")
-                        continue
-                    segment = segments.observe(conn.topic, stamp)
-                    sync.add(streams[conn.topic], stamp, Serialized(conn.topic, conn.msgtype, raw, stamp, segment))
-                    continue
-                try:
-                    msg = reader.deserialize(raw, conn.msgtype)
-                except Exception as exc:  # a corrupt record: rosbags raises assorted types
-                    unread(conn.topic, f"{conn.topic}: cannot deserialize ({type(exc).__name__}: {exc})")
-                    continue
-                if conn.msgtype == TF_MSG:
-                    segments.add_tf(msg, static=conn.topic == tp.TF_STATIC)
-                elif conn.topic == topics.get("gt"):
-                    stamp = stamp_of(msg)
-                    pose = msg.pose if conn.msgtype == POSE_STAMPED else msg.pose.pose
-                    if conn.msgtype == ODOMETRY and not gt_body:
-                        gt_body = msg.child_frame_id
-                    tq = np.array([pose.position.x, pose.position.y, pose.position.z, pose.orientation.x,
-                                   pose.orientation.y, pose.orientation.z, pose.orientation.w])
-                    segment = segments.observe(conn.topic, stamp)
-                    segments.trees[segment].add(msg.header.frame_id, GT_CHILD, stamp, tq, static=False)
-            sync.flush()  # the bag has ended: sets still waiting for a later message get none
-            collect(0)
+            run = _Pass(path, reader, resolve_topics(reader, path, config), config, processor.input_size,
+                        submit, max_in_flight, progress)
+            run.read()
     finally:
         thread.shutdown(wait=True, cancel_futures=True)
         reader.close()
     wall = time.perf_counter() - start
-    if not frames:
-        reasons = "; ".join(notes.values()) or f"no rgb/depth/camera_info set within {config.sync_max_interval} s"
+    if not run.frames:
+        reasons = "; ".join(run.notes.values()) or f"no rgb/depth/camera_info set within {config.sync_max_interval} s"
         raise BagError(f"{path}: nothing was localized ({reasons})")
-    for f in frames:
-        tree = segments.trees[f.segment]
-        if not config.gt_topic:
-            f.T_gt = tree.lookup(config.gt_frame, f.camera_frame, f.stamp)
-        elif (T_gt_body := tree.lookup(config.gt_frame, GT_CHILD, f.stamp)) is not None:
-            T_body_camera = tree.lookup(gt_body, f.camera_frame, f.stamp) if gt_body else np.eye(4)
-            f.T_gt = None if T_body_camera is None else T_gt_body @ T_body_camera
-    missing = sum(f.T_gt is None for f in frames)
-    if missing:
-        log.warning("%s: %d of %d frames have no ground truth (%s -> %s) at their stamp", path, missing, len(frames),
-                    config.gt_frame, f"{config.gt_topic} ({gt_body or 'camera'})" if config.gt_topic else "image frame")
-    stats = sync.stats
-    return ReplayResult(
-        frames=frames, topics=topics, messages=dict(messages), skipped=dict(skipped), unreadable=dict(unreadable),
-        throttled=throttled, odometry=with_odometry,
-        sync={"emitted": stats.emitted, "dropped": stats.dropped, "time_jumps": stats.time_jumps},
-        segments=len(segments.trees), bag_duration_s=float(sum(last - first for first, last in spans.values())),
-        wall_s=wall, notes=list(notes.values()),
-        warnings=warnings,
-    )
+    run.attach_ground_truth()
+    return run.result(wall)
+
+
+class _Pass:
+    """One pass over a bag: each synchronised set decoded and submitted, the results collected in
+    bag order; TF and ground-truth samples into the segments' trees; what was left out, and why."""
+
+    def __init__(
+        self, path: Path, reader: Any, topics: dict[str, str], config: ReplayConfig, input_size: tuple[int, int],
+        submit: Callable[[PosedFrame, np.ndarray | None], Future], max_in_flight: int,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        from locus_core.pipeline import ApproximateTimeSynchronizer
+
+        self.path, self.reader, self.topics, self.config, self.input_size = path, reader, topics, config, input_size
+        self.submit, self.max_in_flight, self.progress = submit, max_in_flight, progress
+        self.names = (topics["rgb"], topics["depth"], topics["info"])
+        self.segments = TfSegments(config.time_jump_s, config.tf_max_gap_s)
+        self.spans: dict[int, list[float]] = {}  # segment -> [first, last] synchronised image stamp
+        self.in_flight: deque[tuple[ReplayFrame, Future]] = deque()  # submitted, in bag order
+        self.frames: list[ReplayFrame] = []
+        self.messages: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
+        self.unreadable: Counter[str] = Counter()
+        self.notes: dict[str, str] = {}
+        self.last_localized: dict[int, float] = {}  # segment -> stamp, for max_rate_hz
+        self.throttled = 0
+        self.with_odometry = 0
+        self.gt_body = config.gt_body_frame  # the frame whose pose gt_topic gives ("": the camera's)
+        self.warnings: list[str] = []  # what makes the results less trustworthy (the node logs the same)
+        self.warned: set[str] = set()  # the kinds in warnings: each once, as the node
+        self.sync = ApproximateTimeSynchronizer(3, config.sync_max_interval, config.sync_queue_size, self._on_synced)
+
+    def read(self) -> None:
+        """Every record: images and camera_info to the synchroniser (serialised), TF and ground truth
+        into the trees; then the sets still waiting, and every result."""
+        streams = {self.topics["rgb"]: 0, self.topics["depth"]: 1, self.topics["info"]: 2}
+        wanted = [c for c in self.reader.connections
+                  if c.topic in streams or c.topic == self.topics.get("gt")
+                  or (c.msgtype == TF_MSG and c.topic in (tp.TF, tp.TF_STATIC))]
+        for conn, _, raw in records(self.reader, self.path, wanted):
+            self.messages[conn.topic] += 1
+            if conn.topic in streams:
+                stamp = header_stamp(raw, self.reader.is2)
+                if stamp is None:
+                    self._unread(conn.topic, f"{conn.topic}: a {len(raw)}-byte record holds no header")
+                    continue
+                segment = self.segments.observe(conn.topic, stamp)
+                self.sync.add(streams[conn.topic], stamp, Serialized(conn.topic, conn.msgtype, raw, stamp, segment))
+                continue
+            try:
+                msg = self.reader.deserialize(raw, conn.msgtype)
+            except Exception as exc:  # a corrupt record: rosbags raises assorted types
+                self._unread(conn.topic, f"{conn.topic}: cannot deserialize ({type(exc).__name__}: {exc})")
+                continue
+            if conn.msgtype == TF_MSG:
+                self.segments.add_tf(msg, static=conn.topic == tp.TF_STATIC)
+            else:
+                self._add_ground_truth(conn.msgtype, msg)
+        self.sync.flush()  # the bag has ended: sets still waiting for a later message get none
+        self._collect(0)
+
+    def _add_ground_truth(self, msgtype: str, msg: Any) -> None:
+        stamp = stamp_of(msg)
+        pose = msg.pose if msgtype == POSE_STAMPED else msg.pose.pose
+        if msgtype == ODOMETRY and not self.gt_body:
+            self.gt_body = msg.child_frame_id
+        tq = np.array([pose.position.x, pose.position.y, pose.position.z, pose.orientation.x,
+                       pose.orientation.y, pose.orientation.z, pose.orientation.w])
+        segment = self.segments.observe(self.topics["gt"], stamp)
+        self.segments.trees[segment].add(msg.header.frame_id, GT_CHILD, stamp, tq, static=False)
+
+    def _skip(self, reason: str, message: str) -> None:
+        self.skipped[reason] += 1
+        self.notes.setdefault(reason, message)
+
+    def _unread(self, topic: str, message: str) -> None:
+        # a record, not a set: it never reached the synchroniser (images) or TF (tf, gt)
+        self.unreadable[topic] += 1
+        self.notes.setdefault(f"unreadable {topic}", message)
+
+    @contextmanager
+    def _worker_failure(self, stamp: float) -> Iterator[None]:
+        # a worker died (seen at a result, or at the next submit): its reason, and which bag it ended
+        try:
+            yield
+        except BagError as exc:
+            raise BagError(f"{self.path}: {exc} (at the frame stamped {stamp:.6f})") from None
+
+    def _collect(self, limit: int) -> None:
+        while len(self.in_flight) > limit:
+            frame, future = self.in_flight.popleft()
+            with self._worker_failure(frame.stamp):
+                frame.localization = future.result()
+            self.frames.append(frame)
+            if self.progress is not None:
+                self.progress(len(self.frames))
+
+    def _deserialize(self, message: Serialized) -> Any:
+        try:
+            return self.reader.deserialize(message.raw, message.msgtype)
+        except Exception as exc:  # a corrupt record: rosbags raises assorted types
+            raise LocusError(f"{message.topic}: cannot deserialize ({type(exc).__name__}: {exc})") from None
+
+    def _on_synced(self, *messages: Serialized) -> None:
+        from locus_core.mapping.evaluate import camera_points
+        from locus_core.pipeline import UnsupportedEncoding, frame_from_messages
+        from locus_core.pipeline.messages import distortion_warning, registration_warning
+
+        config = self.config
+        stamp, segment = messages[0].stamp, messages[0].segment
+        span = self.spans.setdefault(segment, [stamp, stamp])
+        span[0], span[1] = min(span[0], stamp), max(span[1], stamp)
+        last = self.last_localized.get(segment)
+        if config.max_rate_hz > 0 and last is not None and stamp - last < 1.0 / config.max_rate_hz - 1e-6:
+            self.throttled += 1
+            return
+        try:
+            rgb, depth, info = (self._deserialize(m) for m in messages)
+            frame, camera_frame = frame_from_messages(
+                rgb, depth, info, topics=self.names, camera_frame=config.camera_frame, rectified=config.rectified
+            )
+        except UnsupportedEncoding as exc:
+            self._skip("unknown_encoding", str(exc))
+            return
+        except LocusError as exc:
+            self._skip("bad_message", str(exc))
+            return
+        # Rectified images are undistorted: their camera_info's D is the raw camera's (as the node).
+        distortion = "" if config.rectified else distortion_warning(info)
+        checks = {"distortion": f"{self.topics['info']}: {distortion}" if distortion else "",
+                  "registration": registration_warning(rgb, depth, topics=self.names[:2])}
+        for kind, warning in checks.items():
+            if warning and kind not in self.warned:
+                self.warned.add(kind)
+                self.warnings.append(warning)
+                log.warning("%s", warning)
+        self.last_localized[segment] = stamp
+        tree = self.segments.trees[segment]
+        odometry = tree.lookup(config.odom_frame, camera_frame, stamp) if config.odom_frame else None
+        self.with_odometry += odometry is not None
+        points = camera_points(frame)  # at full size, as `locus map localize` samples its queries
+        with self._worker_failure(frame.stamp):
+            # shrunk to what the model reads here, as the localizer would: a quarter of the bytes to
+            # send to a worker process, and off the localizing thread in one process
+            future = self.submit(resize_frame(frame, self.input_size), odometry)
+        self.in_flight.append((ReplayFrame(frame.stamp, segment, camera_frame, points), future))
+        self._collect(self.max_in_flight - 1)
+
+    def attach_ground_truth(self) -> None:
+        """Each frame's ground truth from its segment's tree, now that the whole bag's TF is in."""
+        config = self.config
+        for f in self.frames:
+            tree = self.segments.trees[f.segment]
+            if not config.gt_topic:
+                f.T_gt = tree.lookup(config.gt_frame, f.camera_frame, f.stamp)
+            elif (T_gt_body := tree.lookup(config.gt_frame, GT_CHILD, f.stamp)) is not None:
+                T_body_camera = tree.lookup(self.gt_body, f.camera_frame, f.stamp) if self.gt_body else np.eye(4)
+                f.T_gt = None if T_body_camera is None else T_gt_body @ T_body_camera
+        missing = sum(f.T_gt is None for f in self.frames)
+        if missing:
+            source = f"{config.gt_topic} ({self.gt_body or 'camera'})" if config.gt_topic else "image frame"
+            log.warning("%s: %d of %d frames have no ground truth (%s -> %s) at their stamp", self.path, missing,
+                        len(self.frames), config.gt_frame, source)
+
+    def result(self, wall_s: float) -> ReplayResult:
+        stats = self.sync.stats
+        return ReplayResult(
+            frames=self.frames, topics=self.topics, messages=dict(self.messages), skipped=dict(self.skipped),
+            unreadable=dict(self.unreadable), throttled=self.throttled, odometry=self.with_odometry,
+            sync={"emitted": stats.emitted, "dropped": stats.dropped, "time_jumps": stats.time_jumps},
+            segments=len(self.segments.trees),
+            bag_duration_s=float(sum(last - first for first, last in self.spans.values())),
+            wall_s=wall_s, notes=list(self.notes.values()), warnings=self.warnings,
+        )
