@@ -155,12 +155,11 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
         raise
 
 
-def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any], max_dt: float) -> PosedDataset:
-    """One pass over the bag: choose topics, collect stamps and TF, pair depth and poses."""
-    # ROS 1 bags hold one connection per publisher: a restarted driver (new callerid) adds another.
-    by_topic: dict[str, list[Any]] = {}
-    for c in reader.connections:
-        by_topic.setdefault(c.topic, []).append(c)
+def _choose_topics(
+    reader: Any, path: Path, by_topic: dict[str, list[Any]], options: dict[str, Any]
+) -> tuple[str, str, str]:
+    """(rgb, depth, camera_info) topics: those given in ``options``, else found by type and encoding
+    (an image topic's first message tells colour from depth) and by name."""
     topics = ", ".join(f"{t} [{cs[0].msgtype}]" for t, cs in by_topic.items()) or "none"
 
     def first(topic: str) -> Any:
@@ -202,37 +201,16 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
         sibling = camera_info_topic(rgb_topic)
         info_topic = sibling if sibling in infos else _choose(infos, ("color", "rgb"), "CameraInfo", "camera_info_topic",
                                                               path, colour=True)
+    return rgb_topic, depth_topic, info_topic
 
-    segments = TfSegments()
-    rgbs: list[_Stamped] = []
-    depths: dict[int, list[_Stamped]] = {}  # segment -> its depth images
-    info = None
-    wanted = [c for c in reader.connections if c.topic in (rgb_topic, depth_topic, info_topic)
-              or (c.msgtype == TF and c.topic in ("/tf", "/tf_static"))]
-    for conn, bag_time, raw in records(reader, path, wanted):
-        msg = _decoded(reader, path, conn, raw)
-        if conn.msgtype == TF:
-            segments.add_tf(msg, static=conn.topic == "/tf_static")
-            continue
-        if conn.topic == info_topic:
-            info = info if info is not None else msg
-        stamp = stamp_of(msg)
-        if conn.topic == rgb_topic:
-            rgbs.append(_Stamped(stamp, bag_time, msg.header.frame_id, segments.observe(rgb_topic, stamp)))
-        if conn.topic == depth_topic:
-            segment = segments.observe(depth_topic, stamp)
-            depths.setdefault(segment, []).append(_Stamped(stamp, bag_time, msg.header.frame_id, segment))
-    if info is None:
-        raise FormatError(f"{path}: no message on CameraInfo topic {info_topic}")
-    # For the images' size: a driver's binning or ROI publishes smaller images than the calibration's.
-    K = intrinsics_from_camera_info(info, what=f"{path}:{info_topic}")
-    size = image_size_of_camera_info(info, what=f"{path}:{info_topic}")
-    if not rgbs or not depths:
-        raise FormatError(f"{path}: no messages on {rgb_topic if not rgbs else depth_topic}")
-    if len(segments.trees) > 1:
-        log.info("%s: stamps jump back %d times (a restarted recording): TF and depth paired per run",
-                 path, len(segments.trees) - 1)
 
+def _pair(
+    rgbs: list[_Stamped], depths: dict[int, list[_Stamped]], segments: TfSegments, options: dict[str, Any], path: Path,
+    max_dt: float,
+) -> tuple[str | None, list[tuple[int, _Stamped, _Stamped, np.ndarray | None]]]:
+    """The fixed frame of the poses (None: no poses), and each colour image (its position among
+    ``rgbs``) with the nearest depth image of its segment within ``max_dt`` and its camera pose
+    there; an image without either is left out."""
     for run in depths.values():
         run.sort(key=lambda d: d.stamp)
     depth_stamps = {segment: np.array([d.stamp for d in run]) for segment, run in depths.items()}
@@ -264,6 +242,48 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
                 continue
             T = check_pose(T, f"{path}: TF {fixed} <- {rgb.frame_id} at {rgb.stamp:.3f}")
         kept.append((i, rgb, depth, T))
+    return fixed, kept
+
+
+def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any], max_dt: float) -> PosedDataset:
+    """One pass over the bag: choose topics, collect stamps and TF, pair depth and poses."""
+    # ROS 1 bags hold one connection per publisher: a restarted driver (new callerid) adds another.
+    by_topic: dict[str, list[Any]] = {}
+    for c in reader.connections:
+        by_topic.setdefault(c.topic, []).append(c)
+    rgb_topic, depth_topic, info_topic = _choose_topics(reader, path, by_topic, options)
+
+    segments = TfSegments()
+    rgbs: list[_Stamped] = []
+    depths: dict[int, list[_Stamped]] = {}  # segment -> its depth images
+    info = None
+    wanted = [c for c in reader.connections if c.topic in (rgb_topic, depth_topic, info_topic)
+              or (c.msgtype == TF and c.topic in ("/tf", "/tf_static"))]
+    for conn, bag_time, raw in records(reader, path, wanted):
+        msg = _decoded(reader, path, conn, raw)
+        if conn.msgtype == TF:
+            segments.add_tf(msg, static=conn.topic == "/tf_static")
+            continue
+        if conn.topic == info_topic:
+            info = info if info is not None else msg
+        stamp = stamp_of(msg)
+        if conn.topic == rgb_topic:
+            rgbs.append(_Stamped(stamp, bag_time, msg.header.frame_id, segments.observe(rgb_topic, stamp)))
+        if conn.topic == depth_topic:
+            segment = segments.observe(depth_topic, stamp)
+            depths.setdefault(segment, []).append(_Stamped(stamp, bag_time, msg.header.frame_id, segment))
+    if info is None:
+        raise FormatError(f"{path}: no message on CameraInfo topic {info_topic}")
+    # For the images' size: a driver's binning or ROI publishes smaller images than the calibration's.
+    K = intrinsics_from_camera_info(info, what=f"{path}:{info_topic}")
+    size = image_size_of_camera_info(info, what=f"{path}:{info_topic}")
+    if not rgbs or not depths:
+        raise FormatError(f"{path}: no messages on {rgb_topic if not rgbs else depth_topic}")
+    if len(segments.trees) > 1:
+        log.info("%s: stamps jump back %d times (a restarted recording): TF and depth paired per run",
+                 path, len(segments.trees) - 1)
+
+    fixed, kept = _pair(rgbs, depths, segments, options, path, max_dt)
     if len(kept) < len(rgbs):
         log.info("%s: %d of %d colour images lack depth within %.3f s or a TF pose; skipped",
                  path, len(rgbs) - len(kept), len(rgbs), max_dt)
