@@ -82,43 +82,13 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
         EvaluationError (or another LocusError from data/models) before any work when the model,
         the data or the selection cannot be evaluated.
     """
-    from locus_core.data import open_dataset
     from locus_core.models.model import load_model
 
     started = time.perf_counter()
     out = Path(out_dir)
-    # mkdir would only fail after the model and covisibility, with a FileExistsError traceback
-    above = next((p for p in (out, *out.parents) if p.exists()), None)
-    if above is not None and not above.is_dir():
-        raise EvaluationError(f"--out {out}: {above} is a file, not a folder")
-    dataset = open_dataset(data, config.frames)
-    if len(dataset) == 0:
-        raise EvaluationError(f"{data}: the selection {config.frames!r} holds no frames")
-    train = open_dataset(data, config.train_frames) if config.train_frames else None
-    if train is not None and len(train) == 0:
-        raise EvaluationError(f"{data}: the train selection {config.train_frames!r} holds no frames")
-    shared = sorted(set(dataset.indices) & set(train.indices)) if train is not None else []
-    if shared:  # a query would find itself in the database, a held-out frame its own labels
-        raise EvaluationError(f"{data}: --frames {config.frames!r} and --train-frames {config.train_frames!r} share "
-                              f"{len(shared)} frames (first: {shared[0]}); evaluated frames must be held out")
-    tasks, skipped = _plan_tasks(config, dataset[0], train, data)
-    # segmentation labels every other evaluated frame only without a labelled (train) selection
-    multi_frame = [t for t in tasks if t in ("retrieval", "pose", "consistency")
-                   or (t == "segmentation" and train is None)]
-    if len(dataset) < 2 and multi_frame:
-        raise EvaluationError(f"{data}: {multi_frame} need at least two frames, the selection has {len(dataset)}")
     timings: dict[str, float] = {}
-    pairs: list[pose.PosePair] = []
-    if "pose" in tasks or "consistency" in tasks:  # the pairs depend on the data only: checked before any work
-        from locus_core.data.covisibility import covisibility_matrix
-
-        with _timed(timings, "covisibility"):
-            pairs = pose.select_pairs(covisibility_matrix(dataset), config.pose_bins, config.pose_pairs_per_bin,
-                                      config.seed)
-        if not pairs:
-            needing = [t for t in tasks if t in ("pose", "consistency")]
-            raise EvaluationError(f"{data}: no frame pairs of the selection {config.frames!r} have co-visibility in "
-                                  f"{config.pose_bins[0]}–{config.pose_bins[-1]} (pose_bins); {needing} need them")
+    plan = _plan(data, config, out, timings)
+    dataset, train, tasks, pairs = plan.dataset, plan.train, plan.tasks, plan.pairs
     model = load_model(model_spec)
     backbone_spec = f"backbone:{model.config.backbone}"
     # at the model's input size: retrieval queries index both models' patches, on the same grid
@@ -128,14 +98,13 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
     config = replace(config, tasks=tuple(tasks))
 
     with _timed(timings, "features"):
-        feats = {name: extract(m, dataset, f"features ({name})") for name, m in _unique(models).items()}
-        feats = {name: feats[name if name in feats else "model"] for name in models}
+        feats = _features(models, dataset, "features")
     metrics: dict[str, Any] = {
         "model": {"spec": model_spec, "hash": model.hash, "backbone": model.config.backbone,
                   "raw": model.is_raw, "baseline": backbone_spec},
         "data": {"path": str(data), "name": dataset.name, "format": dataset.format, "frames": len(dataset),
                  "selection": config.frames, "train_selection": config.train_frames},
-        "skipped": skipped,
+        "skipped": plan.skipped,
         "timings_s": timings,
     }
     figures: dict[str, Any] = {}
@@ -145,8 +114,7 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
     train_feats = None
     if train is not None and {"place", "segmentation"} & set(tasks):
         with _timed(timings, "train_features"):
-            train_feats = {name: extract(m, train, f"train frames ({name})") for name, m in _unique(models).items()}
-            train_feats = {name: train_feats[name if name in train_feats else "model"] for name in models}
+            train_feats = _features(models, train, "train frames")
     if "place" in tasks:
         with _timed(timings, "place"):
             metrics["place"] = run_place(feats, train_feats, dataset, train, data, config)
@@ -182,6 +150,61 @@ def evaluate(model_spec: str, data: str | Path, config: EvalConfig, out_dir: str
         files.append(write_report(out / "report.md", metrics, config, [f for f in files if f.suffix == ".png"]))
     files += [out / "metrics.json", out / "config.yaml"]
     return Evaluated(metrics, files)
+
+
+@dataclass
+class _Plan:
+    """What ``evaluate`` runs on which frames, every input checked: nothing has been computed on them."""
+
+    dataset: Any
+    train: Any  # the labelled / database selection, or None
+    tasks: list[str]
+    skipped: dict[str, str]  # task -> why not
+    pairs: list[pose.PosePair]  # for pose and consistency
+
+
+def _plan(data: str | Path, config: EvalConfig, out: Path, timings: dict[str, float]) -> _Plan:
+    """The selections and tasks, checked before any work (EvaluationError naming the problem)."""
+    from locus_core.data import open_dataset
+
+    # mkdir would only fail after the model and covisibility, with a FileExistsError traceback
+    above = next((p for p in (out, *out.parents) if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise EvaluationError(f"--out {out}: {above} is a file, not a folder")
+    dataset = open_dataset(data, config.frames)
+    if len(dataset) == 0:
+        raise EvaluationError(f"{data}: the selection {config.frames!r} holds no frames")
+    train = open_dataset(data, config.train_frames) if config.train_frames else None
+    if train is not None and len(train) == 0:
+        raise EvaluationError(f"{data}: the train selection {config.train_frames!r} holds no frames")
+    shared = sorted(set(dataset.indices) & set(train.indices)) if train is not None else []
+    if shared:  # a query would find itself in the database, a held-out frame its own labels
+        raise EvaluationError(f"{data}: --frames {config.frames!r} and --train-frames {config.train_frames!r} share "
+                              f"{len(shared)} frames (first: {shared[0]}); evaluated frames must be held out")
+    tasks, skipped = _plan_tasks(config, dataset[0], train, data)
+    # segmentation labels every other evaluated frame only without a labelled (train) selection
+    multi_frame = [t for t in tasks if t in ("retrieval", "pose", "consistency")
+                   or (t == "segmentation" and train is None)]
+    if len(dataset) < 2 and multi_frame:
+        raise EvaluationError(f"{data}: {multi_frame} need at least two frames, the selection has {len(dataset)}")
+    pairs: list[pose.PosePair] = []
+    if "pose" in tasks or "consistency" in tasks:  # the pairs depend on the data only: checked before any work
+        from locus_core.data.covisibility import covisibility_matrix
+
+        with _timed(timings, "covisibility"):
+            pairs = pose.select_pairs(covisibility_matrix(dataset), config.pose_bins, config.pose_pairs_per_bin,
+                                      config.seed)
+        if not pairs:
+            needing = [t for t in tasks if t in ("pose", "consistency")]
+            raise EvaluationError(f"{data}: no frame pairs of the selection {config.frames!r} have co-visibility in "
+                                  f"{config.pose_bins[0]}–{config.pose_bins[-1]} (pose_bins); {needing} need them")
+    return _Plan(dataset, train, tasks, skipped, pairs)
+
+
+def _features(models: dict[str, Any], frames: Any, desc: str) -> dict[str, FeatureSet]:
+    """Each model's features of ``frames``, extracted once per distinct model (a raw model is its own baseline)."""
+    done = {name: extract(m, frames, f"{desc} ({name})") for name, m in _unique(models).items()}
+    return {name: done[name if name in done else "model"] for name in models}
 
 
 def _plan_tasks(config: EvalConfig, first: PosedFrame, train: Any, data: str | Path) -> tuple[list[str], dict[str, str]]:
