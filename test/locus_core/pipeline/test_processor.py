@@ -131,7 +131,6 @@ def test_a_map_to_localize_in_must_have_keyframes(world: dict, tmp_path: Path) -
     assert p.counts() == (0, 0)
 
 
-
 def test_no_map_replaces_keyframes_mapped_since_the_last_save(world: dict, tmp_path: Path) -> None:
     """Any caller, not only the node: loading, using or starting a map is refused while keyframes
     inserted since the map was made, loaded or saved would be lost; saving clears it."""
