@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> list[BenchResult]:
     from locus_core.bags.replay import ReplayConfig, replay
     from locus_core.bags.workers import WorkerPool
     from locus_core.pipeline import FrameProcessor
-    from locus_core.runtime.engines import cache_dir
+    from locus_core.cache import cache_dir
 
     tracking = args.track_period > 0
     if args.workers < (1 if tracking else 2) or args.repeats < 1 or not args.max_rate >= 0 or not args.track_period >= 0:

@@ -151,7 +151,7 @@ def _summary(name: str, run: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 def run(args: argparse.Namespace) -> list[BenchResult]:
     import tempfile
 
-    from locus_core.runtime.engines import cache_dir
+    from locus_core.cache import cache_dir
 
     # Here, not only in the camera driver: it refuses them after the map is built and the node is up.
     if not (args.rate > 0 and args.duration > 0 and args.warmup >= 0) or args.preload < 1:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from locus_core.cache import cache_dir
 from locus_core.data.dataset import PosedDataset
 from locus_core.data.resize import resize_frame
 from locus_core.durable import atomic_write
@@ -19,11 +19,6 @@ log = logging.getLogger(__name__)
 
 # Bump when the computation changes, so stale caches are not reused.
 VERSION = 1
-
-
-def cache_dir() -> Path:
-    """``$LOCUS_CACHE`` or ``~/.cache/locus``."""
-    return Path(os.environ.get("LOCUS_CACHE") or Path.home() / ".cache" / "locus")
 
 
 def _cache_key(dataset: PosedDataset, stride: int, size: tuple[int, int], tolerance: float) -> str:

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from locus_core.cache import cache_dir
 from locus_core.durable import atomic_write, atomic_write_text
 from locus_core.runtime.errors import EngineError, ExportError, RuntimeUnavailable
 
@@ -58,11 +59,6 @@ _INT8_CHAINS: dict[str, tuple[str, ...]] = {
     "cpu": ("cpu",),
 }
 _PRECISION_CHAINS = {"fp32": _CHAINS, "bf16": _BF16_CHAINS, "int8": _INT8_CHAINS}
-
-
-def cache_dir() -> Path:
-    """Where exported graphs and TensorRT engines are kept: ``$LOCUS_CACHE`` or ``~/.cache/locus``."""
-    return Path(os.environ.get("LOCUS_CACHE", Path.home() / ".cache" / "locus"))
 
 
 def cpu_flags() -> set[str]:

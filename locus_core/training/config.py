@@ -236,13 +236,6 @@ def _shared_frame(a: SourceConfig, b: SourceConfig) -> int | None:
     return None
 
 
-def cache_root() -> Path:
-    """Where features, co-visibility and synthetic scenes are cached (``$LOCUS_CACHE``)."""
-    from locus_core.data.covisibility import cache_dir
-
-    return cache_dir()
-
-
 def validation_scale(config: TrainConfig) -> int:
     """The model scale validation scores: the one whose radius is ``validation.radius``."""
     radius = config.validation.radius

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from locus_core.cache import cache_dir
 from locus_core.training import distributed
-from locus_core.training.config import SourceConfig, TrainConfig, cache_root
+from locus_core.training.config import SourceConfig, TrainConfig
 from locus_core.training.errors import TrainingError
 from locus_core.training.feature_cache import SceneTensors, load_scene
 
@@ -35,7 +36,7 @@ def synthetic_sources(config: TrainConfig) -> list[SourceConfig]:
         return []
     from locus_core.data.synthetic import generate_scene
 
-    root = cache_root() / "synthetic"
+    root = cache_dir() / "synthetic"
     sources = []
     for k in range(syn.scenes):
         seed = syn.seed + k
@@ -71,7 +72,7 @@ def load_source(source: SourceConfig, model: torch.nn.Module, config: TrainConfi
         backbone_name=config.model.backbone,
         stride=model.stride,
         input_size=tuple(model.input_size),
-        cache_dir=cache_root(),
+        cache_dir=cache_dir(),
         resize=resize_frame,
     )
     world = distributed.current()
