@@ -2,7 +2,8 @@
 
 ``create_engine(model, device="auto")`` returns an :class:`~locus_core.runtime.engines.InferenceEngine`
 with the model's inference contract ((B,3,H,W) RGB in [0,1] → (B,S,D,h,w)), so the mapping,
-evaluation and ROS code never care which runtime runs underneath.
+evaluation and ROS code never care which runtime runs underneath. Exported graphs and TensorRT engines
+are made once and cached per weights and code (``graph_cache``).
 """
 
 from locus_core.runtime.engines import DEVICES, PRECISIONS, InferenceEngine, create_engine

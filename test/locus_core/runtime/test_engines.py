@@ -11,9 +11,8 @@ import torch
 
 from locus_core.models import LocusModel, ModelConfig
 from locus_core.runtime import EngineError, ExportError, RuntimeUnavailable, create_engine, export_model, parity
-from locus_core.runtime.engines import (
-    OnnxEngine, TensorRTEngine, TorchEngine, cached_onnx, code_digest, weights_digest,
-)
+from locus_core.runtime.engines import OnnxEngine, TensorRTEngine, TorchEngine
+from locus_core.runtime.graph_cache import cached_int8_onnx, cached_onnx, engine_key
 
 SIZE = (64, 80)
 
@@ -234,100 +233,6 @@ def test_export_at_another_size_runs_at_that_size(model: LocusModel, tmp_path: P
         assert score >= 0.999 and parity(resized(images), engine(images)) >= 0.999
 
 
-def test_cached_graph_is_keyed_by_all_weights_not_only_the_head(model: LocusModel) -> None:
-    # A raw backbone's hash names only the backbone: random and trained weights must not share a graph.
-    raw = LocusModel.from_backbone("test").eval()
-    other = LocusModel.from_backbone("test").eval()
-    with torch.no_grad():
-        next(other.parameters()).add_(1.0)
-    assert raw.hash == other.hash
-    assert weights_digest(raw) != weights_digest(other)
-    assert weights_digest(model) == weights_digest(model)
-    path = cached_onnx(model)
-    assert weights_digest(model) in path.name and code_digest(model) in path.name and path == cached_onnx(model)
-
-
-def test_cached_graph_is_keyed_by_the_code_of_the_models_layers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An upgrade that changes how a layer computes, with the same weights, must not reuse old graphs."""
-    import importlib.util
-
-    import locus_core.runtime.engines as engines
-
-    source = tmp_path / "layers.py"
-
-    def model_from(code: str) -> torch.nn.Module:
-        source.write_text(code)
-        spec = importlib.util.spec_from_file_location("layers", source)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        monkeypatch.setitem(sys.modules, "layers", module)
-        return torch.nn.Sequential(torch.nn.Linear(2, 2), module.Layer())
-
-    monkeypatch.setattr(engines, "_PACKAGE", tmp_path)  # the layers "of this package"
-    layer = "import torch\nclass Layer(torch.nn.Module):\n    def forward(self, x):\n        return x{}\n"
-    first = code_digest(model_from(layer.format("")))
-    assert code_digest(model_from(layer.format(""))) == first
-    assert code_digest(model_from(layer.format(" * 2"))) != first
-    monkeypatch.setattr(engines, "_PACKAGE", tmp_path / "elsewhere")  # torch's own code is not hashed
-    assert code_digest(model_from(layer.format(" * 3"))) == code_digest(torch.nn.Linear(2, 2))
-
-
-def test_cached_graph_is_keyed_by_the_code_of_the_layers_base_classes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Backbone.preprocess (in the graph) is in base.py, which no layer's own class comes from."""
-    import importlib.util
-
-    import locus_core.runtime.engines as engines
-
-    def load(name: str, code: str) -> object:
-        (tmp_path / f"{name}.py").write_text(code)
-        spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        monkeypatch.setitem(sys.modules, name, module)
-        spec.loader.exec_module(module)
-        return module
-
-    def model_from(base_forward: str) -> torch.nn.Module:
-        load("base_layer", f"import torch\nclass Base(torch.nn.Module):\n    def forward(self, x):\n        return {base_forward}\n")
-        return load("derived_layer", "from base_layer import Base\nclass Layer(Base):\n    pass\n").Layer()
-
-    monkeypatch.setattr(engines, "_PACKAGE", tmp_path)
-    first = code_digest(model_from("x"))
-    assert code_digest(model_from("x")) == first
-    assert code_digest(model_from("x.mean(1, keepdim=True)")) != first
-
-
-def test_cached_graph_is_keyed_by_the_code_that_exports_and_checks_it(
-    model: LocusModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Graphs, int8 graphs and TensorRT engines cached before a fix to the export, quantisation or
-    check (NaN parity, TensorRT parity when built) were loaded, unchecked, by the fixed code."""
-    import locus_core.runtime.engines as engines
-
-    sources = [tmp_path / "engines.py", tmp_path / "export.py"]
-    for source in sources:
-        source.write_text("old")
-    monkeypatch.setattr(engines, "_RUNTIME_SOURCES", tuple(sources))
-    before = code_digest(model)
-    assert code_digest(model) == before
-    sources[1].write_text("fixed")
-    assert code_digest(model) != before
-
-
-def test_cached_graph_is_keyed_by_the_versions_of_other_packages_in_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """timm's ViT blocks are not our source: a timm upgrade must not reuse graphs exported with the old one."""
-    import timm.layers
-
-    import locus_core.runtime.engines as engines
-
-    vit_part, plain = torch.nn.Sequential(timm.layers.Mlp(4)), torch.nn.Linear(2, 2)
-    before = code_digest(vit_part), code_digest(plain)
-    version = engines.metadata.version
-    monkeypatch.setattr(engines.metadata, "version", lambda dist: "99.0" if dist == "timm" else version(dist))
-    assert code_digest(vit_part) != before[0] and code_digest(plain) == before[1]
-
-
 @pytest.mark.parametrize(("policy", "spinning"), [("PASSIVE", "0"), ("ACTIVE", "1")])
 def test_onnxruntime_spins_as_omp_wait_policy_says(
     model: LocusModel, monkeypatch: pytest.MonkeyPatch, policy: str, spinning: str
@@ -409,8 +314,6 @@ def test_a_cached_graph_cut_short_is_made_again(
 ) -> None:
     # A power cut after the rename, before the data reached the disk: every start fell back to a
     # slower runtime until someone deleted the file.
-    from locus_core.runtime.engines import cached_int8_onnx
-
     path = cached_onnx(model) if precision == "fp32" else cached_int8_onnx(model)
     whole = path.read_bytes()
     path.write_bytes(whole[: len(whole) // 3])
@@ -528,8 +431,6 @@ def test_unknown_precision_is_named(model: LocusModel) -> None:
 
 
 def test_int8_engine_keeps_the_contract_and_is_cached(model: LocusModel) -> None:
-    from locus_core.runtime.engines import cached_int8_onnx
-
     engine = create_engine(model, "onnxruntime", precision="int8")
     assert engine.name == "onnxruntime-int8" and engine.fallbacks == []
     assert engine.path == cached_int8_onnx(model) and engine.path.stem.endswith("-int8")
@@ -613,8 +514,6 @@ def test_an_int8_graph_whose_check_fails_leaves_no_temporary(
 ) -> None:
     # Any error while the quantised graph was checked (here: a broken fp32 engine) left it in the cache
     import locus_core.runtime.export as export
-    from locus_core.runtime.engines import cached_int8_onnx
-
     monkeypatch.setenv("LOCUS_CACHE", str(tmp_path))
     cached_onnx(model)
 
@@ -656,8 +555,6 @@ def test_a_cached_tensorrt_engine_that_cannot_be_read_is_built_again(
     by hand: it is built again, once; an engine that even then cannot be read leaves the cache."""
     import sys
     from unittest import mock
-
-    from locus_core.runtime.engines import engine_key
 
     trt = mock.MagicMock(__version__="10.0.0")
     engine = mock.MagicMock(num_io_tensors=2)
