@@ -4,19 +4,23 @@ Only message classes are used (no node, no ``rclpy.init``), so all of this is te
 Reading camera messages is ROS-free: decoding lives in ``locus_core.data.formats.ros_messages``
 (the bag reader uses it too), the node's checks and warnings in ``locus_core.pipeline.messages``
 (bag replay uses them too; the ones the node calls are re-exported here). This module adds what
-needs the message classes: building Image/CompressedImage/CameraInfo messages, and poses and
+needs the message classes: building Image/CompressedImage/CameraInfo messages, poses and
 transforms ↔ 4x4 float64 matrices (quaternions through ``scipy.spatial.transform.Rotation``, x, y,
-z, w order as in ROS).
+z, w order as in ROS), and the node's outputs (pose, place matches, map markers) from the core's results.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, Pose, Quaternion, Transform, Vector3
+from geometry_msgs.msg import Point, Pose, PoseWithCovarianceStamped, Quaternion, Transform, Vector3
+from locus.msg import PlaceMatch, PlaceMatchArray
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import Header
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
 
 from locus_core.data.formats.ros_messages import ENCODINGS
 from locus_core.data.io import depth_to_mm
@@ -26,6 +30,9 @@ from locus_core.pipeline.messages import (  # noqa: F401  (re-exported: the node
     registration_warning,
     stamp_to_seconds,
 )
+
+if TYPE_CHECKING:  # the mapping code (torch, faiss) stays out of the player's and monitor's imports
+    from locus_core.mapping.localizer import PlaceMatch as CorePlaceMatch
 
 
 def seconds_to_stamp(seconds: float) -> Time:
@@ -125,3 +132,43 @@ def matrix_to_transform(T: np.ndarray) -> Transform:
     return Transform(
         translation=Vector3(x=float(T[0, 3]), y=float(T[1, 3]), z=float(T[2, 3])), rotation=_quaternion(T)
     )
+
+
+def pose_message(header: Header, T_map_cam: np.ndarray, covariance: np.ndarray | None) -> PoseWithCovarianceStamped:
+    """The camera pose with its (6, 6) covariance (None: the message's zeros, "unknown")."""
+    msg = PoseWithCovarianceStamped(header=header)
+    msg.pose.pose = matrix_to_pose(T_map_cam)
+    if covariance is not None:
+        msg.pose.covariance = np.asarray(covariance, dtype=np.float64).reshape(36).tolist()
+    return msg
+
+
+def place_matches_message(header: Header, matches: list[CorePlaceMatch]) -> PlaceMatchArray:
+    """The localizer's candidate keyframes, best first."""
+    return PlaceMatchArray(header=header, matches=[
+        PlaceMatch(
+            keyframe_id=int(m.keyframe_id), score=float(m.score), inliers=int(m.inliers),
+            keyframe_pose=matrix_to_pose(m.T_map_keyframe),
+            # Unverified candidates carry no relative pose: the message's identity default stays.
+            **({"relative_pose": matrix_to_pose(m.T_keyframe_query)} if m.T_keyframe_query is not None else {}),
+        )
+        for m in matches
+    ])
+
+
+def map_markers(header: Header, landmarks: np.ndarray, keyframes: np.ndarray) -> MarkerArray:
+    """The map for RViz: landmark points (ns "landmarks", 1 cm, blue) and keyframe positions (ns
+    "keyframes", 5 cm spheres, orange), each an (N, 3) array in the map frame."""
+
+    def marker(ns: str, kind: int, xyz: np.ndarray, scale: float, color: tuple[float, float, float]) -> Marker:
+        m = Marker(header=header, ns=ns, id=0, type=kind, action=Marker.ADD)
+        m.pose.orientation.w = 1.0
+        m.scale.x = m.scale.y = m.scale.z = scale
+        m.color = ColorRGBA(r=color[0], g=color[1], b=color[2], a=1.0)
+        m.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
+        return m
+
+    return MarkerArray(markers=[
+        marker("landmarks", Marker.POINTS, landmarks, 0.01, (0.1, 0.6, 1.0)),
+        marker("keyframes", Marker.SPHERE_LIST, keyframes, 0.05, (1.0, 0.5, 0.0)),
+    ])

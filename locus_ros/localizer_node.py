@@ -24,8 +24,8 @@ import rclpy
 # mid-callback made scipy see a partially initialised module and the callback fail.
 import torch  # noqa: F401
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Point, PoseWithCovarianceStamped, TransformStamped
-from locus.msg import LocalizerStatus, PlaceMatch, PlaceMatchArray
+from geometry_msgs.msg import PoseWithCovarianceStamped, TransformStamped
+from locus.msg import LocalizerStatus, PlaceMatchArray
 from locus.srv import LoadMap, SaveMap, SetMode
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
@@ -34,10 +34,10 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_policy_name_from_kind, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import ColorRGBA, Header
+from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
 from locus_core.data.frame import PosedFrame
 from locus_core.errors import LocusError
@@ -401,24 +401,10 @@ class LocalizerNode(Node):
 
     # ---------------------------------------------------------------- outputs
     def _publish_matches(self, header: Header, matches: list) -> None:
-        msg = PlaceMatchArray(header=header)
-        msg.matches = [
-            PlaceMatch(
-                keyframe_id=int(m.keyframe_id), score=float(m.score), inliers=int(m.inliers),
-                keyframe_pose=conv.matrix_to_pose(m.T_map_keyframe),
-                # Unverified candidates carry no relative pose: the message's identity default stays.
-                **({"relative_pose": conv.matrix_to_pose(m.T_keyframe_query)} if m.T_keyframe_query is not None else {}),
-            )
-            for m in matches
-        ]
-        self._pub_matches.publish(msg)
+        self._pub_matches.publish(conv.place_matches_message(header, matches))
 
     def _publish_pose(self, header: Header, T_map_cam: np.ndarray, covariance: np.ndarray | None) -> None:
-        msg = PoseWithCovarianceStamped(header=header)
-        msg.pose.pose = conv.matrix_to_pose(T_map_cam)
-        if covariance is not None:
-            msg.pose.covariance = np.asarray(covariance, dtype=np.float64).reshape(36).tolist()
-        self._pub_pose.publish(msg)
+        self._pub_pose.publish(conv.pose_message(header, T_map_cam, covariance))
 
     def _publish_map_to_odom(self, p: node_params.NodeParams, stamp: Any, T_map_odom: np.ndarray) -> None:
         """At the image's ``stamp`` (builtin_interfaces/Time) + transform_tolerance, in integer
@@ -437,23 +423,7 @@ class LocalizerNode(Node):
             return
         points, keyframes = self._processor.geometry(MAX_MARKER_POINTS)
         header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.params.map_frame)
-
-        def marker(ns: str, kind: int, xyz: np.ndarray, scale: float, color: tuple[float, float, float]) -> Marker:
-            m = Marker(header=header, ns=ns, id=0, type=kind, action=Marker.ADD)
-            m.pose.orientation.w = 1.0
-            m.scale.x = m.scale.y = m.scale.z = scale
-            m.color = ColorRGBA(r=color[0], g=color[1], b=color[2], a=1.0)
-            m.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in xyz]
-            return m
-
-        self._pub_landmarks.publish(
-            MarkerArray(
-                markers=[
-                    marker("landmarks", Marker.POINTS, points, 0.01, (0.1, 0.6, 1.0)),
-                    marker("keyframes", Marker.SPHERE_LIST, keyframes, 0.05, (1.0, 0.5, 0.0)),
-                ]
-            )
-        )
+        self._pub_landmarks.publish(conv.map_markers(header, points, keyframes))
 
     def _state(self) -> dict:
         """What diagnostics and ~/status report of the node; read without waiting for an inference."""

@@ -147,3 +147,56 @@ def test_invalid_pose_is_rejected() -> None:
         cv.pose_to_matrix(pose, what="odom")
     with pytest.raises(ConversionError, match="finite"):
         cv.matrix_to_pose(np.full((4, 4), np.nan))
+
+
+def _se3(rotvec: list[float], translation: list[float]) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_rotvec(rotvec).as_matrix()
+    T[:3, 3] = translation
+    return T
+
+
+def test_pose_message_carries_pose_and_covariance() -> None:
+    from std_msgs.msg import Header
+
+    T = _se3([0.1, -0.2, 0.3], [1.0, 2.0, 3.0])
+    covariance = np.diag(np.arange(1.0, 7.0))
+    msg = cv.pose_message(Header(frame_id="map"), T, covariance)
+    assert msg.header.frame_id == "map"
+    np.testing.assert_allclose(cv.pose_to_matrix(msg.pose.pose), T, atol=1e-12)
+    np.testing.assert_array_equal(np.reshape(msg.pose.covariance, (6, 6)), covariance)
+    # no covariance: the message's zeros, which ROS reads as unknown
+    assert not np.any(cv.pose_message(Header(), T, None).pose.covariance)
+
+
+def test_place_matches_carry_relative_pose_only_when_verified() -> None:
+    from std_msgs.msg import Header
+
+    from locus_core.mapping.localizer import PlaceMatch
+
+    keyframe, relative = _se3([0.0, 0.5, 0.0], [1.0, 0.0, 0.0]), _se3([0.2, 0.0, 0.0], [0.0, 0.1, 0.0])
+    verified = PlaceMatch(keyframe_id=3, score=2.5, inliers=40, T_keyframe_query=relative, T_map_keyframe=keyframe)
+    candidate = PlaceMatch(keyframe_id=9, score=1.0, inliers=0, T_keyframe_query=None, T_map_keyframe=keyframe)
+    msg = cv.place_matches_message(Header(frame_id="map"), [verified, candidate])
+    first, second = msg.matches
+    assert (first.keyframe_id, first.score, first.inliers) == (3, 2.5, 40)
+    np.testing.assert_allclose(cv.pose_to_matrix(first.keyframe_pose), keyframe, atol=1e-12)
+    np.testing.assert_allclose(cv.pose_to_matrix(first.relative_pose), relative, atol=1e-12)
+    np.testing.assert_array_equal(cv.pose_to_matrix(second.relative_pose), np.eye(4))
+    assert cv.place_matches_message(Header(), []).matches == []
+
+
+def test_map_markers_hold_landmarks_and_keyframes_in_the_map_frame() -> None:
+    from std_msgs.msg import Header
+    from visualization_msgs.msg import Marker
+
+    landmarks = np.random.default_rng(0).normal(size=(5, 3))
+    keyframes = np.array([[0.0, 0.0, 1.0], [1.0, 0.5, 1.0]])
+    markers = {m.ns: m for m in cv.map_markers(Header(frame_id="map"), landmarks, keyframes).markers}
+    assert set(markers) == {"landmarks", "keyframes"}
+    assert (markers["landmarks"].type, markers["keyframes"].type) == (Marker.POINTS, Marker.SPHERE_LIST)
+    for ns, xyz in (("landmarks", landmarks), ("keyframes", keyframes)):
+        assert markers[ns].header.frame_id == "map" and markers[ns].color.a == 1.0
+        np.testing.assert_allclose([(p.x, p.y, p.z) for p in markers[ns].points], xyz)
+    # an empty map still publishes both markers (RViz clears what it showed)
+    assert all(not m.points for m in cv.map_markers(Header(), np.zeros((0, 3)), np.zeros((0, 3))).markers)
