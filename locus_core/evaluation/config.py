@@ -38,6 +38,8 @@ class EvalConfig:
         success_trans_m, success_rot_deg: a pose is a success within both (error <= each).
         lighterglue_keypoints: XFeat keypoints per image for the LighterGlue baseline.
         knn: neighbours of the k-NN label transfer.
+        probe_epochs, probe_lr: the segmentation linear probe's full-batch Adam steps and learning
+            rate (the paper's: 1000, 0.01).
         seed: sampling seed of queries and pairs.
     """
 
@@ -63,6 +65,8 @@ class EvalConfig:
     success_rot_deg: float = 5.0
     lighterglue_keypoints: int = 1024
     knn: int = 5
+    probe_epochs: int = 1000
+    probe_lr: float = 0.01
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,7 +78,7 @@ class EvalConfig:
         if not 0 <= self.seed < 2**31:  # numpy's generators refuse a negative seed, OpenCV's (PnP) one past a C int
             raise EvaluationError(f"seed: must be in [0, 2**31), got {self.seed}")
         for name in ("rigid_threshold_m", "coarse_threshold_m", "guided_radius_m", "pnp_threshold_px",
-                     "success_trans_m", "success_rot_deg"):
+                     "success_trans_m", "success_rot_deg", "probe_lr"):
             if not getattr(self, name) > 0:
                 raise EvaluationError(f"{name}: must be > 0, got {getattr(self, name)}")
         if not 0 < self.rho < self.kappa:
@@ -86,6 +90,6 @@ class EvalConfig:
             raise EvaluationError(f"pose_bins: need at least two strictly increasing edges in [0, 1], "
                                   f"got {self.pose_bins}")
         for name in ("retrieval_queries", "place_query_step", "place_database_step", "pose_pairs_per_bin", "knn",
-                     "lighterglue_keypoints", "guided_top_k"):
+                     "lighterglue_keypoints", "guided_top_k", "probe_epochs"):
             if getattr(self, name) < 1:
                 raise EvaluationError(f"{name}: must be at least 1, got {getattr(self, name)}")

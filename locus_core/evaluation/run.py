@@ -13,7 +13,9 @@ except in ``pose``, where each method is a block of the same shape: ``pose.media
 quality of the matches fed to RANSAC (``matches_per_pair``, ``match_median_error_m``,
 ``match_within_inlier_m``, ``match_within_rho``: ground-truth 3D distance between a match's two ends). Non-finite values (a median over mostly
 failed pairs is infinite) are written as null. ``place.recall_at_5`` is null with fewer than 5 database
-frames; ``segmentation.miou`` counts class 0 (background) as a class, as ``segmentation.miou_classes`` says.
+frames; ``segmentation.miou`` is the paper's linear probe's and ``segmentation.knn_miou`` k-NN label
+transfer's (``segmentation.protocol``), both counting class 0 (background) as a class, as
+``segmentation.miou_classes`` says.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ from locus_core.evaluation.errors import EvaluationError
 
 log = logging.getLogger(__name__)
 
-# what segmentation's mIoU averages over (metrics.json and report.md say it)
+# what segmentation's mIoU averages over, and how each is labelled (metrics.json and report.md say it)
 MIOU_CLASSES = "every class in the ground truth or the prediction, 0 (background) included"
+SEGMENTATION_PROTOCOL = ("miou: the paper's linear probe (one linear layer on the frozen features, cross-entropy, "
+                         "{epochs} full-batch Adam steps at lr {lr:g}); knn_miou: k-NN label transfer (k = {k})")
 
 NEEDS = {  # what each task needs from the data
     "retrieval": ("depth", "pose"),
@@ -489,10 +493,11 @@ def run_consistency(feats: dict[str, FeatureSet], pairs: list[pose.PosePair]) ->
 
 def run_segmentation(feats: dict[str, FeatureSet], train_feats: dict[str, FeatureSet] | None,
                      config: EvalConfig) -> dict[str, Any]:
-    """k-NN label transfer: labelled frames = the train selection, or every other evaluated frame;
-    mIoU counts class 0 (background) as a class (``segmentation.mean_iou``)."""
+    """Labels from the labelled frames (the train selection, or every other evaluated frame) to the
+    others: ``miou`` by the paper's linear probe, ``knn_miou`` by k-NN label transfer; mIoU counts
+    class 0 (background) as a class (``segmentation.mean_iou``)."""
     per_model: dict[str, dict[str, Any]] = {}
-    for name, held in tqdm(_unique(feats).items(), desc="segmentation (k-NN)", unit="model", leave=False):
+    for name, held in tqdm(_unique(feats).items(), desc="segmentation", unit="model", leave=False):
         if train_feats is not None:
             lab = train_feats[name]
             lab_pos, held_pos = list(range(len(lab.frames))), list(range(len(held.frames)))
@@ -506,16 +511,21 @@ def run_segmentation(feats: dict[str, FeatureSet], train_feats: dict[str, Featur
 
         train_f = torch.cat([lab.flat()[k] for k in lab_pos])
         query_f = torch.cat([held.flat()[k] for k in held_pos])
-        pred = segmentation.knn_transfer(train_f, labels(lab, lab_pos, "semantic"), query_f, k=config.knn)
-        miou, per_class = segmentation.mean_iou(pred, labels(held, held_pos, "semantic"))
-        per_model[name] = {"miou": miou, "per_class": per_class}
+        train_y, truth = labels(lab, lab_pos, "semantic"), labels(held, held_pos, "semantic")
+        probed = segmentation.linear_probe(train_f, train_y, query_f, epochs=config.probe_epochs, lr=config.probe_lr,
+                                           seed=config.seed)
+        miou, per_class = segmentation.mean_iou(probed, truth)
+        knn_miou, knn_per_class = segmentation.mean_iou(
+            segmentation.knn_transfer(train_f, train_y, query_f, k=config.knn), truth)
+        per_model[name] = {"miou": miou, "per_class": per_class, "knn_miou": knn_miou, "knn_per_class": knn_per_class}
         if held.frames[held_pos[0]].instance is not None and lab.frames[lab_pos[0]].instance is not None:
             acc, n = segmentation.reidentification_accuracy(
                 train_f, labels(lab, lab_pos, "instance"), query_f, labels(held, held_pos, "instance"))
             per_model[name]["instance_accuracy"] = acc
             instance_patches = n
     metrics = _suffixed(per_model, feats)
-    metrics.update(labelled_frames=len(lab_pos), held_out_frames=len(held_pos), miou_classes=MIOU_CLASSES)
+    metrics.update(labelled_frames=len(lab_pos), held_out_frames=len(held_pos), miou_classes=MIOU_CLASSES,
+                   protocol=SEGMENTATION_PROTOCOL.format(epochs=config.probe_epochs, lr=config.probe_lr, k=config.knn))
     if "instance_accuracy" in metrics:
         metrics["instance_patches"] = instance_patches
     return metrics

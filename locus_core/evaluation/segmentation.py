@@ -1,10 +1,12 @@
-"""Task 4: segmentation by k-NN label transfer from labelled frames to held-out frames.
+"""Task 4: segmentation, labels carried from labelled frames to held-out frames, two ways.
 
-Every patch of a held-out frame takes the majority label of its k most similar patches in the
-labelled frames (similarity-weighted vote). Semantic labels → mIoU over the classes present in the
-ground truth or the prediction, class 0 (background, or unlabelled: ``PosedFrame.semantic``)
-included, as VOC counts its background; instance labels (synthetic scenes) → re-identification
-accuracy: the share of object patches whose nearest labelled object patch belongs to the same instance.
+A linear probe (the paper's protocol): one linear layer on the frozen features, trained on the
+labelled patches, labels every patch of a held-out frame. k-NN label transfer: every patch takes the
+majority label of its k most similar labelled patches (similarity-weighted vote). Semantic labels →
+mIoU over the classes present in the ground truth or the prediction, class 0 (background, or
+unlabelled: ``PosedFrame.semantic``) included, as VOC counts its background; instance labels
+(synthetic scenes) → re-identification accuracy: the share of object patches whose nearest labelled
+object patch belongs to the same instance.
 """
 
 from __future__ import annotations
@@ -56,6 +58,48 @@ def knn_transfer(
         votes.scatter_add_(1, codes_t[idx], top.clamp(min=0) + 1e-6)
         out[s : s + chunk] = classes[votes.argmax(1).numpy()]
     return out
+
+
+def linear_probe(
+    train_features: torch.Tensor, train_labels: np.ndarray, query_features: torch.Tensor, *, epochs: int = 1000,
+    lr: float = 0.01, seed: int = 0,
+) -> np.ndarray:
+    """Label of each query patch by a linear classifier trained on the labelled patches.
+
+    The protocol of the LoCUS paper's code (dakloepfer/locus, ``test.py --task segmentation``): a
+    1x1 linear layer on the frozen features, cross-entropy, Adam at lr 0.01 for 1000 epochs of
+    32-image batches. Here a scene's labelled frames fit in one batch, so every epoch is one
+    full-batch step, and the layer's initialisation is seeded: the same inputs give the same labels.
+
+    Args:
+        train_features: (M, D); train_labels: (M,) int; query_features: (Q, D).
+    Returns:
+        (Q,) predicted labels, each one of ``train_labels``'.
+    """
+    if train_features.ndim != 2 or len(train_features) != len(train_labels) or len(train_features) == 0:
+        raise ValueError(f"need (M, D) labelled features (M > 0) and M labels, got {tuple(train_features.shape)} "
+                         f"and {len(train_labels)}")
+    if query_features.ndim != 2 or query_features.shape[1] != train_features.shape[1]:
+        raise ValueError(f"query features must be (Q, {train_features.shape[1]}), got {tuple(query_features.shape)}")
+    if epochs < 1 or not lr > 0:
+        raise ValueError(f"epochs must be >= 1 and lr > 0, got {epochs}, {lr}")
+    classes, codes = np.unique(np.asarray(train_labels), return_inverse=True)
+    generator = torch.Generator().manual_seed(seed)
+    bound = train_features.shape[1] ** -0.5  # nn.Linear's default initialisation, seeded
+    # Trained under autograd even when called in inference mode (autograd cannot save inference
+    # tensors: the features are copied, the targets made here).
+    with torch.inference_mode(False), torch.enable_grad():
+        weight = ((torch.rand(len(classes), train_features.shape[1], generator=generator) * 2 - 1) * bound).requires_grad_()
+        bias = ((torch.rand(len(classes), generator=generator) * 2 - 1) * bound).requires_grad_()
+        optimizer = torch.optim.Adam([weight, bias], lr=lr)
+        inputs = train_features.detach().float().clone()
+        targets = torch.from_numpy(codes.reshape(-1))
+        for _ in range(epochs):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(torch.addmm(bias, inputs, weight.T), targets).backward()
+            optimizer.step()
+    with torch.no_grad():
+        return classes[torch.addmm(bias, query_features.float(), weight.T).argmax(1).numpy()]
 
 
 def mean_iou(prediction: np.ndarray, target: np.ndarray, ignore: int | None = None) -> tuple[float, dict[int, float]]:

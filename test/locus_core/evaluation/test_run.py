@@ -64,7 +64,9 @@ def test_full_run_writes_every_file(scene: Path, checkpoint: Path, tmp_path: Pat
         assert {"matches_per_pair", "match_median_error_m", "match_within_inlier_m", "match_within_rho"} <= set(block)
         assert "match_within_rho" in block["bins"]["0-40%"] and "match_within_rho" not in block["pnp"]
     seg = metrics["segmentation"]
-    assert 0 <= seg["miou"] <= 1 and 0 <= seg["miou_backbone"] <= 1
+    for key in ("miou", "miou_backbone", "knn_miou", "knn_miou_backbone"):
+        assert 0 <= seg[key] <= 1
+    assert "linear probe" in seg["protocol"] and "k-NN" in seg["protocol"]
     assert "instance_accuracy" in seg and "instance_accuracy_backbone" in seg
     assert "0 (background) included" in seg["miou_classes"]
     assert "mean_cosine" in metrics["consistency"] and "mean_cosine_backbone" in metrics["consistency"]
@@ -72,6 +74,7 @@ def test_full_run_writes_every_file(scene: Path, checkpoint: Path, tmp_path: Pat
     report = (out / "report.md").read_text()
     assert metrics["model"]["hash"] in report and "## Resolved config" in report
     assert "mIoU over every class in the ground truth or the prediction, 0 (background) included" in report
+    assert "| mIoU, linear probe (the paper's protocol) |" in report and "| mIoU, k-NN label transfer |" in report
     assert "Success = error within 0.1 m and 5.0°" in report
     for name in ("retrieval_pr", "pose_cdf", "matches", "features_pca"):
         assert (out / f"{name}.png").stat().st_size > 1000
@@ -143,7 +146,8 @@ def test_raw_backbone_is_its_own_baseline(scene: Path, tmp_path: Path) -> None:
     assert code == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["retrieval"]["ap"] == metrics["retrieval"]["ap_backbone"]
-    assert metrics["segmentation"]["miou"] == metrics["segmentation"]["miou_backbone"]
+    for key in ("miou", "knn_miou"):
+        assert metrics["segmentation"][key] == metrics["segmentation"][f"{key}_backbone"]
     assert "place" not in metrics
     from PIL import Image
 
@@ -306,6 +310,10 @@ def test_bad_config_values() -> None:
         EvalConfig(guided_radius_m=0.0)
     with pytest.raises(EvaluationError, match="guided_top_k: must be at least 1, got 0"):
         EvalConfig(guided_top_k=0)
+    with pytest.raises(EvaluationError, match="probe_epochs: must be at least 1, got 0"):
+        EvalConfig(probe_epochs=0)
+    with pytest.raises(EvaluationError, match="probe_lr: must be > 0"):
+        EvalConfig(probe_lr=0.0)
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [
