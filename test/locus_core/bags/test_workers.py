@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -33,6 +33,15 @@ def _running(processes: list[multiprocessing.process.BaseProcess]) -> list[int]:
     """The pids of those that have not exited (is_alive() reports one its executor's thread has
     already reaped as running)."""
     return [process.pid for process in workers._still_running(processes, 0)]
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt, as at a terminal, even where the suite was started with it
+    ignored (as a shell without job control starts a command in the background)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture
@@ -68,7 +77,8 @@ def test_a_worker_that_hangs_while_starting_times_out(tmp_path: Path, monkeypatc
 # a worker that does not heed SIGINT (native code) stays hung; one may not act on SIGTERM either
 @pytest.mark.parametrize("initializer", [_hang, _hang_ignoring_sigterm])
 def test_an_interrupt_while_the_workers_start_stops_them(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pool_processes: Callable[[], list], initializer: Callable[..., None]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pool_processes: Callable[[], list], initializer: Callable[..., None],
+    ctrl_c_raises: None,
 ) -> None:
     monkeypatch.setattr(workers, "_start", initializer)
     threading.Timer(5.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, to this process only
