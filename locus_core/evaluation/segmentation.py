@@ -68,8 +68,9 @@ def linear_probe(
 
     The protocol of the LoCUS paper's code (dakloepfer/locus, ``test.py --task segmentation``): a
     1x1 linear layer on the frozen features, cross-entropy, Adam at lr 0.01 for 1000 epochs of
-    32-image batches. Here a scene's labelled frames fit in one batch, so every epoch is one
-    full-batch step, and the layer's initialisation is seeded: the same inputs give the same labels.
+    32-image batches. Here every epoch is one full-batch step, the same as the paper's where the
+    labelled frames fit in one of its batches (8 on the shelf, 30 in the synthetic scene), and the
+    layer's initialisation is seeded: the same inputs give the same labels.
 
     Args:
         train_features: (M, D); train_labels: (M,) int; query_features: (Q, D).
