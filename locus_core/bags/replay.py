@@ -38,7 +38,8 @@ import numpy as np
 
 from locus_core.bags import topics as tp
 from locus_core.bags.errors import BagError
-from locus_core.data.formats.rosbag import bag_reader, camera_info_topic, records
+from locus_core.data.errors import DataFileError
+from locus_core.data.formats.rosbag import bag_reader, camera_info_topic, decoded, records
 from locus_core.data.formats.tf import TfSegments, stamp_of
 from locus_core.data.frame import PosedFrame
 from locus_core.data.resize import resize_frame
@@ -311,9 +312,9 @@ class _Pass:
                 self.sync.add(streams[conn.topic], stamp, Serialized(conn.topic, conn.msgtype, raw, stamp, segment))
                 continue
             try:
-                msg = self.reader.deserialize(raw, conn.msgtype)
-            except Exception as exc:  # a corrupt record: rosbags raises assorted types
-                self._unread(conn.topic, f"{conn.topic}: cannot deserialize ({type(exc).__name__}: {exc})")
+                msg = decoded(self.reader, conn, raw)
+            except DataFileError as exc:
+                self._unread(conn.topic, str(exc))
                 continue
             if conn.msgtype == TF_MSG:
                 self.segments.add_tf(msg, static=conn.topic == tp.TF_STATIC)
@@ -358,12 +359,6 @@ class _Pass:
             if self.progress is not None:
                 self.progress(len(self.frames))
 
-    def _deserialize(self, message: Serialized) -> Any:
-        try:
-            return self.reader.deserialize(message.raw, message.msgtype)
-        except Exception as exc:  # a corrupt record: rosbags raises assorted types
-            raise LocusError(f"{message.topic}: cannot deserialize ({type(exc).__name__}: {exc})") from None
-
     def _on_synced(self, *messages: Serialized) -> None:
         from locus_core.mapping.evaluate import camera_points
         from locus_core.pipeline import UnsupportedEncoding, frame_from_messages
@@ -378,7 +373,7 @@ class _Pass:
             self.throttled += 1
             return
         try:
-            rgb, depth, info = (self._deserialize(m) for m in messages)
+            rgb, depth, info = (decoded(self.reader, m, m.raw) for m in messages)
             frame, camera_frame = frame_from_messages(
                 rgb, depth, info, topics=self.names, camera_frame=config.camera_frame, rectified=config.rectified
             )

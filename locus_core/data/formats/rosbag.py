@@ -131,11 +131,18 @@ def records(reader: Any, path: Path, connections: list[Any], **window: Any) -> I
         yield item
 
 
-def _decoded(reader: Any, path: Path, connection: Any, raw: bytes) -> Any:
+def decoded(reader: Any, connection: Any, raw: bytes, path: Path | None = None) -> Any:
+    """The message of a record of ``connection`` (anything with ``topic`` and ``msgtype``).
+
+    Raises:
+        DataFileError: a corrupt record, naming its topic (and ``path`` when given); rosbags raises
+            assorted types.
+    """
     try:
         return reader.deserialize(raw, connection.msgtype)
-    except Exception as exc:  # a corrupt record: rosbags raises assorted types
-        raise DataFileError(f"{path}: {connection.topic}: cannot deserialize ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:
+        where = f"{path}: " if path is not None else ""
+        raise DataFileError(f"{where}{connection.topic}: cannot deserialize ({type(exc).__name__}: {exc})") from None
 
 
 def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
@@ -164,7 +171,7 @@ def _choose_topics(
 
     def first(topic: str) -> Any:
         for c, _, raw in records(reader, path, by_topic[topic]):
-            return _decoded(reader, path, c, raw)
+            return decoded(reader, c, raw, path)
         return None
 
     def kind(topic: str) -> str:
@@ -260,7 +267,7 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
     wanted = [c for c in reader.connections if c.topic in (rgb_topic, depth_topic, info_topic)
               or (c.msgtype == TF and c.topic in ("/tf", "/tf_static"))]
     for conn, bag_time, raw in records(reader, path, wanted):
-        msg = _decoded(reader, path, conn, raw)
+        msg = decoded(reader, conn, raw, path)
         if conn.msgtype == TF:
             segments.add_tf(msg, static=conn.topic == "/tf_static")
             continue
@@ -303,7 +310,7 @@ def _index(reader: Any, path: Path, frames: str | None, options: dict[str, Any],
 
     def read(conns: list[Any], item: _Stamped) -> Any:
         for c, _, raw in records(reader, path, conns, start=item.bag_time, stop=item.bag_time + 1):
-            msg = _decoded(reader, path, c, raw)
+            msg = decoded(reader, c, raw, path)
             if abs(stamp_of(msg) - item.stamp) < 1e-9:
                 return msg
         raise DataFileError(f"{path}: message at {item.bag_time} ns on {conns[0].topic} vanished")
