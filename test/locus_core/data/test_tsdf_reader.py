@@ -176,3 +176,64 @@ def test_a_frame_without_any_valid_depth_is_read_with_its_depth_missing(tmp_path
     write_png(path / "frame-000001.depth.png", np.zeros((48, 64), np.uint16))
     frame = open_dataset(path)[1]
     assert frame.depth is not None and not np.isfinite(frame.depth).any()
+
+
+def _seven_scenes(folder: Path, K_file: np.ndarray | None = None) -> Path:
+    """Two 640x480 frames of the plane z = 3 m as 7-Scenes stores them: the depth camera's
+    intrinsics, depth and poses (its depth not registered to colour)."""
+    from locus_core.data.formats.tsdf import SEVEN_SCENES_DEPTH_K
+
+    K = SEVEN_SCENES_DEPTH_K if K_file is None else K_file
+    write_matrix(folder / "camera-intrinsics.txt", K)
+    v, u = np.mgrid[0:480, 0:640].astype(np.float64)
+    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
+    for k, x in enumerate((0.0, 0.3)):
+        T = np.eye(4)
+        T[0, 3] = x
+        write_png(folder / f"frame-{k:06d}.color.png", np.full((480, 640, 3), 90 + k, np.uint8))
+        write_png(folder / f"frame-{k:06d}.depth.png", np.round(3000.0 / rays[..., 2]).astype(np.uint16))
+        write_matrix(folder / f"frame-{k:06d}.pose.txt", T)
+    return folder
+
+
+def test_seven_scenes_is_read_as_its_colour_camera_sees_it(tmp_path: Path) -> None:
+    from locus_core.data.formats.tsdf import SEVEN_SCENES_COLOR_FROM_DEPTH, SEVEN_SCENES_COLOR_K
+
+    path = _seven_scenes(tmp_path / "kitchen")
+    ds = open_dataset(path)
+    assert ds.format == "7scenes"
+    np.testing.assert_allclose(ds.intrinsics(0), SEVEN_SCENES_COLOR_K)
+    T_depth = np.eye(4)
+    T_depth[0, 3] = 0.3
+    np.testing.assert_allclose(ds.poses()[1] @ SEVEN_SCENES_COLOR_FROM_DEPTH, T_depth, atol=1e-9)
+    frame = ds[1]
+    # every colour pixel with depth, lifted with the colour intrinsics and pose, lies on the plane
+    v, u = np.nonzero(np.isfinite(frame.depth))
+    z = frame.depth[v, u].astype(np.float64)
+    cam = np.stack([(u - 320) / 525 * z, (v - 240) / 525 * z, z, np.ones_like(z)])
+    world = frame.T_world_cam @ cam
+    assert np.abs(world[2] - 3.0).max() < 0.01
+    # the colour camera is wider: its border has no depth, its centre has
+    assert 0.6 < np.isfinite(frame.depth).mean() < 0.9 and np.isfinite(frame.depth[200:280, 280:360]).all()
+
+
+def test_seven_scenes_registration_can_be_turned_off_or_forced(tmp_path: Path) -> None:
+    from locus_core.data.formats.tsdf import SEVEN_SCENES_COLOR_K, SEVEN_SCENES_DEPTH_K
+
+    path = _seven_scenes(tmp_path / "kitchen")
+    raw = open_dataset(path, registration="none")
+    np.testing.assert_allclose(raw.intrinsics(0), SEVEN_SCENES_DEPTH_K)
+    np.testing.assert_allclose(raw.poses()[0], np.eye(4))
+    assert np.isfinite(raw[0].depth).all()
+    # other intrinsics (another sensor in the same layout) are read as they are, unless forced
+    other = _seven_scenes(tmp_path / "other", np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]]))
+    assert open_dataset(other).intrinsics(0)[0, 0] == 500
+    np.testing.assert_allclose(open_dataset(other, registration="7scenes").intrinsics(0), SEVEN_SCENES_COLOR_K)
+    assert open_dataset(path, intrinsics="585,585,320,240").intrinsics(0)[0, 0] == 585  # given K: as given
+
+
+def test_bad_registration_options_are_named(tmp_path: Path) -> None:
+    with pytest.raises(FormatError, match=r"kitchen: registration 'kinect' is not one of auto, 7scenes, none"):
+        open_dataset(_seven_scenes(tmp_path / "kitchen"), registration="kinect")
+    with pytest.raises(FormatError, match=r"seq: registration '7scenes' is for 7-Scenes' 640x480 .* these are 64x48"):
+        open_dataset(write_tsdf(tmp_path / "seq", make_scene()), registration="7scenes")
