@@ -85,20 +85,21 @@ class LocalizerConfig:
     Defaults measured on 7scenes-redkitchen: with raw XFeat true places have >= 132 refit
     inliers (RGB-D) and the unseen realsense-desk <= 47; with the first default model's fine scale
     the desk reached 117 (min_inliers 80 let 12 % of desk frames through, 120 none), with the
-    current one's 92 (80 let 3 of its 50 frames through, 100 none, and 0.985 of the redkitchen test
-    frames localized against 0.955 at 120; raise it for a model whose look-alike places reach more);
+    previous one's 92 (80 let 3 of its 50 frames through, 100 none, and 0.985 of the redkitchen test
+    frames localized against 0.955 at 120), with the current one's 67 (7-Scenes registered: 0.96
+    localized); raise it for a model whose look-alike places reach more;
     without depth, poses off by > 25 cm and the desk stay below 250.
     The covariance reported with a pose (the node's ``~/pose``, for a filter fusing it) is the fit's
     plus ``pose_std_floor_m`` squared on each position axis and ``pose_std_floor_deg`` squared on
     each rotation axis: the fit counts every inlier patch as an independent measurement, but
     neighbouring patches share their depth and calibration errors, so alone it is about ten times
-    too confident (redkitchen test frames: 3.6 mm predicted against a median error of 3.3 cm, 0.17
+    too confident (redkitchen test frames, the previous model, 7-Scenes unregistered: 3.6 mm predicted against a median error of 3.3 cm, 0.17
     against 1.4 degrees); the floors were this model's measured errors per axis (a median error e over
     three axes is about 1.5 times the per-axis std) with depth before the point-to-plane refinement,
     and stay: since, the errors are 2.4 cm, 0.79 degrees median and 69 % lie within the predicted
     position std, 98.5 % within three (1.5 cm, 0.5 degrees: 56 % and 87 %, too few in the tails for
-    a filter). RGB-only poses err about three times as much (6.4 cm), so raise them for a camera
-    without depth. The ``max_position_std_m`` check is on the fit's own.
+    a filter). RGB-only poses err about twice as much (4.5 cm with the current model), so raise them
+    for a camera without depth. The ``max_position_std_m`` check is on the fit's own.
     A stream of frames (the node, ``locus bag eval``) may be tracked (``locus_core.mapping.tracking``):
     with ``track_period_s`` > 0, a frame with depth at most ``track_max_gap_s`` after a localized
     one, and less than ``track_period_s`` after the last full localization, is posed by
