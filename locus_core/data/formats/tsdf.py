@@ -28,7 +28,7 @@ from locus_core.data.dataset import PosedDataset
 from locus_core.data.errors import DataFileError, FormatError
 from locus_core.data.formats.common import check_options, entries, find_intrinsics, numbered
 from locus_core.data.frame import PosedFrame
-from locus_core.data.io import depth_from_raw, read_depth_raw, read_labels, read_matrix, read_rgb
+from locus_core.data.io import depth_from_raw, depth_to_mm, read_depth_raw, read_labels, read_matrix, read_rgb
 from locus_core.data.poses import check_pose
 from locus_core.data.registration import register_depth
 from locus_core.data.selection import select
@@ -127,8 +127,9 @@ def open(path: Path, frames: str | None = None, **options: Any) -> PosedDataset:
         i = indices[k]
         rgb = read_rgb(colors[k])
         depth = decode_depth(read_depth_raw(depths[k]), encoding)
-        if seven_scenes:
-            depth = register_depth(depth, SEVEN_SCENES_DEPTH_K, K, SEVEN_SCENES_COLOR_FROM_DEPTH, (H, W))
+        if seven_scenes:  # in millimetres, as a driver that registers depth gives it (and a bag holds it)
+            depth = decode_depth(depth_to_mm(register_depth(depth, SEVEN_SCENES_DEPTH_K, K,
+                                                            SEVEN_SCENES_COLOR_FROM_DEPTH, (H, W))), encoding)
         segm, inst = path / f"frame-{i:06d}.segm.png", path / f"frame-{i:06d}.instance.png"
         frame = PosedFrame(
             rgb=rgb, depth=depth, K=K, T_world_cam=poses[k], frame_id=f"{path.name}/frame-{i:06d}",
