@@ -35,11 +35,12 @@ else
     query_frames=${LOCUS_DEMO_QUERY_FRAMES:-80:160:2}
 fi
 
-# The map is rebuilt only when its inputs change (data, frames, model file, the mapping and geometry code).
+# The map is rebuilt only when its inputs change (data, frames, model file, the code that reads the data,
+# maps and does geometry).
 map=$out/map
 model_file=$(python -c 'import sys; from locus_core.models import DEFAULT_CHECKPOINT as d
 print(d if sys.argv[1] == "default" else sys.argv[1])' "$model")
-code=$(cat locus_core/mapping/*.py locus_core/geometry.py | sha256sum | cut -c1-12)
+code=$(find locus_core/mapping locus_core/data locus_core/geometry.py -name '*.py' | sort | xargs cat | sha256sum | cut -c1-12)
 key="$(realpath "$data") $map_frames $model $(stat -c %Y "$model_file" 2>/dev/null || echo 0) $code"
 if [[ ! -f "$out/map.key" || "$(cat "$out/map.key")" != "$key" ]]; then
     log "building the map: $data frames $map_frames, model $model"

@@ -86,7 +86,7 @@ class LocalizerConfig:
     inliers (RGB-D) and the unseen realsense-desk <= 47; with the first default model's fine scale
     the desk reached 117 (min_inliers 80 let 12 % of desk frames through, 120 none), with the
     previous one's 92 (80 let 3 of its 50 frames through, 100 none, and 0.985 of the redkitchen test
-    frames localized against 0.955 at 120), with the current one's 67 (7-Scenes registered: 0.96
+    frames localized against 0.955 at 120), with the current one's 72 (7-Scenes registered: 0.96
     localized); raise it for a model whose look-alike places reach more;
     without depth, poses off by > 25 cm and the desk stay below 250.
     The covariance reported with a pose (the node's ``~/pose``, for a filter fusing it) is the fit's
@@ -98,7 +98,7 @@ class LocalizerConfig:
     three axes is about 1.5 times the per-axis std) with depth before the point-to-plane refinement,
     and stay: since, the errors are 2.4 cm, 0.79 degrees median and 69 % lie within the predicted
     position std, 98.5 % within three (1.5 cm, 0.5 degrees: 56 % and 87 %, too few in the tails for
-    a filter). RGB-only poses err about twice as much (4.5 cm with the current model), so raise them
+    a filter). RGB-only poses err about twice as much (4.6 cm with the current model), so raise them
     for a camera without depth. The ``max_position_std_m`` check is on the fit's own.
     A stream of frames (the node, ``locus bag eval``) may be tracked (``locus_core.mapping.tracking``):
     with ``track_period_s`` > 0, a frame with depth at most ``track_max_gap_s`` after a localized
