@@ -36,22 +36,22 @@ def register_depth(depth: np.ndarray, K_depth: np.ndarray, K_color: np.ndarray, 
     H, W = color_size
     if H < 1 or W < 1:
         raise ValueError(f"color_size: expected (H, W) >= 1, got {color_size}")
+    import torch
+
+    from locus_core.geometry import project, transform_points, unproject
+
     rows, cols = np.nonzero(np.isfinite(depth) & (depth > 0))
-    z = depth[rows, cols].astype(np.float64)
-    pixels = np.stack([cols + 0.0, rows + 0.0, np.ones_like(z)])  # (3, N) pixel centres at integers
-    points = (np.linalg.inv(K_depth) @ pixels) * z
-    moved = T_color_depth[:3, :3] @ points + T_color_depth[:3, 3:4]
-    out = np.full((H, W), np.nan, np.float32)
-    ahead = moved[2] > 0
-    moved = moved[:, ahead]
-    uvw = K_color @ moved
-    u = np.round(uvw[0] / uvw[2]).astype(np.int64)
-    v = np.round(uvw[1] / uvw[2]).astype(np.int64)
-    inside = (u >= 0) & (u < W) & (v >= 0) & (v < H)
-    target, zc = v[inside] * W + u[inside], moved[2, inside]
+    uv = torch.from_numpy(np.stack([cols, rows], -1).astype(np.float64))  # pixel centres at integers
+    K_depth, K_color, T_color_depth = (torch.from_numpy(np.asarray(m, np.float64)) for m in (K_depth, K_color, T_color_depth))
+    points = unproject(uv, torch.from_numpy(depth[rows, cols].astype(np.float64)), K_depth)
+    uv_color, z = project(transform_points(T_color_depth, points), K_color)
+    u, v, z = uv_color[:, 0].round().long().numpy(), uv_color[:, 1].round().long().numpy(), z.numpy()
+    inside = (z > 0) & (u >= 0) & (u < W) & (v >= 0) & (v < H)
+    target, zc = v[inside] * W + u[inside], z[inside]
     order = np.lexsort((zc, target))  # by pixel, nearest first
     target, zc = target[order], zc[order]
     first = np.ones(len(target), bool)
     first[1:] = target[1:] != target[:-1]
+    out = np.full((H, W), np.nan, np.float32)
     out.reshape(-1)[target[first]] = zc[first]
     return out
